@@ -1,0 +1,190 @@
+/* evsrv.c - libevent frame server (see evsrv.h). */
+#include "evsrv.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "net.h"
+#include "proto.h"
+
+struct evsrv {
+    struct event_base *base;
+    struct evconnlistener *listener;
+    uint16_t port;
+    uint32_t max_payload;
+    evsrv_handler handler;
+    void *arg;
+};
+
+struct evsrv_conn {
+    struct evsrv *srv;
+    struct bufferevent *bev;
+    char peer[64];
+    void *data;
+    void (*data_free)(void *);
+};
+
+static void conn_free(struct evsrv_conn *c)
+{
+    if (c->data_free) c->data_free(c->data);
+    bufferevent_free(c->bev);
+    free(c);
+}
+
+void evsrv_conn_set_data(struct evsrv_conn *c, void *data, void (*free_fn)(void *))
+{
+    c->data = data;
+    c->data_free = free_fn;
+}
+
+void *evsrv_conn_data(struct evsrv_conn *c)
+{
+    return c->data;
+}
+
+const char *evsrv_conn_peer(const struct evsrv_conn *c)
+{
+    return c->peer;
+}
+
+void evsrv_reply(struct evsrv_conn *c, const struct wire_hdr *req, int status, const void *payload,
+                 size_t len)
+{
+    struct wire_hdr h = {.type = (uint16_t)(req->type | WIRE_REPLY_BIT),
+                         .reqid = req->reqid,
+                         .length = status < 0 ? 0 : (uint32_t)len,
+                         .status = status};
+    uint8_t hb[WIRE_HDR_SIZE];
+    wire_hdr_encode(hb, &h);
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    evbuffer_add(out, hb, sizeof(hb));
+    if (status >= 0 && len) evbuffer_add(out, payload, len);
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+    struct evsrv_conn *c = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    for (;;) {
+        size_t avail = evbuffer_get_length(in);
+        if (avail < WIRE_HDR_SIZE) return;
+        uint8_t hb[WIRE_HDR_SIZE];
+        evbuffer_copyout(in, hb, sizeof(hb));
+        struct wire_hdr h;
+        int rc = wire_hdr_decode(hb, &h, c->srv->max_payload);
+        if (rc == 0 && (h.type & WIRE_REPLY_BIT)) rc = -EBADMSG;
+        if (rc) {
+            LOG_WARN("net", "malformed frame from %s (%s): closing the connection", c->peer,
+                     strerror(-rc));
+            conn_free(c);
+            return;
+        }
+        if (avail < WIRE_HDR_SIZE + (size_t)h.length) {
+            /* Wait for the rest; make sure libevent reads that far. */
+            return;
+        }
+        evbuffer_drain(in, WIRE_HDR_SIZE);
+        uint8_t *payload = h.length ? evbuffer_pullup(in, h.length) : NULL;
+        rc = c->srv->handler(c, &h, payload, c->srv->arg);
+        if (h.length) evbuffer_drain(in, h.length);
+        if (rc) {
+            LOG_WARN("net", "bad %s request from %s (%s): closing the connection",
+                     proto_type_name(h.type), c->peer, strerror(-rc));
+            conn_free(c);
+            return;
+        }
+    }
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    struct evsrv_conn *c = arg;
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) conn_free(c);
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int sl,
+                      void *arg)
+{
+    (void)l;
+    (void)sl;
+    struct evsrv *s = arg;
+    struct evsrv_conn *c = calloc(1, sizeof(*c));
+    if (!c) {
+        close(fd);
+        return;
+    }
+    c->srv = s;
+    if (sa->sa_family == AF_INET) {
+        struct sockaddr_in *in = (struct sockaddr_in *)sa;
+        char ip[INET_ADDRSTRLEN];
+        inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
+        snprintf(c->peer, sizeof(c->peer), "%s:%u", ip, ntohs(in->sin_port));
+    } else {
+        snprintf(c->peer, sizeof(c->peer), "[v6]");
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (!c->bev) {
+        close(fd);
+        free(c);
+        return;
+    }
+    bufferevent_setcb(c->bev, on_read, NULL, on_event, c);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}
+
+struct evsrv *evsrv_new(struct event_base *base, const char *hostport, uint32_t max_payload,
+                        evsrv_handler handler, void *arg, int *err)
+{
+    uint16_t port = 0;
+    int fd = net_listen(hostport, &port);
+    if (fd < 0) {
+        *err = fd;
+        return NULL;
+    }
+    evutil_make_socket_nonblocking(fd);
+    struct evsrv *s = calloc(1, sizeof(*s));
+    if (!s) {
+        close(fd);
+        *err = -ENOMEM;
+        return NULL;
+    }
+    s->base = base;
+    s->port = port;
+    s->max_payload = max_payload ? max_payload : WIRE_MAX_PAYLOAD;
+    s->handler = handler;
+    s->arg = arg;
+    s->listener = evconnlistener_new(base, on_accept, s, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+    if (!s->listener) {
+        close(fd);
+        free(s);
+        *err = -ENOMEM;
+        return NULL;
+    }
+    return s;
+}
+
+uint16_t evsrv_port(const struct evsrv *s)
+{
+    return s->port;
+}
+
+void evsrv_free(struct evsrv *s)
+{
+    if (!s) return;
+    evconnlistener_free(s->listener);
+    free(s);
+}

@@ -1,0 +1,40 @@
+/* evsrv.h - a libevent frame server: accepts TCP connections, cuts frames out of the input,
+ * hands each request to one handler, and sends replies.
+ *
+ * A frame that fails header validation (bad magic, version, checksum, oversized) closes that
+ * connection only; the server keeps serving the others. The handler runs on the event loop
+ * thread and replies with evsrv_reply before returning. */
+#ifndef CAIRN_EVSRV_H
+#define CAIRN_EVSRV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wire.h"
+
+struct event_base;
+struct evsrv;
+struct evsrv_conn;
+
+/* Called for each complete request frame; payload is valid only during the call. The handler
+ * replies (evsrv_reply) before it returns. It returns 0, or a negative errno to have the
+ * connection closed (a malformed payload). */
+typedef int (*evsrv_handler)(struct evsrv_conn *conn, const struct wire_hdr *h,
+                             const uint8_t *payload, void *arg);
+
+/* Listen on "host:port" (port 0 picks one). Returns NULL and sets *err on failure. */
+struct evsrv *evsrv_new(struct event_base *base, const char *hostport, uint32_t max_payload,
+                        evsrv_handler handler, void *arg, int *err);
+uint16_t evsrv_port(const struct evsrv *s);
+void evsrv_free(struct evsrv *s);
+
+/* Reply to request h with status and payload (may be NULL/0). */
+void evsrv_reply(struct evsrv_conn *conn, const struct wire_hdr *req, int status,
+                 const void *payload, size_t len);
+/* Per-connection user data (e.g. the chunk server id registered on it). */
+void evsrv_conn_set_data(struct evsrv_conn *conn, void *data, void (*free_fn)(void *));
+void *evsrv_conn_data(struct evsrv_conn *conn);
+/* Peer address as "ip:port". */
+const char *evsrv_conn_peer(const struct evsrv_conn *conn);
+
+#endif

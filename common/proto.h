@@ -1,0 +1,198 @@
+/* proto.h - CairnFS message types and payload layouts, the contract between all programs.
+ *
+ * Every payload is encoded with codec.h: integers little-endian, `str` = u16 length + bytes
+ * (no NUL), `bytes` = u32 length + bytes. A reply has type (request type | WIRE_REPLY_BIT) and
+ * the request's reqid; status < 0 means failure (negative errno) and then the payload is
+ * empty. The layouts below list the request fields, then "->" and the reply fields.
+ *
+ * Encoders/decoders for the structures shared by several messages live in proto.c. */
+#ifndef CAIRN_PROTO_H
+#define CAIRN_PROTO_H
+
+#include <stdint.h>
+
+#include "codec.h"
+
+#define CAIRN_NAME_MAX 255
+#define CAIRN_PATH_MAX 4095
+#define CAIRN_XATTR_NAME_MAX 255
+#define CAIRN_XATTR_SIZE_MAX 65536
+#define CAIRN_ADDR_MAX 63 /* "host:port" */
+#define CAIRN_ROOT_INO 1
+#define CAIRN_DEFAULT_CHUNK_SIZE (64ull << 20)
+/* Largest data piece of one chunk read or write request. */
+#define CAIRN_IO_MAX (1u << 20)
+#define CAIRN_MAX_CHAIN 8
+#define CAIRN_MAX_LOCS 8
+
+/* Distinct errors. A block failed its checksum (never served): */
+#define CAIRN_ECORRUPT EUCLEAN
+/* A chunk write/read named a version the server does not hold: ESTALE. */
+
+enum proto_type {
+    /* --- client -> meta ------------------------------------------------------------- */
+    /* str client_name, u64 resume_session (0 = new)
+     *   -> u64 session_id, u64 chunk_size, u32 session_timeout_s */
+    MSG_SESSION_OPEN = 1,
+    /* u64 session_id -> (empty) ; -ENOENT if the session expired */
+    MSG_SESSION_KEEPALIVE = 2,
+    /* u64 session_id -> (empty); releases every open file of the session */
+    MSG_SESSION_CLOSE = 3,
+    /* u64 parent, str name -> attr */
+    MSG_LOOKUP = 10,
+    /* u64 ino -> attr */
+    MSG_GETATTR = 11,
+    /* u64 ino, u32 valid (SETATTR_*), u32 mode, u32 uid, u32 gid, u64 size,
+     * i64 atime_s, u32 atime_ns, i64 mtime_s, u32 mtime_ns -> attr */
+    MSG_SETATTR = 12,
+    /* u64 parent, str name, u32 mode (with type bits), u64 rdev, u32 uid, u32 gid -> attr */
+    MSG_MKNOD = 13,
+    /* u64 parent, str name, u32 mode, u32 uid, u32 gid -> attr */
+    MSG_MKDIR = 14,
+    /* u64 parent, str name -> (empty) */
+    MSG_UNLINK = 15,
+    /* u64 parent, str name -> (empty) */
+    MSG_RMDIR = 16,
+    /* u64 parent, str name, u64 newparent, str newname, u32 flags (RENAME_NOREPLACE=1,
+     * RENAME_EXCHANGE=2) -> (empty) */
+    MSG_RENAME = 17,
+    /* u64 ino, u64 newparent, str newname -> attr */
+    MSG_LINK = 18,
+    /* u64 parent, str name, str target (<= CAIRN_PATH_MAX), u32 uid, u32 gid -> attr */
+    MSG_SYMLINK = 19,
+    /* u64 ino -> str target */
+    MSG_READLINK = 20,
+    /* u64 ino, u64 cookie, u32 max_entries, u8 plus
+     *   -> u32 count, count x { u64 ino, u32 mode, str name, u64 cookie_next,
+     *                           [attr if plus] }, u8 eof
+     * Entries come in a stable order; cookie_next resumes after the entry (telldir-safe).
+     * A cookie of 0 starts at the beginning. "." and ".." are not returned. */
+    MSG_READDIR = 21,
+    /* (empty) -> u64 total_bytes, u64 free_bytes, u64 total_inodes, u64 free_inodes,
+     *            u32 block_size, u32 name_max */
+    MSG_STATFS = 22,
+    /* u64 ino, str name, bytes value, u32 flags (XATTR_CREATE=1, XATTR_REPLACE=2) -> (empty) */
+    MSG_SETXATTR = 23,
+    /* u64 ino, str name -> bytes value ; -ENODATA if absent */
+    MSG_GETXATTR = 24,
+    /* u64 ino -> bytes names (each NUL-terminated) */
+    MSG_LISTXATTR = 25,
+    /* u64 ino, str name -> (empty) ; -ENODATA if absent */
+    MSG_REMOVEXATTR = 26,
+    /* u64 parent, str name, u32 mode, u32 uid, u32 gid, u32 flags (O_EXCL honoured),
+     * u64 session -> attr    (creates a regular file and opens it for the session) */
+    MSG_CREATE = 27,
+    /* u64 ino, u32 flags (O_ACCMODE, O_TRUNC), u64 session
+     *   -> attr, u32 n, n x chunkinfo (the first chunks of the file, for small files) */
+    MSG_OPEN = 28,
+    /* u64 ino, u64 session -> (empty) */
+    MSG_RELEASE = 29,
+    /* u64 ino, u64 first_index, u32 count -> u32 n, n x chunkinfo (only chunks that exist) */
+    MSG_CHUNK_LOCATE = 30,
+    /* u64 ino, u64 index, u64 session -> chunkinfo with a new version (write lease; the
+     * chunk is allocated if absent, prev_version 0 then) */
+    MSG_CHUNK_LEASE = 31,
+    /* u64 ino, u64 size, i64 mtime_s, u32 mtime_ns, u32 flags (COMMIT_*) -> attr
+     * Publishes a writer's size (grows only, unless COMMIT_SET_SIZE) and mtime. */
+    MSG_COMMIT = 32,
+    /* u64 ino -> u64 chunk_size ... reserved */
+
+    /* --- chunk server -> meta ------------------------------------------------------- */
+    /* u64 server_id, str addr, u64 capacity, u64 free -> u64 chunk_size */
+    MSG_CS_REGISTER = 50,
+    /* u64 server_id, u32 n, n x { u64 chunk_id, u32 version } (what it holds; may be sent in
+     * several batches after REGISTER) -> u32 m, m x { u64 chunk_id, u32 version } to delete */
+    MSG_CS_REPORT = 51,
+    /* u64 server_id, u64 capacity, u64 free, u32 load
+     *   -> u32 m, m x { u64 chunk_id, u32 version } to delete */
+    MSG_CS_HEARTBEAT = 52,
+    /* u64 server_id, u64 chunk_id, u32 version, u32 block -> (empty) */
+    MSG_CS_BAD_CHUNK = 53,
+    /* u64 server_id, u64 chunk_id, u32 version -> (empty)  (server lost/gained a copy:
+     * flags bit0 = 1 gained, 0 lost) ; u32 flags follows version */
+    MSG_CS_CHUNK_EVENT = 54,
+
+    /* --- anyone -> chunk server ----------------------------------------------------- */
+    /* u64 chunk_id, u32 version, u32 offset, u32 length (<= CAIRN_IO_MAX)
+     *   -> u32 data_offset (block aligned, <= offset), u32 chunk_length, u32 nblocks,
+     *      nblocks x u64 block checksum, bytes data
+     * data covers whole blocks from data_offset up to the chunk's length, enough to cover
+     * [offset, offset+length) clipped to chunk_length; each checksum covers its block's valid
+     * bytes (cksum.h), so the reader can verify end to end. */
+    MSG_CHK_READ = 70,
+    /* u64 chunk_id, u32 version, u32 prev_version, u32 offset, u64 data_xxh3, u8 flags
+     * (CHK_WRITE_SYNC), u8 nchain, nchain x str addr, bytes data  -> u32 chunk_length
+     * The server holding prev_version (or nothing when prev_version is 0) moves the chunk to
+     * version; it refuses an older version with -ESTALE. With a chain it forwards the same
+     * request (minus its first hop) to chain[0] and replies after both are done. */
+    MSG_CHK_WRITE = 71,
+    /* u64 chunk_id, u32 version, u32 prev_version, u32 length, u8 nchain, chain -> (empty) */
+    MSG_CHK_TRUNCATE = 72,
+    /* u64 chunk_id, u32 version (0 = every version) -> (empty) */
+    MSG_CHK_DELETE = 73,
+    /* u64 chunk_id, u32 version -> (empty) ; fsyncs the chunk file */
+    MSG_CHK_FSYNC = 74,
+    /* u64 chunk_id -> u32 version, u32 length */
+    MSG_CHK_INFO = 75,
+};
+
+#define SETATTR_MODE (1u << 0)
+#define SETATTR_UID (1u << 1)
+#define SETATTR_GID (1u << 2)
+#define SETATTR_SIZE (1u << 3)
+#define SETATTR_ATIME (1u << 4)
+#define SETATTR_MTIME (1u << 5)
+#define SETATTR_ATIME_NOW (1u << 6)
+#define SETATTR_MTIME_NOW (1u << 7)
+#define SETATTR_CTIME (1u << 8) /* set ctime to now only */
+/* Clear setuid/setgid as a write by a non-owner would (killpriv). */
+#define SETATTR_KILL_SUIDGID (1u << 9)
+
+#define COMMIT_SET_SIZE 1u /* set size exactly (ftruncate semantics, frees chunks) */
+
+#define CHK_WRITE_SYNC 1u
+
+#define PROTO_RENAME_NOREPLACE 1u
+#define PROTO_RENAME_EXCHANGE 2u
+
+struct cairn_attr {
+    uint64_t ino;
+    uint64_t gen;
+    uint32_t mode;
+    uint32_t uid;
+    uint32_t gid;
+    uint32_t nlink;
+    uint64_t rdev;
+    uint64_t size;
+    int64_t atime_s;
+    uint32_t atime_ns;
+    int64_t mtime_s;
+    uint32_t mtime_ns;
+    int64_t ctime_s;
+    uint32_t ctime_ns;
+};
+
+struct chunk_loc {
+    uint64_t server_id;
+    char addr[CAIRN_ADDR_MAX + 1];
+};
+
+/* chunkinfo on the wire: u64 index, u64 chunk_id, u32 version, u32 prev_version, u8 nloc,
+ * nloc x { u64 server_id, str addr } */
+struct chunk_info {
+    uint64_t index;
+    uint64_t chunk_id;
+    uint32_t version;
+    uint32_t prev_version;
+    uint8_t nloc;
+    struct chunk_loc loc[CAIRN_MAX_LOCS];
+};
+
+void proto_put_attr(struct wbuf *b, const struct cairn_attr *a);
+void proto_get_attr(struct rcur *c, struct cairn_attr *a);
+void proto_put_chunk_info(struct wbuf *b, const struct chunk_info *ci);
+void proto_get_chunk_info(struct rcur *c, struct chunk_info *ci);
+/* Name of a message type for logs ("LOOKUP"), or "?". */
+const char *proto_type_name(uint16_t type);
+
+#endif

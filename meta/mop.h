@@ -1,0 +1,83 @@
+/* mop.h - metadata operation records: the unit of change of the metadata store.
+ *
+ * The leader turns a request into a record with mop_prepare(), which fixes every
+ * non-deterministic value (now, new inode number and generation, new chunk id) from the
+ * store's counters; mstore_apply() then applies it. Records encode to bytes (mop_encode /
+ * mop_decode) so that Raft can replicate them unchanged. */
+#ifndef CAIRN_MOP_H
+#define CAIRN_MOP_H
+
+#include <stdint.h>
+
+#include "codec.h"
+#include "proto.h"
+
+struct mstore;
+
+enum mop_type {
+    MOP_MKNOD = 1,   /* parent, name, mode (any type but dir/symlink), rdev, uid, gid */
+    MOP_MKDIR,       /* parent, name, mode, uid, gid */
+    MOP_SYMLINK,     /* parent, name, target, uid, gid */
+    MOP_CREATE,      /* MKNOD of a regular file + OPEN for session; flags & O_EXCL */
+    MOP_LINK,        /* ino, parent, name */
+    MOP_UNLINK,      /* parent, name */
+    MOP_RMDIR,       /* parent, name */
+    MOP_RENAME,      /* parent, name, parent2, name2, flags (PROTO_RENAME_*) */
+    MOP_SETATTR,     /* ino, valid, mode, uid, gid, size, atime, mtime */
+    MOP_SETXATTR,    /* ino, name, value, flags */
+    MOP_REMOVEXATTR, /* ino, name */
+    MOP_OPEN,        /* ino, session, flags (O_TRUNC truncates to 0) */
+    MOP_RELEASE,     /* ino, session */
+    MOP_CHUNK_LEASE, /* ino, index: allocate (new_chunk) or bump the version */
+    MOP_COMMIT,      /* ino, size, mtime, flags (COMMIT_SET_SIZE) */
+    MOP_SESSION_OPEN,  /* session, name */
+    MOP_SESSION_TOUCH, /* session (last seen = now) */
+    MOP_SESSION_CLOSE, /* session: releases its open files, purges orphans */
+};
+
+struct mop {
+    uint16_t type;
+    /* fixed by the leader in mop_prepare */
+    int64_t now_s;
+    uint32_t now_ns;
+    uint64_t new_ino;   /* for MKNOD/MKDIR/SYMLINK/CREATE */
+    uint64_t new_gen;
+    uint64_t new_chunk; /* for CHUNK_LEASE when the chunk does not exist yet */
+    /* arguments (which ones matter depends on type) */
+    uint64_t ino;
+    uint64_t parent;
+    uint64_t parent2;
+    uint64_t session;
+    uint64_t index;
+    uint64_t size;
+    uint64_t rdev;
+    uint32_t mode, uid, gid;
+    uint32_t valid; /* SETATTR_* */
+    uint32_t flags;
+    int64_t atime_s, mtime_s;
+    uint32_t atime_ns, mtime_ns;
+    char name[CAIRN_NAME_MAX + 1];
+    char name2[CAIRN_NAME_MAX + 1];
+    /* symlink target or xattr value; points into memory the caller keeps alive */
+    const uint8_t *data;
+    uint32_t data_len;
+};
+
+typedef void (*mop_freed_fn)(void *arg, uint64_t chunk_id, uint32_t version);
+
+struct mop_result {
+    struct cairn_attr attr;  /* the inode created/changed, when there is one */
+    struct chunk_info chunk; /* CHUNK_LEASE: id, new version, prev_version (no locations) */
+    /* Called inside apply for every chunk (id, version) no file references any more, so
+     * the caller can tell chunk servers to delete it. May be NULL. */
+    mop_freed_fn freed;
+    void *freed_arg;
+};
+
+/* Fill the leader's values into op (time now, new inode/gen/chunk id as the type needs). */
+int mop_prepare(struct mstore *s, struct mop *op);
+void mop_encode(const struct mop *op, struct wbuf *out);
+/* Decode; op->data points into the cursor's buffer. Returns 0 or -EBADMSG. */
+int mop_decode(struct rcur *c, struct mop *op);
+
+#endif

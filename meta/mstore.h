@@ -1,0 +1,83 @@
+/* mstore.h - the metadata store: inodes, directory entries, symlinks, xattrs, the chunk map,
+ * open files and sessions, in one LMDB environment.
+ *
+ * Reads run in their own LMDB read transaction and never block. Every mutation is an
+ * operation record (struct mop, mop.h) whose non-deterministic values (time, new inode number,
+ * new chunk id) were fixed by the leader in mop_prepare(); mstore_apply() applies one record
+ * in exactly one write transaction and commits it durably before returning. Replaying the same
+ * records in the same order on another replica gives the same database (Raft, later).
+ *
+ * All functions return 0 or a negative errno (POSIX codes as a file system returns them). */
+#ifndef CAIRN_MSTORE_H
+#define CAIRN_MSTORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "codec.h"
+#include "proto.h"
+
+struct mstore;
+struct mop;
+struct mop_result;
+
+struct mstore_opts {
+    uint64_t map_size;   /* LMDB map size; default 8 GiB */
+    uint64_t chunk_size; /* fixed at format time; ignored for an existing store */
+    int no_sync;         /* tests only: MDB_NOSYNC */
+};
+
+/* Open (creating and formatting when empty) the store in directory dir. */
+int mstore_open(const char *dir, const struct mstore_opts *opts, struct mstore **out);
+void mstore_close(struct mstore *s);
+uint64_t mstore_chunk_size(const struct mstore *s);
+
+/* --- reads -------------------------------------------------------------------------- */
+int mstore_getattr(struct mstore *s, uint64_t ino, struct cairn_attr *out);
+/* -ENOENT, -ENOTDIR (parent not a directory), -ENAMETOOLONG. */
+int mstore_lookup(struct mstore *s, uint64_t parent, const char *name, struct cairn_attr *out);
+int mstore_readlink(struct mstore *s, uint64_t ino, char *buf, size_t buflen);
+
+/* Called per entry; return nonzero to stop (the entry is then not consumed). attr is NULL
+ * unless plus was asked. cookie_next resumes after this entry. */
+typedef int (*mstore_dirent_fn)(void *arg, uint64_t ino, uint32_t mode, const char *name,
+                                const struct cairn_attr *attr, uint64_t cookie_next);
+/* Entries in a stable order from cookie (0 = start); *eof set when the end was reached.
+ * Holds nothing in memory beyond one entry: a cursor range scan. -ENOTDIR. */
+int mstore_readdir(struct mstore *s, uint64_t dir, uint64_t cookie, int plus,
+                   mstore_dirent_fn fn, void *arg, int *eof);
+
+/* Value appended to out. -ENODATA if absent. */
+int mstore_getxattr(struct mstore *s, uint64_t ino, const char *name, struct wbuf *out);
+/* Names appended to out, each NUL-terminated. */
+int mstore_listxattr(struct mstore *s, uint64_t ino, struct wbuf *out);
+
+struct mstore_stats {
+    uint64_t inodes;     /* live inodes */
+    uint64_t next_ino;   /* next inode number the counter gives */
+    uint64_t next_chunk; /* next chunk id */
+    uint64_t bytes;      /* sum of file sizes */
+};
+int mstore_stats(struct mstore *s, struct mstore_stats *out);
+
+/* The chunk at (ino, index): -ENOENT if none. */
+int mstore_chunk_get(struct mstore *s, uint64_t ino, uint64_t index, uint64_t *chunk_id,
+                     uint32_t *version);
+typedef int (*mstore_chunk_fn)(void *arg, uint64_t index, uint64_t chunk_id, uint32_t version);
+/* Chunks of ino with index in [first, first+count), in order. */
+int mstore_chunk_list(struct mstore *s, uint64_t ino, uint64_t first, uint32_t count,
+                      mstore_chunk_fn fn, void *arg);
+/* The version a chunk id is at, -ENOENT if no file references it (chunk servers are told to
+ * delete such chunks). */
+int mstore_chunk_version(struct mstore *s, uint64_t chunk_id, uint32_t *version);
+
+typedef int (*mstore_session_fn)(void *arg, uint64_t session, int64_t last_seen_s);
+/* Sessions recorded (for expiry after a restart). */
+int mstore_session_list(struct mstore *s, mstore_session_fn fn, void *arg);
+
+/* --- writes ------------------------------------------------------------------------- */
+/* Apply one prepared record in one write transaction, committed (durable) on return. res
+ * receives the outcome (attr, chunk info, chunks freed). A failed operation changes nothing. */
+int mstore_apply(struct mstore *s, const struct mop *op, struct mop_result *res);
+
+#endif
