@@ -48,7 +48,8 @@ INTEG_SRC = $(wildcard tests/integration/test_*.c)
 INTEG_BINS = $(patsubst tests/integration/%.c,$(BUILD)/itests/%,$(INTEG_SRC))
 HARNESS_SRC = $(wildcard tests/integration/harness*.c)
 
-.PHONY: all deps check check-unit check-integration check-san fuzz fuzz-smoke format clean run \
+PHONY_EXTRA = check-all check-san-run
+.PHONY: $(PHONY_EXTRA) all deps check check-unit check-integration check-san fuzz fuzz-smoke format clean run \
         tests
 all: $(PROGS)
 
@@ -101,7 +102,13 @@ $(BUILD)/itests/test_%: tests/integration/test_%.c $(call obj,$(HARNESS_SRC)) $(
 
 tests: $(UNIT_BINS) $(INTEG_BINS)
 
-check: all tests
+# The README's test command: installs missing packages, builds, runs every unit and
+# integration test, then the ASan+UBSan build of the unit and daemon-level tests.
+check: deps
+	$(MAKE) check-all
+	$(MAKE) check-san
+
+check-all: all tests
 	BUILD=$(BUILD) tests/run-tests.sh $(UNIT_BINS) $(INTEG_BINS)
 
 check-unit: all $(UNIT_BINS)
@@ -111,8 +118,13 @@ check-integration: all $(INTEG_BINS)
 	BUILD=$(BUILD) tests/run-tests.sh $(INTEG_BINS)
 
 # The sanitizer build and its run (unit tests and the daemon-level integration tests).
+SAN_INTEG = $(filter-out $(BUILD)/itests/test_mount_%,$(INTEG_BINS))
 check-san:
-	$(MAKE) BUILD=build-san SAN=1 OPT=-O1 check-unit
+	$(MAKE) BUILD=build-san SAN=1 OPT=-O1 check-san-run
+
+check-san-run: all $(UNIT_BINS) $(SAN_INTEG)
+	ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1 BUILD=$(BUILD) \
+	    tests/run-tests.sh $(UNIT_BINS) $(SAN_INTEG)
 
 deps:
 	tools/install-deps.sh

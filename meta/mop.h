@@ -15,21 +15,21 @@
 struct mstore;
 
 enum mop_type {
-    MOP_MKNOD = 1,   /* parent, name, mode (any type but dir/symlink), rdev, uid, gid */
-    MOP_MKDIR,       /* parent, name, mode, uid, gid */
-    MOP_SYMLINK,     /* parent, name, target, uid, gid */
-    MOP_CREATE,      /* MKNOD of a regular file + OPEN for session; flags & O_EXCL */
-    MOP_LINK,        /* ino, parent, name */
-    MOP_UNLINK,      /* parent, name */
-    MOP_RMDIR,       /* parent, name */
-    MOP_RENAME,      /* parent, name, parent2, name2, flags (PROTO_RENAME_*) */
-    MOP_SETATTR,     /* ino, valid, mode, uid, gid, size, atime, mtime */
-    MOP_SETXATTR,    /* ino, name, value, flags */
-    MOP_REMOVEXATTR, /* ino, name */
-    MOP_OPEN,        /* ino, session, flags (O_TRUNC truncates to 0) */
-    MOP_RELEASE,     /* ino, session */
-    MOP_CHUNK_LEASE, /* ino, index: allocate (new_chunk) or bump the version */
-    MOP_COMMIT,      /* ino, size, mtime, flags (COMMIT_SET_SIZE) */
+    MOP_MKNOD = 1,     /* parent, name, mode (any type but dir/symlink), rdev, uid, gid */
+    MOP_MKDIR,         /* parent, name, mode, uid, gid */
+    MOP_SYMLINK,       /* parent, name, target, uid, gid */
+    MOP_CREATE,        /* MKNOD of a regular file + OPEN for session; flags & O_EXCL */
+    MOP_LINK,          /* ino, parent, name */
+    MOP_UNLINK,        /* parent, name */
+    MOP_RMDIR,         /* parent, name */
+    MOP_RENAME,        /* parent, name, parent2, name2, flags (PROTO_RENAME_*) */
+    MOP_SETATTR,       /* ino, valid, mode, uid, gid, size, atime, mtime */
+    MOP_SETXATTR,      /* ino, name, value, flags */
+    MOP_REMOVEXATTR,   /* ino, name */
+    MOP_OPEN,          /* ino, session, flags (O_TRUNC truncates to 0) */
+    MOP_RELEASE,       /* ino, session */
+    MOP_CHUNK_LEASE,   /* ino, index: allocate (new_chunk) or bump the version */
+    MOP_COMMIT,        /* ino, size, mtime, flags (COMMIT_SET_SIZE) */
     MOP_SESSION_OPEN,  /* session, name */
     MOP_SESSION_TOUCH, /* session (last seen = now) */
     MOP_SESSION_CLOSE, /* session: releases its open files, purges orphans */
@@ -40,7 +40,7 @@ struct mop {
     /* fixed by the leader in mop_prepare */
     int64_t now_s;
     uint32_t now_ns;
-    uint64_t new_ino;   /* for MKNOD/MKDIR/SYMLINK/CREATE */
+    uint64_t new_ino; /* for MKNOD/MKDIR/SYMLINK/CREATE */
     uint64_t new_gen;
     uint64_t new_chunk; /* for CHUNK_LEASE when the chunk does not exist yet */
     /* arguments (which ones matter depends on type) */
@@ -68,13 +68,15 @@ typedef void (*mop_freed_fn)(void *arg, uint64_t chunk_id, uint32_t version);
 struct mop_result {
     struct cairn_attr attr;  /* the inode created/changed, when there is one */
     struct chunk_info chunk; /* CHUNK_LEASE: id, new version, prev_version (no locations) */
-    /* Called inside apply for every chunk (id, version) no file references any more, so
-     * the caller can tell chunk servers to delete it. May be NULL. */
+    /* Called by apply, after the commit, for every chunk (id, version) no file references
+     * any more, so the caller can tell chunk servers to delete it. May be NULL. */
     mop_freed_fn freed;
     void *freed_arg;
 };
 
-/* Fill the leader's values into op (time now, new inode/gen/chunk id as the type needs). */
+/* Fill the leader's values into op (time now, new inode/gen/chunk id as the type needs; for
+ * MOP_SESSION_OPEN with session 0, a new session id). Numbers handed out are never reused,
+ * even when the record later fails. -EINVAL for an unknown type. */
 int mop_prepare(struct mstore *s, struct mop *op);
 void mop_encode(const struct mop *op, struct wbuf *out);
 /* Decode; op->data points into the cursor's buffer. Returns 0 or -EBADMSG. */

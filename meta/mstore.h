@@ -43,9 +43,11 @@ int mstore_readlink(struct mstore *s, uint64_t ino, char *buf, size_t buflen);
 typedef int (*mstore_dirent_fn)(void *arg, uint64_t ino, uint32_t mode, const char *name,
                                 const struct cairn_attr *attr, uint64_t cookie_next);
 /* Entries in a stable order from cookie (0 = start); *eof set when the end was reached.
+ * "." and ".." are not listed; every entry's cookie_next is >= 4, so a client may use
+ * cookies 1 and 2 for them.
  * Holds nothing in memory beyond one entry: a cursor range scan. -ENOTDIR. */
-int mstore_readdir(struct mstore *s, uint64_t dir, uint64_t cookie, int plus,
-                   mstore_dirent_fn fn, void *arg, int *eof);
+int mstore_readdir(struct mstore *s, uint64_t dir, uint64_t cookie, int plus, mstore_dirent_fn fn,
+                   void *arg, int *eof);
 
 /* Value appended to out. -ENODATA if absent. */
 int mstore_getxattr(struct mstore *s, uint64_t ino, const char *name, struct wbuf *out);

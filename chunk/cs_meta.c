@@ -1,0 +1,253 @@
+/* cs_meta.c - the chunk server's membership with cairn-meta: its stable server id (file
+ * `server_id` in the first data folder), MSG_CS_REGISTER, MSG_CS_REPORT of every chunk held
+ * (in batches), MSG_CS_HEARTBEAT every heartbeat_ms, deletion of what meta lists, delivery of
+ * queued MSG_CS_BAD_CHUNK reports, and re-registration when meta restarts or forgets us. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "cs.h"
+#include "log.h"
+#include "net.h"
+#include "rpc.h"
+
+#define REPORT_BATCH 10000
+#define META_CALL_MS 5000
+
+int cs_meta_server_id(const char *dir, uint64_t *id)
+{
+    char path[600], buf[64];
+    snprintf(path, sizeof(path), "%s/server_id", dir);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        int ok = fgets(buf, sizeof(buf), f) != NULL;
+        fclose(f);
+        if (ok && sscanf(buf, "%" SCNx64, id) == 1 && *id) return 0;
+    }
+    do {
+        if (getrandom(id, sizeof(*id), 0) != sizeof(*id)) return -EIO;
+    } while (*id == 0);
+    char tmp[620];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    f = fopen(tmp, "w");
+    if (!f) return -errno;
+    fprintf(f, "%016" PRIx64 "\n", *id);
+    if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
+        fclose(f);
+        return -EIO;
+    }
+    fclose(f);
+    if (rename(tmp, path) != 0) return -errno;
+    return 0;
+}
+
+void cs_meta_report_bad(struct cs_state *s, uint64_t id, uint32_t ver, uint32_t block)
+{
+    pthread_mutex_lock(&s->lock);
+    int dup = 0;
+    for (int i = 0; i < s->nbad; i++)
+        if (s->badq[i].id == id && s->badq[i].ver == ver) dup = 1;
+    if (!dup && s->nbad < CS_BADQ) {
+        s->badq[s->nbad].id = id;
+        s->badq[s->nbad].ver = ver;
+        s->badq[s->nbad++].block = block;
+    }
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* Delete every {id, version} listed in a reply payload. */
+static void apply_deletes(struct cs_state *s, const struct wbuf *p)
+{
+    struct rcur r;
+    rcur_init(&r, p->data, p->len);
+    uint32_t m = rcur_u32(&r);
+    if (r.err || (uint64_t)m * 12 > r.left) return;
+    for (uint32_t i = 0; i < m; i++) {
+        uint64_t id = rcur_u64(&r);
+        uint32_t ver = rcur_u32(&r);
+        if (r.err) return;
+        int rc = cstore_delete(&s->store, id, ver);
+        LOG_INFO("meta", "chunk %016" PRIx64 " v%u deleted at meta's request: %s", id, ver,
+                 rc ? strerror(-rc) : "ok");
+    }
+}
+
+struct report_ctx {
+    struct cs_state *s;
+    struct rpc_conn *c;
+    struct wbuf b;
+    uint32_t n;
+    int sent; /* batches sent */
+    int rc;
+};
+
+/* Send the batch (an empty one only when force: meta learns we hold nothing). */
+static int report_flush(struct report_ctx *x, int force)
+{
+    if (!x->n && !force) return 0;
+    struct wbuf hdr;
+    wbuf_init(&hdr);
+    wbuf_put_u64(&hdr, x->s->server_id);
+    wbuf_put_u32(&hdr, x->n);
+    struct rpc_reply rep;
+    int rc = hdr.err ? hdr.err : x->b.err;
+    if (!rc) rc = rpc_call(x->c, MSG_CS_REPORT, hdr.data, hdr.len, x->b.data, x->b.len, &rep);
+    wbuf_free(&hdr);
+    if (!rc) {
+        apply_deletes(x->s, &rep.payload);
+        rpc_reply_free(&rep);
+    }
+    wbuf_reset(&x->b);
+    x->n = 0;
+    x->sent++;
+    return rc;
+}
+
+static int report_one(void *arg, uint64_t id, uint32_t ver)
+{
+    struct report_ctx *x = arg;
+    wbuf_put_u64(&x->b, id);
+    wbuf_put_u32(&x->b, ver);
+    if (++x->n == REPORT_BATCH) x->rc = report_flush(x, 0);
+    return x->rc || x->s->stop;
+}
+
+static int meta_register(struct cs_state *s, struct rpc_conn *c)
+{
+    uint64_t cap, avail;
+    cstore_space(&s->store, &cap, &avail);
+    struct wbuf b;
+    wbuf_init(&b);
+    wbuf_put_u64(&b, s->server_id);
+    wbuf_put_str(&b, s->advertise, strlen(s->advertise));
+    wbuf_put_u64(&b, cap);
+    wbuf_put_u64(&b, avail);
+    struct rpc_reply rep;
+    int rc = b.err ? b.err : rpc_call(c, MSG_CS_REGISTER, b.data, b.len, NULL, 0, &rep);
+    wbuf_free(&b);
+    if (rc) return rc;
+    struct rcur r;
+    rcur_init(&r, rep.payload.data, rep.payload.len);
+    uint64_t csz = rcur_u64(&r);
+    rpc_reply_free(&rep);
+    if (r.err) return -EBADMSG;
+    if (csz != s->store.chunk_size && cstore_set_chunk_size(&s->store, csz) != 0) {
+        LOG_ERR("meta", "meta's chunk size %" PRIu64 " is not usable", csz);
+        return -EINVAL;
+    }
+    LOG_INFO("meta", "registered with meta %s as %016" PRIx64 " (chunk size %" PRIu64 ")",
+             s->cfg.meta, s->server_id, csz);
+    struct report_ctx x = {.s = s, .c = c};
+    wbuf_init(&x.b);
+    cstore_foreach(&s->store, report_one, &x);
+    rc = x.rc ? x.rc : report_flush(&x, x.n > 0 || !x.sent);
+    wbuf_free(&x.b);
+    return rc;
+}
+
+static int meta_heartbeat(struct cs_state *s, struct rpc_conn *c)
+{
+    uint64_t cap, avail;
+    cstore_space(&s->store, &cap, &avail);
+    struct wbuf b;
+    wbuf_init(&b);
+    wbuf_put_u64(&b, s->server_id);
+    wbuf_put_u64(&b, cap);
+    wbuf_put_u64(&b, avail);
+    wbuf_put_u32(&b, __atomic_load_n(&s->load, __ATOMIC_RELAXED));
+    struct rpc_reply rep;
+    int rc = b.err ? b.err : rpc_call(c, MSG_CS_HEARTBEAT, b.data, b.len, NULL, 0, &rep);
+    wbuf_free(&b);
+    if (rc) return rc;
+    apply_deletes(s, &rep.payload);
+    rpc_reply_free(&rep);
+    return 0;
+}
+
+static void meta_send_bad(struct cs_state *s, struct rpc_conn *c)
+{
+    for (int k = 0; k < CS_BADQ; k++) {
+        struct cs_bad e;
+        pthread_mutex_lock(&s->lock);
+        int have = s->nbad > 0;
+        if (have) e = s->badq[0];
+        pthread_mutex_unlock(&s->lock);
+        if (!have) return;
+        struct wbuf b;
+        wbuf_init(&b);
+        wbuf_put_u64(&b, s->server_id);
+        wbuf_put_u64(&b, e.id);
+        wbuf_put_u32(&b, e.ver);
+        wbuf_put_u32(&b, e.block);
+        struct rpc_reply rep;
+        int rc = b.err ? b.err : rpc_call(c, MSG_CS_BAD_CHUNK, b.data, b.len, NULL, 0, &rep);
+        wbuf_free(&b);
+        if (rc == 0) rpc_reply_free(&rep);
+        if (rc == -ECONNRESET || rc == -ETIMEDOUT || rc == -ECONNREFUSED) return; /* retry later */
+        LOG_INFO("meta", "reported bad chunk %016" PRIx64 " v%u block %u: %s", e.id, e.ver, e.block,
+                 rc ? strerror(-rc) : "ok");
+        pthread_mutex_lock(&s->lock);
+        if (s->nbad > 0) {
+            memmove(&s->badq[0], &s->badq[1], sizeof(s->badq[0]) * (s->nbad - 1));
+            s->nbad--;
+        }
+        pthread_mutex_unlock(&s->lock);
+    }
+}
+
+/* Sleep ms in small steps, returning early on stop. */
+static void meta_sleep(struct cs_state *s, int ms)
+{
+    for (int t = 0; t < ms && !s->stop; t += 50)
+        usleep(50000);
+}
+
+static void *meta_main(void *arg)
+{
+    struct cs_state *s = arg;
+    struct rpc_opts o = {.connect_timeout_ms = 1000,
+                         .call_timeout_ms = META_CALL_MS,
+                         .backoff_min_ms = 100,
+                         .backoff_max_ms = 2000};
+    struct rpc_conn *c = rpc_conn_new(s->cfg.meta, &o);
+    if (!c) {
+        LOG_ERR("meta", "out of memory");
+        return NULL;
+    }
+    int registered = 0, warned = 0;
+    while (!s->stop) {
+        int rc;
+        if (!registered) {
+            rc = meta_register(s, c);
+            if (rc) {
+                if (!warned++)
+                    LOG_WARN("meta", "register with %s: %s (retrying)", s->cfg.meta, strerror(-rc));
+                meta_sleep(s, 1000);
+                continue;
+            }
+            registered = 1;
+            warned = 0;
+        }
+        meta_send_bad(s, c);
+        meta_sleep(s, s->cfg.heartbeat_ms);
+        if (s->stop) break;
+        rc = meta_heartbeat(s, c);
+        if (rc) {
+            LOG_WARN("meta", "heartbeat to %s: %s; registering again", s->cfg.meta, strerror(-rc));
+            registered = 0;
+        }
+    }
+    rpc_conn_free(c);
+    return NULL;
+}
+
+int cs_meta_start(struct cs_state *s, pthread_t *th)
+{
+    int rc = pthread_create(th, NULL, meta_main, s);
+    return rc ? -rc : 0;
+}

@@ -1,0 +1,349 @@
+/* cs_server.c - the chunk server's request handling: an accept loop and one thread per
+ * connection (bounded by max_conns), blocking frame I/O, requests on one connection handled in
+ * order. Decodes and validates every MSG_CHK_* request, applies it to the chunk store,
+ * forwards writes and truncates down the chain, and fsyncs the chunks a connection wrote when
+ * it closes cleanly. A malformed frame closes that connection only. */
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "cksum.h"
+#include "cs.h"
+#include "log.h"
+#include "net.h"
+#include "rpc.h"
+#include "wire.h"
+
+#define CS_MAX_PAYLOAD (CAIRN_IO_MAX + 4096)
+#define CS_DIRTY_MAX 64
+#define CS_CHAIN_TIMEOUT_MS 30000
+#define CS_CHAIN_CONNECT_MS 3000 /* give up on an unreachable downstream after this */
+
+struct cs_conn {
+    struct cs_state *s;
+    int fd;
+    struct {
+        uint64_t id;
+        uint32_t ver;
+    } dirty[CS_DIRTY_MAX];
+    int ndirty;
+    int dirty_overflow;
+    uint8_t *rbuf; /* read buffer: CAIRN_IO_MAX + 2 blocks */
+    uint64_t *rcks;
+};
+
+static void conn_dirty(struct cs_conn *c, uint64_t id, uint32_t ver)
+{
+    for (int i = 0; i < c->ndirty; i++)
+        if (c->dirty[i].id == id) {
+            c->dirty[i].ver = ver;
+            return;
+        }
+    if (c->ndirty == CS_DIRTY_MAX) {
+        c->dirty_overflow = 1;
+        return;
+    }
+    c->dirty[c->ndirty].id = id;
+    c->dirty[c->ndirty++].ver = ver;
+}
+
+/* Parse a chain list from the cursor: n addresses. */
+static int get_chain(struct rcur *r, uint8_t *n, char (*chain)[CAIRN_ADDR_MAX + 1])
+{
+    *n = rcur_u8(r);
+    if (*n > CAIRN_MAX_CHAIN) return -EINVAL;
+    for (int i = 0; i < *n; i++)
+        if (rcur_str(r, chain[i], CAIRN_ADDR_MAX) < 0) return -EBADMSG;
+    return r->err;
+}
+
+static void put_chain(struct wbuf *b, uint8_t n, char (*chain)[CAIRN_ADDR_MAX + 1])
+{
+    wbuf_put_u8(b, n - 1);
+    for (int i = 1; i < n; i++)
+        wbuf_put_str(b, chain[i], strlen(chain[i]));
+}
+
+/* Forward a request to chain[0]; *call is NULL when nothing was sent (rc says why). */
+static int chain_submit(uint16_t type, struct wbuf *fwd, const void *data, size_t dlen,
+                        const char *addr, struct rpc_call **call)
+{
+    *call = NULL;
+    struct rpc_conn *rc = cs_chain_conn(addr);
+    if (!rc) return -EAGAIN;
+    int r = rpc_submit(rc, type, fwd->data, fwd->len, data, dlen,
+                       net_now_ms() + CS_CHAIN_CONNECT_MS, call);
+    if (r) LOG_WARN("chain", "forward to %s failed: %s", addr, strerror(-r));
+    return r;
+}
+
+static int chain_wait(struct rpc_call *call, int sub_rc, const char *addr)
+{
+    if (!call) return sub_rc;
+    struct rpc_reply rep;
+    int r = rpc_wait(call, net_now_ms() + CS_CHAIN_TIMEOUT_MS, &rep);
+    if (r) {
+        LOG_WARN("chain", "downstream %s: %s", addr, strerror(-r));
+        return r;
+    }
+    r = rep.status;
+    rpc_reply_free(&rep);
+    return r;
+}
+
+static int do_write(struct cs_conn *c, struct rcur *r, struct wbuf *out)
+{
+    char chain[CAIRN_MAX_CHAIN][CAIRN_ADDR_MAX + 1];
+    uint64_t id = rcur_u64(r);
+    uint32_t ver = rcur_u32(r), prev = rcur_u32(r), off = rcur_u32(r);
+    uint64_t xx = rcur_u64(r);
+    uint8_t flags = rcur_u8(r), n;
+    int rc = get_chain(r, &n, chain);
+    if (rc) return rc;
+    size_t len;
+    const uint8_t *data = rcur_bytes(r, CAIRN_IO_MAX, &len);
+    if (!data && len) return -EBADMSG;
+    if (rcur_done(r)) return -EBADMSG;
+    if (cksum_xxh3(data, len) != xx) {
+        LOG_WARN("cs", "chunk %016" PRIx64 " v%u: write payload checksum mismatch", id, ver);
+        return -EIO;
+    }
+    struct rpc_call *call = NULL;
+    int sub = 0;
+    if (n > 0) {
+        struct wbuf fwd;
+        wbuf_init(&fwd);
+        wbuf_put_u64(&fwd, id);
+        wbuf_put_u32(&fwd, ver);
+        wbuf_put_u32(&fwd, prev);
+        wbuf_put_u32(&fwd, off);
+        wbuf_put_u64(&fwd, xx);
+        wbuf_put_u8(&fwd, flags);
+        put_chain(&fwd, n, chain);
+        wbuf_put_u32(&fwd, (uint32_t)len);
+        sub = fwd.err ? fwd.err : chain_submit(MSG_CHK_WRITE, &fwd, data, len, chain[0], &call);
+        wbuf_free(&fwd);
+    }
+    uint32_t clen = 0;
+    rc = cstore_write(&c->s->store, id, ver, prev, off, data, (uint32_t)len, flags & CHK_WRITE_SYNC,
+                      &clen);
+    if (rc)
+        LOG_DEBUG("cs", "chunk %016" PRIx64 " v%u write: %s", id, ver, strerror(-rc));
+    else
+        conn_dirty(c, id, ver);
+    int drc = n > 0 ? chain_wait(call, sub, chain[0]) : 0;
+    if (!rc) rc = drc;
+    if (!rc) wbuf_put_u32(out, clen);
+    return rc;
+}
+
+static int do_truncate(struct cs_conn *c, struct rcur *r)
+{
+    char chain[CAIRN_MAX_CHAIN][CAIRN_ADDR_MAX + 1];
+    uint64_t id = rcur_u64(r);
+    uint32_t ver = rcur_u32(r), prev = rcur_u32(r), len = rcur_u32(r);
+    uint8_t n;
+    int rc = get_chain(r, &n, chain);
+    if (rc || rcur_done(r)) return rc ? rc : -EBADMSG;
+    struct rpc_call *call = NULL;
+    int sub = 0;
+    if (n > 0) {
+        struct wbuf fwd;
+        wbuf_init(&fwd);
+        wbuf_put_u64(&fwd, id);
+        wbuf_put_u32(&fwd, ver);
+        wbuf_put_u32(&fwd, prev);
+        wbuf_put_u32(&fwd, len);
+        put_chain(&fwd, n, chain);
+        sub = fwd.err ? fwd.err : chain_submit(MSG_CHK_TRUNCATE, &fwd, NULL, 0, chain[0], &call);
+        wbuf_free(&fwd);
+    }
+    rc = cstore_truncate(&c->s->store, id, ver, prev, len);
+    if (!rc) conn_dirty(c, id, ver);
+    int drc = n > 0 ? chain_wait(call, sub, chain[0]) : 0;
+    return rc ? rc : drc;
+}
+
+static int do_read(struct cs_conn *c, struct rcur *r, struct wbuf *out, const uint8_t **data,
+                   uint32_t *dlen)
+{
+    uint64_t id = rcur_u64(r);
+    uint32_t ver = rcur_u32(r), off = rcur_u32(r), len = rcur_u32(r);
+    if (rcur_done(r)) return -EBADMSG;
+    if (len > CAIRN_IO_MAX) return -EINVAL;
+    uint32_t doff = 0, clen = 0, nb = 0, bad = 0;
+    int rc = cstore_read(&c->s->store, id, ver, off, len, c->rbuf, &doff, &clen, &nb, c->rcks, dlen,
+                         &bad);
+    if (rc == -EUCLEAN) cs_meta_report_bad(c->s, id, ver, bad);
+    if (rc) return rc;
+    wbuf_put_u32(out, doff);
+    wbuf_put_u32(out, clen);
+    wbuf_put_u32(out, nb);
+    for (uint32_t i = 0; i < nb; i++)
+        wbuf_put_u64(out, c->rcks[i]);
+    wbuf_put_u32(out, *dlen); /* bytes: u32 length then the data (sent as the second piece) */
+    *data = c->rbuf;
+    return 0;
+}
+
+static int handle(struct cs_conn *c, uint16_t type, struct rcur *r, struct wbuf *out,
+                  const uint8_t **data, uint32_t *dlen)
+{
+    struct cstore *st = &c->s->store;
+    uint64_t id;
+    uint32_t ver, len;
+    int rc;
+    switch (type) {
+    case MSG_CHK_READ:
+        return do_read(c, r, out, data, dlen);
+    case MSG_CHK_WRITE:
+        return do_write(c, r, out);
+    case MSG_CHK_TRUNCATE:
+        return do_truncate(c, r);
+    case MSG_CHK_DELETE:
+        id = rcur_u64(r);
+        ver = rcur_u32(r);
+        if (rcur_done(r)) return -EBADMSG;
+        return cstore_delete(st, id, ver);
+    case MSG_CHK_FSYNC:
+        id = rcur_u64(r);
+        ver = rcur_u32(r);
+        if (rcur_done(r)) return -EBADMSG;
+        return cstore_fsync(st, id, ver);
+    case MSG_CHK_INFO:
+        id = rcur_u64(r);
+        if (rcur_done(r)) return -EBADMSG;
+        rc = cstore_info(st, id, &ver, &len);
+        if (!rc) {
+            wbuf_put_u32(out, ver);
+            wbuf_put_u32(out, len);
+        }
+        return rc;
+    default:
+        return -EOPNOTSUPP;
+    }
+}
+
+static void conn_close(struct cs_conn *c, int clean)
+{
+    if (clean) { /* close of a write session: make what it wrote durable */
+        if (c->dirty_overflow) sync();
+        for (int i = 0; i < c->ndirty; i++)
+            cstore_fsync(&c->s->store, c->dirty[i].id, c->dirty[i].ver);
+    }
+    close(c->fd);
+    free(c->rbuf);
+    free(c->rcks);
+    pthread_mutex_lock(&c->s->lock);
+    c->s->nconns--;
+    pthread_mutex_unlock(&c->s->lock);
+    free(c);
+}
+
+static void *conn_main(void *arg)
+{
+    struct cs_conn *c = arg;
+    struct wbuf in, out;
+    wbuf_init(&in);
+    wbuf_init(&out);
+    int clean = 0;
+    while (!c->s->stop) {
+        struct wire_hdr h;
+        int rc = wire_recv(c->fd, &h, &in, CS_MAX_PAYLOAD);
+        if (rc) {
+            clean = rc == -ECONNRESET; /* orderly EOF */
+            if (rc != -ECONNRESET) LOG_WARN("cs", "connection closed: %s", strerror(-rc));
+            break;
+        }
+        if (h.type & WIRE_REPLY_BIT) {
+            LOG_WARN("cs", "connection closed: unexpected reply frame");
+            break;
+        }
+        struct rcur r;
+        rcur_init(&r, in.data, in.len);
+        wbuf_reset(&out);
+        const uint8_t *data = NULL;
+        uint32_t dlen = 0;
+        __atomic_add_fetch(&c->s->load, 1, __ATOMIC_RELAXED);
+        rc = handle(c, h.type, &r, &out, &data, &dlen);
+        __atomic_sub_fetch(&c->s->load, 1, __ATOMIC_RELAXED);
+        if (rc == -EBADMSG) {
+            LOG_WARN("cs", "malformed %s request: closing connection", proto_type_name(h.type));
+            break;
+        }
+        if (out.err) rc = out.err;
+        struct wire_hdr rh = {.type = h.type | WIRE_REPLY_BIT, .reqid = h.reqid, .status = rc};
+        if (rc) {
+            out.len = 0;
+            data = NULL;
+            dlen = 0;
+        }
+        rh.length = (uint32_t)(out.len + dlen);
+        if (wire_send(c->fd, &rh, out.data, out.len, data, dlen)) break;
+    }
+    wbuf_free(&in);
+    wbuf_free(&out);
+    conn_close(c, clean);
+    return NULL;
+}
+
+int cs_server_run(struct cs_state *s)
+{
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    while (!s->stop) {
+        struct pollfd p = {.fd = s->listen_fd, .events = POLLIN};
+        int n = poll(&p, 1, 300);
+        if (n <= 0) continue;
+        int fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd < 0) continue;
+        pthread_mutex_lock(&s->lock);
+        int full = s->nconns >= s->cfg.max_conns;
+        if (!full) s->nconns++;
+        pthread_mutex_unlock(&s->lock);
+        if (full) {
+            LOG_WARN("cs", "too many connections (%d): refusing one", s->cfg.max_conns);
+            close(fd);
+            continue;
+        }
+        struct cs_conn *c = calloc(1, sizeof(*c));
+        if (c) {
+            c->rbuf = malloc(CAIRN_IO_MAX + 2 * CKSUM_BLOCK);
+            c->rcks = malloc(sizeof(uint64_t) * (cksum_nblocks(CAIRN_IO_MAX) + 2));
+        }
+        pthread_t th;
+        if (!c || !c->rbuf || !c->rcks) {
+            if (c) {
+                free(c->rbuf);
+                free(c->rcks);
+            }
+            free(c);
+            close(fd);
+            pthread_mutex_lock(&s->lock);
+            s->nconns--;
+            pthread_mutex_unlock(&s->lock);
+            continue;
+        }
+        c->s = s;
+        c->fd = fd;
+        if (pthread_create(&th, &attr, conn_main, c) != 0) {
+            c->ndirty = 0;
+            conn_close(c, 0);
+        }
+    }
+    pthread_attr_destroy(&attr);
+    /* let connection threads notice stop (bounded wait) */
+    for (int i = 0; i < 50; i++) {
+        pthread_mutex_lock(&s->lock);
+        int n = s->nconns;
+        pthread_mutex_unlock(&s->lock);
+        if (!n) break;
+        usleep(20000);
+    }
+    return 0;
+}

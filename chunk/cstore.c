@@ -1,0 +1,761 @@
+/* cstore.c - the on-disk chunk store: chunk files in hashed sub-folders of the data folders,
+ * their header (magic, id, version, length, flags, per-block xxh3 checksums), verified reads,
+ * read-modify-write of partial blocks, version moves, truncation, scrubbing of one chunk, and
+ * the health of the data folders (a folder that vanishes or returns EIO is taken out of
+ * service). Layout and invariants: see cstore.h. */
+#include "cstore.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "cksum.h"
+#include "codec.h"
+#include "log.h"
+
+#define B CKSUM_BLOCK
+
+struct chunkf {
+    int fd;
+    int dir;
+    uint64_t id;
+    uint32_t ver;
+    uint32_t len;
+    uint32_t flags;
+    uint64_t *cks; /* ncap entries */
+    uint32_t ncap;
+    char path[640];
+};
+
+static uint64_t zero_cks_full;
+
+static uint32_t cs_ncap(const struct cstore *cs)
+{
+    return cksum_nblocks(cs->chunk_size);
+}
+
+static void cs_dir_fail(struct cstore *cs, int d, int err)
+{
+    pthread_mutex_lock(&cs->dir_lock);
+    if (cs->dirs[d].ok) {
+        cs->dirs[d].ok = 0;
+        LOG_ERR("cstore", "data folder %s taken out of service: %s", cs->dirs[d].path,
+                strerror(err));
+    }
+    pthread_mutex_unlock(&cs->dir_lock);
+}
+
+/* An error from a data folder: EIO or a vanished root take the folder out of service. */
+static int cs_dir_err(struct cstore *cs, int d, int rc)
+{
+    struct stat st;
+    if (rc == -EIO || stat(cs->dirs[d].path, &st) != 0)
+        cs_dir_fail(cs, d, rc == -EIO ? EIO : ENOENT);
+    return rc;
+}
+
+int cstore_set_chunk_size(struct cstore *cs, uint64_t chunk_size)
+{
+    if (chunk_size < B || chunk_size > CSTORE_MAX_CHUNK_SIZE || chunk_size % B) return -EINVAL;
+    cs->chunk_size = chunk_size;
+    return 0;
+}
+
+int cstore_open(struct cstore *cs, char *const *dirs, int ndirs, uint64_t chunk_size)
+{
+    static uint8_t zeros[B];
+    memset(cs, 0, sizeof(*cs));
+    if (ndirs < 1 || ndirs > CSTORE_MAX_DIRS) return -EINVAL;
+    if (cstore_set_chunk_size(cs, chunk_size)) return -EINVAL;
+    zero_cks_full = cksum_xxh3(zeros, B);
+    for (int i = 0; i < ndirs; i++) {
+        if (strlen(dirs[i]) >= sizeof(cs->dirs[i].path)) return -ENAMETOOLONG;
+        snprintf(cs->dirs[i].path, sizeof(cs->dirs[i].path), "%s", dirs[i]);
+        if (mkdir(dirs[i], 0755) != 0 && errno != EEXIST) return -errno;
+        cs->dirs[i].ok = 1;
+    }
+    cs->ndirs = ndirs;
+    pthread_mutex_init(&cs->dir_lock, NULL);
+    for (int i = 0; i < CSTORE_LOCKS; i++)
+        pthread_mutex_init(&cs->locks[i], NULL);
+    return 0;
+}
+
+void cstore_close(struct cstore *cs)
+{
+    pthread_mutex_destroy(&cs->dir_lock);
+    for (int i = 0; i < CSTORE_LOCKS; i++)
+        pthread_mutex_destroy(&cs->locks[i]);
+}
+
+static pthread_mutex_t *cs_lock(struct cstore *cs, uint64_t id)
+{
+    return &cs->locks[(id ^ (id >> 17)) % CSTORE_LOCKS];
+}
+
+static void cs_chunk_path(struct cstore *cs, int d, uint64_t id, uint32_t ver, char *out,
+                          size_t len)
+{
+    snprintf(out, len, "%s/%02x/%016" PRIx64 "_%u.chk", cs->dirs[d].path, (unsigned)(id & 0xff), id,
+             ver);
+}
+
+static int cs_parse_name(const char *name, uint64_t *id, uint32_t *ver)
+{
+    char *end;
+    if (strlen(name) < 22 || name[16] != '_') return -1;
+    errno = 0;
+    *id = strtoull(name, &end, 16);
+    if (end != name + 16 || errno) return -1;
+    unsigned long v = strtoul(name + 17, &end, 10);
+    if (strcmp(end, ".chk") != 0 || v > UINT32_MAX || end == name + 17) return -1;
+    *ver = (uint32_t)v;
+    return 0;
+}
+
+/* Find which folder holds chunk id and at which version. 0 or -ENOENT. */
+static int cs_find(struct cstore *cs, uint64_t id, int *dir, uint32_t *ver)
+{
+    char sub[600];
+    int found = 0;
+    for (int d = 0; d < cs->ndirs; d++) {
+        if (!cs->dirs[d].ok) continue;
+        snprintf(sub, sizeof(sub), "%s/%02x", cs->dirs[d].path, (unsigned)(id & 0xff));
+        DIR *dp = opendir(sub);
+        if (!dp) {
+            if (errno != ENOENT)
+                cs_dir_err(cs, d, -errno);
+            else
+                cs_dir_err(cs, d, -ENOENT); /* checks the root still exists */
+            continue;
+        }
+        struct dirent *de;
+        while ((de = readdir(dp))) {
+            uint64_t fid;
+            uint32_t fv;
+            if (cs_parse_name(de->d_name, &fid, &fv) || fid != id) continue;
+            if (!found || fv > *ver) {
+                *ver = fv;
+                *dir = d;
+            }
+            found = 1;
+        }
+        closedir(dp);
+    }
+    return found ? 0 : -ENOENT;
+}
+
+static void cf_free(struct chunkf *f)
+{
+    if (f->fd >= 0) close(f->fd);
+    free(f->cks);
+    f->fd = -1;
+    f->cks = NULL;
+}
+
+/* Open and load the header of the chunk file found in dir d at version ver. */
+static int cf_load(struct cstore *cs, int d, uint64_t id, uint32_t ver, struct chunkf *f)
+{
+    uint8_t h[CSTORE_HDR_SIZE];
+    memset(f, 0, sizeof(*f));
+    f->fd = -1;
+    f->dir = d;
+    f->id = id;
+    f->ver = ver;
+    f->ncap = cs_ncap(cs);
+    cs_chunk_path(cs, d, id, ver, f->path, sizeof(f->path));
+    f->fd = open(f->path, O_RDWR | O_CLOEXEC);
+    if (f->fd < 0) return cs_dir_err(cs, d, -errno);
+    f->cks = calloc(f->ncap ? f->ncap : 1, sizeof(uint64_t));
+    if (!f->cks) {
+        cf_free(f);
+        return -ENOMEM;
+    }
+    ssize_t n = pread(f->fd, h, sizeof(h), 0);
+    if (n < 0) {
+        int rc = -errno;
+        cf_free(f);
+        return cs_dir_err(cs, d, rc);
+    }
+    if (n != sizeof(h) || le_get64(h) != CSTORE_MAGIC || le_get64(h + 8) != id) {
+        LOG_ERR("cstore", "chunk %016" PRIx64 " v%u: bad header in %s", id, ver, f->path);
+        cf_free(f);
+        return -EUCLEAN;
+    }
+    f->len = le_get32(h + 20);
+    f->flags = le_get32(h + 24);
+    if (f->len > cs->chunk_size) {
+        cf_free(f);
+        return -EUCLEAN;
+    }
+    uint32_t nb = cksum_nblocks(f->len);
+    if (nb) {
+        uint8_t *raw = malloc((size_t)nb * 8);
+        if (!raw) {
+            cf_free(f);
+            return -ENOMEM;
+        }
+        n = pread(f->fd, raw, (size_t)nb * 8, CSTORE_HDR_SIZE);
+        if (n != (ssize_t)nb * 8) {
+            int rc = n < 0 ? -errno : -EUCLEAN;
+            free(raw);
+            cf_free(f);
+            return rc == -EIO ? cs_dir_err(cs, d, rc) : rc;
+        }
+        for (uint32_t i = 0; i < nb; i++)
+            f->cks[i] = le_get64(raw + 8 * i);
+        free(raw);
+    }
+    return 0;
+}
+
+/* Write the fixed header and checksums [b0, b1) in one pwrite. */
+static int cf_store_hdr(struct chunkf *f, uint32_t b0, uint32_t b1)
+{
+    size_t n = CSTORE_HDR_SIZE + (size_t)b1 * 8;
+    uint8_t *h = calloc(1, n);
+    if (!h) return -ENOMEM;
+    le_put64(h, CSTORE_MAGIC);
+    le_put64(h + 8, f->id);
+    le_put32(h + 16, f->ver);
+    le_put32(h + 20, f->len);
+    le_put32(h + 24, f->flags);
+    le_put32(h + 28, CKSUM_BLOCK);
+    for (uint32_t i = b0; i < b1; i++)
+        le_put64(h + CSTORE_HDR_SIZE + 8 * i, f->cks[i]);
+    /* header fields, then the changed checksum range */
+    int rc = 0;
+    if (pwrite(f->fd, h, CSTORE_HDR_SIZE, 0) != CSTORE_HDR_SIZE) rc = -errno;
+    if (!rc && b1 > b0) {
+        size_t off = CSTORE_HDR_SIZE + (size_t)b0 * 8, len = (size_t)(b1 - b0) * 8;
+        if (pwrite(f->fd, h + off, len, (off_t)off) != (ssize_t)len) rc = errno ? -errno : -EIO;
+    }
+    free(h);
+    return rc;
+}
+
+static int cs_pick_dir(struct cstore *cs)
+{
+    int best = -1;
+    uint64_t bestfree = 0;
+    for (int d = 0; d < cs->ndirs; d++) {
+        struct statvfs sv;
+        if (!cs->dirs[d].ok) continue;
+        if (statvfs(cs->dirs[d].path, &sv) != 0) {
+            cs_dir_err(cs, d, -errno);
+            continue;
+        }
+        uint64_t fr = (uint64_t)sv.f_bavail * sv.f_frsize;
+        if (best < 0 || fr > bestfree) {
+            best = d;
+            bestfree = fr;
+        }
+    }
+    return best;
+}
+
+static void cs_sync_dir(const char *file)
+{
+    char dir[640];
+    snprintf(dir, sizeof(dir), "%s", file);
+    char *s = strrchr(dir, '/');
+    if (!s) return;
+    *s = 0;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+}
+
+/* Create an empty chunk file; its whole header area is allocated now. */
+static int cf_create(struct cstore *cs, uint64_t id, uint32_t ver, struct chunkf *f)
+{
+    int d = cs_pick_dir(cs);
+    if (d < 0) return -EIO;
+    char sub[600];
+    snprintf(sub, sizeof(sub), "%s/%02x", cs->dirs[d].path, (unsigned)(id & 0xff));
+    if (mkdir(sub, 0755) != 0 && errno != EEXIST) return cs_dir_err(cs, d, -errno);
+    memset(f, 0, sizeof(*f));
+    f->dir = d;
+    f->id = id;
+    f->ver = ver;
+    f->ncap = cs_ncap(cs);
+    cs_chunk_path(cs, d, id, ver, f->path, sizeof(f->path));
+    f->fd = open(f->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (f->fd < 0) return cs_dir_err(cs, d, -errno);
+    f->cks = calloc(f->ncap, sizeof(uint64_t));
+    int rc = f->cks ? 0 : -ENOMEM;
+    size_t hsz = CSTORE_HDR_SIZE + (size_t)f->ncap * 8;
+    uint8_t *z = rc ? NULL : calloc(1, hsz);
+    if (!rc && !z) rc = -ENOMEM;
+    if (!rc && pwrite(f->fd, z, hsz, 0) != (ssize_t)hsz) rc = errno ? -errno : -ENOSPC;
+    free(z);
+    if (!rc && ftruncate(f->fd, CSTORE_DATA_OFF) != 0) rc = -errno;
+    if (!rc) rc = cf_store_hdr(f, 0, 0);
+    if (rc) {
+        unlink(f->path);
+        cf_free(f);
+        if (rc == -EIO) cs_dir_err(cs, d, rc);
+    }
+    return rc;
+}
+
+/* Apply the version rules of write/truncate; on success f is open at version ver. */
+static int cs_take(struct cstore *cs, uint64_t id, uint32_t ver, uint32_t prev, struct chunkf *f)
+{
+    int d;
+    uint32_t cur;
+    int rc = cs_find(cs, id, &d, &cur);
+    if (rc == -ENOENT) {
+        if (prev != 0) return -ENOENT;
+        return cf_create(cs, id, ver, f);
+    }
+    if (cur > ver || (cur != ver && cur != prev)) return -ESTALE;
+    if (cur != ver) {
+        char from[640], to[640];
+        cs_chunk_path(cs, d, id, cur, from, sizeof(from));
+        cs_chunk_path(cs, d, id, ver, to, sizeof(to));
+        if (rename(from, to) != 0) return cs_dir_err(cs, d, -errno);
+        LOG_DEBUG("cstore", "chunk %016" PRIx64 " v%u -> v%u", id, cur, ver);
+    }
+    rc = cf_load(cs, d, id, ver, f);
+    if (rc) return rc;
+    /* a crash may have left bytes past the recorded length: drop them */
+    struct stat st;
+    if (fstat(f->fd, &st) == 0 && st.st_size > (off_t)CSTORE_DATA_OFF + f->len)
+        if (ftruncate(f->fd, (off_t)CSTORE_DATA_OFF + f->len) != 0) { /* harmless */
+        }
+    return 0;
+}
+
+/* Read the valid bytes of block b (file holes read as zeros) into buf (B bytes, zero padded)
+ * and verify them against the stored checksum. */
+static int cf_read_block(struct chunkf *f, uint32_t b, uint8_t *buf)
+{
+    uint32_t start = b * B;
+    uint32_t valid = f->len - start < B ? f->len - start : B;
+    memset(buf, 0, B);
+    ssize_t n = pread(f->fd, buf, valid, (off_t)CSTORE_DATA_OFF + start);
+    if (n < 0) return -errno;
+    if (n < (ssize_t)valid) memset(buf + n, 0, valid - n);
+    if (cksum_xxh3(buf, valid) != f->cks[b]) return -EUCLEAN;
+    return 0;
+}
+
+static uint64_t zero_cks(uint32_t valid)
+{
+    static const uint8_t zeros[B];
+    return valid == B ? zero_cks_full : cksum_xxh3(zeros, valid);
+}
+
+/* Grow the recorded length to new_len: the old last block's checksum now covers more bytes
+ * (zeros past the old length), and blocks in between are holes of zeros. Only checksums in
+ * memory change; *lo gets the first changed block. */
+static int cf_grow(struct chunkf *f, uint32_t new_len, uint32_t *lo, uint8_t *tmp)
+{
+    uint32_t old = f->len;
+    uint32_t nb_old = cksum_nblocks(old), nb_new = cksum_nblocks(new_len);
+    *lo = nb_old;
+    if (old % B) {
+        uint32_t lb = old / B;
+        int rc = cf_read_block(f, lb, tmp);
+        if (rc) return rc;
+        /* make sure the bytes past the old length really are zeros on disk */
+        uint32_t blkend = (lb + 1) * B < new_len ? (lb + 1) * B : new_len;
+        if (pwrite(f->fd, tmp + (old - lb * B), blkend - old, (off_t)CSTORE_DATA_OFF + old) !=
+            (ssize_t)(blkend - old))
+            return errno ? -errno : -ENOSPC;
+        f->cks[lb] = cksum_xxh3(tmp, blkend - lb * B);
+        *lo = lb;
+    }
+    for (uint32_t b = nb_old; b < nb_new; b++) {
+        uint32_t valid = new_len - b * B < B ? new_len - b * B : B;
+        f->cks[b] = zero_cks(valid);
+    }
+    f->len = new_len;
+    return 0;
+}
+
+int cstore_write(struct cstore *cs, uint64_t id, uint32_t ver, uint32_t prev, uint32_t off,
+                 const void *data, uint32_t len, int sync, uint32_t *chunk_len)
+{
+    if ((uint64_t)off + len > cs->chunk_size) return -EINVAL;
+    pthread_mutex_t *lk = cs_lock(cs, id);
+    struct chunkf f = {.fd = -1};
+    uint8_t *buf = NULL;
+    pthread_mutex_lock(lk);
+    int rc = cs_take(cs, id, ver, prev, &f);
+    if (rc) goto out;
+    if (f.flags & CSTORE_FLAG_BAD) {
+        rc = -EUCLEAN;
+        goto out;
+    }
+    if (len == 0) {
+        *chunk_len = f.len;
+        goto hdr;
+    }
+    uint32_t end = off + len;
+    uint32_t b0 = off / B, b1 = (end - 1) / B;
+    uint32_t nblk = b1 - b0 + 1;
+    buf = malloc((size_t)nblk * B);
+    if (!buf) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    struct chunkf saved = f;
+    uint64_t *saved_cks = malloc((size_t)f.ncap * 8);
+    if (!saved_cks) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    memcpy(saved_cks, f.cks, (size_t)f.ncap * 8);
+    uint32_t lo = b0;
+    if (off > f.len) { /* extend past a gap: fix the old last block first */
+        uint8_t *tmp = malloc(B);
+        uint32_t glo = 0;
+        rc = tmp ? cf_grow(&f, off, &glo, tmp) : -ENOMEM;
+        free(tmp);
+        if (rc) goto restore;
+        if (glo < lo) lo = glo;
+    }
+    /* read-modify-write of the partial head and tail blocks */
+    memset(buf, 0, (size_t)nblk * B);
+    if (off % B && b0 * B < f.len) {
+        rc = cf_read_block(&f, b0, buf);
+        if (rc) goto restore;
+    }
+    if (end % B && b1 != b0 && b1 * B < f.len) {
+        rc = cf_read_block(&f, b1, buf + (size_t)(nblk - 1) * B);
+        if (rc) goto restore;
+    } else if (end % B && b1 == b0 && !(off % B) && b0 * B < f.len) {
+        rc = cf_read_block(&f, b0, buf);
+        if (rc) goto restore;
+    }
+    memcpy(buf + (off - b0 * B), data, len);
+    uint32_t new_len = end > f.len ? end : f.len;
+    uint32_t wend = (b1 + 1) * B < new_len ? (b1 + 1) * B : new_len;
+    size_t wlen = wend - b0 * B;
+    ssize_t n = pwrite(f.fd, buf, wlen, (off_t)CSTORE_DATA_OFF + (off_t)b0 * B);
+    if (n != (ssize_t)wlen) {
+        rc = n < 0 ? -errno : -ENOSPC;
+        goto restore;
+    }
+    f.len = new_len;
+    for (uint32_t b = b0; b <= b1; b++) {
+        uint32_t valid = new_len - b * B < B ? new_len - b * B : B;
+        f.cks[b] = cksum_xxh3(buf + (size_t)(b - b0) * B, valid);
+    }
+    free(saved_cks);
+    *chunk_len = f.len;
+    rc = cf_store_hdr(&f, lo, b1 + 1);
+    if (rc) goto out;
+    if (sync && fdatasync(f.fd) != 0) rc = -errno;
+    if (sync && !rc && ver != prev) cs_sync_dir(f.path);
+    goto out;
+restore:
+    /* leave the old length and checksums: put the file size back as it was */
+    if (ftruncate(saved.fd, (off_t)CSTORE_DATA_OFF + saved.len) != 0) { /* best effort */
+    }
+    free(saved_cks);
+    if (rc == -ENOSPC) LOG_WARN("cstore", "chunk %016" PRIx64 " v%u: no space", id, ver);
+    goto out;
+hdr:
+    rc = cf_store_hdr(&f, 0, 0);
+    if (!rc && sync && fdatasync(f.fd) != 0) rc = -errno;
+out:
+    if (rc == -EIO) cs_dir_err(cs, f.dir, rc);
+    free(buf);
+    cf_free(&f);
+    pthread_mutex_unlock(lk);
+    return rc;
+}
+
+int cstore_truncate(struct cstore *cs, uint64_t id, uint32_t ver, uint32_t prev, uint32_t len)
+{
+    if (len > cs->chunk_size) return -EINVAL;
+    pthread_mutex_t *lk = cs_lock(cs, id);
+    struct chunkf f = {.fd = -1};
+    uint8_t *tmp = malloc(B);
+    if (!tmp) return -ENOMEM;
+    pthread_mutex_lock(lk);
+    int rc = cs_take(cs, id, ver, prev, &f);
+    if (rc) goto out;
+    uint32_t lo = 0, hi = cksum_nblocks(len);
+    if (len > f.len) {
+        uint32_t old = f.len;
+        rc = cf_grow(&f, len, &lo, tmp);
+        if (rc) goto out;
+        if (ftruncate(f.fd, (off_t)CSTORE_DATA_OFF + len) != 0) {
+            rc = -errno;
+            f.len = old;
+            goto out;
+        }
+    } else if (len < f.len) {
+        if (len % B) {
+            uint32_t lb = len / B;
+            rc = cf_read_block(&f, lb, tmp);
+            if (rc) goto out;
+            f.cks[lb] = cksum_xxh3(tmp, len - lb * B);
+            lo = lb;
+        } else {
+            lo = hi;
+        }
+        /* header first: a crash leaves a shorter length over longer data, still consistent */
+        f.len = len;
+        rc = cf_store_hdr(&f, lo, hi);
+        if (rc) goto out;
+        if (ftruncate(f.fd, (off_t)CSTORE_DATA_OFF + len) != 0) rc = -errno;
+        goto out;
+    } else {
+        lo = hi;
+    }
+    rc = cf_store_hdr(&f, lo, hi);
+out:
+    if (rc == -EIO) cs_dir_err(cs, f.dir, rc);
+    free(tmp);
+    cf_free(&f);
+    pthread_mutex_unlock(lk);
+    return rc;
+}
+
+int cstore_read(struct cstore *cs, uint64_t id, uint32_t ver, uint32_t off, uint32_t len,
+                uint8_t *buf, uint32_t *data_off, uint32_t *chunk_len, uint32_t *nblocks,
+                uint64_t *cks, uint32_t *datalen, uint32_t *bad_block)
+{
+    pthread_mutex_t *lk = cs_lock(cs, id);
+    struct chunkf f = {.fd = -1};
+    int d;
+    uint32_t cur;
+    *bad_block = 0;
+    pthread_mutex_lock(lk);
+    int rc = cs_find(cs, id, &d, &cur);
+    if (rc) goto out;
+    if (cur != ver) {
+        rc = -ESTALE;
+        goto out;
+    }
+    rc = cf_load(cs, d, id, ver, &f);
+    if (rc) goto out;
+    *chunk_len = f.len;
+    if (f.flags & CSTORE_FLAG_BAD) {
+        rc = -EUCLEAN;
+        goto out;
+    }
+    if (len == 0 || off >= f.len) {
+        *data_off = (off < f.len ? off : f.len) / B * B;
+        *nblocks = 0;
+        *datalen = 0;
+        goto out;
+    }
+    uint32_t end = (uint64_t)off + len < f.len ? off + len : f.len;
+    uint32_t b0 = off / B, b1 = (end - 1) / B;
+    uint32_t dstart = b0 * B, dend = (b1 + 1) * B < f.len ? (b1 + 1) * B : f.len;
+    ssize_t n = pread(f.fd, buf, dend - dstart, (off_t)CSTORE_DATA_OFF + dstart);
+    if (n < 0) {
+        rc = -errno;
+        goto out;
+    }
+    if (n < (ssize_t)(dend - dstart)) memset(buf + n, 0, dend - dstart - n);
+    for (uint32_t b = b0; b <= b1; b++) {
+        uint32_t valid = f.len - b * B < B ? f.len - b * B : B;
+        cks[b - b0] = cksum_xxh3(buf + (size_t)(b - b0) * B, valid);
+        if (cks[b - b0] != f.cks[b]) {
+            *bad_block = b;
+            LOG_ERR("cstore", "chunk %016" PRIx64 " v%u block %u: checksum mismatch on read", id,
+                    ver, b);
+            rc = -EUCLEAN;
+            goto out;
+        }
+    }
+    *data_off = dstart;
+    *nblocks = b1 - b0 + 1;
+    *datalen = dend - dstart;
+out:
+    if (rc == -EIO) cs_dir_err(cs, d, rc);
+    cf_free(&f);
+    pthread_mutex_unlock(lk);
+    return rc;
+}
+
+int cstore_delete(struct cstore *cs, uint64_t id, uint32_t ver)
+{
+    pthread_mutex_t *lk = cs_lock(cs, id);
+    int d, rc;
+    uint32_t cur;
+    char path[640];
+    pthread_mutex_lock(lk);
+    rc = cs_find(cs, id, &d, &cur);
+    if (!rc && ver != 0 && cur != ver) rc = -ESTALE;
+    if (!rc) {
+        cs_chunk_path(cs, d, id, cur, path, sizeof(path));
+        if (unlink(path) != 0)
+            rc = cs_dir_err(cs, d, -errno);
+        else
+            LOG_DEBUG("cstore", "chunk %016" PRIx64 " v%u deleted", id, cur);
+    }
+    pthread_mutex_unlock(lk);
+    return rc;
+}
+
+int cstore_fsync(struct cstore *cs, uint64_t id, uint32_t ver)
+{
+    pthread_mutex_t *lk = cs_lock(cs, id);
+    int d, rc;
+    uint32_t cur;
+    char path[640];
+    pthread_mutex_lock(lk);
+    rc = cs_find(cs, id, &d, &cur);
+    if (!rc && cur != ver) rc = -ESTALE;
+    if (!rc) {
+        cs_chunk_path(cs, d, id, cur, path, sizeof(path));
+        int fd = open(path, O_RDWR | O_CLOEXEC);
+        if (fd < 0)
+            rc = -errno;
+        else {
+            if (fsync(fd) != 0) rc = -errno;
+            close(fd);
+            cs_sync_dir(path);
+        }
+        if (rc == -EIO) cs_dir_err(cs, d, rc);
+    }
+    pthread_mutex_unlock(lk);
+    return rc;
+}
+
+int cstore_info(struct cstore *cs, uint64_t id, uint32_t *ver, uint32_t *len)
+{
+    pthread_mutex_t *lk = cs_lock(cs, id);
+    struct chunkf f = {.fd = -1};
+    int d;
+    pthread_mutex_lock(lk);
+    int rc = cs_find(cs, id, &d, ver);
+    if (!rc) rc = cf_load(cs, d, id, *ver, &f);
+    if (!rc) *len = f.len;
+    cf_free(&f);
+    pthread_mutex_unlock(lk);
+    return rc;
+}
+
+int cstore_path(struct cstore *cs, uint64_t id, char *out, size_t len, uint32_t *ver)
+{
+    int d;
+    int rc = cs_find(cs, id, &d, ver);
+    if (!rc) cs_chunk_path(cs, d, id, *ver, out, len);
+    return rc;
+}
+
+int cstore_foreach(struct cstore *cs, int (*fn)(void *arg, uint64_t id, uint32_t ver), void *arg)
+{
+    char sub[600];
+    for (int d = 0; d < cs->ndirs; d++) {
+        if (!cs->dirs[d].ok) continue;
+        for (int x = 0; x < 256; x++) {
+            snprintf(sub, sizeof(sub), "%s/%02x", cs->dirs[d].path, x);
+            DIR *dp = opendir(sub);
+            if (!dp) {
+                if (errno != ENOENT) cs_dir_err(cs, d, -errno);
+                continue;
+            }
+            struct dirent *de;
+            int rc = 0;
+            while (!rc && (de = readdir(dp))) {
+                uint64_t id;
+                uint32_t ver;
+                if (cs_parse_name(de->d_name, &id, &ver)) continue;
+                rc = fn(arg, id, ver);
+            }
+            closedir(dp);
+            if (rc) return rc;
+        }
+    }
+    return 0;
+}
+
+int cstore_mark_bad(struct cstore *cs, uint64_t id, uint32_t ver)
+{
+    pthread_mutex_t *lk = cs_lock(cs, id);
+    struct chunkf f = {.fd = -1};
+    int d;
+    uint32_t cur;
+    pthread_mutex_lock(lk);
+    int rc = cs_find(cs, id, &d, &cur);
+    if (!rc && cur != ver) rc = -ESTALE;
+    if (!rc) rc = cf_load(cs, d, id, ver, &f);
+    if (!rc) {
+        f.flags |= CSTORE_FLAG_BAD;
+        rc = cf_store_hdr(&f, 0, 0);
+    }
+    cf_free(&f);
+    pthread_mutex_unlock(lk);
+    return rc;
+}
+
+int cstore_scrub_chunk(struct cstore *cs, uint64_t id, uint32_t ver, uint32_t *bad_block,
+                       void (*rate_fn)(void *arg, uint32_t bytes), void *arg)
+{
+    pthread_mutex_t *lk = cs_lock(cs, id);
+    uint8_t *tmp = malloc(B);
+    if (!tmp) return -ENOMEM;
+    int rc = 0;
+    uint32_t nb = 0;
+    for (uint32_t b = 0; !rc && (b == 0 || b < nb); b++) {
+        /* lock per block so that clients are not held up behind a whole chunk */
+        struct chunkf f = {.fd = -1};
+        int d;
+        uint32_t cur;
+        pthread_mutex_lock(lk);
+        rc = cs_find(cs, id, &d, &cur);
+        if (!rc && cur != ver) rc = -ESTALE;
+        if (!rc) rc = cf_load(cs, d, id, ver, &f);
+        if (!rc) {
+            nb = cksum_nblocks(f.len);
+            if (f.flags & CSTORE_FLAG_BAD)
+                rc = 1; /* already known bad */
+            else if (b < nb) {
+                rc = cf_read_block(&f, b, tmp);
+                if (rc == -EUCLEAN) {
+                    *bad_block = b;
+                    f.flags |= CSTORE_FLAG_BAD;
+                    cf_store_hdr(&f, 0, 0);
+                }
+            }
+        }
+        cf_free(&f);
+        pthread_mutex_unlock(lk);
+        if (!rc && rate_fn && b < nb) rate_fn(arg, B);
+        if (nb == 0) break;
+    }
+    free(tmp);
+    return rc == 1 ? 0 : rc;
+}
+
+void cstore_space(struct cstore *cs, uint64_t *capacity, uint64_t *avail)
+{
+    *capacity = *avail = 0;
+    for (int d = 0; d < cs->ndirs; d++) {
+        struct statvfs sv;
+        if (!cs->dirs[d].ok) continue;
+        if (statvfs(cs->dirs[d].path, &sv) != 0) {
+            cs_dir_err(cs, d, -errno);
+            continue;
+        }
+        *capacity += (uint64_t)sv.f_blocks * sv.f_frsize;
+        *avail += (uint64_t)sv.f_bavail * sv.f_frsize;
+    }
+}
+
+int cstore_dirs_ok(struct cstore *cs)
+{
+    int n = 0;
+    for (int d = 0; d < cs->ndirs; d++)
+        n += cs->dirs[d].ok;
+    return n;
+}

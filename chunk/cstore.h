@@ -1,0 +1,77 @@
+/* cstore.h - the on-disk chunk store of a chunk server.
+ *
+ * A chunk is one file DIR/XX/<id:016x>_<version>.chk in one of the data folders (XX = low byte
+ * of the id). The file starts with a 64 KiB header area: struct cstore_hdr (64 bytes) followed
+ * by one u64 xxh3 checksum per 64 KiB block (cksum.h: each covers the block's valid bytes); the
+ * data starts at CSTORE_DATA_OFF so a sparse tail stays sparse. Invariants: data is written
+ * before the header that describes it, and the whole header area is allocated when the file is
+ * created, so a failed (ENOSPC) data write never touches the header of existing data.
+ * Every function returns 0 or a negative errno; -ESTALE for a version the store does not hold
+ * or an older version than held, -ENOENT for a chunk it does not have, -EUCLEAN for a block
+ * that fails its checksum (never served). Thread safe: operations on one chunk id serialise on
+ * a striped lock. */
+#ifndef CAIRN_CSTORE_H
+#define CAIRN_CSTORE_H
+#include <stdint.h>
+#include <stddef.h>
+#include <pthread.h>
+
+#define CSTORE_MAGIC 0x4b4e484343524143ull /* "CARCCHNK" */
+#define CSTORE_HDR_SIZE 64
+#define CSTORE_DATA_OFF (64u * 1024u)
+#define CSTORE_MAX_DIRS 16
+#define CSTORE_MAX_CHUNK_SIZE (512ull << 20) /* header area holds at most 8190 checksums */
+#define CSTORE_LOCKS 64
+#define CSTORE_FLAG_BAD 1u
+
+struct cstore_dir {
+    char path[512];
+    int ok; /* 0 once taken out of service (vanished or EIO) */
+};
+
+struct cstore {
+    int ndirs;
+    struct cstore_dir dirs[CSTORE_MAX_DIRS];
+    uint64_t chunk_size;
+    pthread_mutex_t dir_lock;
+    pthread_mutex_t locks[CSTORE_LOCKS];
+};
+
+/* Open the store over ndirs data folders (created if missing). chunk_size may change later
+ * with cstore_set_chunk_size (meta tells it). Returns 0, -EINVAL or -errno of mkdir. */
+int cstore_open(struct cstore *cs, char *const *dirs, int ndirs, uint64_t chunk_size);
+void cstore_close(struct cstore *cs);
+int cstore_set_chunk_size(struct cstore *cs, uint64_t chunk_size);
+
+/* Read: verify every block touching [off, off+len) and return whole blocks from *data_off
+ * (block aligned) to cover it, clipped to the chunk length, with their checksums. buf must
+ * hold len + 2 * CKSUM_BLOCK bytes, cks cksum_nblocks(len) + 2 entries. *bad_block gets the
+ * failing block on -EUCLEAN. */
+int cstore_read(struct cstore *cs, uint64_t id, uint32_t ver, uint32_t off, uint32_t len,
+                uint8_t *buf, uint32_t *data_off, uint32_t *chunk_len, uint32_t *nblocks,
+                uint64_t *cks, uint32_t *datalen, uint32_t *bad_block);
+/* Write len bytes at off under the version rules (moves prev_version -> ver). sync: fdatasync
+ * before returning. *chunk_len gets the new length. -EINVAL beyond chunk_size. */
+int cstore_write(struct cstore *cs, uint64_t id, uint32_t ver, uint32_t prev, uint32_t off,
+                 const void *data, uint32_t len, int sync, uint32_t *chunk_len);
+int cstore_truncate(struct cstore *cs, uint64_t id, uint32_t ver, uint32_t prev, uint32_t len);
+/* Delete version ver (0 = whatever version is held). */
+int cstore_delete(struct cstore *cs, uint64_t id, uint32_t ver);
+int cstore_fsync(struct cstore *cs, uint64_t id, uint32_t ver);
+int cstore_info(struct cstore *cs, uint64_t id, uint32_t *ver, uint32_t *len);
+/* Call fn for every chunk held (stops early when fn returns non-zero, which is returned). */
+int cstore_foreach(struct cstore *cs, int (*fn)(void *arg, uint64_t id, uint32_t ver), void *arg);
+/* Re-read and verify every block of one chunk. rate_fn (may be NULL) is called after each
+ * block with its byte count (the scrubber throttles there). -EUCLEAN with *bad_block when a
+ * block fails; the chunk is then marked bad (never served again). */
+int cstore_scrub_chunk(struct cstore *cs, uint64_t id, uint32_t ver, uint32_t *bad_block,
+                       void (*rate_fn)(void *arg, uint32_t bytes), void *arg);
+/* Mark a chunk bad persistently (reads refuse it with -EUCLEAN). */
+int cstore_mark_bad(struct cstore *cs, uint64_t id, uint32_t ver);
+/* Total and free bytes over the data folders in service. */
+void cstore_space(struct cstore *cs, uint64_t *capacity, uint64_t *avail);
+/* Number of data folders in service. */
+int cstore_dirs_ok(struct cstore *cs);
+/* Path of the chunk file (for tests and logs); 0 or -ENOENT. */
+int cstore_path(struct cstore *cs, uint64_t id, char *out, size_t len, uint32_t *ver);
+#endif

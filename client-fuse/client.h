@@ -1,0 +1,286 @@
+/* client.h - the FUSE client's shared state and the interfaces between its modules.
+ *
+ * One `struct cm` holds the mount's configuration and every long-lived object: the meta
+ * session (meta_client.c), the chunk server connections (chunk_client.c), the per-inode state
+ * table (inode_state.c), the read cache and its prefetch workers (rcache.c). The FUSE
+ * operations (fs_ops.c) use the read path (read_path.c) and the write path (write_path.c).
+ * Every function returns 0 or a negative errno unless it says otherwise; network failures and
+ * timeouts (bounded by io_timeout) come back as -EIO from the typed wrappers. */
+#ifndef CAIRN_CLIENT_H
+#define CAIRN_CLIENT_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto.h"
+#include "rpc.h"
+
+#define CM_RA_MIN (128u << 10)     /* first read-ahead window on sequential access */
+#define CM_SEG_SIZE CAIRN_IO_MAX   /* unit of the read cache and of prefetching */
+#define CM_DIRTY_MAX (4u << 20)    /* a dirty buffer is written out at this size */
+#define CM_LOCATE_BATCH 16         /* chunks asked per CHUNK_LOCATE */
+#define CM_CC_POOL 4               /* connections per chunk server (servers serve in order) */
+#define CM_PREFETCH_THREADS 4
+
+struct cm_cfg {
+    char meta[CAIRN_ADDR_MAX + 1];
+    double entry_timeout;
+    double attr_timeout;
+    uint64_t readahead_max;
+    uint64_t cache_size;
+    int io_timeout_s;
+    int max_threads;
+};
+
+/* ---- meta_client.c: the session and typed meta requests (prefix mc_) ---------------------- */
+struct mc {
+    struct rpc_conn *conn;
+    uint64_t session;
+    uint64_t chunk_size;
+    uint32_t session_timeout_s;
+    int io_timeout_ms;
+    pthread_mutex_t mu; /* guards session */
+    pthread_t keepalive;
+    int ka_running;
+    int stopping;
+    pthread_cond_t stop_cv;
+};
+
+int mc_open(struct mc *m, const char *addr, int io_timeout_ms);
+void mc_close(struct mc *m);
+uint64_t mc_session(struct mc *m);
+/* One request/reply; on 0 the caller owns rep->payload. Transport errors become -EIO. */
+int mc_call(struct mc *m, uint16_t type, const struct wbuf *req, struct rpc_reply *rep);
+int mc_lookup(struct mc *m, uint64_t parent, const char *name, struct cairn_attr *a);
+int mc_getattr(struct mc *m, uint64_t ino, struct cairn_attr *a);
+struct mc_setattr {
+    uint32_t valid; /* SETATTR_* */
+    uint32_t mode, uid, gid;
+    uint64_t size;
+    int64_t atime_s, mtime_s;
+    uint32_t atime_ns, mtime_ns;
+};
+int mc_setattr(struct mc *m, uint64_t ino, const struct mc_setattr *s, struct cairn_attr *a);
+int mc_mknod(struct mc *m, uint64_t parent, const char *name, uint32_t mode, uint64_t rdev,
+             uint32_t uid, uint32_t gid, struct cairn_attr *a);
+int mc_mkdir(struct mc *m, uint64_t parent, const char *name, uint32_t mode, uint32_t uid,
+             uint32_t gid, struct cairn_attr *a);
+int mc_unlink(struct mc *m, uint64_t parent, const char *name);
+int mc_rmdir(struct mc *m, uint64_t parent, const char *name);
+int mc_rename(struct mc *m, uint64_t parent, const char *name, uint64_t newparent,
+              const char *newname, uint32_t flags);
+int mc_link(struct mc *m, uint64_t ino, uint64_t newparent, const char *newname,
+            struct cairn_attr *a);
+int mc_symlink(struct mc *m, uint64_t parent, const char *name, const char *target, uint32_t uid,
+               uint32_t gid, struct cairn_attr *a);
+/* out must hold CAIRN_PATH_MAX + 1 bytes. */
+int mc_readlink(struct mc *m, uint64_t ino, char *out);
+/* Raw READDIR reply (decoded by the caller); caller frees rep. */
+int mc_readdir(struct mc *m, uint64_t ino, uint64_t cookie, uint32_t max, int plus,
+               struct rpc_reply *rep);
+struct mc_statfs {
+    uint64_t total_bytes, free_bytes, total_inodes, free_inodes;
+    uint32_t block_size, name_max;
+};
+int mc_statfs(struct mc *m, struct mc_statfs *out);
+int mc_setxattr(struct mc *m, uint64_t ino, const char *name, const void *val, size_t len,
+                uint32_t flags);
+/* Raw value in rep (rcur_bytes); caller frees rep. */
+int mc_getxattr(struct mc *m, uint64_t ino, const char *name, struct rpc_reply *rep);
+int mc_listxattr(struct mc *m, uint64_t ino, struct rpc_reply *rep);
+int mc_removexattr(struct mc *m, uint64_t ino, const char *name);
+int mc_create(struct mc *m, uint64_t parent, const char *name, uint32_t mode, uint32_t uid,
+              uint32_t gid, uint32_t flags, struct cairn_attr *a);
+/* OPEN: attr plus up to max chunk infos (*n gets how many). */
+int mc_open_file(struct mc *m, uint64_t ino, uint32_t flags, struct cairn_attr *a,
+                 struct chunk_info *ci, uint32_t max, uint32_t *n);
+int mc_release(struct mc *m, uint64_t ino);
+int mc_chunk_locate(struct mc *m, uint64_t ino, uint64_t first, uint32_t count,
+                    struct chunk_info *ci, uint32_t max, uint32_t *n);
+int mc_chunk_lease(struct mc *m, uint64_t ino, uint64_t index, struct chunk_info *ci);
+int mc_commit(struct mc *m, uint64_t ino, uint64_t size, int64_t mtime_s, uint32_t mtime_ns,
+              uint32_t flags, struct cairn_attr *a);
+
+/* ---- chunk_client.c: requests to chunk servers (prefix cc_) ------------------------------ */
+struct cc_pool;
+struct cc_pool *cc_pool_new(int io_timeout_ms);
+void cc_pool_free(struct cc_pool *p);
+int cc_io_timeout_ms(const struct cc_pool *p);
+
+/* A parsed and verified CHK_READ reply. data points into the reply payload. */
+struct cc_read_view {
+    uint32_t data_offset;
+    uint32_t chunk_length;
+    const uint8_t *data;
+    uint32_t data_len;
+};
+/* Parse a CHK_READ reply payload for a request (off, len) and verify every block checksum.
+ * Returns 0, -EBADMSG (malformed/inconsistent) or CAIRN_ECORRUPT-negated (-EUCLEAN). */
+int cc_verify_read(const uint8_t *payload, size_t plen, uint32_t off, uint32_t len,
+                   struct cc_read_view *v);
+/* Copy [off, off+len) of a verified view into out; bytes past the chunk length are zeros. */
+void cc_copy_view(const struct cc_read_view *v, uint32_t off, uint32_t len, uint8_t *out);
+
+struct rpc_call;
+int cc_read_submit(struct cc_pool *p, const char *addr, uint64_t chunk_id, uint32_t version,
+                   uint32_t off, uint32_t len, uint64_t deadline, struct rpc_call **call);
+/* Wait, verify and copy into out (len bytes, zero-filled past the chunk's end). */
+int cc_read_finish(struct rpc_call *call, uint64_t deadline, uint32_t off, uint32_t len,
+                   uint8_t *out);
+/* Read a piece trying every replica of ci in turn, starting at replica `first`. */
+int cc_read(struct cc_pool *p, const struct chunk_info *ci, int first, uint32_t off, uint32_t len,
+            uint8_t *out);
+/* Write down the chain ci->loc[0..nloc). pieces <= CAIRN_IO_MAX are pipelined. */
+int cc_write(struct cc_pool *p, const struct chunk_info *ci, uint32_t off, const uint8_t *data,
+             size_t len, int sync);
+int cc_truncate(struct cc_pool *p, const struct chunk_info *ci, uint32_t length);
+int cc_fsync(struct cc_pool *p, const struct chunk_info *ci);
+
+/* ---- rcache.c: bounded LRU cache of file segments (prefix rc_) ---------------------------- */
+struct rc_cache;
+struct rc_cache *rc_new(uint64_t limit_bytes);
+void rc_free(struct rc_cache *c);
+/* Copy [off, off+len) of segment (ino, seg) if cached; waits for a segment being loaded.
+ * Returns bytes copied (0..len) when the segment is present and valid (a short segment at
+ * EOF copies less), or -ENOENT when absent. */
+int rc_read(struct rc_cache *c, uint64_t ino, uint64_t seg, uint32_t off, uint32_t len,
+            uint8_t *out, int timeout_ms);
+/* Reserve a slot for loading (ino, seg): returns 1 with *e set if the caller must load it
+ * (and then call rc_end_load exactly once), 0 if it is present or being loaded, -ENOSPC when
+ * the cache is full of segments being loaded. */
+struct rc_ent;
+int rc_begin_load(struct rc_cache *c, uint64_t ino, uint64_t seg, struct rc_ent **e);
+/* Finish a load: data (malloc'd, ownership passes to the cache; len bytes) or an error. */
+void rc_end_load(struct rc_cache *c, struct rc_ent *e, uint8_t *data, uint32_t len, int rc);
+/* Drop every segment of ino (loading ones are discarded when they finish). */
+void rc_drop_ino(struct rc_cache *c, uint64_t ino);
+uint64_t rc_bytes(struct rc_cache *c);
+uint64_t rc_limit(struct rc_cache *c);
+/* Insert a ready segment directly (tests, demand reads). */
+void rc_put(struct rc_cache *c, uint64_t ino, uint64_t seg, const uint8_t *data, uint32_t len);
+
+/* ---- inode_state.c: per-inode state shared by all handles (prefix ist_) ------------------- */
+struct ist_lease {
+    struct chunk_info ci; /* version, prev_version, chain in loc[] */
+    int unsynced;         /* written without CHK_WRITE_SYNC since the last fsync */
+};
+
+struct ist_chunk {
+    uint64_t index;
+    int present; /* 0 = known hole */
+    struct chunk_info ci;
+};
+
+struct inode_st {
+    struct inode_st *next; /* hash chain */
+    uint64_t ino;
+    int refs;     /* open handles + temporary users */
+    int writers;  /* open handles with write access */
+    pthread_mutex_t mu;
+    uint64_t size_meta;  /* size as the meta service last told us */
+    uint64_t size_local; /* size including data written through this mount */
+    int64_t mtime_s;     /* last write here (for COMMIT) */
+    uint32_t mtime_ns;
+    int need_commit;
+    int werr; /* sticky write error, reported at flush/fsync */
+    /* the attributes at the last open, for keep_cache */
+    int64_t open_mtime_s;
+    uint32_t open_mtime_ns;
+    uint64_t open_size;
+    int have_open_attr;
+    uint32_t mode;
+    /* chunk location cache */
+    struct ist_chunk *chunks;
+    size_t nchunks, capchunks;
+    /* write leases held in this open session */
+    struct ist_lease *leases;
+    size_t nleases, capleases;
+    /* the dirty extent [dstart, dstart + dlen) */
+    uint8_t *dbuf;
+    uint64_t dstart;
+    size_t dlen, dcap;
+};
+
+struct ist_table;
+struct ist_table *ist_new(void);
+void ist_free(struct ist_table *t);
+/* Find or create the state of ino and take a reference. NULL on ENOMEM. */
+struct inode_st *ist_get(struct ist_table *t, uint64_t ino);
+/* Find only (with a reference), NULL if absent. */
+struct inode_st *ist_find(struct ist_table *t, uint64_t ino);
+void ist_put(struct ist_table *t, struct inode_st *s);
+/* Chunk cache helpers; s->mu held. */
+struct ist_chunk *ist_chunk_find(struct inode_st *s, uint64_t index);
+int ist_chunk_set(struct inode_st *s, uint64_t index, int present, const struct chunk_info *ci);
+void ist_chunks_clear(struct inode_st *s);
+void ist_chunks_drop_from(struct inode_st *s, uint64_t first_index);
+struct ist_lease *ist_lease_find(struct inode_st *s, uint64_t index);
+struct ist_lease *ist_lease_add(struct inode_st *s, const struct chunk_info *ci);
+void ist_lease_drop(struct inode_st *s, uint64_t index);
+void ist_leases_clear(struct inode_st *s);
+static inline uint64_t ist_size(const struct inode_st *s)
+{
+    return s->size_local > s->size_meta ? s->size_local : s->size_meta;
+}
+
+/* ---- the mount ----------------------------------------------------------------------------- */
+struct cm {
+    struct cm_cfg cfg;
+    struct mc meta;
+    struct cc_pool *cc;
+    struct ist_table *inodes;
+    struct rc_cache *cache;
+    struct rp_prefetcher *pf;
+};
+
+/* ---- read_path.c (prefix rp_) -------------------------------------------------------------- */
+/* A piece of a byte range that lies inside one chunk. */
+struct rp_piece {
+    uint64_t index;   /* chunk index */
+    uint32_t off;     /* offset inside the chunk */
+    uint32_t len;     /* <= max_piece */
+    uint64_t buf_off; /* offset in the caller's buffer */
+};
+/* Split [off, off+len) at chunk boundaries and into pieces of at most max_piece bytes.
+ * Returns the number of pieces written (at most max), or -E2BIG if max is too small. */
+int rp_split(uint64_t off, uint64_t len, uint64_t chunk_size, uint32_t max_piece,
+             struct rp_piece *out, int max);
+
+/* Per open file read-ahead state. */
+struct rp_ra {
+    uint64_t next_off; /* where a sequential reader reads next */
+    uint64_t window;   /* current read-ahead bytes (0 = off) */
+    uint64_t done_to;  /* prefetch issued up to here */
+};
+/* Account a read of [off, off+len); grows the window on sequential access (doubling from
+ * CM_RA_MIN up to max), resets it to 0 on random access. Returns the window. */
+uint64_t rp_ra_update(struct rp_ra *ra, uint64_t off, uint64_t len, uint64_t max);
+
+struct rp_prefetcher *rp_prefetcher_new(struct cm *cm, int nthreads);
+void rp_prefetcher_free(struct rp_prefetcher *p);
+/* Read up to len bytes at off of the file into out; *got gets the bytes (short at EOF). */
+int rp_read(struct cm *cm, struct inode_st *s, struct rp_ra *ra, uint64_t off, size_t len,
+            uint8_t *out, size_t *got);
+/* Chunk info for (s, index): cached or located. *present = 0 for a hole. s->mu held. */
+int rp_locate(struct cm *cm, struct inode_st *s, uint64_t index, struct chunk_info *ci,
+              int *present);
+
+/* ---- write_path.c (prefix wp_) ------------------------------------------------------------- */
+/* Buffer a write (s->mu held by the callee, not the caller). */
+int wp_write(struct cm *cm, struct inode_st *s, uint64_t off, const void *data, size_t len);
+/* Write out the dirty buffer (s->mu held). */
+int wp_flush_locked(struct cm *cm, struct inode_st *s, int sync);
+/* Write out dirty data and publish size/mtime (COMMIT). sync: durable on every replica. */
+int wp_flush(struct cm *cm, struct inode_st *s, int sync);
+/* Truncate to size through meta, then cut the last chunk (s may be NULL). */
+int wp_truncate(struct cm *cm, uint64_t ino, struct inode_st *s, const struct mc_setattr *sa,
+                struct cairn_attr *out);
+/* Extend the file to at least size (fallocate mode 0). */
+int wp_extend(struct cm *cm, struct inode_st *s, uint64_t size);
+
+/* ---- fs_ops.c ------------------------------------------------------------------------------ */
+struct fuse_lowlevel_ops;
+extern const struct fuse_lowlevel_ops fs_ops;
+
+#endif

@@ -1,0 +1,837 @@
+/* fs_ops.c - the FUSE low-level operations table of cairn-mount.
+ *
+ * Each operation turns a kernel request into meta requests (meta_client.c) or into the read
+ * and write paths, and maps the result straight into a reply (fuse_reply_err(req, -rc)). The
+ * FUSE node id is the inode number, so forget has nothing to drop and NFS file handles stay
+ * valid. Open files carry a struct fh (fi->fh) holding a reference on the inode's shared state
+ * and the handle's read-ahead window. */
+#define FUSE_USE_VERSION 312
+
+#include <errno.h>
+#include <fuse_lowlevel.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "log.h"
+#include "net.h"
+#include "wire.h"
+
+struct fh {
+    struct inode_st *s;
+    struct rp_ra ra;
+    int writable;
+};
+
+static struct cm *CM(fuse_req_t req)
+{
+    return fuse_req_userdata(req);
+}
+
+static struct fh *FH(struct fuse_file_info *fi)
+{
+    return (struct fh *)(uintptr_t)fi->fh;
+}
+
+/* ---- parent directory attributes, for setgid inheritance ----------------------------------- */
+
+#define DIRC_SIZE 256
+static struct {
+    pthread_mutex_t mu;
+    struct {
+        uint64_t ino;
+        uint32_t mode, gid;
+        uint64_t expires_ms;
+    } e[DIRC_SIZE];
+} dirc = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static void dirc_note(struct cm *cm, const struct cairn_attr *a)
+{
+    if (!S_ISDIR(a->mode)) return;
+    pthread_mutex_lock(&dirc.mu);
+    size_t i = a->ino % DIRC_SIZE;
+    dirc.e[i].ino = a->ino;
+    dirc.e[i].mode = a->mode;
+    dirc.e[i].gid = a->gid;
+    dirc.e[i].expires_ms = net_now_ms() + (uint64_t)(cm->cfg.attr_timeout * 1000) + 1000;
+    pthread_mutex_unlock(&dirc.mu);
+}
+
+/* Owner for a new node in parent: the caller's uid, and its gid unless parent is setgid;
+ * *mode gets S_ISGID added for a new directory under a setgid parent. */
+static int new_owner(struct cm *cm, fuse_req_t req, uint64_t parent, uint32_t *mode,
+                     uint32_t *uid, uint32_t *gid)
+{
+    const struct fuse_ctx *ctx = fuse_req_ctx(req);
+    *uid = ctx->uid;
+    *gid = ctx->gid;
+    uint32_t pmode = 0, pgid = 0;
+    int hit = 0;
+    pthread_mutex_lock(&dirc.mu);
+    size_t i = parent % DIRC_SIZE;
+    if (dirc.e[i].ino == parent && dirc.e[i].expires_ms > net_now_ms()) {
+        pmode = dirc.e[i].mode;
+        pgid = dirc.e[i].gid;
+        hit = 1;
+    }
+    pthread_mutex_unlock(&dirc.mu);
+    if (!hit) {
+        struct cairn_attr pa;
+        int rc = mc_getattr(&cm->meta, parent, &pa);
+        if (rc) return rc;
+        dirc_note(cm, &pa);
+        pmode = pa.mode;
+        pgid = pa.gid;
+    }
+    if (pmode & S_ISGID) {
+        *gid = pgid;
+        if (S_ISDIR(*mode)) *mode |= S_ISGID;
+    }
+    return 0;
+}
+
+/* ---- attributes ----------------------------------------------------------------------------- */
+
+/* The size to show: while this mount writes the file, what it has written counts. */
+static uint64_t shown_size(struct cm *cm, const struct cairn_attr *a)
+{
+    if (!S_ISREG(a->mode)) return a->size;
+    struct inode_st *s = ist_find(cm->inodes, a->ino);
+    if (!s) return a->size;
+    uint64_t size = a->size;
+    pthread_mutex_lock(&s->mu);
+    if (s->writers > 0 || s->need_commit || s->dlen) {
+        if (s->size_local > size) size = s->size_local;
+    }
+    pthread_mutex_unlock(&s->mu);
+    ist_put(cm->inodes, s);
+    return size;
+}
+
+static void to_stat(struct cm *cm, const struct cairn_attr *a, struct stat *st)
+{
+    memset(st, 0, sizeof(*st));
+    st->st_ino = a->ino;
+    st->st_mode = a->mode;
+    st->st_nlink = a->nlink;
+    st->st_uid = a->uid;
+    st->st_gid = a->gid;
+    st->st_rdev = a->rdev;
+    st->st_size = (off_t)shown_size(cm, a);
+    st->st_blksize = 65536;
+    st->st_blocks = (st->st_size + 511) / 512;
+    st->st_atim.tv_sec = a->atime_s;
+    st->st_atim.tv_nsec = a->atime_ns;
+    st->st_mtim.tv_sec = a->mtime_s;
+    st->st_mtim.tv_nsec = a->mtime_ns;
+    st->st_ctim.tv_sec = a->ctime_s;
+    st->st_ctim.tv_nsec = a->ctime_ns;
+    dirc_note(cm, a);
+}
+
+static void to_entry(struct cm *cm, const struct cairn_attr *a, struct fuse_entry_param *e)
+{
+    memset(e, 0, sizeof(*e));
+    e->ino = a->ino;
+    e->generation = a->gen;
+    to_stat(cm, a, &e->attr);
+    e->attr_timeout = cm->cfg.attr_timeout;
+    e->entry_timeout = cm->cfg.entry_timeout;
+}
+
+static void reply_entry(fuse_req_t req, int rc, const struct cairn_attr *a)
+{
+    if (rc) {
+        fuse_reply_err(req, -rc);
+        return;
+    }
+    struct fuse_entry_param e;
+    to_entry(CM(req), a, &e);
+    fuse_reply_entry(req, &e);
+}
+
+static void reply_attr(fuse_req_t req, int rc, const struct cairn_attr *a)
+{
+    if (rc) {
+        fuse_reply_err(req, -rc);
+        return;
+    }
+    struct stat st;
+    to_stat(CM(req), a, &st);
+    fuse_reply_attr(req, &st, CM(req)->cfg.attr_timeout);
+}
+
+static int check_name(const char *name)
+{
+    return strlen(name) > CAIRN_NAME_MAX ? -ENAMETOOLONG : 0;
+}
+
+/* ---- operations ----------------------------------------------------------------------------- */
+
+static void fs_init(void *userdata, struct fuse_conn_info *conn)
+{
+    (void)userdata;
+    conn->want &= ~(unsigned)(FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_ATOMIC_O_TRUNC |
+                              FUSE_CAP_HANDLE_KILLPRIV | FUSE_CAP_SPLICE_READ |
+                              FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
+    unsigned want = FUSE_CAP_ASYNC_READ | FUSE_CAP_PARALLEL_DIROPS | FUSE_CAP_EXPORT_SUPPORT |
+                    FUSE_CAP_AUTO_INVAL_DATA | FUSE_CAP_READDIRPLUS |
+                    FUSE_CAP_READDIRPLUS_AUTO;
+    conn->want |= want & conn->capable;
+    conn->max_write = CAIRN_IO_MAX;
+    conn->max_read = CAIRN_IO_MAX;
+    conn->max_readahead = CAIRN_IO_MAX;
+    conn->max_background = 64;
+    conn->congestion_threshold = 48;
+    conn->time_gran = 1;
+}
+
+static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    struct cm *cm = CM(req);
+    struct cairn_attr a;
+    int rc = check_name(name);
+    if (!rc) {
+        if (!strcmp(name, "."))
+            rc = mc_getattr(&cm->meta, parent, &a);
+        else
+            rc = mc_lookup(&cm->meta, parent, name, &a);
+    }
+    reply_entry(req, rc, &a);
+}
+
+static void fs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+    (void)ino;
+    (void)nlookup;
+    fuse_reply_none(req);
+}
+
+static void fs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+    (void)count;
+    (void)forgets;
+    fuse_reply_none(req);
+}
+
+static void fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    (void)fi;
+    struct cairn_attr a;
+    int rc = mc_getattr(&CM(req)->meta, ino, &a);
+    reply_attr(req, rc, &a);
+}
+
+static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+                       struct fuse_file_info *fi)
+{
+    struct cm *cm = CM(req);
+    struct mc_setattr sa;
+    memset(&sa, 0, sizeof(sa));
+    if (to_set & FUSE_SET_ATTR_MODE) {
+        sa.valid |= SETATTR_MODE;
+        sa.mode = attr->st_mode;
+    }
+    if (to_set & FUSE_SET_ATTR_UID) {
+        sa.valid |= SETATTR_UID;
+        sa.uid = attr->st_uid;
+    }
+    if (to_set & FUSE_SET_ATTR_GID) {
+        sa.valid |= SETATTR_GID;
+        sa.gid = attr->st_gid;
+    }
+    if (to_set & FUSE_SET_ATTR_SIZE) {
+        sa.valid |= SETATTR_SIZE;
+        sa.size = (uint64_t)attr->st_size;
+    }
+    if (to_set & FUSE_SET_ATTR_ATIME_NOW) {
+        sa.valid |= SETATTR_ATIME_NOW;
+    } else if (to_set & FUSE_SET_ATTR_ATIME) {
+        sa.valid |= SETATTR_ATIME;
+        sa.atime_s = attr->st_atim.tv_sec;
+        sa.atime_ns = (uint32_t)attr->st_atim.tv_nsec;
+    }
+    if (to_set & FUSE_SET_ATTR_MTIME_NOW) {
+        sa.valid |= SETATTR_MTIME_NOW;
+    } else if (to_set & FUSE_SET_ATTR_MTIME) {
+        sa.valid |= SETATTR_MTIME;
+        sa.mtime_s = attr->st_mtim.tv_sec;
+        sa.mtime_ns = (uint32_t)attr->st_mtim.tv_nsec;
+    }
+    if (to_set & FUSE_SET_ATTR_CTIME) sa.valid |= SETATTR_CTIME;
+    if (to_set & (FUSE_SET_ATTR_KILL_SUID | FUSE_SET_ATTR_KILL_SGID))
+        sa.valid |= SETATTR_KILL_SUIDGID;
+    if (sa.valid & (SETATTR_MODE | SETATTR_UID | SETATTR_GID | SETATTR_SIZE | SETATTR_ATIME |
+                    SETATTR_MTIME | SETATTR_ATIME_NOW | SETATTR_MTIME_NOW | SETATTR_KILL_SUIDGID))
+        sa.valid |= SETATTR_CTIME;
+
+    struct inode_st *s = NULL;
+    if (fi && FH(fi)) {
+        s = ist_get(cm->inodes, ino); /* the handle's state, with a reference of our own */
+    } else {
+        s = ist_find(cm->inodes, ino);
+    }
+    int rc = 0;
+    struct cairn_attr a;
+    /* written data and its mtime go first, so an explicit time set afterwards sticks */
+    if (s && (sa.valid & (SETATTR_MTIME | SETATTR_MTIME_NOW | SETATTR_SIZE)))
+        rc = wp_flush(cm, s, 0);
+    if (!rc) {
+        if (sa.valid & SETATTR_SIZE)
+            rc = wp_truncate(cm, ino, s, &sa, &a);
+        else
+            rc = mc_setattr(&cm->meta, ino, &sa, &a);
+    }
+    if (s) ist_put(cm->inodes, s);
+    reply_attr(req, rc, &a);
+}
+
+static void fs_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+    char buf[CAIRN_PATH_MAX + 1];
+    int rc = mc_readlink(&CM(req)->meta, ino, buf);
+    if (rc)
+        fuse_reply_err(req, -rc);
+    else
+        fuse_reply_readlink(req, buf);
+}
+
+static void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+    struct cm *cm = CM(req);
+    struct cairn_attr a;
+    uint32_t m = mode, uid, gid;
+    int rc = check_name(name);
+    if (!rc) rc = new_owner(cm, req, parent, &m, &uid, &gid);
+    if (!rc) rc = mc_mknod(&cm->meta, parent, name, m, rdev, uid, gid, &a);
+    reply_entry(req, rc, &a);
+}
+
+static void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+    struct cm *cm = CM(req);
+    struct cairn_attr a;
+    uint32_t m = (mode & 07777) | S_IFDIR, uid, gid;
+    int rc = check_name(name);
+    if (!rc) rc = new_owner(cm, req, parent, &m, &uid, &gid);
+    if (!rc) rc = mc_mkdir(&cm->meta, parent, name, m, uid, gid, &a);
+    reply_entry(req, rc, &a);
+}
+
+static void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    int rc = mc_unlink(&CM(req)->meta, parent, name);
+    fuse_reply_err(req, -rc);
+}
+
+static void fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    int rc = mc_rmdir(&CM(req)->meta, parent, name);
+    fuse_reply_err(req, -rc);
+}
+
+static void fs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+    struct cm *cm = CM(req);
+    struct cairn_attr a;
+    uint32_t m = S_IFLNK | 0777, uid, gid;
+    int rc = check_name(name);
+    if (!rc && strlen(link) > CAIRN_PATH_MAX) rc = -ENAMETOOLONG;
+    if (!rc) rc = new_owner(cm, req, parent, &m, &uid, &gid);
+    if (!rc) rc = mc_symlink(&cm->meta, parent, name, link, uid, gid, &a);
+    reply_entry(req, rc, &a);
+}
+
+static void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+                      const char *newname, unsigned int flags)
+{
+    int rc = check_name(newname);
+    uint32_t f = 0;
+    if (flags & RENAME_NOREPLACE) f |= PROTO_RENAME_NOREPLACE;
+    if (flags & RENAME_EXCHANGE) f |= PROTO_RENAME_EXCHANGE;
+    if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE)) rc = -EINVAL;
+    if (!rc) rc = mc_rename(&CM(req)->meta, parent, name, newparent, newname, f);
+    fuse_reply_err(req, -rc);
+}
+
+static void fs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+    struct cairn_attr a;
+    int rc = check_name(newname);
+    if (!rc) rc = mc_link(&CM(req)->meta, ino, newparent, newname, &a);
+    reply_entry(req, rc, &a);
+}
+
+/* Set up the shared state and the handle after OPEN or CREATE. */
+static int open_handle(struct cm *cm, const struct cairn_attr *a, struct fuse_file_info *fi,
+                       const struct chunk_info *ci, uint32_t nci, int created)
+{
+    struct fh *h = calloc(1, sizeof(*h));
+    if (!h) return -ENOMEM;
+    struct inode_st *s = ist_get(cm->inodes, a->ino);
+    if (!s) {
+        free(h);
+        return -ENOMEM;
+    }
+    int acc = fi->flags & O_ACCMODE;
+    h->s = s;
+    h->writable = acc == O_WRONLY || acc == O_RDWR;
+    pthread_mutex_lock(&s->mu);
+    int first = s->writers == 0 && s->nleases == 0 && s->dlen == 0 && !s->need_commit;
+    int same = s->have_open_attr && s->open_mtime_s == a->mtime_s &&
+               s->open_mtime_ns == a->mtime_ns && s->open_size == a->size;
+    s->size_meta = a->size;
+    if (first) s->size_local = a->size;
+    s->mode = a->mode;
+    if (!same && !created) {
+        rc_drop_ino(cm->cache, a->ino);
+        /* forget cached locations, except those of chunks leased here */
+        size_t j = 0;
+        for (size_t i = 0; i < s->nchunks; i++)
+            if (ist_lease_find(s, s->chunks[i].index)) s->chunks[j++] = s->chunks[i];
+        s->nchunks = j;
+    }
+    for (uint32_t i = 0; i < nci; i++)
+        if (!ist_lease_find(s, ci[i].index)) ist_chunk_set(s, ci[i].index, 1, &ci[i]);
+    s->open_mtime_s = a->mtime_s;
+    s->open_mtime_ns = a->mtime_ns;
+    s->open_size = a->size;
+    s->have_open_attr = 1;
+    if (h->writable) s->writers++;
+    pthread_mutex_unlock(&s->mu);
+    fi->keep_cache = same && !created;
+    fi->fh = (uintptr_t)h;
+    return 0;
+}
+
+static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct cm *cm = CM(req);
+    struct cairn_attr a;
+    struct chunk_info ci[CM_LOCATE_BATCH];
+    uint32_t n = 0;
+    uint32_t flags = (uint32_t)(fi->flags & (O_ACCMODE | O_TRUNC));
+    int rc = mc_open_file(&cm->meta, ino, flags, &a, ci, CM_LOCATE_BATCH, &n);
+    if (!rc && !S_ISREG(a.mode)) rc = S_ISDIR(a.mode) ? -EISDIR : 0;
+    if (!rc) rc = open_handle(cm, &a, fi, ci, n, 0);
+    if (rc) {
+        fuse_reply_err(req, -rc);
+        return;
+    }
+    if (fuse_reply_open(req, fi) == -ENOENT) {
+        /* the opener was interrupted: undo */
+        struct fh *h = FH(fi);
+        pthread_mutex_lock(&h->s->mu);
+        if (h->writable) h->s->writers--;
+        pthread_mutex_unlock(&h->s->mu);
+        ist_put(cm->inodes, h->s);
+        free(h);
+        mc_release(&cm->meta, ino);
+    }
+}
+
+static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+                      struct fuse_file_info *fi)
+{
+    struct cm *cm = CM(req);
+    struct cairn_attr a;
+    uint32_t m = (mode & 07777) | S_IFREG, uid, gid;
+    int rc = check_name(name);
+    if (!rc) rc = new_owner(cm, req, parent, &m, &uid, &gid);
+    if (!rc)
+        rc = mc_create(&cm->meta, parent, name, m, uid, gid, (uint32_t)(fi->flags & O_EXCL), &a);
+    if (!rc) rc = open_handle(cm, &a, fi, NULL, 0, 1);
+    if (rc) {
+        fuse_reply_err(req, -rc);
+        return;
+    }
+    struct fuse_entry_param e;
+    to_entry(cm, &a, &e);
+    if (fuse_reply_create(req, &e, fi) == -ENOENT) {
+        struct fh *h = FH(fi);
+        pthread_mutex_lock(&h->s->mu);
+        if (h->writable) h->s->writers--;
+        pthread_mutex_unlock(&h->s->mu);
+        ist_put(cm->inodes, h->s);
+        free(h);
+        mc_release(&cm->meta, a.ino);
+    }
+}
+
+static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                    struct fuse_file_info *fi)
+{
+    (void)ino;
+    struct cm *cm = CM(req);
+    struct fh *h = FH(fi);
+    if (size > CAIRN_IO_MAX * 4) size = CAIRN_IO_MAX * 4;
+    uint8_t *buf = malloc(size ? size : 1);
+    if (!buf) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    size_t got = 0;
+    int rc = rp_read(cm, h->s, &h->ra, (uint64_t)off, size, buf, &got);
+    if (rc)
+        fuse_reply_err(req, -rc);
+    else
+        fuse_reply_buf(req, (const char *)buf, got);
+    free(buf);
+}
+
+static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+                     struct fuse_file_info *fi)
+{
+    (void)ino;
+    struct cm *cm = CM(req);
+    struct fh *h = FH(fi);
+    if (off < 0) {
+        fuse_reply_err(req, EINVAL);
+        return;
+    }
+    int rc = wp_write(cm, h->s, (uint64_t)off, buf, size);
+    if (rc)
+        fuse_reply_err(req, -rc);
+    else
+        fuse_reply_write(req, size);
+}
+
+static void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    (void)ino;
+    struct fh *h = FH(fi);
+    int rc = h ? wp_flush(CM(req), h->s, 0) : 0;
+    fuse_reply_err(req, -rc);
+}
+
+static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct cm *cm = CM(req);
+    struct fh *h = FH(fi);
+    if (h) {
+        struct inode_st *s = h->s;
+        wp_flush(cm, s, 0);
+        pthread_mutex_lock(&s->mu);
+        if (h->writable) s->writers--;
+        if (s->writers == 0 && s->dlen == 0 && !s->need_commit) ist_leases_clear(s);
+        pthread_mutex_unlock(&s->mu);
+        ist_put(cm->inodes, s);
+        free(h);
+    }
+    mc_release(&cm->meta, ino);
+    fuse_reply_err(req, 0);
+}
+
+static void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+    (void)ino;
+    (void)datasync;
+    struct fh *h = FH(fi);
+    int rc = h ? wp_flush(CM(req), h->s, 1) : 0;
+    fuse_reply_err(req, -rc);
+}
+
+static void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    (void)ino;
+    fi->fh = 0;
+    fuse_reply_open(req, fi);
+}
+
+/* readdir offsets: 1 after ".", 2 after "..", then 2 + the meta cookie of the entry. */
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, int plus)
+{
+    struct cm *cm = CM(req);
+    if (size > (1u << 20)) size = 1u << 20;
+    char *buf = malloc(size);
+    if (!buf) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    size_t pos = 0;
+    int rc = 0, full = 0;
+    for (int dot = 0; dot < 2 && !full; dot++) {
+        if (off > dot) continue;
+        struct stat st = {0};
+        st.st_mode = S_IFDIR;
+        st.st_ino = ino;
+        const char *name = dot ? ".." : ".";
+        if (dot) {
+            struct cairn_attr pa;
+            if (mc_lookup(&cm->meta, ino, "..", &pa) == 0) st.st_ino = pa.ino;
+        }
+        size_t n;
+        if (plus) {
+            struct fuse_entry_param e;
+            memset(&e, 0, sizeof(e));
+            e.attr = st;
+            n = fuse_add_direntry_plus(req, buf + pos, size - pos, name, &e, dot + 1);
+        } else {
+            n = fuse_add_direntry(req, buf + pos, size - pos, name, &st, dot + 1);
+        }
+        if (n > size - pos) full = 1;
+        else pos += n;
+    }
+    uint64_t cookie = off >= 2 ? (uint64_t)off - 2 : 0;
+    for (int round = 0; round < 1000 && !full && !rc; round++) {
+        uint32_t want = (uint32_t)((size - pos) / (plus ? 160 : 32)) + 1;
+        if (want > 1024) want = 1024;
+        struct rpc_reply rep;
+        rc = mc_readdir(&cm->meta, ino, cookie, want, plus, &rep);
+        if (rc) break;
+        struct rcur c;
+        rcur_init(&c, rep.payload.data, rep.payload.len);
+        uint32_t cnt = rcur_u32(&c);
+        for (uint32_t i = 0; i < cnt && !c.err && !full; i++) {
+            char name[CAIRN_NAME_MAX + 1];
+            uint64_t eino = rcur_u64(&c);
+            uint32_t mode = rcur_u32(&c);
+            rcur_str(&c, name, CAIRN_NAME_MAX);
+            uint64_t next = rcur_u64(&c);
+            struct cairn_attr a;
+            if (plus) proto_get_attr(&c, &a);
+            if (c.err) break;
+            off_t noff = (off_t)(next + 2);
+            size_t n;
+            if (plus) {
+                struct fuse_entry_param e;
+                to_entry(cm, &a, &e);
+                n = fuse_add_direntry_plus(req, buf + pos, size - pos, name, &e, noff);
+            } else {
+                struct stat st = {0};
+                st.st_ino = eino;
+                st.st_mode = mode;
+                n = fuse_add_direntry(req, buf + pos, size - pos, name, &st, noff);
+            }
+            if (n > size - pos) {
+                full = 1;
+                break;
+            }
+            pos += n;
+            cookie = next;
+        }
+        uint8_t eof = full ? 0 : rcur_u8(&c);
+        if (c.err) rc = -EIO;
+        rpc_reply_free(&rep);
+        if (eof || cnt == 0) break;
+    }
+    if (rc && pos == 0)
+        fuse_reply_err(req, -rc);
+    else
+        fuse_reply_buf(req, buf, pos);
+    free(buf);
+}
+
+static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                       struct fuse_file_info *fi)
+{
+    (void)fi;
+    do_readdir(req, ino, size, off, 0);
+}
+
+static void fs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                           struct fuse_file_info *fi)
+{
+    (void)fi;
+    do_readdir(req, ino, size, off, 1);
+}
+
+static void fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    (void)ino;
+    (void)fi;
+    fuse_reply_err(req, 0);
+}
+
+static void fs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+    (void)ino;
+    (void)datasync;
+    (void)fi;
+    fuse_reply_err(req, 0); /* every namespace change is committed when it returns */
+}
+
+static void fs_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+    (void)ino;
+    struct mc_statfs sf;
+    int rc = mc_statfs(&CM(req)->meta, &sf);
+    if (rc) {
+        fuse_reply_err(req, -rc);
+        return;
+    }
+    struct statvfs st;
+    memset(&st, 0, sizeof(st));
+    unsigned long bs = sf.block_size ? sf.block_size : 65536;
+    st.f_bsize = bs;
+    st.f_frsize = bs;
+    st.f_blocks = sf.total_bytes / bs;
+    st.f_bfree = sf.free_bytes / bs;
+    st.f_bavail = st.f_bfree;
+    st.f_files = sf.total_inodes;
+    st.f_ffree = sf.free_inodes;
+    st.f_favail = sf.free_inodes;
+    st.f_namemax = sf.name_max ? sf.name_max : CAIRN_NAME_MAX;
+    fuse_reply_statfs(req, &st);
+}
+
+static void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+                        size_t size, int flags)
+{
+    int rc = 0;
+    if (strlen(name) > CAIRN_XATTR_NAME_MAX) rc = -ERANGE;
+    else if (size > CAIRN_XATTR_SIZE_MAX) rc = -E2BIG;
+    else if (flags & ~(XATTR_CREATE | XATTR_REPLACE)) rc = -EINVAL;
+    if (!rc) rc = mc_setxattr(&CM(req)->meta, ino, name, value, size, (uint32_t)flags);
+    fuse_reply_err(req, -rc);
+}
+
+/* Answer a getxattr/listxattr: the size for a size-0 query, ERANGE when too small. */
+static void reply_xattr_value(fuse_req_t req, int rc, struct rpc_reply *rep, size_t size)
+{
+    if (rc) {
+        fuse_reply_err(req, -rc);
+        return;
+    }
+    struct rcur c;
+    rcur_init(&c, rep->payload.data, rep->payload.len);
+    size_t len = 0;
+    const uint8_t *v = rcur_bytes(&c, WIRE_MAX_PAYLOAD, &len);
+    if (c.err)
+        fuse_reply_err(req, EIO);
+    else if (size == 0)
+        fuse_reply_xattr(req, len);
+    else if (len > size)
+        fuse_reply_err(req, ERANGE);
+    else
+        fuse_reply_buf(req, (const char *)v, len);
+    rpc_reply_free(rep);
+}
+
+static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+    struct rpc_reply rep;
+    int rc = strlen(name) > CAIRN_XATTR_NAME_MAX ? -ERANGE : 0;
+    if (!rc) rc = mc_getxattr(&CM(req)->meta, ino, name, &rep);
+    reply_xattr_value(req, rc, &rep, size);
+}
+
+static void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+    struct rpc_reply rep;
+    int rc = mc_listxattr(&CM(req)->meta, ino, &rep);
+    reply_xattr_value(req, rc, &rep, size);
+}
+
+static void fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+    int rc = strlen(name) > CAIRN_XATTR_NAME_MAX ? -ERANGE : 0;
+    if (!rc) rc = mc_removexattr(&CM(req)->meta, ino, name);
+    fuse_reply_err(req, -rc);
+}
+
+static void fs_access(fuse_req_t req, fuse_ino_t ino, int mask)
+{
+    /* default_permissions is always on: the kernel has checked the mode bits already; here
+     * only existence is confirmed. */
+    (void)mask;
+    struct cairn_attr a;
+    int rc = mc_getattr(&CM(req)->meta, ino, &a);
+    fuse_reply_err(req, -rc);
+}
+
+static void fs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
+                         struct fuse_file_info *fi)
+{
+    (void)ino;
+    int rc;
+    if (mode != 0) rc = -EOPNOTSUPP;
+    else if (off < 0 || len <= 0) rc = -EINVAL;
+    else rc = wp_extend(CM(req), FH(fi)->s, (uint64_t)off + (uint64_t)len);
+    fuse_reply_err(req, -rc);
+}
+
+static void fs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+                     struct fuse_file_info *fi)
+{
+    (void)ino;
+    struct cm *cm = CM(req);
+    struct inode_st *s = FH(fi)->s;
+    if (whence != SEEK_DATA && whence != SEEK_HOLE) {
+        fuse_reply_err(req, EINVAL);
+        return;
+    }
+    pthread_mutex_lock(&s->mu);
+    int rc = wp_flush_locked(cm, s, 0);
+    uint64_t size = ist_size(s), csz = cm->meta.chunk_size;
+    uint64_t res = 0;
+    if (!rc && (off < 0 || (uint64_t)off >= size)) rc = -ENXIO;
+    if (!rc) {
+        uint64_t last = (size - 1) / csz;
+        int found = 0;
+        for (uint64_t i = (uint64_t)off / csz; i <= last && !rc; i++) {
+            struct chunk_info ci;
+            int present = 0;
+            rc = rp_locate(cm, s, i, &ci, &present);
+            if (!rc && present == (whence == SEEK_DATA)) {
+                res = i * csz > (uint64_t)off ? i * csz : (uint64_t)off;
+                found = 1;
+                break;
+            }
+            if (i - (uint64_t)off / csz > (1u << 20)) break; /* bounded walk */
+        }
+        if (!rc && !found) {
+            if (whence == SEEK_DATA) rc = -ENXIO;
+            else res = size;
+        }
+        if (!rc && res > size) res = size;
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (rc)
+        fuse_reply_err(req, -rc);
+    else
+        fuse_reply_lseek(req, (off_t)res);
+}
+
+const struct fuse_lowlevel_ops fs_ops = {
+    .init = fs_init,
+    .lookup = fs_lookup,
+    .forget = fs_forget,
+    .forget_multi = fs_forget_multi,
+    .getattr = fs_getattr,
+    .setattr = fs_setattr,
+    .readlink = fs_readlink,
+    .mknod = fs_mknod,
+    .mkdir = fs_mkdir,
+    .unlink = fs_unlink,
+    .rmdir = fs_rmdir,
+    .symlink = fs_symlink,
+    .rename = fs_rename,
+    .link = fs_link,
+    .open = fs_open,
+    .create = fs_create,
+    .read = fs_read,
+    .write = fs_write,
+    .flush = fs_flush,
+    .release = fs_release,
+    .fsync = fs_fsync,
+    .opendir = fs_opendir,
+    .readdir = fs_readdir,
+    .readdirplus = fs_readdirplus,
+    .releasedir = fs_releasedir,
+    .fsyncdir = fs_fsyncdir,
+    .statfs = fs_statfs,
+    .setxattr = fs_setxattr,
+    .getxattr = fs_getxattr,
+    .listxattr = fs_listxattr,
+    .removexattr = fs_removexattr,
+    .access = fs_access,
+    .fallocate = fs_fallocate,
+    .lseek = fs_lseek,
+};

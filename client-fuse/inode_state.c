@@ -1,0 +1,200 @@
+/* inode_state.c - the table of per-inode client state, keyed by inode number.
+ *
+ * An entry holds what every open handle of one inode shares: the size as known here, the
+ * chunk location cache, the write leases of the current open session and the dirty buffer,
+ * all under the entry's mutex. Entries are reference counted; an unreferenced entry stays
+ * (it remembers the attributes of the last open, for keep_cache) until the table grows past
+ * IST_KEEP entries, when unreferenced clean entries are freed. The table lock is never held
+ * while an entry's mutex is taken. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client.h"
+
+#define IST_BUCKETS 4096
+#define IST_KEEP 8192
+
+struct ist_table {
+    pthread_mutex_t mu;
+    struct inode_st *b[IST_BUCKETS];
+    size_t count;
+};
+
+struct ist_table *ist_new(void)
+{
+    struct ist_table *t = calloc(1, sizeof(*t));
+    if (!t) return NULL;
+    pthread_mutex_init(&t->mu, NULL);
+    return t;
+}
+
+static void st_free(struct inode_st *s)
+{
+    pthread_mutex_destroy(&s->mu);
+    free(s->chunks);
+    free(s->leases);
+    free(s->dbuf);
+    free(s);
+}
+
+void ist_free(struct ist_table *t)
+{
+    if (!t) return;
+    for (size_t i = 0; i < IST_BUCKETS; i++) {
+        struct inode_st *s = t->b[i];
+        while (s) {
+            struct inode_st *n = s->next;
+            st_free(s);
+            s = n;
+        }
+    }
+    pthread_mutex_destroy(&t->mu);
+    free(t);
+}
+
+static size_t bucket(uint64_t ino)
+{
+    return (size_t)((ino * 0x9e3779b97f4a7c15ull) >> 52) % IST_BUCKETS;
+}
+
+/* Free unreferenced entries with nothing to write; t->mu held. An entry with refs == 0 is
+ * not in use by anyone, so its fields can be read without its mutex. */
+static void evict(struct ist_table *t)
+{
+    for (size_t i = 0; i < IST_BUCKETS; i++) {
+        struct inode_st **pp = &t->b[i];
+        while (*pp) {
+            struct inode_st *s = *pp;
+            if (s->refs == 0 && s->dlen == 0 && !s->need_commit) {
+                *pp = s->next;
+                st_free(s);
+                t->count--;
+            } else {
+                pp = &s->next;
+            }
+        }
+    }
+}
+
+struct inode_st *ist_find(struct ist_table *t, uint64_t ino)
+{
+    pthread_mutex_lock(&t->mu);
+    struct inode_st *s;
+    for (s = t->b[bucket(ino)]; s; s = s->next)
+        if (s->ino == ino) break;
+    if (s) s->refs++;
+    pthread_mutex_unlock(&t->mu);
+    return s;
+}
+
+struct inode_st *ist_get(struct ist_table *t, uint64_t ino)
+{
+    pthread_mutex_lock(&t->mu);
+    size_t h = bucket(ino);
+    struct inode_st *s;
+    for (s = t->b[h]; s; s = s->next)
+        if (s->ino == ino) break;
+    if (!s) {
+        if (t->count >= IST_KEEP) evict(t);
+        s = calloc(1, sizeof(*s));
+        if (s) {
+            s->ino = ino;
+            pthread_mutex_init(&s->mu, NULL);
+            s->next = t->b[h];
+            t->b[h] = s;
+            t->count++;
+        }
+    }
+    if (s) s->refs++;
+    pthread_mutex_unlock(&t->mu);
+    return s;
+}
+
+void ist_put(struct ist_table *t, struct inode_st *s)
+{
+    if (!s) return;
+    pthread_mutex_lock(&t->mu);
+    s->refs--;
+    pthread_mutex_unlock(&t->mu);
+}
+
+struct ist_chunk *ist_chunk_find(struct inode_st *s, uint64_t index)
+{
+    for (size_t i = 0; i < s->nchunks; i++)
+        if (s->chunks[i].index == index) return &s->chunks[i];
+    return NULL;
+}
+
+int ist_chunk_set(struct inode_st *s, uint64_t index, int present, const struct chunk_info *ci)
+{
+    struct ist_chunk *c = ist_chunk_find(s, index);
+    if (!c) {
+        if (s->nchunks == s->capchunks) {
+            size_t cap = s->capchunks ? s->capchunks * 2 : 8;
+            struct ist_chunk *n = realloc(s->chunks, cap * sizeof(*n));
+            if (!n) return -ENOMEM;
+            s->chunks = n;
+            s->capchunks = cap;
+        }
+        c = &s->chunks[s->nchunks++];
+    }
+    memset(c, 0, sizeof(*c));
+    c->index = index;
+    c->present = present;
+    if (present && ci) c->ci = *ci;
+    c->ci.index = index;
+    return 0;
+}
+
+void ist_chunks_clear(struct inode_st *s)
+{
+    s->nchunks = 0;
+}
+
+void ist_chunks_drop_from(struct inode_st *s, uint64_t first_index)
+{
+    size_t j = 0;
+    for (size_t i = 0; i < s->nchunks; i++)
+        if (s->chunks[i].index < first_index) s->chunks[j++] = s->chunks[i];
+    s->nchunks = j;
+}
+
+struct ist_lease *ist_lease_find(struct inode_st *s, uint64_t index)
+{
+    for (size_t i = 0; i < s->nleases; i++)
+        if (s->leases[i].ci.index == index) return &s->leases[i];
+    return NULL;
+}
+
+struct ist_lease *ist_lease_add(struct inode_st *s, const struct chunk_info *ci)
+{
+    struct ist_lease *l = ist_lease_find(s, ci->index);
+    if (!l) {
+        if (s->nleases == s->capleases) {
+            size_t cap = s->capleases ? s->capleases * 2 : 4;
+            struct ist_lease *n = realloc(s->leases, cap * sizeof(*n));
+            if (!n) return NULL;
+            s->leases = n;
+            s->capleases = cap;
+        }
+        l = &s->leases[s->nleases++];
+    }
+    l->ci = *ci;
+    l->unsynced = 0;
+    return l;
+}
+
+void ist_lease_drop(struct inode_st *s, uint64_t index)
+{
+    for (size_t i = 0; i < s->nleases; i++)
+        if (s->leases[i].ci.index == index) {
+            s->leases[i] = s->leases[--s->nleases];
+            return;
+        }
+}
+
+void ist_leases_clear(struct inode_st *s)
+{
+    s->nleases = 0;
+}

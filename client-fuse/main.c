@@ -1,0 +1,327 @@
+/* main.c - cairn-mount (and mount.cairn): command line, daemonizing, and the FUSE session.
+ *
+ *   cairn-mount MNT [-f] [-d] [-o meta=HOST:PORT,opt[=val],...]
+ *   mount.cairn HOST:PORT MNT [-o opts]        (as run by mount(8) and fstab)
+ *
+ * The client's own -o options are one conf_opt table (printed by --help, documented in
+ * cairn-mount(8)); options mount(8) adds that mean nothing here are dropped; the rest go to
+ * libfuse. Unless -f is given the program forks, and the parent exits only once the child has
+ * connected to the meta service and mounted (exit status 0) or failed (1). */
+#define FUSE_USE_VERSION 312
+
+#include <errno.h>
+#include <fcntl.h>
+#include <fuse_lowlevel.h>
+#include <limits.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "conf.h"
+#include "log.h"
+
+struct mount_opts {
+    char meta[CONF_STR_MAX];
+    char entry_timeout[CONF_STR_MAX];
+    char attr_timeout[CONF_STR_MAX];
+    uint64_t readahead_max;
+    uint64_t cache_size;
+    int io_timeout;
+    int max_threads;
+    char log_level[CONF_STR_MAX];
+    char log_file[CONF_STR_MAX];
+};
+
+#define O(f) offsetof(struct mount_opts, f)
+static const struct conf_opt mount_tab[] = {
+    {"meta", CONF_STR, "127.0.0.1:9520", O(meta), "meta service address HOST:PORT"},
+    {"entry_timeout", CONF_STR, "1.0", O(entry_timeout),
+     "seconds the kernel may cache a name lookup"},
+    {"attr_timeout", CONF_STR, "1.0", O(attr_timeout), "seconds the kernel may cache attributes"},
+    {"readahead_max", CONF_U64, "16M", O(readahead_max),
+     "largest read-ahead window of a sequential reader"},
+    {"cache_size", CONF_U64, "256M", O(cache_size), "bytes of prefetched data held in memory"},
+    {"io_timeout", CONF_INT, "30", O(io_timeout),
+     "seconds any network request may take before the operation fails with EIO"},
+    {"max_threads", CONF_INT, "64", O(max_threads), "most threads serving FUSE requests"},
+    {"log_level", CONF_STR, "warn", O(log_level), "error, warn, info or debug"},
+    {"log_file", CONF_STR, NULL, O(log_file), "append logs to this file instead of stderr"},
+    {NULL, 0, NULL, 0, NULL},
+};
+#undef O
+
+/* Options mount(8) passes that have no meaning for a FUSE client (or are always set). */
+static int ignored_opt(const char *o)
+{
+    static const char *const names[] = {"rw", "dev", "suid", "exec", "auto", "noauto", "user",
+                                        "users", "nouser", "owner", "group", "defaults",
+                                        "nofail", "_netdev", "default_permissions", "async",
+                                        "loop", NULL};
+    for (int i = 0; names[i]; i++)
+        if (!strcmp(o, names[i])) return 1;
+    return !strncmp(o, "x-", 2) || !strncmp(o, "comment=", 8) || o[0] == '_';
+}
+
+static void usage(FILE *out, const char *prog)
+{
+    fprintf(out,
+            "usage: %s MOUNTPOINT [-f] [-d] [-o meta=HOST:PORT[,option...]]\n"
+            "       mount.cairn HOST:PORT MOUNTPOINT [-o option,...]\n"
+            "  -f  stay in the foreground      -d  FUSE debug output (implies -f)\n"
+            "cairn options (-o name=value):\n",
+            prog);
+    conf_print_help(mount_tab, out);
+    fprintf(out, "other -o options (allow_other, ro, ...) are passed to FUSE.\n");
+}
+
+struct args {
+    const char *source;
+    const char *mnt;
+    int foreground, debug;
+    char fuse_opts[4096];
+    struct mount_opts mo;
+};
+
+/* Apply one comma-separated -o list. */
+static int apply_opts(struct args *a, const char *list)
+{
+    char *dup = strdup(list), *save = NULL;
+    if (!dup) return -ENOMEM;
+    int rc = 0;
+    for (char *o = strtok_r(dup, ",", &save); o && !rc; o = strtok_r(NULL, ",", &save)) {
+        if (!*o || ignored_opt(o)) continue;
+        char *eq = strchr(o, '=');
+        char name[128];
+        size_t nl = eq ? (size_t)(eq - o) : strlen(o);
+        if (nl >= sizeof(name)) nl = sizeof(name) - 1;
+        memcpy(name, o, nl);
+        name[nl] = '\0';
+        int r = conf_set(mount_tab, &a->mo, name, eq ? eq + 1 : "");
+        if (r == 0) continue;
+        if (r != -ENOENT) {
+            fprintf(stderr, "cairn-mount: bad value in -o %s\n", o);
+            rc = -EINVAL;
+            break;
+        }
+        size_t cur = strlen(a->fuse_opts);
+        if (cur + strlen(o) + 2 >= sizeof(a->fuse_opts)) {
+            rc = -E2BIG;
+            break;
+        }
+        snprintf(a->fuse_opts + cur, sizeof(a->fuse_opts) - cur, ",%s", o);
+    }
+    free(dup);
+    return rc;
+}
+
+/* Returns 0, 1 for "exit 0" (help) or a negative errno. */
+static int parse_args(int argc, char **argv, struct args *a)
+{
+    memset(a, 0, sizeof(*a));
+    conf_defaults(mount_tab, &a->mo);
+    const char *base = strrchr(argv[0], '/');
+    base = base ? base + 1 : argv[0];
+    int helper = !strncmp(base, "mount.", 6);
+    int meta_given = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *s = argv[i];
+        if (!strcmp(s, "-h") || !strcmp(s, "--help")) {
+            usage(stdout, base);
+            return 1;
+        } else if (!strcmp(s, "-f")) {
+            a->foreground = 1;
+        } else if (!strcmp(s, "-d")) {
+            a->debug = a->foreground = 1;
+        } else if (!strcmp(s, "-n") || !strcmp(s, "-s") || !strcmp(s, "-v")) {
+            /* mount(8) helper flags: no mtab, sloppy, verbose */
+        } else if (!strncmp(s, "-o", 2)) {
+            const char *list = s[2] ? s + 2 : (i + 1 < argc ? argv[++i] : NULL);
+            if (!list) return -EINVAL;
+            if (strstr(list, "meta=")) meta_given = 1;
+            int rc = apply_opts(a, list);
+            if (rc) return rc;
+        } else if (s[0] == '-') {
+            fprintf(stderr, "%s: unknown flag %s\n", base, s);
+            return -EINVAL;
+        } else if (helper && !a->source) {
+            a->source = s;
+        } else if (!a->mnt) {
+            a->mnt = s;
+        } else {
+            fprintf(stderr, "%s: unexpected argument %s\n", base, s);
+            return -EINVAL;
+        }
+    }
+    if (!a->mnt) {
+        usage(stderr, base);
+        return -EINVAL;
+    }
+    if (a->source && !meta_given && strchr(a->source, ':'))
+        snprintf(a->mo.meta, sizeof(a->mo.meta), "%s", a->source);
+    return 0;
+}
+
+static int cfg_from_opts(const struct mount_opts *mo, struct cm_cfg *cfg)
+{
+    char *end;
+    memset(cfg, 0, sizeof(*cfg));
+    if (strlen(mo->meta) > CAIRN_ADDR_MAX || !strchr(mo->meta, ':')) return -EINVAL;
+    snprintf(cfg->meta, sizeof(cfg->meta), "%s", mo->meta);
+    cfg->entry_timeout = strtod(mo->entry_timeout, &end);
+    if (*end || cfg->entry_timeout < 0) return -EINVAL;
+    cfg->attr_timeout = strtod(mo->attr_timeout, &end);
+    if (*end || cfg->attr_timeout < 0) return -EINVAL;
+    cfg->readahead_max = mo->readahead_max;
+    cfg->cache_size = mo->cache_size;
+    cfg->io_timeout_s = mo->io_timeout > 0 ? mo->io_timeout : 30;
+    cfg->max_threads = mo->max_threads > 0 ? mo->max_threads : 64;
+    return 0;
+}
+
+/* Fork; the parent waits for the child's verdict on *fd_out's pipe and exits with it. */
+static int daemon_start(int *fd_out)
+{
+    int p[2];
+    if (pipe(p)) return -errno;
+    pid_t pid = fork();
+    if (pid < 0) return -errno;
+    if (pid > 0) {
+        close(p[1]);
+        char c = 1;
+        ssize_t n;
+        do n = read(p[0], &c, 1);
+        while (n < 0 && errno == EINTR);
+        _exit(n == 1 ? c : 1);
+    }
+    close(p[0]);
+    setsid();
+    *fd_out = p[1];
+    return 0;
+}
+
+static void daemon_done(int fd, int status, int keep_stderr)
+{
+    if (fd < 0) return;
+    char c = (char)status;
+    if (write(fd, &c, 1) != 1) { /* the parent is gone; nothing to tell */
+    }
+    close(fd);
+    if (status == 0) {
+        int nul = open("/dev/null", O_RDWR);
+        if (nul >= 0) {
+            dup2(nul, 0);
+            dup2(nul, 1);
+            if (!keep_stderr) dup2(nul, 2);
+            if (nul > 2) close(nul);
+        }
+        if (chdir("/")) { /* cannot fail for "/" in practice */
+        }
+    }
+}
+
+static int cm_start(struct cm *cm)
+{
+    int rc = mc_open(&cm->meta, cm->cfg.meta, cm->cfg.io_timeout_s * 1000);
+    if (rc) return rc;
+    cm->cc = cc_pool_new(cm->cfg.io_timeout_s * 1000);
+    cm->inodes = ist_new();
+    cm->cache = rc_new(cm->cfg.cache_size);
+    if (!cm->cc || !cm->inodes || !cm->cache) return -ENOMEM;
+    cm->pf = rp_prefetcher_new(cm, CM_PREFETCH_THREADS);
+    return 0;
+}
+
+static void cm_stop(struct cm *cm)
+{
+    rp_prefetcher_free(cm->pf);
+    mc_close(&cm->meta);
+    cc_pool_free(cm->cc);
+    rc_free(cm->cache);
+    ist_free(cm->inodes);
+}
+
+int main(int argc, char **argv)
+{
+    struct args a;
+    int rc = parse_args(argc, argv, &a);
+    if (rc == 1) return 0;
+    if (rc) return 1;
+    static struct cm cm;
+    if (cfg_from_opts(&a.mo, &cm.cfg)) {
+        fprintf(stderr, "cairn-mount: bad meta address or timeout\n");
+        return 1;
+    }
+    int lvl = log_level_parse(a.mo.log_level);
+    if (lvl < 0) {
+        fprintf(stderr, "cairn-mount: bad log_level %s\n", a.mo.log_level);
+        return 1;
+    }
+    log_level_current = a.debug ? LOG_LVL_DEBUG : lvl;
+    if (a.mo.log_file[0] && log_open_file(a.mo.log_file) < 0) {
+        fprintf(stderr, "cairn-mount: cannot open log file %s\n", a.mo.log_file);
+        return 1;
+    }
+    char mnt[PATH_MAX];
+    if (!realpath(a.mnt, mnt)) {
+        fprintf(stderr, "cairn-mount: mount point %s: %s\n", a.mnt, strerror(errno));
+        return 1;
+    }
+    signal(SIGPIPE, SIG_IGN);
+
+    int dfd = -1;
+    if (!a.foreground && daemon_start(&dfd)) {
+        fprintf(stderr, "cairn-mount: cannot fork\n");
+        return 1;
+    }
+    rc = cm_start(&cm);
+    if (rc) {
+        fprintf(stderr, "cairn-mount: cannot reach the meta service at %s: %s\n", cm.cfg.meta,
+                strerror(-rc));
+        daemon_done(dfd, 1, 1);
+        return 1;
+    }
+
+    char optstr[4400];
+    snprintf(optstr, sizeof(optstr), "fsname=cairn,subtype=cairn,default_permissions,max_read=%u%s",
+             CAIRN_IO_MAX, a.fuse_opts);
+    char *fargv[] = {argv[0], "-o", optstr, a.debug ? "-d" : NULL, NULL};
+    struct fuse_args args = FUSE_ARGS_INIT(a.debug ? 4 : 3, fargv);
+    struct fuse_session *se = fuse_session_new(&args, &fs_ops, sizeof(fs_ops), &cm);
+    rc = 1;
+    if (!se) {
+        fprintf(stderr, "cairn-mount: bad FUSE options: %s\n", optstr);
+        goto out_cm;
+    }
+    if (fuse_set_signal_handlers(se) != 0) goto out_se;
+    if (fuse_session_mount(se, mnt) != 0) {
+        fprintf(stderr, "cairn-mount: cannot mount on %s\n", mnt);
+        goto out_sig;
+    }
+    LOG_INFO("mount", "mounted %s at %s", cm.cfg.meta, mnt);
+    daemon_done(dfd, 0, a.mo.log_file[0] == 0 && a.foreground);
+    dfd = -1;
+
+    struct fuse_loop_config *lc = fuse_loop_cfg_create();
+    if (!lc) goto out_umount;
+    fuse_loop_cfg_set_clone_fd(lc, 1);
+    fuse_loop_cfg_set_max_threads(lc, (unsigned)cm.cfg.max_threads);
+    fuse_loop_cfg_set_idle_threads(lc, 10);
+    rc = fuse_session_loop_mt(se, lc) ? 1 : 0;
+    fuse_loop_cfg_destroy(lc);
+out_umount:
+    fuse_session_unmount(se);
+out_sig:
+    fuse_remove_signal_handlers(se);
+out_se:
+    fuse_session_destroy(se);
+out_cm:
+    daemon_done(dfd, 1, 1);
+    cm_stop(&cm);
+    fuse_opt_free_args(&args);
+    return rc;
+}

@@ -1,0 +1,263 @@
+/* rcache.c - the client's read cache: file segments (CM_SEG_SIZE aligned pieces of a file,
+ * keyed by inode and segment number) held in memory under one global byte limit, evicted
+ * least recently used first.
+ *
+ * Invariants (all under `mu`): every entry in the hash is also on the LRU list; `bytes` is the
+ * sum of the sizes of the entries on the list, a segment being loaded counting CM_SEG_SIZE;
+ * only READY entries are evicted; an entry dropped while loading or while readers wait on it
+ * is detached (off the hash and the list, `dead` set) and freed by whoever lets go of it last
+ * (the loader in rc_end_load or the last waiter). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "client.h"
+
+#define RC_BUCKETS 1024
+
+enum { RC_LOADING, RC_READY, RC_FAILED };
+
+struct rc_ent {
+    struct rc_ent *hnext;
+    struct rc_ent *prev, *next; /* LRU, head = most recent */
+    uint64_t ino, seg;
+    int state;
+    int dead;
+    int waiters;
+    uint8_t *data;
+    uint32_t len;
+    uint64_t charge; /* bytes counted in `bytes` */
+};
+
+struct rc_cache {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    uint64_t limit, bytes;
+    struct rc_ent lru;
+    struct rc_ent *h[RC_BUCKETS];
+};
+
+static size_t hb(uint64_t ino, uint64_t seg)
+{
+    return (size_t)(((ino * 0x9e3779b97f4a7c15ull) ^ (seg * 0xc2b2ae3d27d4eb4full)) >> 40) %
+           RC_BUCKETS;
+}
+
+struct rc_cache *rc_new(uint64_t limit_bytes)
+{
+    struct rc_cache *c = calloc(1, sizeof(*c));
+    if (!c) return NULL;
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cv, NULL);
+    c->limit = limit_bytes;
+    c->lru.next = c->lru.prev = &c->lru;
+    return c;
+}
+
+void rc_free(struct rc_cache *c)
+{
+    if (!c) return;
+    struct rc_ent *e = c->lru.next;
+    while (e != &c->lru) {
+        struct rc_ent *n = e->next;
+        free(e->data);
+        free(e);
+        e = n;
+    }
+    pthread_cond_destroy(&c->cv);
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+}
+
+static struct rc_ent *find(struct rc_cache *c, uint64_t ino, uint64_t seg)
+{
+    for (struct rc_ent *e = c->h[hb(ino, seg)]; e; e = e->hnext)
+        if (e->ino == ino && e->seg == seg) return e;
+    return NULL;
+}
+
+static void lru_unlink(struct rc_ent *e)
+{
+    e->prev->next = e->next;
+    e->next->prev = e->prev;
+    e->next = e->prev = e;
+}
+
+static void lru_front(struct rc_cache *c, struct rc_ent *e)
+{
+    e->next = c->lru.next;
+    e->prev = &c->lru;
+    c->lru.next->prev = e;
+    c->lru.next = e;
+}
+
+/* Take e off the hash and the list and uncharge it; it becomes dead. */
+static void detach(struct rc_cache *c, struct rc_ent *e)
+{
+    struct rc_ent **pp = &c->h[hb(e->ino, e->seg)];
+    while (*pp && *pp != e) pp = &(*pp)->hnext;
+    if (*pp) *pp = e->hnext;
+    lru_unlink(e);
+    c->bytes -= e->charge;
+    e->charge = 0;
+    e->dead = 1;
+}
+
+static void maybe_free(struct rc_ent *e)
+{
+    if (e->dead && e->state != RC_LOADING && e->waiters == 0) {
+        free(e->data);
+        free(e);
+    }
+}
+
+/* Evict READY entries from the tail until need more bytes fit. 0 or -ENOSPC. */
+static int make_room(struct rc_cache *c, uint64_t need)
+{
+    struct rc_ent *e = c->lru.prev;
+    while (c->bytes + need > c->limit && e != &c->lru) {
+        struct rc_ent *p = e->prev;
+        if (e->state != RC_LOADING) {
+            detach(c, e);
+            maybe_free(e);
+        }
+        e = p;
+    }
+    return c->bytes + need > c->limit ? -ENOSPC : 0;
+}
+
+int rc_read(struct rc_cache *c, uint64_t ino, uint64_t seg, uint32_t off, uint32_t len,
+            uint8_t *out, int timeout_ms)
+{
+    pthread_mutex_lock(&c->mu);
+    struct rc_ent *e = find(c, ino, seg);
+    if (!e) {
+        pthread_mutex_unlock(&c->mu);
+        return -ENOENT;
+    }
+    if (e->state == RC_LOADING) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += timeout_ms / 1000;
+        ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        e->waiters++;
+        while (e->state == RC_LOADING)
+            if (pthread_cond_timedwait(&c->cv, &c->mu, &ts) == ETIMEDOUT) break;
+        e->waiters--;
+    }
+    int rc;
+    if (e->state != RC_READY || e->dead) {
+        rc = -ENOENT;
+    } else {
+        uint32_t n = off >= e->len ? 0 : e->len - off;
+        if (n > len) n = len;
+        if (n) memcpy(out, e->data + off, n);
+        lru_unlink(e);
+        lru_front(c, e);
+        rc = (int)n;
+    }
+    if (e->state == RC_FAILED && !e->dead) {
+        detach(c, e);
+    }
+    maybe_free(e);
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+int rc_begin_load(struct rc_cache *c, uint64_t ino, uint64_t seg, struct rc_ent **out)
+{
+    pthread_mutex_lock(&c->mu);
+    struct rc_ent *e = find(c, ino, seg);
+    if (e && e->state != RC_FAILED) {
+        pthread_mutex_unlock(&c->mu);
+        return 0;
+    }
+    if (e) {
+        detach(c, e);
+        maybe_free(e);
+    }
+    int rc = make_room(c, CM_SEG_SIZE);
+    if (rc) {
+        pthread_mutex_unlock(&c->mu);
+        return rc;
+    }
+    e = calloc(1, sizeof(*e));
+    if (!e) {
+        pthread_mutex_unlock(&c->mu);
+        return -ENOMEM;
+    }
+    e->ino = ino;
+    e->seg = seg;
+    e->state = RC_LOADING;
+    e->charge = CM_SEG_SIZE;
+    c->bytes += e->charge;
+    size_t h = hb(ino, seg);
+    e->hnext = c->h[h];
+    c->h[h] = e;
+    lru_front(c, e);
+    *out = e;
+    pthread_mutex_unlock(&c->mu);
+    return 1;
+}
+
+void rc_end_load(struct rc_cache *c, struct rc_ent *e, uint8_t *data, uint32_t len, int rc)
+{
+    pthread_mutex_lock(&c->mu);
+    if (rc < 0 || e->dead) {
+        free(data);
+        e->state = RC_FAILED;
+        if (!e->dead) detach(c, e);
+    } else {
+        e->data = data;
+        e->len = len;
+        e->state = RC_READY;
+        c->bytes -= e->charge;
+        e->charge = len;
+        c->bytes += e->charge;
+    }
+    pthread_cond_broadcast(&c->cv);
+    maybe_free(e);
+    pthread_mutex_unlock(&c->mu);
+}
+
+void rc_put(struct rc_cache *c, uint64_t ino, uint64_t seg, const uint8_t *data, uint32_t len)
+{
+    struct rc_ent *e;
+    if (rc_begin_load(c, ino, seg, &e) != 1) return;
+    uint8_t *copy = malloc(len ? len : 1);
+    if (copy && len) memcpy(copy, data, len);
+    rc_end_load(c, e, copy, len, copy ? 0 : -ENOMEM);
+}
+
+void rc_drop_ino(struct rc_cache *c, uint64_t ino)
+{
+    pthread_mutex_lock(&c->mu);
+    struct rc_ent *e = c->lru.next;
+    while (e != &c->lru) {
+        struct rc_ent *n = e->next;
+        if (e->ino == ino) {
+            detach(c, e);
+            maybe_free(e);
+        }
+        e = n;
+    }
+    pthread_mutex_unlock(&c->mu);
+}
+
+uint64_t rc_bytes(struct rc_cache *c)
+{
+    pthread_mutex_lock(&c->mu);
+    uint64_t b = c->bytes;
+    pthread_mutex_unlock(&c->mu);
+    return b;
+}
+
+uint64_t rc_limit(struct rc_cache *c)
+{
+    return c->limit;
+}

@@ -1,0 +1,342 @@
+/* read_path.c - reading file data: split a range at chunk boundaries into pieces of at most
+ * CAIRN_IO_MAX, send the pieces to chunk servers in parallel (spread over replicas, the next
+ * replica on an error or a bad checksum, the chunk located again when every replica says its
+ * version is stale), read holes and bytes past a chunk's end as zeros, and keep a per-handle
+ * read-ahead window whose prefetches run on a few worker threads into the read cache
+ * (rcache.c). Holds an inode's mutex only to consult or fill its chunk location cache. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client.h"
+#include "log.h"
+#include "net.h"
+
+#define RP_QUEUE_MAX 64
+
+int rp_split(uint64_t off, uint64_t len, uint64_t chunk_size, uint32_t max_piece,
+             struct rp_piece *out, int max)
+{
+    int n = 0;
+    uint64_t done = 0;
+    if (chunk_size == 0 || max_piece == 0) return -EINVAL;
+    while (done < len) {
+        uint64_t pos = off + done;
+        uint64_t in_chunk = pos % chunk_size;
+        uint64_t l = chunk_size - in_chunk;
+        if (l > len - done) l = len - done;
+        if (l > max_piece) l = max_piece;
+        if (n == max) return -E2BIG;
+        out[n].index = pos / chunk_size;
+        out[n].off = (uint32_t)in_chunk;
+        out[n].len = (uint32_t)l;
+        out[n].buf_off = done;
+        n++;
+        done += l;
+    }
+    return n;
+}
+
+uint64_t rp_ra_update(struct rp_ra *ra, uint64_t off, uint64_t len, uint64_t max)
+{
+    uint64_t lo = ra->next_off > CAIRN_IO_MAX ? ra->next_off - CAIRN_IO_MAX : 0;
+    int seq = off >= lo && off <= ra->next_off + CAIRN_IO_MAX;
+    if (seq) {
+        if (ra->window == 0) ra->window = CM_RA_MIN;
+        else if (ra->window < max) ra->window *= 2;
+        if (ra->window > max) ra->window = max;
+        if (off + len > ra->next_off) ra->next_off = off + len;
+    } else {
+        ra->window = 0;
+        ra->done_to = 0;
+        ra->next_off = off + len;
+    }
+    return ra->window;
+}
+
+int rp_locate(struct cm *cm, struct inode_st *s, uint64_t index, struct chunk_info *ci,
+              int *present)
+{
+    struct ist_chunk *c = ist_chunk_find(s, index);
+    if (!c) {
+        struct chunk_info got[CM_LOCATE_BATCH];
+        uint32_t n = 0;
+        int rc = mc_chunk_locate(&cm->meta, s->ino, index, CM_LOCATE_BATCH, got,
+                                 CM_LOCATE_BATCH, &n);
+        if (rc) return rc;
+        for (uint64_t i = index; i < index + CM_LOCATE_BATCH; i++) {
+            if (ist_chunk_find(s, i)) continue; /* a lease taken here knows better */
+            const struct chunk_info *hit = NULL;
+            for (uint32_t j = 0; j < n; j++)
+                if (got[j].index == i) hit = &got[j];
+            ist_chunk_set(s, i, hit != NULL, hit);
+        }
+        c = ist_chunk_find(s, index);
+        if (!c) return -ENOMEM;
+    }
+    *present = c->present;
+    if (c->present) *ci = c->ci;
+    return 0;
+}
+
+static unsigned spread;
+
+/* Read [off, off+len) of the file (inside its size) from chunk servers into out. */
+static int fetch(struct cm *cm, struct inode_st *s, uint64_t off, uint64_t len, uint8_t *out)
+{
+    uint64_t csz = cm->meta.chunk_size;
+    uint64_t unit = csz < CAIRN_IO_MAX ? csz : CAIRN_IO_MAX;
+    int max = (int)(len / unit) + 3;
+    struct rp_piece stack_p[8];
+    struct rp_piece *p = max <= 8 ? stack_p : calloc((size_t)max, sizeof(*p));
+    struct {
+        struct chunk_info ci;
+        int present;
+        int first;
+        int sub;
+        struct rpc_call *call;
+    } stack_st[8], *st;
+    st = max <= 8 ? (void *)stack_st : calloc((size_t)max, sizeof(*st));
+    int rc = 0;
+    if (!p || !st) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    int n = rp_split(off, len, csz, CAIRN_IO_MAX, p, max);
+    if (n < 0) {
+        rc = n;
+        goto out;
+    }
+    pthread_mutex_lock(&s->mu);
+    for (int i = 0; i < n && !rc; i++) rc = rp_locate(cm, s, p[i].index, &st[i].ci, &st[i].present);
+    pthread_mutex_unlock(&s->mu);
+    if (rc) goto out;
+    uint64_t deadline = net_now_ms() + (uint64_t)cm->cfg.io_timeout_s * 1000;
+    unsigned base = __atomic_fetch_add(&spread, 1, __ATOMIC_RELAXED);
+    for (int i = 0; i < n; i++) {
+        st[i].call = NULL;
+        st[i].sub = -ENOENT;
+        if (!st[i].present || st[i].ci.nloc == 0) continue;
+        st[i].first = (int)((base + (unsigned)i) % st[i].ci.nloc);
+        st[i].sub = cc_read_submit(cm->cc, st[i].ci.loc[st[i].first].addr, st[i].ci.chunk_id,
+                                   st[i].ci.version, p[i].off, p[i].len, deadline, &st[i].call);
+    }
+    for (int i = 0; i < n; i++) {
+        uint8_t *dst = out + p[i].buf_off;
+        if (!st[i].present) {
+            memset(dst, 0, p[i].len);
+            continue;
+        }
+        int r = st[i].sub;
+        if (r == 0) r = cc_read_finish(st[i].call, deadline, p[i].off, p[i].len, dst);
+        if (r == 0) continue;
+        /* the other replicas, then the chunk located afresh */
+        struct chunk_info ci = st[i].ci;
+        if (ci.nloc > 1) {
+            struct chunk_info rest = ci;
+            rest.nloc = ci.nloc - 1;
+            for (int k = 0; k < rest.nloc; k++) rest.loc[k] = ci.loc[(st[i].first + 1 + k) % ci.nloc];
+            r = cc_read(cm->cc, &rest, 0, p[i].off, p[i].len, dst);
+        }
+        if (r == 0) continue;
+        pthread_mutex_lock(&s->mu);
+        struct ist_chunk *c = ist_chunk_find(s, p[i].index);
+        if (c && !ist_lease_find(s, p[i].index)) {
+            /* forget it so it is located again */
+            *c = s->chunks[--s->nchunks];
+        }
+        int present = 0;
+        int lr = rp_locate(cm, s, p[i].index, &ci, &present);
+        pthread_mutex_unlock(&s->mu);
+        if (lr) {
+            r = lr;
+        } else if (!present) {
+            memset(dst, 0, p[i].len);
+            r = 0;
+        } else {
+            r = cc_read(cm->cc, &ci, 0, p[i].off, p[i].len, dst);
+        }
+        if (r) {
+            LOG_ERR("read", "inode %" PRIu64 " chunk %" PRIu64 ": no replica could serve: %s",
+                    s->ino, p[i].index, strerror(-r));
+            if (!rc) rc = -EIO;
+        }
+    }
+out:
+    if (p != stack_p) free(p);
+    if (st != (void *)stack_st) free(st);
+    return rc;
+}
+
+/* ---- prefetch workers --------------------------------------------------------------------- */
+
+struct rp_job {
+    struct inode_st *s; /* holds a reference */
+    uint64_t seg;
+    uint64_t size;
+    struct rc_ent *e;
+};
+
+struct rp_prefetcher {
+    struct cm *cm;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct rp_job q[RP_QUEUE_MAX];
+    int head, n;
+    int stop;
+    int nthreads;
+    pthread_t th[16];
+};
+
+static void load_segment(struct cm *cm, struct inode_st *s, uint64_t seg, uint64_t size,
+                         struct rc_ent *e)
+{
+    uint64_t start = seg * CM_SEG_SIZE;
+    uint64_t end = start + CM_SEG_SIZE;
+    if (end > size) end = size;
+    uint32_t len = end > start ? (uint32_t)(end - start) : 0;
+    uint8_t *buf = malloc(len ? len : 1);
+    int rc = buf ? 0 : -ENOMEM;
+    if (!rc && len) rc = fetch(cm, s, start, len, buf);
+    if (rc) {
+        free(buf);
+        buf = NULL;
+    }
+    rc_end_load(cm->cache, e, buf, len, rc);
+}
+
+static void *pf_main(void *arg)
+{
+    struct rp_prefetcher *p = arg;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (!p->stop && p->n == 0) pthread_cond_wait(&p->cv, &p->mu);
+        if (p->n == 0 && p->stop) break;
+        struct rp_job j = p->q[p->head];
+        p->head = (p->head + 1) % RP_QUEUE_MAX;
+        p->n--;
+        pthread_mutex_unlock(&p->mu);
+        if (p->stop) rc_end_load(p->cm->cache, j.e, NULL, 0, -ECANCELED);
+        else load_segment(p->cm, j.s, j.seg, j.size, j.e);
+        ist_put(p->cm->inodes, j.s);
+        pthread_mutex_lock(&p->mu);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+struct rp_prefetcher *rp_prefetcher_new(struct cm *cm, int nthreads)
+{
+    struct rp_prefetcher *p = calloc(1, sizeof(*p));
+    if (!p) return NULL;
+    p->cm = cm;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    if (nthreads > 16) nthreads = 16;
+    for (int i = 0; i < nthreads; i++)
+        if (pthread_create(&p->th[p->nthreads], NULL, pf_main, p) == 0) p->nthreads++;
+    return p;
+}
+
+void rp_prefetcher_free(struct rp_prefetcher *p)
+{
+    if (!p) return;
+    pthread_mutex_lock(&p->mu);
+    p->stop = 1;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 0; i < p->nthreads; i++) pthread_join(p->th[i], NULL);
+    pthread_cond_destroy(&p->cv);
+    pthread_mutex_destroy(&p->mu);
+    free(p);
+}
+
+/* Queue segment seg of s for prefetching (if not cached and there is room). */
+static void prefetch(struct cm *cm, struct inode_st *s, uint64_t seg, uint64_t size)
+{
+    struct rp_prefetcher *p = cm->pf;
+    if (!p || p->nthreads == 0) return;
+    pthread_mutex_lock(&p->mu);
+    int full = p->n == RP_QUEUE_MAX;
+    pthread_mutex_unlock(&p->mu);
+    if (full) return;
+    struct rc_ent *e;
+    if (rc_begin_load(cm->cache, s->ino, seg, &e) != 1) return;
+    struct inode_st *ref = ist_get(cm->inodes, s->ino); /* the job's reference */
+    pthread_mutex_lock(&p->mu);
+    if (!ref || p->n == RP_QUEUE_MAX || p->stop) {
+        pthread_mutex_unlock(&p->mu);
+        rc_end_load(cm->cache, e, NULL, 0, -EAGAIN);
+        ist_put(cm->inodes, ref);
+        return;
+    }
+    p->q[(p->head + p->n) % RP_QUEUE_MAX] = (struct rp_job){ref, seg, size, e};
+    p->n++;
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+int rp_read(struct cm *cm, struct inode_st *s, struct rp_ra *ra, uint64_t off, size_t len,
+            uint8_t *out, size_t *got)
+{
+    *got = 0;
+    pthread_mutex_lock(&s->mu);
+    int rc = 0;
+    if (s->dlen && off < s->dstart + s->dlen && off + len > s->dstart)
+        rc = wp_flush_locked(cm, s, 0);
+    uint64_t size = ist_size(s);
+    uint64_t window = 0, pf_from = 0, pf_to = 0;
+    if (!rc && off < size) {
+        if (len > size - off) len = (size_t)(size - off);
+        window = rp_ra_update(ra, off, len, cm->cfg.readahead_max);
+        if (window) {
+            uint64_t end = off + len;
+            pf_from = ra->done_to > end ? ra->done_to : end;
+            pf_to = end + window;
+            if (pf_to > size) pf_to = size;
+            if (pf_to > ra->done_to) ra->done_to = pf_to;
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (rc) return rc;
+    if (off >= size || len == 0) return 0;
+
+    int tmo = cm->cfg.io_timeout_s * 1000;
+    uint64_t pos = off, end = off + len;
+    while (pos < end) {
+        uint64_t seg = pos / CM_SEG_SIZE;
+        uint32_t soff = (uint32_t)(pos % CM_SEG_SIZE);
+        uint64_t part = CM_SEG_SIZE - soff;
+        if (part > end - pos) part = end - pos;
+        uint8_t *dst = out + (pos - off);
+        int n = rc_read(cm->cache, s->ino, seg, soff, (uint32_t)part, dst, tmo);
+        if (n == (int)part) {
+            pos += part;
+            continue;
+        }
+        struct rc_ent *e;
+        if (window && n < 0 && rc_begin_load(cm->cache, s->ino, seg, &e) == 1) {
+            /* sequential: load the whole segment into the cache, then copy our part */
+            uint64_t sstart = seg * CM_SEG_SIZE, send = sstart + CM_SEG_SIZE;
+            if (send > size) send = size;
+            uint32_t slen = (uint32_t)(send - sstart);
+            uint8_t *buf = malloc(slen);
+            rc = buf ? fetch(cm, s, sstart, slen, buf) : -ENOMEM;
+            if (!rc) memcpy(dst, buf + soff, (size_t)part);
+            if (rc) {
+                free(buf);
+                buf = NULL;
+            }
+            rc_end_load(cm->cache, e, buf, slen, rc);
+        } else {
+            rc = fetch(cm, s, pos, part, dst);
+        }
+        if (rc) return rc;
+        pos += part;
+    }
+    *got = len;
+    for (uint64_t p = pf_from; p < pf_to; p = (p / CM_SEG_SIZE + 1) * CM_SEG_SIZE)
+        prefetch(cm, s, p / CM_SEG_SIZE, size);
+    return 0;
+}

@@ -1,0 +1,68 @@
+/* mstore_apply.c - mstore_apply(): one operation record, one LMDB write transaction. Dispatches
+ * on the record type, commits on success (durably unless opened with no_sync), aborts on any
+ * error so a failed operation changes nothing, and reports freed chunks after the commit. */
+#include <errno.h>
+#include <string.h>
+
+#include "mstore_int.h"
+
+typedef int (*mst_apply_fn)(struct mtx *x);
+
+static const mst_apply_fn mst_ops[] = {
+    [MOP_MKNOD] = mst_apply_mknod,
+    [MOP_MKDIR] = mst_apply_mkdir,
+    [MOP_SYMLINK] = mst_apply_symlink,
+    [MOP_CREATE] = mst_apply_create,
+    [MOP_LINK] = mst_apply_link,
+    [MOP_UNLINK] = mst_apply_unlink,
+    [MOP_RMDIR] = mst_apply_rmdir,
+    [MOP_RENAME] = mst_apply_rename,
+    [MOP_SETATTR] = mst_apply_setattr,
+    [MOP_SETXATTR] = mst_apply_setxattr,
+    [MOP_REMOVEXATTR] = mst_apply_removexattr,
+    [MOP_OPEN] = mst_apply_open,
+    [MOP_RELEASE] = mst_apply_release,
+    [MOP_CHUNK_LEASE] = mst_apply_chunk_lease,
+    [MOP_COMMIT] = mst_apply_commit,
+    [MOP_SESSION_OPEN] = mst_apply_session_open,
+    [MOP_SESSION_TOUCH] = mst_apply_session_touch,
+    [MOP_SESSION_CLOSE] = mst_apply_session_close,
+};
+
+/* Keep the leader's in-memory counters at or above what the store has handed out, so a
+ * replica that only applied records allocates fresh numbers once it prepares. */
+static void mst_sync_counters(struct mstore *s, const struct mop *op)
+{
+    pthread_mutex_lock(&s->lock);
+    if (op->new_ino && op->new_ino >= s->next_ino) s->next_ino = op->new_ino + 1;
+    if (op->new_chunk && op->new_chunk >= s->next_chunk) s->next_chunk = op->new_chunk + 1;
+    if (op->type == MOP_SESSION_OPEN && op->session >= s->next_session)
+        s->next_session = op->session + 1;
+    pthread_mutex_unlock(&s->lock);
+}
+
+int mstore_apply(struct mstore *s, const struct mop *op, struct mop_result *res)
+{
+    if (op->type == 0 || op->type >= sizeof(mst_ops) / sizeof(mst_ops[0]) || !mst_ops[op->type])
+        return -EINVAL;
+    struct mtx x = {.s = s, .op = op, .res = res};
+    wbuf_init(&x.freed);
+    int rc = mst_err(mdb_txn_begin(s->env, NULL, 0, &x.txn));
+    if (rc) goto out;
+    rc = mst_ops[op->type](&x);
+    if (rc) {
+        mdb_txn_abort(x.txn);
+        goto out;
+    }
+    rc = mst_err(mdb_txn_commit(x.txn));
+    if (rc) goto out;
+    mst_sync_counters(s, op);
+    if (res && res->freed) {
+        for (size_t off = 0; off + 12 <= x.freed.len; off += 12)
+            res->freed(res->freed_arg, le_get64(x.freed.data + off),
+                       le_get32(x.freed.data + off + 8));
+    }
+out:
+    wbuf_free(&x.freed);
+    return rc;
+}

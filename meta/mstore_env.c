@@ -1,0 +1,223 @@
+/* mstore_env.c - the meta store's LMDB environment: open, format (root inode, counters),
+ * close, the counters in the `meta` database, small key/value helpers, and statistics. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "mstore_int.h"
+
+#define MST_DEFAULT_MAP (8ull << 30)
+#define MST_DEFAULT_CHUNK (64ull << 20)
+
+int mst_err(int rc)
+{
+    switch (rc) {
+    case 0:
+        return 0;
+    case MDB_NOTFOUND:
+        return -ENOENT;
+    case MDB_MAP_FULL:
+        return -ENOSPC;
+    case MDB_KEYEXIST:
+        return -EEXIST;
+    case MDB_BAD_VALSIZE:
+        return -ENAMETOOLONG;
+    default:
+        return rc > 0 ? -rc : -EIO;
+    }
+}
+
+int mst_get(MDB_txn *t, MDB_dbi db, const void *k, size_t kl, MDB_val *v)
+{
+    MDB_val key = {kl, (void *)k};
+    return mst_err(mdb_get(t, db, &key, v));
+}
+
+int mst_put(MDB_txn *t, MDB_dbi db, const void *k, size_t kl, const void *v, size_t vl)
+{
+    MDB_val key = {kl, (void *)k}, val = {vl, (void *)v};
+    return mst_err(mdb_put(t, db, &key, &val, 0));
+}
+
+int mst_del(MDB_txn *t, MDB_dbi db, const void *k, size_t kl)
+{
+    MDB_val key = {kl, (void *)k};
+    return mst_err(mdb_del(t, db, &key, NULL));
+}
+
+int mst_counter_get(MDB_txn *t, struct mstore *s, const char *name, uint64_t *v)
+{
+    MDB_val val;
+    int rc = mst_get(t, s->meta, name, strlen(name), &val);
+    if (rc == -ENOENT) {
+        *v = 0;
+        return 0;
+    }
+    if (rc) return rc;
+    if (val.mv_size != 8) return -EIO;
+    *v = le_get64(val.mv_data);
+    return 0;
+}
+
+int mst_counter_put(MDB_txn *t, struct mstore *s, const char *name, uint64_t v)
+{
+    uint8_t b[8];
+    le_put64(b, v);
+    return mst_put(t, s->meta, name, strlen(name), b, 8);
+}
+
+int mst_counter_add(MDB_txn *t, struct mstore *s, const char *name, int64_t delta)
+{
+    uint64_t v;
+    int rc = mst_counter_get(t, s, name, &v);
+    if (rc) return rc;
+    if (delta < 0 && (uint64_t)-delta > v)
+        v = 0;
+    else
+        v += (uint64_t)delta;
+    return mst_counter_put(t, s, name, v);
+}
+
+int mst_counter_raise(MDB_txn *t, struct mstore *s, const char *name, uint64_t v)
+{
+    uint64_t cur;
+    int rc = mst_counter_get(t, s, name, &cur);
+    if (rc) return rc;
+    return cur >= v ? 0 : mst_counter_put(t, s, name, v);
+}
+
+int mst_rtxn(struct mstore *s, MDB_txn **t)
+{
+    return mst_err(mdb_txn_begin(s->env, NULL, MDB_RDONLY, t));
+}
+
+static int mst_format(struct mstore *s, MDB_txn *t, uint64_t chunk_size)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    uint64_t epoch = (uint64_t)now.tv_sec;
+    struct mst_inode root = {
+        .gen = epoch,
+        .mode = S_IFDIR | 0755,
+        .nlink = 2,
+        .atime_s = now.tv_sec,
+        .mtime_s = now.tv_sec,
+        .ctime_s = now.tv_sec,
+        .atime_ns = (uint32_t)now.tv_nsec,
+        .mtime_ns = (uint32_t)now.tv_nsec,
+        .ctime_ns = (uint32_t)now.tv_nsec,
+        .parent = 1,
+        .next_seq = MST_FIRST_SEQ,
+    };
+    int rc = mst_inode_put(t, s, 1, &root);
+    if (!rc) rc = mst_counter_put(t, s, "next_ino", 2);
+    if (!rc) rc = mst_counter_put(t, s, "next_chunk", 1);
+    if (!rc) rc = mst_counter_put(t, s, "next_session", 1);
+    if (!rc) rc = mst_counter_put(t, s, "epoch", epoch);
+    if (!rc) rc = mst_counter_put(t, s, "chunk_size", chunk_size);
+    if (!rc) rc = mst_counter_put(t, s, "inodes", 1);
+    if (!rc) rc = mst_counter_put(t, s, "bytes", 0);
+    if (!rc) rc = mst_counter_put(t, s, "format", 1);
+    return rc;
+}
+
+static int mst_open_dbs(struct mstore *s, MDB_txn *t)
+{
+    struct {
+        const char *name;
+        MDB_dbi *dbi;
+    } dbs[] = {
+        {"inode", &s->inode},     {"dirent", &s->dirent},   {"dirseq", &s->dirseq},
+        {"symlink", &s->symlink}, {"xattr", &s->xattr},     {"chunk", &s->chunk},
+        {"chunkid", &s->chunkid}, {"session", &s->session}, {"open", &s->open},
+        {"openref", &s->openref}, {"orphan", &s->orphan},   {"meta", &s->meta},
+    };
+    for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
+        int rc = mdb_dbi_open(t, dbs[i].name, MDB_CREATE, dbs[i].dbi);
+        if (rc) return mst_err(rc);
+    }
+    return 0;
+}
+
+static int mst_load(struct mstore *s, const struct mstore_opts *opts)
+{
+    MDB_txn *t;
+    int rc = mst_err(mdb_txn_begin(s->env, NULL, 0, &t));
+    if (rc) return rc;
+    rc = mst_open_dbs(s, t);
+    uint64_t formatted = 0;
+    if (!rc) rc = mst_counter_get(t, s, "format", &formatted);
+    if (!rc && !formatted) {
+        uint64_t cs = opts && opts->chunk_size ? opts->chunk_size : MST_DEFAULT_CHUNK;
+        rc = mst_format(s, t, cs);
+    }
+    if (!rc) rc = mst_counter_get(t, s, "chunk_size", &s->chunk_size);
+    if (!rc) rc = mst_counter_get(t, s, "epoch", &s->epoch);
+    if (!rc) rc = mst_counter_get(t, s, "next_ino", &s->next_ino);
+    if (!rc) rc = mst_counter_get(t, s, "next_chunk", &s->next_chunk);
+    if (!rc) rc = mst_counter_get(t, s, "next_session", &s->next_session);
+    if (rc) {
+        mdb_txn_abort(t);
+        return rc;
+    }
+    return mst_err(mdb_txn_commit(t));
+}
+
+int mstore_open(const char *dir, const struct mstore_opts *opts, struct mstore **out)
+{
+    struct mstore *s = calloc(1, sizeof(*s));
+    if (!s) return -ENOMEM;
+    pthread_mutex_init(&s->lock, NULL);
+    if (mkdir(dir, 0700) && errno != EEXIST) {
+        int e = -errno;
+        free(s);
+        return e;
+    }
+    int rc = mst_err(mdb_env_create(&s->env));
+    if (rc) goto err_free;
+    uint64_t map = opts && opts->map_size ? opts->map_size : MST_DEFAULT_MAP;
+    rc = mst_err(mdb_env_set_mapsize(s->env, map));
+    if (!rc) rc = mst_err(mdb_env_set_maxdbs(s->env, 16));
+    if (!rc) rc = mst_err(mdb_env_set_maxreaders(s->env, 256));
+    unsigned flags = MDB_NOTLS | (opts && opts->no_sync ? MDB_NOSYNC : 0);
+    if (!rc) rc = mst_err(mdb_env_open(s->env, dir, flags, 0600));
+    if (!rc) rc = mst_load(s, opts);
+    if (rc) goto err_env;
+    *out = s;
+    return 0;
+err_env:
+    mdb_env_close(s->env);
+err_free:
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+    return rc;
+}
+
+void mstore_close(struct mstore *s)
+{
+    if (!s) return;
+    mdb_env_close(s->env);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}
+
+uint64_t mstore_chunk_size(const struct mstore *s)
+{
+    return s->chunk_size;
+}
+
+int mstore_stats(struct mstore *s, struct mstore_stats *out)
+{
+    MDB_txn *t;
+    int rc = mst_rtxn(s, &t);
+    if (rc) return rc;
+    memset(out, 0, sizeof(*out));
+    rc = mst_counter_get(t, s, "inodes", &out->inodes);
+    if (!rc) rc = mst_counter_get(t, s, "next_ino", &out->next_ino);
+    if (!rc) rc = mst_counter_get(t, s, "next_chunk", &out->next_chunk);
+    if (!rc) rc = mst_counter_get(t, s, "bytes", &out->bytes);
+    mdb_txn_abort(t);
+    return rc;
+}

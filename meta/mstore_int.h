@@ -1,0 +1,142 @@
+/* mstore_int.h - private to the meta store (meta/mstore_*.c): the store handle, the on-disk
+ * record layouts and the helpers the mstore files share. Nothing outside meta/mstore_*.c and
+ * meta/mop.c includes it.
+ *
+ * Layout (all integer keys big-endian so LMDB orders them numerically; values little-endian):
+ *   inode   ino                  -> inode record (struct mst_inode, version byte first)
+ *   dirent  parent, name         -> child ino u64, mode u32, seq u64
+ *   dirseq  parent, seq          -> child ino u64, mode u32, name bytes
+ *   symlink ino                  -> target bytes
+ *   xattr   ino, name            -> value bytes
+ *   chunk   ino, index           -> chunk id u64, version u32
+ *   chunkid chunk id             -> ino u64, index u64, version u32
+ *   session id                   -> last seen i64, name bytes
+ *   open    session, ino         -> count u32
+ *   openref ino                  -> total open count u32 (over all sessions)
+ *   orphan  ino                  -> u8 1 (nlink 0 but still open)
+ *   meta    counter name (text)  -> u64 */
+#ifndef CAIRN_MSTORE_INT_H
+#define CAIRN_MSTORE_INT_H
+
+#include <lmdb.h>
+#include <pthread.h>
+
+#include "mop.h"
+#include "mstore.h"
+
+#define MST_LINK_MAX 65000u
+#define MST_FIRST_SEQ 3 /* readdir cookies 1 and 2 are left to the client for "." and ".." */
+
+struct mstore {
+    MDB_env *env;
+    MDB_dbi inode, dirent, dirseq, symlink, xattr, chunk, chunkid, session, open, openref, orphan,
+        meta;
+    uint64_t chunk_size;
+    uint64_t epoch;
+    pthread_mutex_t lock; /* guards the leader's counters below */
+    uint64_t next_ino, next_chunk, next_session;
+};
+
+struct mst_inode {
+    uint64_t gen;
+    uint32_t mode, uid, gid, nlink;
+    uint64_t rdev, size;
+    int64_t atime_s, mtime_s, ctime_s;
+    uint32_t atime_ns, mtime_ns, ctime_ns;
+    uint64_t parent;   /* directories: the parent directory */
+    uint64_t next_seq; /* directories: next readdir sequence number */
+    uint32_t flags;
+};
+
+/* One write transaction applying one record. */
+struct mtx {
+    struct mstore *s;
+    MDB_txn *txn;
+    const struct mop *op;
+    struct mop_result *res;
+    struct wbuf freed; /* u64 chunk id + u32 version per chunk freed, reported after commit */
+};
+
+static inline void be_put64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+static inline uint64_t be_get64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+/* mstore_env.c */
+int mst_err(int mdb_rc);
+int mst_get(MDB_txn *t, MDB_dbi db, const void *k, size_t kl, MDB_val *v);
+int mst_put(MDB_txn *t, MDB_dbi db, const void *k, size_t kl, const void *v, size_t vl);
+int mst_del(MDB_txn *t, MDB_dbi db, const void *k, size_t kl);
+int mst_counter_get(MDB_txn *t, struct mstore *s, const char *name, uint64_t *v);
+int mst_counter_put(MDB_txn *t, struct mstore *s, const char *name, uint64_t v);
+int mst_counter_add(MDB_txn *t, struct mstore *s, const char *name, int64_t delta);
+/* Raise a counter to at least v. */
+int mst_counter_raise(MDB_txn *t, struct mstore *s, const char *name, uint64_t v);
+int mst_rtxn(struct mstore *s, MDB_txn **t);
+
+/* mstore_inode.c */
+int mst_inode_get(MDB_txn *t, struct mstore *s, uint64_t ino, struct mst_inode *r);
+int mst_inode_put(MDB_txn *t, struct mstore *s, uint64_t ino, const struct mst_inode *r);
+void mst_inode_attr(uint64_t ino, const struct mst_inode *r, struct cairn_attr *a);
+void mst_set_ctime(struct mtx *x, struct mst_inode *r);
+void mst_set_mctime(struct mtx *x, struct mst_inode *r);
+/* Create inode op->new_ino with times now and generation op->new_gen. */
+int mst_inode_new(struct mtx *x, uint32_t mode, uint32_t uid, uint32_t gid, uint64_t rdev,
+                  uint64_t parent, struct mst_inode *r);
+/* Remove ino with everything it owns (symlink target, xattrs, chunks). */
+int mst_inode_drop(struct mtx *x, uint64_t ino);
+/* One link of ino went away: nlink-1, ctime; dropped or orphaned when it reaches 0. */
+int mst_inode_unlink(struct mtx *x, uint64_t ino);
+/* Set the size of a regular file, freeing whole chunks past the end. */
+int mst_inode_set_size(struct mtx *x, uint64_t ino, struct mst_inode *r, uint64_t size);
+int mst_result_attr(struct mtx *x, uint64_t ino);
+int mst_apply_setattr(struct mtx *x);
+
+/* mstore_dir.c */
+int mst_name_check(const char *name);
+int mst_dirent_get(MDB_txn *t, struct mstore *s, uint64_t parent, const char *name, uint64_t *child,
+                   uint32_t *mode);
+int mst_dirent_add(struct mtx *x, uint64_t parent, const char *name, uint64_t child, uint32_t mode);
+int mst_dirent_del(struct mtx *x, uint64_t parent, const char *name);
+int mst_dir_get(struct mtx *x, uint64_t dir, struct mst_inode *r);
+int mst_dir_is_empty(MDB_txn *t, struct mstore *s, uint64_t dir);
+/* Parent: nlink += dnlink, mtime = ctime = now. */
+int mst_dir_touch(struct mtx *x, uint64_t dir, int dnlink);
+int mst_apply_mknod(struct mtx *x);
+int mst_apply_mkdir(struct mtx *x);
+int mst_apply_symlink(struct mtx *x);
+int mst_apply_link(struct mtx *x);
+int mst_apply_unlink(struct mtx *x);
+int mst_apply_rmdir(struct mtx *x);
+/* mstore_rename.c */
+int mst_apply_rename(struct mtx *x);
+
+/* mstore_xattr.c */
+int mst_xattr_drop_all(struct mtx *x, uint64_t ino);
+int mst_apply_setxattr(struct mtx *x);
+int mst_apply_removexattr(struct mtx *x);
+
+/* mstore_chunk.c */
+/* Free every chunk of ino with index >= first (reported through x->freed). */
+int mst_chunks_free_from(struct mtx *x, uint64_t ino, uint64_t first);
+int mst_apply_chunk_lease(struct mtx *x);
+int mst_apply_commit(struct mtx *x);
+
+/* mstore_session.c */
+int mst_is_open(MDB_txn *t, struct mstore *s, uint64_t ino);
+int mst_apply_open(struct mtx *x);
+int mst_apply_create(struct mtx *x);
+int mst_apply_release(struct mtx *x);
+int mst_apply_session_open(struct mtx *x);
+int mst_apply_session_touch(struct mtx *x);
+int mst_apply_session_close(struct mtx *x);
+
+#endif
