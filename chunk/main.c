@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cs.h"
+#include "daemon.h"
 #include "log.h"
 #include "net.h"
 #include "rpc.h"
@@ -60,33 +61,6 @@ static int copy_str(char *dst, size_t n, const char *src)
     if (l >= n) return -ENAMETOOLONG;
     memcpy(dst, src, l + 1);
     return 0;
-}
-
-static int daemonize(void)
-{
-    pid_t p = fork();
-    if (p < 0) return -errno;
-    if (p > 0) _exit(0);
-    setsid();
-    p = fork();
-    if (p < 0) return -errno;
-    if (p > 0) _exit(0);
-    int fd = open("/dev/null", O_RDWR);
-    if (fd >= 0) {
-        dup2(fd, 0);
-        dup2(fd, 1);
-        dup2(fd, 2);
-        if (fd > 2) close(fd);
-    }
-    return 0;
-}
-
-static int write_pid(const char *path)
-{
-    FILE *f = fopen(path, "w");
-    if (!f) return -errno;
-    fprintf(f, "%d\n", (int)getpid());
-    return fclose(f) ? -errno : 0;
 }
 
 int main(int argc, char **argv)
@@ -150,16 +124,19 @@ int main(int argc, char **argv)
         fprintf(stderr, "cairn-chunk: listen %s: %s\n", s->cfg.listen, strerror(-s->listen_fd));
         return 1;
     }
-    if (s->cfg.daemon && daemonize()) {
+    int dfd = -1;
+    if (s->cfg.daemon && daemon_start(&dfd)) {
         fprintf(stderr, "cairn-chunk: cannot daemonize\n");
         return 1;
     }
     if (s->cfg.log_file[0] && (rc = log_open_file(s->cfg.log_file))) {
         fprintf(stderr, "cairn-chunk: log file %s: %s\n", s->cfg.log_file, strerror(-rc));
+        daemon_done(dfd, 1, 1);
         return 1;
     }
-    if (s->cfg.pid_file[0] && (rc = write_pid(s->cfg.pid_file))) {
+    if (s->cfg.pid_file[0] && (rc = pidfile_write(s->cfg.pid_file))) {
         LOG_ERR("main", "pid file %s: %s", s->cfg.pid_file, strerror(-rc));
+        daemon_done(dfd, 1, 1);
         return 1;
     }
     pthread_mutex_init(&s->lock, NULL);
@@ -174,8 +151,10 @@ int main(int argc, char **argv)
     int scrub_on = 0;
     if ((rc = cs_meta_start(s, &meta_th)) || (rc = cs_scrub_start(s, &scrub_th, &scrub_on))) {
         LOG_ERR("main", "cannot start threads: %s", strerror(-rc));
+        daemon_done(dfd, 1, 1);
         return 1;
     }
+    daemon_done(dfd, 0, 0);
     cs_server_run(s);
     LOG_INFO("main", "shutting down");
     /* the meta thread may sit in a call to an unreachable meta: do not wait for it */

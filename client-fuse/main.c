@@ -23,6 +23,7 @@
 
 #include "client.h"
 #include "conf.h"
+#include "daemon.h"
 #include "log.h"
 
 struct mount_opts {
@@ -184,46 +185,6 @@ static int cfg_from_opts(const struct mount_opts *mo, struct cm_cfg *cfg)
 }
 
 /* Fork; the parent waits for the child's verdict on *fd_out's pipe and exits with it. */
-static int daemon_start(int *fd_out)
-{
-    int p[2];
-    if (pipe(p)) return -errno;
-    pid_t pid = fork();
-    if (pid < 0) return -errno;
-    if (pid > 0) {
-        close(p[1]);
-        char c = 1;
-        ssize_t n;
-        do n = read(p[0], &c, 1);
-        while (n < 0 && errno == EINTR);
-        _exit(n == 1 ? c : 1);
-    }
-    close(p[0]);
-    setsid();
-    *fd_out = p[1];
-    return 0;
-}
-
-static void daemon_done(int fd, int status, int keep_stderr)
-{
-    if (fd < 0) return;
-    char c = (char)status;
-    if (write(fd, &c, 1) != 1) { /* the parent is gone; nothing to tell */
-    }
-    close(fd);
-    if (status == 0) {
-        int nul = open("/dev/null", O_RDWR);
-        if (nul >= 0) {
-            dup2(nul, 0);
-            dup2(nul, 1);
-            if (!keep_stderr) dup2(nul, 2);
-            if (nul > 2) close(nul);
-        }
-        if (chdir("/")) { /* cannot fail for "/" in practice */
-        }
-    }
-}
-
 static int cm_start(struct cm *cm)
 {
     int rc = mc_open(&cm->meta, cm->cfg.meta, cm->cfg.io_timeout_s * 1000);

@@ -162,7 +162,9 @@ int h_cs_start(struct h_cluster *c, int i)
 {
     if (i < 0 || i >= H_MAX_CS) return -EINVAL;
     if (c->cs_port[i] == 0) c->cs_port[i] = h_free_port();
-    snprintf(c->cs_dir[i], sizeof(c->cs_dir[i]), "%s/cs%d", c->dir, i);
+    char base[sizeof(c->dir)];
+    memcpy(base, c->dir, sizeof(base));
+    snprintf(c->cs_dir[i], sizeof(c->cs_dir[i]), "%s/cs%d", base, i);
     mkdir(c->cs_dir[i], 0755);
     char prog[512], listen[64], meta[80], data[320], log[320];
     h_prog("cairn-chunk", prog, sizeof(prog));
@@ -217,7 +219,9 @@ int h_mount(struct h_cluster *c)
 {
     if (c->nmounts >= 4) return -ENOSPC;
     int k = c->nmounts;
-    snprintf(c->mnt[k], sizeof(c->mnt[k]), "%s/mnt%d", c->dir, k);
+    char base[sizeof(c->dir)];
+    memcpy(base, c->dir, sizeof(base));
+    snprintf(c->mnt[k], sizeof(c->mnt[k]), "%s/mnt%d", base, k);
     mkdir(c->mnt[k], 0755);
     char prog[512], opts[200], log[320];
     h_prog("cairn-mount", prog, sizeof(prog));

@@ -1,0 +1,166 @@
+/* main.c - cairn-meta: options, logging, daemonizing, pid file and signals; opens the LMDB
+ * store, listens, runs the periodic work (chunk-server liveness, session expiry) and serves on
+ * one libevent thread until SIGTERM/SIGINT. */
+#include <errno.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "daemon.h"
+#include "log.h"
+#include "meta.h"
+#include "net.h"
+
+#define O(f) offsetof(struct meta_cfg, f)
+static const struct conf_opt meta_opts[] = {
+    {"listen", CONF_STR, "127.0.0.1:9520", O(listen), "address to serve clients and chunk servers on"},
+    {"data_dir", CONF_STR, "/var/lib/cairn/meta", O(data_dir), "folder of the LMDB environment"},
+    {"session_timeout", CONF_INT, "60", O(session_timeout),
+     "seconds without keepalive before a client session expires and its open files close"},
+    {"cs_timeout", CONF_INT, "10", O(cs_timeout),
+     "seconds without heartbeat before a chunk server counts as dead"},
+    {"chunk_size", CONF_U64, "64M", O(chunk_size),
+     "chunk size of a new file system (multiple of 64K, at most 512M); fixed at format"},
+    {"map_size", CONF_U64, "8G", O(map_size), "largest size the LMDB file may grow to"},
+    {"open_chunks", CONF_INT, "4", O(open_chunks),
+     "chunk locations sent with every open (saves round trips for small files)"},
+    {"log_level", CONF_STR, "info", O(log_level), "error, warn, info or debug"},
+    {"log_file", CONF_STR, NULL, O(log_file), "log to this file instead of stderr"},
+    {"daemon", CONF_FLAG, NULL, O(daemon), "run in the background"},
+    {"pid_file", CONF_STR, NULL, O(pid_file), "write the process id here"},
+    {NULL, 0, NULL, 0, NULL},
+};
+
+static struct meta g_meta;
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    struct meta *m = arg;
+    LOG_INFO("main", "signal %d: shutting down", (int)sig);
+    event_base_loopbreak(m->base);
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct meta *m = arg;
+    csr_expire(&m->reg, net_now_ms());
+    meta_sessions_expire(m);
+}
+
+static int check_cfg(struct meta_cfg *c)
+{
+    if (c->chunk_size < (64u << 10) || c->chunk_size % (64u << 10) || c->chunk_size > (512ull << 20)) {
+        fprintf(stderr, "cairn-meta: chunk_size must be a multiple of 64K between 64K and 512M\n");
+        return -EINVAL;
+    }
+    if (c->session_timeout < 2) c->session_timeout = 2;
+    if (c->cs_timeout < 1) c->cs_timeout = 1;
+    int lvl = log_level_parse(c->log_level);
+    if (lvl < 0) {
+        fprintf(stderr, "cairn-meta: bad log_level %s\n", c->log_level);
+        return -EINVAL;
+    }
+    log_level_current = lvl;
+    return 0;
+}
+
+/* Everything after option parsing; dfd is the daemon readiness pipe (or -1). */
+static int serve(struct meta *m, int dfd)
+{
+    int rc;
+    if (m->cfg.log_file[0] && (rc = log_open_file(m->cfg.log_file))) {
+        fprintf(stderr, "cairn-meta: log file %s: %s\n", m->cfg.log_file, strerror(-rc));
+        return 1;
+    }
+    struct mstore_opts so = {.map_size = m->cfg.map_size, .chunk_size = m->cfg.chunk_size};
+    rc = mstore_open(m->cfg.data_dir, &so, &m->store);
+    if (rc) {
+        LOG_ERR("main", "cannot open the store in %s: %s", m->cfg.data_dir, strerror(-rc));
+        fprintf(stderr, "cairn-meta: store %s: %s\n", m->cfg.data_dir, strerror(-rc));
+        return 1;
+    }
+    int status = 1;
+    struct event *sigterm = NULL, *sigint = NULL, *tick = NULL;
+    if (csr_init(&m->reg, m->cfg.cs_timeout * 1000)) goto out_store;
+    m->base = event_base_new();
+    if (!m->base) goto out_reg;
+    m->srv = evsrv_new(m->base, m->cfg.listen, WIRE_MAX_PAYLOAD, meta_handle, m, &rc);
+    if (!m->srv) {
+        LOG_ERR("main", "cannot listen on %s: %s", m->cfg.listen, strerror(-rc));
+        fprintf(stderr, "cairn-meta: listen %s: %s\n", m->cfg.listen, strerror(-rc));
+        goto out_base;
+    }
+    if (m->cfg.pid_file[0] && (rc = pidfile_write(m->cfg.pid_file))) {
+        LOG_ERR("main", "pid file %s: %s", m->cfg.pid_file, strerror(-rc));
+        goto out_srv;
+    }
+    sigterm = evsignal_new(m->base, SIGTERM, on_signal, m);
+    sigint = evsignal_new(m->base, SIGINT, on_signal, m);
+    tick = event_new(m->base, -1, EV_PERSIST, on_tick, m);
+    struct timeval one_s = {1, 0};
+    if (!sigterm || !sigint || !tick || event_add(sigterm, NULL) || event_add(sigint, NULL) ||
+        event_add(tick, &one_s))
+        goto out_ev;
+    signal(SIGPIPE, SIG_IGN);
+    LOG_INFO("main", "cairn-meta serving on %s (port %u), data in %s, chunk size %llu",
+             m->cfg.listen, evsrv_port(m->srv), m->cfg.data_dir,
+             (unsigned long long)mstore_chunk_size(m->store));
+    daemon_done(dfd, 0, 0);
+    dfd = -1;
+    event_base_dispatch(m->base);
+    status = 0;
+out_ev:
+    if (tick) event_free(tick);
+    if (sigint) event_free(sigint);
+    if (sigterm) event_free(sigterm);
+    if (m->cfg.pid_file[0] && status == 0) unlink(m->cfg.pid_file);
+out_srv:
+    evsrv_free(m->srv);
+out_base:
+    event_base_free(m->base);
+out_reg:
+    csr_free(&m->reg);
+out_store:
+    mstore_close(m->store);
+    daemon_done(dfd, 1, 1);
+    LOG_INFO("main", "stopped");
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    struct meta *m = &g_meta;
+    char err[256] = "";
+    int help = 0;
+    conf_defaults(meta_opts, &m->cfg);
+    if (conf_parse_args(meta_opts, &m->cfg, &argc, argv, &help, err, sizeof(err))) {
+        fprintf(stderr, "cairn-meta: %s\n", err);
+        return 2;
+    }
+    if (help) {
+        printf("usage: cairn-meta [--config FILE] [--name=value...]\n"
+               "The CairnFS metadata service: inodes, directories, xattrs and the chunk map in "
+               "LMDB.\n\noptions (also as `name = value` lines in the config file):\n");
+        conf_print_help(meta_opts, stdout);
+        return 0;
+    }
+    if (argc > 1) {
+        fprintf(stderr, "cairn-meta: unexpected argument '%s' (see --help)\n", argv[1]);
+        return 2;
+    }
+    if (check_cfg(&m->cfg)) return 2;
+    int dfd = -1;
+    if (m->cfg.daemon && daemon_start(&dfd)) {
+        fprintf(stderr, "cairn-meta: cannot daemonize\n");
+        return 1;
+    }
+    return serve(m, dfd);
+}

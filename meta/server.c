@@ -1,0 +1,571 @@
+/* server.c - the meta service's request dispatcher for clients: decodes each request
+ * (proto.h), answers reads from LMDB read transactions, turns mutations into operation records
+ * (mop_prepare + mstore_apply, committed durably before the reply), adds chunk locations from
+ * the registry, and encodes the reply. Chunk-server messages go to server_cs.c. A payload that
+ * does not decode closes the connection (evsrv), nothing else. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "log.h"
+#include "meta.h"
+#include "net.h"
+
+#define READDIR_MAX_ENTRIES 4096u
+#define READDIR_MAX_BYTES (1u << 20)
+#define LOCATE_MAX 64u
+#define OPEN_CHUNKS_MAX 16u
+
+struct req {
+    struct meta *m;
+    struct evsrv_conn *conn;
+    const struct wire_hdr *h;
+    struct rcur r;
+    struct wbuf out;
+};
+
+static void freed_chunk(void *arg, uint64_t chunk_id, uint32_t version)
+{
+    struct meta *m = arg;
+    csr_chunk_freed(&m->reg, chunk_id, version);
+}
+
+int meta_apply(struct meta *m, struct mop *op, struct mop_result *res)
+{
+    int rc = mop_prepare(m->store, op);
+    if (rc) return rc;
+    res->freed = freed_chunk;
+    res->freed_arg = m;
+    rc = mstore_apply(m->store, op, res);
+    if (rc && rc != -ENOENT && rc != -EEXIST && rc != -ENOTEMPTY && rc != -ENODATA)
+        LOG_DEBUG("meta", "%u failed: %s", op->type, strerror(-rc));
+    return rc;
+}
+
+/* Read a name (1..255 bytes). A longer one is the caller's ENAMETOOLONG, not a bad frame. */
+static int get_name(struct rcur *r, char *out)
+{
+    uint16_t len = rcur_u16(r);
+    if (r->err) return -EBADMSG;
+    const uint8_t *p = rcur_view(r, len);
+    if (!p) return -EBADMSG;
+    if (len > CAIRN_NAME_MAX) return -ENAMETOOLONG;
+    if (len == 0 || memchr(p, 0, len)) return -EINVAL;
+    memcpy(out, p, len);
+    out[len] = '\0';
+    return 0;
+}
+
+static void reply(struct req *q, int status)
+{
+    if (q->out.err && status == 0) status = q->out.err;
+    evsrv_reply(q->conn, q->h, status, status ? NULL : q->out.data, status ? 0 : q->out.len);
+}
+
+static void reply_attr(struct req *q, int rc, const struct cairn_attr *a)
+{
+    if (!rc) proto_put_attr(&q->out, a);
+    reply(q, rc);
+}
+
+/* --- sessions ------------------------------------------------------------------------- */
+
+static int do_session_open(struct req *q)
+{
+    struct mop op = {.type = MOP_SESSION_OPEN};
+    rcur_str(&q->r, op.name, CAIRN_NAME_MAX);
+    op.session = rcur_u64(&q->r);
+    if (rcur_done(&q->r)) return -EBADMSG;
+    struct mop_result res = {0};
+    int rc = meta_apply(q->m, &op, &res);
+    if (!rc) {
+        wbuf_put_u64(&q->out, op.session);
+        wbuf_put_u64(&q->out, mstore_chunk_size(q->m->store));
+        wbuf_put_u32(&q->out, (uint32_t)q->m->cfg.session_timeout);
+        LOG_INFO("session", "session %" PRIu64 " opened by %s (%s)", op.session, op.name,
+                 evsrv_conn_peer(q->conn));
+    }
+    reply(q, rc);
+    return 0;
+}
+
+static int do_session_simple(struct req *q, uint16_t type)
+{
+    struct mop op = {.type = type};
+    op.session = rcur_u64(&q->r);
+    if (rcur_done(&q->r)) return -EBADMSG;
+    struct mop_result res = {0};
+    reply(q, meta_apply(q->m, &op, &res));
+    return 0;
+}
+
+/* --- reads ---------------------------------------------------------------------------- */
+
+static int do_lookup(struct req *q)
+{
+    uint64_t parent = rcur_u64(&q->r);
+    char name[CAIRN_NAME_MAX + 1];
+    int rc = get_name(&q->r, name);
+    if (rc == -EBADMSG || rcur_done(&q->r)) return -EBADMSG;
+    struct cairn_attr a;
+    if (!rc) rc = mstore_lookup(q->m->store, parent, name, &a);
+    reply_attr(q, rc, &a);
+    return 0;
+}
+
+static int do_getattr(struct req *q)
+{
+    uint64_t ino = rcur_u64(&q->r);
+    if (rcur_done(&q->r)) return -EBADMSG;
+    struct cairn_attr a;
+    reply_attr(q, mstore_getattr(q->m->store, ino, &a), &a);
+    return 0;
+}
+
+static int do_readlink(struct req *q)
+{
+    uint64_t ino = rcur_u64(&q->r);
+    if (rcur_done(&q->r)) return -EBADMSG;
+    char buf[CAIRN_PATH_MAX + 1];
+    int rc = mstore_readlink(q->m->store, ino, buf, sizeof(buf));
+    if (!rc) wbuf_put_str(&q->out, buf, strlen(buf));
+    reply(q, rc);
+    return 0;
+}
+
+struct rd_ctx {
+    struct wbuf *out;
+    uint32_t count, max;
+    int plus;
+};
+
+static int rd_entry(void *arg, uint64_t ino, uint32_t mode, const char *name,
+                    const struct cairn_attr *attr, uint64_t cookie_next)
+{
+    struct rd_ctx *x = arg;
+    if (x->count >= x->max || x->out->len >= READDIR_MAX_BYTES) return 1;
+    wbuf_put_u64(x->out, ino);
+    wbuf_put_u32(x->out, mode);
+    wbuf_put_str(x->out, name, strlen(name));
+    wbuf_put_u64(x->out, cookie_next);
+    if (x->plus) proto_put_attr(x->out, attr);
+    x->count++;
+    return 0;
+}
+
+static int do_readdir(struct req *q)
+{
+    uint64_t ino = rcur_u64(&q->r), cookie = rcur_u64(&q->r);
+    uint32_t max = rcur_u32(&q->r);
+    uint8_t plus = rcur_u8(&q->r);
+    if (rcur_done(&q->r)) return -EBADMSG;
+    struct rd_ctx x = {.out = &q->out,
+                       .max = max && max < READDIR_MAX_ENTRIES ? max : READDIR_MAX_ENTRIES,
+                       .plus = plus != 0};
+    wbuf_put_u32(&q->out, 0); /* count, patched below */
+    int eof = 0;
+    int rc = mstore_readdir(q->m->store, ino, cookie, x.plus, rd_entry, &x, &eof);
+    if (!rc && !q->out.err) {
+        le_put32(q->out.data, x.count);
+        wbuf_put_u8(&q->out, (uint8_t)(eof ? 1 : 0));
+    }
+    reply(q, rc);
+    return 0;
+}
+
+static int do_statfs(struct req *q)
+{
+    if (rcur_done(&q->r)) return -EBADMSG;
+    struct mstore_stats st;
+    int rc = mstore_stats(q->m->store, &st);
+    uint64_t total, free_bytes;
+    csr_space(&q->m->reg, &total, &free_bytes);
+    if (!rc) {
+        const uint64_t inode_cap = 1ull << 40;
+        wbuf_put_u64(&q->out, total);
+        wbuf_put_u64(&q->out, free_bytes);
+        wbuf_put_u64(&q->out, inode_cap);
+        wbuf_put_u64(&q->out, inode_cap - (st.inodes < inode_cap ? st.inodes : inode_cap));
+        wbuf_put_u32(&q->out, 4096);
+        wbuf_put_u32(&q->out, CAIRN_NAME_MAX);
+    }
+    reply(q, rc);
+    return 0;
+}
+
+static int do_getxattr(struct req *q)
+{
+    uint64_t ino = rcur_u64(&q->r);
+    char name[CAIRN_NAME_MAX + 1];
+    int rc = get_name(&q->r, name);
+    if (rc == -EBADMSG || rcur_done(&q->r)) return -EBADMSG;
+    if (rc == -ENAMETOOLONG) rc = -ERANGE;
+    struct wbuf v;
+    wbuf_init(&v);
+    if (!rc) rc = mstore_getxattr(q->m->store, ino, name, &v);
+    if (!rc) wbuf_put_bytes(&q->out, v.data, v.len);
+    wbuf_free(&v);
+    reply(q, rc);
+    return 0;
+}
+
+static int do_listxattr(struct req *q)
+{
+    uint64_t ino = rcur_u64(&q->r);
+    if (rcur_done(&q->r)) return -EBADMSG;
+    struct wbuf v;
+    wbuf_init(&v);
+    int rc = mstore_listxattr(q->m->store, ino, &v);
+    if (!rc) wbuf_put_bytes(&q->out, v.data, v.len);
+    wbuf_free(&v);
+    reply(q, rc);
+    return 0;
+}
+
+/* --- chunk map -------------------------------------------------------------------------- */
+
+struct loc_ctx {
+    struct meta *m;
+    struct wbuf *out;
+    uint32_t count;
+};
+
+static int put_chunk(void *arg, uint64_t index, uint64_t chunk_id, uint32_t version)
+{
+    struct loc_ctx *x = arg;
+    struct chunk_info ci = {.index = index, .chunk_id = chunk_id, .version = version,
+                            .prev_version = version};
+    csr_fill_locs(&x->m->reg, &ci);
+    proto_put_chunk_info(x->out, &ci);
+    x->count++;
+    return 0;
+}
+
+/* Append u32 n, n x chunkinfo for the chunks of ino in [first, first+count). */
+static int put_chunks(struct req *q, uint64_t ino, uint64_t first, uint32_t count)
+{
+    size_t at = q->out.len;
+    wbuf_put_u32(&q->out, 0);
+    struct loc_ctx x = {.m = q->m, .out = &q->out};
+    int rc = mstore_chunk_list(q->m->store, ino, first, count, put_chunk, &x);
+    if (!rc && !q->out.err) le_put32(q->out.data + at, x.count);
+    return rc;
+}
+
+static int do_chunk_locate(struct req *q)
+{
+    uint64_t ino = rcur_u64(&q->r), first = rcur_u64(&q->r);
+    uint32_t count = rcur_u32(&q->r);
+    if (rcur_done(&q->r)) return -EBADMSG;
+    if (count > LOCATE_MAX) count = LOCATE_MAX;
+    reply(q, put_chunks(q, ino, first, count));
+    return 0;
+}
+
+/* Choose the write chain of a lease: the live holders of an existing chunk, or new servers
+ * for a new one. One replica until replication goals exist. */
+static int lease_chain(struct meta *m, struct chunk_info *ci)
+{
+    if (ci->prev_version != 0) {
+        csr_fill_locs(&m->reg, ci);
+        if (ci->nloc == 0) {
+            LOG_ERR("lease", "chunk %016" PRIx64 " v%u: no live server holds it", ci->chunk_id,
+                    ci->prev_version);
+            return -EIO;
+        }
+        return 0;
+    }
+    int slot;
+    if (csr_place(&m->reg, 1, mstore_chunk_size(m->store) / 16, &slot) != 1 &&
+        csr_place(&m->reg, 1, 0, &slot) != 1) {
+        LOG_ERR("lease", "no live chunk server to place chunk %016" PRIx64, ci->chunk_id);
+        return -ENOSPC;
+    }
+    int rc = csr_loc_add(&m->reg, ci->chunk_id, slot);
+    if (rc) return rc;
+    csr_fill_locs(&m->reg, ci);
+    return ci->nloc ? 0 : -EIO;
+}
+
+static int do_chunk_lease(struct req *q)
+{
+    struct mop op = {.type = MOP_CHUNK_LEASE};
+    op.ino = rcur_u64(&q->r);
+    op.index = rcur_u64(&q->r);
+    op.session = rcur_u64(&q->r);
+    if (rcur_done(&q->r)) return -EBADMSG;
+    /* refuse before changing anything when no server could take the data */
+    uint64_t cid;
+    uint32_t ver;
+    int exists = mstore_chunk_get(q->m->store, op.ino, op.index, &cid, &ver) == 0;
+    struct chunk_info probe = {.chunk_id = exists ? cid : 0, .prev_version = exists ? ver : 0};
+    if (exists) csr_fill_locs(&q->m->reg, &probe);
+    int slot;
+    if ((exists && probe.nloc == 0) || (!exists && csr_place(&q->m->reg, 1, 0, &slot) == 0)) {
+        LOG_ERR("lease", "inode %" PRIu64 " chunk %" PRIu64 ": no live chunk server", op.ino,
+                op.index);
+        reply(q, -EIO);
+        return 0;
+    }
+    struct mop_result res = {0};
+    int rc = meta_apply(q->m, &op, &res);
+    if (!rc) {
+        res.chunk.index = op.index;
+        rc = lease_chain(q->m, &res.chunk);
+    }
+    if (!rc) proto_put_chunk_info(&q->out, &res.chunk);
+    reply(q, rc);
+    return 0;
+}
+
+/* --- mutations -------------------------------------------------------------------------- */
+
+/* Read parent + name into op; ENAMETOOLONG/EINVAL names are answered, not a bad frame. */
+static int get_parent_name(struct req *q, uint64_t *parent, char *name, int *name_rc)
+{
+    *parent = rcur_u64(&q->r);
+    *name_rc = get_name(&q->r, name);
+    return *name_rc == -EBADMSG ? -EBADMSG : 0;
+}
+
+static int finish_attr_op(struct req *q, struct mop *op, int name_rc)
+{
+    if (rcur_done(&q->r)) return -EBADMSG;
+    struct mop_result res = {0};
+    int rc = name_rc ? name_rc : meta_apply(q->m, op, &res);
+    reply_attr(q, rc, &res.attr);
+    return 0;
+}
+
+static int do_setattr(struct req *q)
+{
+    struct mop op = {.type = MOP_SETATTR};
+    op.ino = rcur_u64(&q->r);
+    op.valid = rcur_u32(&q->r);
+    op.mode = rcur_u32(&q->r);
+    op.uid = rcur_u32(&q->r);
+    op.gid = rcur_u32(&q->r);
+    op.size = rcur_u64(&q->r);
+    op.atime_s = rcur_i64(&q->r);
+    op.atime_ns = rcur_u32(&q->r);
+    op.mtime_s = rcur_i64(&q->r);
+    op.mtime_ns = rcur_u32(&q->r);
+    return finish_attr_op(q, &op, 0);
+}
+
+static int do_mknod(struct req *q)
+{
+    struct mop op = {.type = MOP_MKNOD};
+    int nrc;
+    if (get_parent_name(q, &op.parent, op.name, &nrc)) return -EBADMSG;
+    op.mode = rcur_u32(&q->r);
+    op.rdev = rcur_u64(&q->r);
+    op.uid = rcur_u32(&q->r);
+    op.gid = rcur_u32(&q->r);
+    return finish_attr_op(q, &op, nrc);
+}
+
+static int do_mkdir(struct req *q)
+{
+    struct mop op = {.type = MOP_MKDIR};
+    int nrc;
+    if (get_parent_name(q, &op.parent, op.name, &nrc)) return -EBADMSG;
+    op.mode = rcur_u32(&q->r);
+    op.uid = rcur_u32(&q->r);
+    op.gid = rcur_u32(&q->r);
+    return finish_attr_op(q, &op, nrc);
+}
+
+static int do_symlink(struct req *q)
+{
+    struct mop op = {.type = MOP_SYMLINK};
+    int nrc;
+    if (get_parent_name(q, &op.parent, op.name, &nrc)) return -EBADMSG;
+    uint16_t tl = rcur_u16(&q->r);
+    const uint8_t *t = rcur_view(&q->r, tl);
+    op.uid = rcur_u32(&q->r);
+    op.gid = rcur_u32(&q->r);
+    if (!t && tl) return -EBADMSG;
+    if (!nrc && (tl == 0 || memchr(t, 0, tl))) nrc = -EINVAL;
+    if (!nrc && tl > CAIRN_PATH_MAX) nrc = -ENAMETOOLONG;
+    op.data = t;
+    op.data_len = tl;
+    return finish_attr_op(q, &op, nrc);
+}
+
+static int do_link(struct req *q)
+{
+    struct mop op = {.type = MOP_LINK};
+    op.ino = rcur_u64(&q->r);
+    int nrc;
+    if (get_parent_name(q, &op.parent, op.name, &nrc)) return -EBADMSG;
+    return finish_attr_op(q, &op, nrc);
+}
+
+static int do_create(struct req *q)
+{
+    struct mop op = {.type = MOP_CREATE};
+    int nrc;
+    if (get_parent_name(q, &op.parent, op.name, &nrc)) return -EBADMSG;
+    op.mode = rcur_u32(&q->r);
+    op.uid = rcur_u32(&q->r);
+    op.gid = rcur_u32(&q->r);
+    op.flags = rcur_u32(&q->r);
+    op.session = rcur_u64(&q->r);
+    return finish_attr_op(q, &op, nrc);
+}
+
+static int do_commit(struct req *q)
+{
+    struct mop op = {.type = MOP_COMMIT};
+    op.ino = rcur_u64(&q->r);
+    op.size = rcur_u64(&q->r);
+    op.mtime_s = rcur_i64(&q->r);
+    op.mtime_ns = rcur_u32(&q->r);
+    op.flags = rcur_u32(&q->r);
+    return finish_attr_op(q, &op, 0);
+}
+
+static int do_unlink_rmdir(struct req *q, uint16_t type)
+{
+    struct mop op = {.type = type};
+    int nrc;
+    if (get_parent_name(q, &op.parent, op.name, &nrc)) return -EBADMSG;
+    if (rcur_done(&q->r)) return -EBADMSG;
+    struct mop_result res = {0};
+    reply(q, nrc ? nrc : meta_apply(q->m, &op, &res));
+    return 0;
+}
+
+static int do_rename(struct req *q)
+{
+    struct mop op = {.type = MOP_RENAME};
+    int nrc, nrc2;
+    if (get_parent_name(q, &op.parent, op.name, &nrc)) return -EBADMSG;
+    if (get_parent_name(q, &op.parent2, op.name2, &nrc2)) return -EBADMSG;
+    op.flags = rcur_u32(&q->r);
+    if (rcur_done(&q->r)) return -EBADMSG;
+    struct mop_result res = {0};
+    int rc = nrc ? nrc : nrc2;
+    reply(q, rc ? rc : meta_apply(q->m, &op, &res));
+    return 0;
+}
+
+static int do_setxattr(struct req *q)
+{
+    struct mop op = {.type = MOP_SETXATTR};
+    op.ino = rcur_u64(&q->r);
+    int nrc = get_name(&q->r, op.name);
+    if (nrc == -EBADMSG) return -EBADMSG;
+    if (nrc == -ENAMETOOLONG) nrc = -ERANGE;
+    size_t vl = 0;
+    const uint8_t *v = rcur_bytes(&q->r, WIRE_MAX_PAYLOAD, &vl);
+    op.flags = rcur_u32(&q->r);
+    if (rcur_done(&q->r)) return -EBADMSG;
+    if (!nrc && vl > CAIRN_XATTR_SIZE_MAX) nrc = -E2BIG;
+    op.data = v;
+    op.data_len = (uint32_t)vl;
+    struct mop_result res = {0};
+    reply(q, nrc ? nrc : meta_apply(q->m, &op, &res));
+    return 0;
+}
+
+static int do_removexattr(struct req *q)
+{
+    struct mop op = {.type = MOP_REMOVEXATTR};
+    op.ino = rcur_u64(&q->r);
+    int nrc = get_name(&q->r, op.name);
+    if (nrc == -EBADMSG || rcur_done(&q->r)) return -EBADMSG;
+    if (nrc == -ENAMETOOLONG) nrc = -ERANGE;
+    struct mop_result res = {0};
+    reply(q, nrc ? nrc : meta_apply(q->m, &op, &res));
+    return 0;
+}
+
+static int do_open(struct req *q)
+{
+    struct mop op = {.type = MOP_OPEN};
+    op.ino = rcur_u64(&q->r);
+    op.flags = rcur_u32(&q->r);
+    op.session = rcur_u64(&q->r);
+    if (rcur_done(&q->r)) return -EBADMSG;
+    struct mop_result res = {0};
+    int rc = meta_apply(q->m, &op, &res);
+    if (!rc) {
+        proto_put_attr(&q->out, &res.attr);
+        if (S_ISREG(res.attr.mode) && q->m->cfg.open_chunks > 0) {
+            uint32_t n = (uint32_t)q->m->cfg.open_chunks;
+            rc = put_chunks(q, op.ino, 0, n < OPEN_CHUNKS_MAX ? n : OPEN_CHUNKS_MAX);
+        }
+    }
+    reply(q, rc);
+    return 0;
+}
+
+static int do_release(struct req *q)
+{
+    struct mop op = {.type = MOP_RELEASE};
+    op.ino = rcur_u64(&q->r);
+    op.session = rcur_u64(&q->r);
+    if (rcur_done(&q->r)) return -EBADMSG;
+    struct mop_result res = {0};
+    reply(q, meta_apply(q->m, &op, &res));
+    return 0;
+}
+
+static int dispatch(struct req *q)
+{
+    switch (q->h->type) {
+    case MSG_SESSION_OPEN: return do_session_open(q);
+    case MSG_SESSION_KEEPALIVE: return do_session_simple(q, MOP_SESSION_TOUCH);
+    case MSG_SESSION_CLOSE: return do_session_simple(q, MOP_SESSION_CLOSE);
+    case MSG_LOOKUP: return do_lookup(q);
+    case MSG_GETATTR: return do_getattr(q);
+    case MSG_SETATTR: return do_setattr(q);
+    case MSG_MKNOD: return do_mknod(q);
+    case MSG_MKDIR: return do_mkdir(q);
+    case MSG_UNLINK: return do_unlink_rmdir(q, MOP_UNLINK);
+    case MSG_RMDIR: return do_unlink_rmdir(q, MOP_RMDIR);
+    case MSG_RENAME: return do_rename(q);
+    case MSG_LINK: return do_link(q);
+    case MSG_SYMLINK: return do_symlink(q);
+    case MSG_READLINK: return do_readlink(q);
+    case MSG_READDIR: return do_readdir(q);
+    case MSG_STATFS: return do_statfs(q);
+    case MSG_SETXATTR: return do_setxattr(q);
+    case MSG_GETXATTR: return do_getxattr(q);
+    case MSG_LISTXATTR: return do_listxattr(q);
+    case MSG_REMOVEXATTR: return do_removexattr(q);
+    case MSG_CREATE: return do_create(q);
+    case MSG_OPEN: return do_open(q);
+    case MSG_RELEASE: return do_release(q);
+    case MSG_CHUNK_LOCATE: return do_chunk_locate(q);
+    case MSG_CHUNK_LEASE: return do_chunk_lease(q);
+    case MSG_COMMIT: return do_commit(q);
+    default: return -2; /* not a client message */
+    }
+}
+
+int meta_handle(struct evsrv_conn *conn, const struct wire_hdr *h, const uint8_t *payload,
+                void *arg)
+{
+    struct meta *m = arg;
+    if (h->type >= MSG_CS_REGISTER && h->type <= MSG_CS_CHUNK_EVENT)
+        return meta_handle_cs(m, conn, h, payload);
+    struct req q = {.m = m, .conn = conn, .h = h};
+    rcur_init(&q.r, payload, h->length);
+    wbuf_init(&q.out);
+    int rc = dispatch(&q);
+    wbuf_free(&q.out);
+    if (rc == -2) {
+        /* an unknown type from a newer client: answer, do not drop the connection */
+        LOG_WARN("meta", "unknown request type %u from %s", h->type, evsrv_conn_peer(conn));
+        evsrv_reply(conn, h, -EOPNOTSUPP, NULL, 0);
+        return 0;
+    }
+    if (rc) LOG_WARN("meta", "malformed %s from %s: closing the connection",
+                     proto_type_name(h->type), evsrv_conn_peer(conn));
+    return rc;
+}

@@ -1,0 +1,160 @@
+/* server_cs.c - the meta service's side of chunk-server membership: REGISTER, REPORT of the
+ * chunks a server holds, HEARTBEAT (space, load; the reply carries the deletions queued for
+ * it), BAD_CHUNK and CHUNK_EVENT. Locations learnt here are soft state (cs_registry.c). */
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+
+#include "log.h"
+#include "meta.h"
+#include "net.h"
+
+#define DEL_BATCH_MAX 4096u
+
+/* Append up to DEL_BATCH_MAX queued deletions of slot to b (u32 m, m x {u64 id, u32 ver}). */
+static void put_deletes(struct meta *m, int slot, struct wbuf *b)
+{
+    struct csr_server *s = &m->reg.srv[slot];
+    uint32_t n = s->ndel < DEL_BATCH_MAX ? s->ndel : DEL_BATCH_MAX;
+    wbuf_put_u32(b, n);
+    for (uint32_t i = 0; i < n; i++) {
+        wbuf_put_u64(b, s->del_id[i]);
+        wbuf_put_u32(b, s->del_ver[i]);
+    }
+    memmove(s->del_id, s->del_id + n, (s->ndel - n) * sizeof(*s->del_id));
+    memmove(s->del_ver, s->del_ver + n, (s->ndel - n) * sizeof(*s->del_ver));
+    s->ndel -= n;
+}
+
+static int cs_register(struct meta *m, struct evsrv_conn *conn, const struct wire_hdr *h,
+                       struct rcur *r)
+{
+    char addr[CAIRN_ADDR_MAX + 1];
+    uint64_t id = rcur_u64(r);
+    rcur_str(r, addr, CAIRN_ADDR_MAX);
+    uint64_t cap = rcur_u64(r), free_bytes = rcur_u64(r);
+    if (rcur_done(r) || id == 0) return -EBADMSG;
+    int slot = csr_register(&m->reg, id, addr, cap, free_bytes, net_now_ms());
+    if (slot < 0) {
+        LOG_ERR("cs", "chunk server %016" PRIx64 " at %s refused: %s", id, addr, strerror(-slot));
+        evsrv_reply(conn, h, slot, NULL, 0);
+        return 0;
+    }
+    LOG_INFO("cs", "chunk server %016" PRIx64 " at %s registered (%" PRIu64 " MiB free of %" PRIu64
+                   " MiB)",
+             id, addr, free_bytes >> 20, cap >> 20);
+    uint8_t rep[8];
+    le_put64(rep, mstore_chunk_size(m->store));
+    evsrv_reply(conn, h, 0, rep, sizeof(rep));
+    return 0;
+}
+
+static int cs_report(struct meta *m, struct evsrv_conn *conn, const struct wire_hdr *h,
+                     struct rcur *r)
+{
+    uint64_t id = rcur_u64(r);
+    uint32_t n = rcur_u32(r);
+    if (r->err || (uint64_t)n * 12 != r->left) return -EBADMSG;
+    int slot = csr_slot(&m->reg, id);
+    if (slot < 0) {
+        evsrv_reply(conn, h, -ENOENT, NULL, 0);
+        return 0;
+    }
+    uint32_t kept = 0, dropped = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t chunk = rcur_u64(r);
+        uint32_t ver = rcur_u32(r), cur = 0;
+        int rc = mstore_chunk_version(m->store, chunk, &cur);
+        if (rc == -ENOENT || (rc == 0 && ver > cur)) {
+            /* no file references it, or a version this store never handed out */
+            csr_queue_delete(&m->reg, slot, chunk, ver);
+            dropped++;
+        } else if (rc == 0) {
+            csr_loc_add(&m->reg, chunk, slot);
+            kept++;
+        }
+    }
+    if (n) LOG_DEBUG("cs", "server %016" PRIx64 " reports %u chunks: %u kept, %u to delete", id, n,
+                     kept, dropped);
+    struct wbuf b;
+    wbuf_init(&b);
+    put_deletes(m, slot, &b);
+    evsrv_reply(conn, h, b.err, b.err ? NULL : b.data, b.err ? 0 : b.len);
+    wbuf_free(&b);
+    return 0;
+}
+
+static int cs_heartbeat(struct meta *m, struct evsrv_conn *conn, const struct wire_hdr *h,
+                        struct rcur *r)
+{
+    uint64_t id = rcur_u64(r), cap = rcur_u64(r), free_bytes = rcur_u64(r);
+    uint32_t load = rcur_u32(r);
+    if (rcur_done(r)) return -EBADMSG;
+    int slot = csr_slot(&m->reg, id);
+    if (slot < 0) {
+        evsrv_reply(conn, h, -ENOENT, NULL, 0); /* the server registers again */
+        return 0;
+    }
+    csr_heartbeat(&m->reg, slot, cap, free_bytes, load, net_now_ms());
+    struct wbuf b;
+    wbuf_init(&b);
+    put_deletes(m, slot, &b);
+    evsrv_reply(conn, h, b.err, b.err ? NULL : b.data, b.err ? 0 : b.len);
+    wbuf_free(&b);
+    return 0;
+}
+
+static int cs_bad_chunk(struct meta *m, struct evsrv_conn *conn, const struct wire_hdr *h,
+                        struct rcur *r)
+{
+    uint64_t id = rcur_u64(r), chunk = rcur_u64(r);
+    uint32_t ver = rcur_u32(r), block = rcur_u32(r);
+    if (rcur_done(r)) return -EBADMSG;
+    int slot = csr_slot(&m->reg, id);
+    LOG_ERR("cs", "chunk server %016" PRIx64 " reports chunk %016" PRIx64 " v%u block %u corrupt",
+            id, chunk, ver, block);
+    /* never hand out a copy known bad; with one replica readers then get EIO, not bad data */
+    if (slot >= 0) csr_loc_del(&m->reg, chunk, slot);
+    evsrv_reply(conn, h, slot < 0 ? -ENOENT : 0, NULL, 0);
+    return 0;
+}
+
+static int cs_chunk_event(struct meta *m, struct evsrv_conn *conn, const struct wire_hdr *h,
+                          struct rcur *r)
+{
+    uint64_t id = rcur_u64(r), chunk = rcur_u64(r);
+    uint32_t ver = rcur_u32(r), flags = rcur_u32(r);
+    if (rcur_done(r)) return -EBADMSG;
+    int slot = csr_slot(&m->reg, id);
+    if (slot >= 0) {
+        if (flags & 1u)
+            csr_loc_add(&m->reg, chunk, slot);
+        else
+            csr_loc_del(&m->reg, chunk, slot);
+    }
+    LOG_DEBUG("cs", "server %016" PRIx64 " %s chunk %016" PRIx64 " v%u", id,
+              (flags & 1u) ? "gained" : "lost", chunk, ver);
+    evsrv_reply(conn, h, slot < 0 ? -ENOENT : 0, NULL, 0);
+    return 0;
+}
+
+int meta_handle_cs(struct meta *m, struct evsrv_conn *conn, const struct wire_hdr *h,
+                   const uint8_t *payload)
+{
+    struct rcur r;
+    rcur_init(&r, payload, h->length);
+    switch (h->type) {
+    case MSG_CS_REGISTER:
+        return cs_register(m, conn, h, &r);
+    case MSG_CS_REPORT:
+        return cs_report(m, conn, h, &r);
+    case MSG_CS_HEARTBEAT:
+        return cs_heartbeat(m, conn, h, &r);
+    case MSG_CS_BAD_CHUNK:
+        return cs_bad_chunk(m, conn, h, &r);
+    case MSG_CS_CHUNK_EVENT:
+        return cs_chunk_event(m, conn, h, &r);
+    default:
+        return -EBADMSG;
+    }
+}
