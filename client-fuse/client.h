@@ -27,6 +27,7 @@ struct cm_cfg {
     char meta[CAIRN_ADDR_MAX + 1];
     double entry_timeout;
     double attr_timeout;
+    double negative_timeout; /* seconds the kernel may remember that a name is absent */
     uint64_t readahead_max;
     uint64_t cache_size;
     int io_timeout_s;
@@ -190,6 +191,10 @@ struct inode_st {
     uint64_t open_size;
     int have_open_attr;
     uint32_t mode;
+    /* 1 once the meta service said there is no security.capability xattr; the kernel asks
+     * before every write (killpriv), so while the file is open here it is answered locally.
+     * Cleared by any setxattr/removexattr of that name through this mount. */
+    int nocap;
     /* chunk location cache */
     struct ist_chunk *chunks;
     size_t nchunks, capchunks;

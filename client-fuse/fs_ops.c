@@ -203,6 +203,15 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
         else
             rc = mc_lookup(&cm->meta, parent, name, &a);
     }
+    if (rc == -ENOENT && cm->cfg.negative_timeout > 0) {
+        /* a negative entry: the kernel remembers the name is absent (saves the lookup before
+         * every create); a create through this mount replaces it at once */
+        struct fuse_entry_param e;
+        memset(&e, 0, sizeof(e));
+        e.entry_timeout = cm->cfg.negative_timeout;
+        fuse_reply_entry(req, &e);
+        return;
+    }
     reply_entry(req, rc, &a);
 }
 
@@ -681,6 +690,18 @@ static void fs_statfs(fuse_req_t req, fuse_ino_t ino)
     fuse_reply_statfs(req, &st);
 }
 
+/* The kernel asks for this before every write (file_remove_privs): see inode_st.nocap. */
+#define CAP_XATTR "security.capability"
+
+static void cap_cache_forget(struct cm *cm, uint64_t ino, const char *name)
+{
+    if (strcmp(name, CAP_XATTR) != 0) return;
+    struct inode_st *s = ist_find(cm->inodes, ino);
+    if (!s) return;
+    s->nocap = 0;
+    ist_put(cm->inodes, s);
+}
+
 static void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
                         size_t size, int flags)
 {
@@ -688,7 +709,10 @@ static void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
     if (strlen(name) > CAIRN_XATTR_NAME_MAX) rc = -ERANGE;
     else if (size > CAIRN_XATTR_SIZE_MAX) rc = -E2BIG;
     else if (flags & ~(XATTR_CREATE | XATTR_REPLACE)) rc = -EINVAL;
-    if (!rc) rc = mc_setxattr(&CM(req)->meta, ino, name, value, size, (uint32_t)flags);
+    if (!rc) {
+        cap_cache_forget(CM(req), ino, name);
+        rc = mc_setxattr(&CM(req)->meta, ino, name, value, size, (uint32_t)flags);
+    }
     fuse_reply_err(req, -rc);
 }
 
@@ -716,9 +740,17 @@ static void reply_xattr_value(fuse_req_t req, int rc, struct rpc_reply *rep, siz
 
 static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
+    struct cm *cm = CM(req);
     struct rpc_reply rep;
+    int is_cap = strcmp(name, CAP_XATTR) == 0;
+    struct inode_st *s = is_cap ? ist_find(cm->inodes, ino) : NULL;
     int rc = strlen(name) > CAIRN_XATTR_NAME_MAX ? -ERANGE : 0;
-    if (!rc) rc = mc_getxattr(&CM(req)->meta, ino, name, &rep);
+    if (s && s->nocap) rc = -ENODATA;
+    if (!rc) rc = mc_getxattr(&cm->meta, ino, name, &rep);
+    if (s) {
+        if (rc == -ENODATA) s->nocap = 1;
+        ist_put(cm->inodes, s);
+    }
     reply_xattr_value(req, rc, &rep, size);
 }
 
@@ -732,6 +764,7 @@ static void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 static void fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
     int rc = strlen(name) > CAIRN_XATTR_NAME_MAX ? -ERANGE : 0;
+    cap_cache_forget(CM(req), ino, name);
     if (!rc) rc = mc_removexattr(&CM(req)->meta, ino, name);
     fuse_reply_err(req, -rc);
 }

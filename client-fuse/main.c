@@ -30,6 +30,7 @@ struct mount_opts {
     char meta[CONF_STR_MAX];
     char entry_timeout[CONF_STR_MAX];
     char attr_timeout[CONF_STR_MAX];
+    char negative_timeout[CONF_STR_MAX];
     uint64_t readahead_max;
     uint64_t cache_size;
     int io_timeout;
@@ -44,6 +45,8 @@ static const struct conf_opt mount_tab[] = {
     {"entry_timeout", CONF_STR, "1.0", O(entry_timeout),
      "seconds the kernel may cache a name lookup"},
     {"attr_timeout", CONF_STR, "1.0", O(attr_timeout), "seconds the kernel may cache attributes"},
+    {"negative_timeout", CONF_STR, "1.0", O(negative_timeout),
+     "seconds the kernel may remember that a name does not exist (0 = never)"},
     {"readahead_max", CONF_U64, "16M", O(readahead_max),
      "largest read-ahead window of a sequential reader"},
     {"cache_size", CONF_U64, "256M", O(cache_size), "bytes of prefetched data held in memory"},
@@ -177,6 +180,8 @@ static int cfg_from_opts(const struct mount_opts *mo, struct cm_cfg *cfg)
     if (*end || cfg->entry_timeout < 0) return -EINVAL;
     cfg->attr_timeout = strtod(mo->attr_timeout, &end);
     if (*end || cfg->attr_timeout < 0) return -EINVAL;
+    cfg->negative_timeout = strtod(mo->negative_timeout, &end);
+    if (*end || cfg->negative_timeout < 0) return -EINVAL;
     cfg->readahead_max = mo->readahead_max;
     cfg->cache_size = mo->cache_size;
     cfg->io_timeout_s = mo->io_timeout > 0 ? mo->io_timeout : 30;

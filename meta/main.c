@@ -29,6 +29,9 @@ static const struct conf_opt meta_opts[] = {
     {"map_size", CONF_U64, "8G", O(map_size), "largest size the LMDB file may grow to"},
     {"open_chunks", CONF_INT, "4", O(open_chunks),
      "chunk locations sent with every open (saves round trips for small files)"},
+    {"fsync", CONF_BOOL, "true", O(fsync_commits),
+     "make every commit durable on disk before its reply (false: survives a crash of the "
+     "daemon but not of the machine)"},
     {"log_level", CONF_STR, "info", O(log_level), "error, warn, info or debug"},
     {"log_file", CONF_STR, NULL, O(log_file), "log to this file instead of stderr"},
     {"daemon", CONF_FLAG, NULL, O(daemon), "run in the background"},
@@ -80,7 +83,8 @@ static int serve(struct meta *m, int dfd)
         fprintf(stderr, "cairn-meta: log file %s: %s\n", m->cfg.log_file, strerror(-rc));
         return 1;
     }
-    struct mstore_opts so = {.map_size = m->cfg.map_size, .chunk_size = m->cfg.chunk_size};
+    struct mstore_opts so = {.map_size = m->cfg.map_size, .chunk_size = m->cfg.chunk_size,
+                            .no_sync = !m->cfg.fsync_commits};
     rc = mstore_open(m->cfg.data_dir, &so, &m->store);
     if (rc) {
         LOG_ERR("main", "cannot open the store in %s: %s", m->cfg.data_dir, strerror(-rc));

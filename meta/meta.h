@@ -24,6 +24,7 @@ struct meta_cfg {
     uint64_t chunk_size;
     uint64_t map_size;
     int open_chunks;
+    int fsync_commits;
     char log_level[CONF_STR_MAX];
     char log_file[CONF_STR_MAX];
     int daemon;

@@ -65,14 +65,14 @@ void hfs_env_start(struct hfs_env *env, const char *tag, int ncs, int nmounts,
     const char *ldir = getenv("CAIRN_ITEST_DIR");
     if (ldir && *ldir) {
         env->local = 1;
-        char tmpl[300];
-        snprintf(tmpl, sizeof(tmpl), "%s/cairn-local-%s-XXXXXX", ldir, tag);
+        char tmpl[200];
+        snprintf(tmpl, sizeof(tmpl), "%.150s/cairn-local-%.20s-XXXXXX", ldir, tag);
         if (!mkdtemp(tmpl)) {
             snprintf(env->why, sizeof(env->why), "mkdtemp %s: %s", tmpl, strerror(errno));
             return;
         }
         chmod(tmpl, 0755);
-        memcpy(env->c.dir, tmpl, sizeof(env->c.dir) - 1);
+        memcpy(env->c.dir, tmpl, sizeof(tmpl));
         for (int k = 0; k < nmounts && k < 4; k++) {
             snprintf(env->root[k], sizeof(env->root[k]), "%s/mnt%d", tmpl, k);
             mkdir(env->root[k], 0755);

@@ -4,7 +4,7 @@
  * modes, content, symlink targets, xattrs).
  *
  * Every function returns 0 or a negative errno unless it says otherwise; none of them calls
- * Check, so they can be used from main() as well as from tests. */
+ * Check (only the HFS_OK/HFS_ERR macros at the end do), so they can be used from main(). */
 #ifndef CAIRN_HARNESS_FS_H
 #define CAIRN_HARNESS_FS_H
 
@@ -23,9 +23,9 @@ struct hfs_env {
     struct h_cluster c;
     int local;          /* 1: $CAIRN_ITEST_DIR mode, no cluster */
     int ready;          /* setup succeeded */
-    char why[256];      /* why setup failed */
+    char why[1024];     /* why setup failed */
     int nmnt;
-    char root[4][300];  /* root folder of each mount (or its local stand-in) */
+    char root[4][512];  /* root folder of each mount (or its local stand-in) */
 };
 
 /* Start a cluster of ncs chunk servers and nmounts mounts (extra FUSE options in mopts, e.g.
@@ -82,5 +82,27 @@ int hfs_read_file(const char *path, void *buf, size_t cap, size_t *len);
  * regular file content and symlink targets, plus what flags asks for. Returns 0 if equal, 1 on
  * the first difference (described in why), or -errno on an error walking a tree. */
 int hfs_tree_compare(const char *a, const char *b, unsigned flags, char *why, size_t wlen);
+
+/* ---- assertions (for the Check tests only; need <check.h>, <errno.h>, <string.h>) --------- */
+
+/* expr (a syscall returning -1 and errno on failure) must succeed. */
+#define HFS_OK(expr)                                                                          \
+    do {                                                                                      \
+        errno = 0;                                                                            \
+        long hfs_r_ = (long)(expr);                                                           \
+        int hfs_e_ = errno;                                                                   \
+        ck_assert_msg(hfs_r_ != -1, "%s failed: %s", #expr, strerror(hfs_e_));               \
+    } while (0)
+
+/* expr must fail with errno e. */
+#define HFS_ERR(expr, e)                                                                      \
+    do {                                                                                      \
+        errno = 0;                                                                            \
+        long hfs_r_ = (long)(expr);                                                           \
+        int hfs_e_ = errno;                                                                   \
+        ck_assert_msg(hfs_r_ == -1 && hfs_e_ == (e), "%s: expected -1/%s, got %ld/%s", #expr, \
+                      strerrorname_np(e), hfs_r_,                                             \
+                      hfs_r_ == -1 ? strerrorname_np(hfs_e_) : "success");                   \
+    } while (0)
 
 #endif
