@@ -25,6 +25,8 @@ struct evsrv {
     uint32_t max_payload;
     evsrv_handler handler;
     void *arg;
+    int hold;
+    struct evsrv_conn *held; /* connections with held replies */
 };
 
 struct evsrv_conn {
@@ -33,10 +35,27 @@ struct evsrv_conn {
     char peer[64];
     void *data;
     void (*data_free)(void *);
+    struct evbuffer *held_buf; /* replies held until evsrv_release */
+    struct evsrv_conn *held_prev, *held_next;
+    int is_held;
 };
+
+static void held_unlink(struct evsrv_conn *c)
+{
+    if (!c->is_held) return;
+    if (c->held_prev)
+        c->held_prev->held_next = c->held_next;
+    else
+        c->srv->held = c->held_next;
+    if (c->held_next) c->held_next->held_prev = c->held_prev;
+    c->held_prev = c->held_next = NULL;
+    c->is_held = 0;
+}
 
 static void conn_free(struct evsrv_conn *c)
 {
+    held_unlink(c);
+    if (c->held_buf) evbuffer_free(c->held_buf);
     if (c->data_free) c->data_free(c->data);
     bufferevent_free(c->bev);
     free(c);
@@ -68,6 +87,19 @@ void evsrv_reply(struct evsrv_conn *c, const struct wire_hdr *req, int status, c
     uint8_t hb[WIRE_HDR_SIZE];
     wire_hdr_encode(hb, &h);
     struct evbuffer *out = bufferevent_get_output(c->bev);
+    if (c->srv->hold) {
+        if (!c->held_buf) c->held_buf = evbuffer_new();
+        if (c->held_buf) {
+            out = c->held_buf;
+            if (!c->is_held) {
+                c->held_next = c->srv->held;
+                c->held_prev = NULL;
+                if (c->held_next) c->held_next->held_prev = c;
+                c->srv->held = c;
+                c->is_held = 1;
+            }
+        }
+    }
     evbuffer_add(out, hb, sizeof(hb));
     if (status >= 0 && len) evbuffer_add(out, payload, len);
 }
@@ -175,6 +207,21 @@ struct evsrv *evsrv_new(struct event_base *base, const char *hostport, uint32_t 
         return NULL;
     }
     return s;
+}
+
+void evsrv_hold(struct evsrv *s)
+{
+    s->hold = 1;
+}
+
+void evsrv_release(struct evsrv *s)
+{
+    s->hold = 0;
+    while (s->held) {
+        struct evsrv_conn *c = s->held;
+        held_unlink(c);
+        evbuffer_add_buffer(bufferevent_get_output(c->bev), c->held_buf);
+    }
 }
 
 uint16_t evsrv_port(const struct evsrv *s)

@@ -31,6 +31,12 @@ void evsrv_free(struct evsrv *s);
 /* Reply to request h with status and payload (may be NULL/0). */
 void evsrv_reply(struct evsrv_conn *conn, const struct wire_hdr *req, int status,
                  const void *payload, size_t len);
+/* Hold replies: while on, evsrv_reply keeps each reply in its connection's held buffer instead
+ * of sending it; evsrv_release sends everything held (in order) and turns holding off. Used
+ * for group commit: no reply leaves before the batch it depends on is durable. */
+void evsrv_hold(struct evsrv *s);
+void evsrv_release(struct evsrv *s);
+
 /* Per-connection user data (e.g. the chunk server id registered on it). */
 void evsrv_conn_set_data(struct evsrv_conn *conn, void *data, void (*free_fn)(void *));
 void *evsrv_conn_data(struct evsrv_conn *conn);

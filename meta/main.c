@@ -58,6 +58,13 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     meta_sessions_expire(m);
 }
 
+static void on_flush(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    meta_flush(arg);
+}
+
 static int check_cfg(struct meta_cfg *c)
 {
     if (c->chunk_size < (64u << 10) || c->chunk_size % (64u << 10) || c->chunk_size > (512ull << 20)) {
@@ -96,6 +103,8 @@ static int serve(struct meta *m, int dfd)
     if (csr_init(&m->reg, m->cfg.cs_timeout * 1000)) goto out_store;
     m->base = event_base_new();
     if (!m->base) goto out_reg;
+    /* connections run at priority 1, the group commit at 2: it waits for the ready requests */
+    if (event_base_priority_init(m->base, 3)) goto out_base;
     m->srv = evsrv_new(m->base, m->cfg.listen, WIRE_MAX_PAYLOAD, meta_handle, m, &rc);
     if (!m->srv) {
         LOG_ERR("main", "cannot listen on %s: %s", m->cfg.listen, strerror(-rc));
@@ -109,6 +118,8 @@ static int serve(struct meta *m, int dfd)
     sigterm = evsignal_new(m->base, SIGTERM, on_signal, m);
     sigint = evsignal_new(m->base, SIGINT, on_signal, m);
     tick = event_new(m->base, -1, EV_PERSIST, on_tick, m);
+    m->flush_ev = event_new(m->base, -1, 0, on_flush, m);
+    if (!m->flush_ev || event_priority_set(m->flush_ev, 2)) goto out_ev;
     struct timeval one_s = {1, 0};
     if (!sigterm || !sigint || !tick || event_add(sigterm, NULL) || event_add(sigint, NULL) ||
         event_add(tick, &one_s))
@@ -120,8 +131,11 @@ static int serve(struct meta *m, int dfd)
     daemon_done(dfd, 0, 0);
     dfd = -1;
     event_base_dispatch(m->base);
+    meta_flush(m);
     status = 0;
 out_ev:
+    if (m->flush_ev) event_free(m->flush_ev);
+    m->flush_ev = NULL;
     if (tick) event_free(tick);
     if (sigint) event_free(sigint);
     if (sigterm) event_free(sigterm);

@@ -64,13 +64,21 @@ struct meta {
     struct cs_registry reg;
     struct event_base *base;
     struct evsrv *srv;
+    struct event *flush_ev; /* lowest priority: runs once the ready requests are handled */
 };
+
+#define META_BATCH_MAX 512 /* records per group commit at most */
 
 /* server.c: the evsrv handler for every request. */
 int meta_handle(struct evsrv_conn *conn, const struct wire_hdr *h, const uint8_t *payload,
                 void *arg);
-/* Apply one prepared mutation; chunks it frees are queued for deletion on their servers. */
+/* Prepare and apply one mutation inside the current group commit (opened here if needed);
+ * replies are held until meta_flush made the batch durable. Chunks it frees are queued for
+ * deletion on their servers once durable. */
 int meta_apply(struct meta *m, struct mop *op, struct mop_result *res);
+/* Commit the open batch durably and send the held replies. A failed commit stops the daemon:
+ * nothing of the batch was acknowledged, and clients retry against the restarted service. */
+void meta_flush(struct meta *m);
 
 /* server_cs.c: MSG_CS_* requests (the reply is sent here). Returns 0 or -EBADMSG. */
 int meta_handle_cs(struct meta *m, struct evsrv_conn *conn, const struct wire_hdr *h,

@@ -82,4 +82,16 @@ int mstore_session_list(struct mstore *s, mstore_session_fn fn, void *arg);
  * receives the outcome (attr, chunk info, chunks freed). A failed operation changes nothing. */
 int mstore_apply(struct mstore *s, const struct mop *op, struct mop_result *res);
 
+/* Group commit. Between begin and commit, mstore_apply applies each record in its own nested
+ * transaction of one parent transaction (a failed record still changes nothing) and returns
+ * before anything is durable; mstore_batch_commit makes the whole batch durable with one
+ * commit and only then reports the chunks the batch freed. A caller must not acknowledge a
+ * record of the batch before mstore_batch_commit returned 0. Reads (their own read
+ * transactions) see the batch only once it is committed. */
+int mstore_batch_begin(struct mstore *s);
+int mstore_batch_active(const struct mstore *s);
+/* Records applied in the open batch. */
+uint32_t mstore_batch_size(const struct mstore *s);
+int mstore_batch_commit(struct mstore *s);
+
 #endif

@@ -41,13 +41,20 @@ static void mst_sync_counters(struct mstore *s, const struct mop *op)
     pthread_mutex_unlock(&s->lock);
 }
 
+static void report_freed(const struct wbuf *freed, mop_freed_fn fn, void *arg)
+{
+    if (!fn) return;
+    for (size_t off = 0; off + 12 <= freed->len; off += 12)
+        fn(arg, le_get64(freed->data + off), le_get32(freed->data + off + 8));
+}
+
 int mstore_apply(struct mstore *s, const struct mop *op, struct mop_result *res)
 {
     if (op->type == 0 || op->type >= sizeof(mst_ops) / sizeof(mst_ops[0]) || !mst_ops[op->type])
         return -EINVAL;
     struct mtx x = {.s = s, .op = op, .res = res};
     wbuf_init(&x.freed);
-    int rc = mst_err(mdb_txn_begin(s->env, NULL, 0, &x.txn));
+    int rc = mst_err(mdb_txn_begin(s->env, s->batch, 0, &x.txn));
     if (rc) goto out;
     rc = mst_ops[op->type](&x);
     if (rc) {
@@ -57,12 +64,53 @@ int mstore_apply(struct mstore *s, const struct mop *op, struct mop_result *res)
     rc = mst_err(mdb_txn_commit(x.txn));
     if (rc) goto out;
     mst_sync_counters(s, op);
-    if (res && res->freed) {
-        for (size_t off = 0; off + 12 <= x.freed.len; off += 12)
-            res->freed(res->freed_arg, le_get64(x.freed.data + off),
-                       le_get32(x.freed.data + off + 8));
+    if (s->batch) {
+        /* reported when the batch is durable */
+        s->batch_ops++;
+        wbuf_put_raw(&s->batch_freed, x.freed.data, x.freed.len);
+        if (res && res->freed) {
+            s->batch_freed_fn = res->freed;
+            s->batch_freed_arg = res->freed_arg;
+        }
+    } else if (res) {
+        report_freed(&x.freed, res->freed, res->freed_arg);
     }
 out:
     wbuf_free(&x.freed);
+    return rc;
+}
+
+int mstore_batch_begin(struct mstore *s)
+{
+    if (s->batch) return -EBUSY;
+    int rc = mst_err(mdb_txn_begin(s->env, NULL, 0, &s->batch));
+    if (rc) {
+        s->batch = NULL;
+        return rc;
+    }
+    s->batch_ops = 0;
+    wbuf_init(&s->batch_freed);
+    s->batch_freed_fn = NULL;
+    s->batch_freed_arg = NULL;
+    return 0;
+}
+
+int mstore_batch_active(const struct mstore *s)
+{
+    return s->batch != NULL;
+}
+
+uint32_t mstore_batch_size(const struct mstore *s)
+{
+    return s->batch ? s->batch_ops : 0;
+}
+
+int mstore_batch_commit(struct mstore *s)
+{
+    if (!s->batch) return 0;
+    int rc = mst_err(mdb_txn_commit(s->batch));
+    s->batch = NULL;
+    if (!rc) report_freed(&s->batch_freed, s->batch_freed_fn, s->batch_freed_arg);
+    wbuf_free(&s->batch_freed);
     return rc;
 }

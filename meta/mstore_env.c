@@ -197,6 +197,11 @@ err_free:
 
 void mstore_close(struct mstore *s)
 {
+    if (s && s->batch) { /* never committed: nothing of it was acknowledged */
+        mdb_txn_abort(s->batch);
+        s->batch = NULL;
+        wbuf_free(&s->batch_freed);
+    }
     if (!s) return;
     mdb_env_close(s->env);
     pthread_mutex_destroy(&s->lock);

@@ -35,6 +35,13 @@ struct mstore {
     uint64_t epoch;
     pthread_mutex_t lock; /* guards the leader's counters below */
     uint64_t next_ino, next_chunk, next_session;
+    /* group commit (mstore_batch_*): the open parent transaction, the records in it, and the
+     * chunks they freed, reported once the batch is durable */
+    MDB_txn *batch;
+    uint32_t batch_ops;
+    struct wbuf batch_freed;
+    mop_freed_fn batch_freed_fn;
+    void *batch_freed_arg;
 };
 
 struct mst_inode {

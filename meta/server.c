@@ -4,10 +4,13 @@
  * the registry, and encodes the reply. Chunk-server messages go to server_cs.c. A payload that
  * does not decode closes the connection (evsrv), nothing else. */
 #include <errno.h>
+#include <stdlib.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <string.h>
 #include <sys/stat.h>
+
+#include <event2/event.h>
 
 #include "log.h"
 #include "meta.h"
@@ -36,12 +39,30 @@ int meta_apply(struct meta *m, struct mop *op, struct mop_result *res)
 {
     int rc = mop_prepare(m->store, op);
     if (rc) return rc;
+    if (!mstore_batch_active(m->store)) {
+        rc = mstore_batch_begin(m->store);
+        if (rc) return rc;
+        evsrv_hold(m->srv);
+        if (m->flush_ev) event_active(m->flush_ev, EV_TIMEOUT, 0);
+    }
     res->freed = freed_chunk;
     res->freed_arg = m;
     rc = mstore_apply(m->store, op, res);
     if (rc && rc != -ENOENT && rc != -EEXIST && rc != -ENOTEMPTY && rc != -ENODATA)
         LOG_DEBUG("meta", "%u failed: %s", op->type, strerror(-rc));
+    if (mstore_batch_size(m->store) >= META_BATCH_MAX) meta_flush(m);
     return rc;
+}
+
+void meta_flush(struct meta *m)
+{
+    int rc = mstore_batch_commit(m->store);
+    if (rc) {
+        LOG_ERR("meta", "group commit failed: %s; stopping (nothing of it was acknowledged)",
+                strerror(-rc));
+        exit(70);
+    }
+    evsrv_release(m->srv);
 }
 
 /* Read a name (1..255 bytes). A longer one is the caller's ENAMETOOLONG, not a bad frame. */
