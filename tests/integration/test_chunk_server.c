@@ -377,8 +377,6 @@ END_TEST
 
 START_TEST(test_register_with_meta)
 {
-    char prog[512];
-    if (access(h_prog("cairn-meta", prog, sizeof(prog)), X_OK) != 0) return;
     struct h_cluster c;
     ck_assert_int_eq(h_cluster_start(&c, "csreg", 3), 0);
     char logp[400];
