@@ -136,7 +136,9 @@ $(BUILD)/fuzz/fuzz_frame: tests/fuzz/fuzz_frame.c $(COMMON_SRC)
 	$(FUZZ_CC) -std=gnu11 -D_GNU_SOURCE -g -O1 -Icommon -fsanitize=fuzzer,address,undefined \
 	    -o $@ $^ -levent -levent_pthreads -lxxhash -pthread
 fuzz-smoke: fuzz
-	$(BUILD)/fuzz/fuzz_frame -max_total_time=20 -seed=1 tests/fuzz/corpus
+	mkdir -p $(BUILD)/fuzz/corpus
+	$(BUILD)/fuzz/fuzz_frame -max_total_time=20 -seed=1 -artifact_prefix=$(BUILD)/fuzz/ \
+	    $(BUILD)/fuzz/corpus tests/fuzz/corpus
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -152,6 +152,47 @@ static int cs_find(struct cstore *cs, uint64_t id, int *dir, uint32_t *ver)
     return found ? 0 : -ENOENT;
 }
 
+/* The fast path of cs_find for a caller that knows the version it expects: is there a file
+ * DIR/XX/<id>_<ver>.chk in a folder in service? A stat per folder instead of a scan of the
+ * hashed sub-folder. Versions move by rename inside one folder and a chunk is created only
+ * when no version of it exists, so a store holds one file per chunk: when that file is the
+ * expected version, the scan would have found the same. (Not so only when a folder that was
+ * taken out of service comes back at a restart with an older copy of a chunk that was made
+ * again elsewhere meanwhile: that copy can be found by its own version until meta has it
+ * deleted after the chunk report.) 0 with *dir set, or -ENOENT when there is none (anything
+ * unusual, an error included, is left to the scan). Like the scan, it notices that another
+ * folder has vanished. */
+static int cs_find_exact(struct cstore *cs, uint64_t id, uint32_t ver, int *dir)
+{
+    char path[640];
+    int hit = -1;
+    for (int d = 0; d < cs->ndirs && hit < 0; d++) {
+        struct stat st;
+        if (!cs->dirs[d].ok) continue;
+        cs_chunk_path(cs, d, id, ver, path, sizeof(path));
+        if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) hit = d;
+    }
+    if (hit < 0) return -ENOENT;
+    for (int d = 0; d < cs->ndirs; d++) {
+        struct stat st;
+        if (d != hit && cs->dirs[d].ok && stat(cs->dirs[d].path, &st) != 0)
+            cs_dir_fail(cs, d, errno == EIO ? EIO : ENOENT);
+    }
+    *dir = hit;
+    return 0;
+}
+
+/* cs_find for a caller expecting version want (0 = none expected): the exact file name first,
+ * then the scan. */
+static int cs_find_ver(struct cstore *cs, uint64_t id, uint32_t want, int *dir, uint32_t *ver)
+{
+    if (want && cs_find_exact(cs, id, want, dir) == 0) {
+        *ver = want;
+        return 0;
+    }
+    return cs_find(cs, id, dir, ver);
+}
+
 static void cf_free(struct chunkf *f)
 {
     if (f->fd >= 0) close(f->fd);
@@ -313,7 +354,14 @@ static int cs_take(struct cstore *cs, uint64_t id, uint32_t ver, uint32_t prev, 
 {
     int d;
     uint32_t cur;
-    int rc = cs_find(cs, id, &d, &cur);
+    /* the common cases first: another write under the same lease (the file is at ver), then
+     * the first write of a new lease (at prev); the scan for anything else */
+    int rc = cs_find_exact(cs, id, ver, &d);
+    if (!rc) {
+        cur = ver;
+    } else {
+        rc = cs_find_ver(cs, id, prev != ver ? prev : 0, &d, &cur);
+    }
     if (rc == -ENOENT) {
         if (prev != 0) return -ENOENT;
         return cf_create(cs, id, ver, f);
@@ -539,7 +587,7 @@ int cstore_read(struct cstore *cs, uint64_t id, uint32_t ver, uint32_t off, uint
     uint32_t cur;
     *bad_block = 0;
     pthread_mutex_lock(lk);
-    int rc = cs_find(cs, id, &d, &cur);
+    int rc = cs_find_ver(cs, id, ver, &d, &cur);
     if (rc) goto out;
     /* Newer than held: a writer took a lease but has not written yet, the data is unchanged. */
     if (cur > ver) {
@@ -596,8 +644,9 @@ int cstore_delete(struct cstore *cs, uint64_t id, uint32_t ver)
     uint32_t cur;
     char path[640];
     pthread_mutex_lock(lk);
-    rc = cs_find(cs, id, &d, &cur);
-    if (!rc && ver != 0 && cur != ver) rc = -ESTALE;
+    rc = cs_find_ver(cs, id, ver, &d, &cur);
+    /* an older version than named is deleted too: it only missed leases (see cs_take) */
+    if (!rc && ver != 0 && cur > ver) rc = -ESTALE;
     if (!rc) {
         cs_chunk_path(cs, d, id, cur, path, sizeof(path));
         if (unlink(path) != 0)
@@ -616,7 +665,7 @@ int cstore_fsync(struct cstore *cs, uint64_t id, uint32_t ver)
     uint32_t cur;
     char path[640];
     pthread_mutex_lock(lk);
-    rc = cs_find(cs, id, &d, &cur);
+    rc = cs_find_ver(cs, id, ver, &d, &cur);
     if (!rc && cur != ver) rc = -ESTALE;
     if (!rc) {
         cs_chunk_path(cs, d, id, cur, path, sizeof(path));
@@ -690,7 +739,7 @@ int cstore_mark_bad(struct cstore *cs, uint64_t id, uint32_t ver)
     int d;
     uint32_t cur;
     pthread_mutex_lock(lk);
-    int rc = cs_find(cs, id, &d, &cur);
+    int rc = cs_find_ver(cs, id, ver, &d, &cur);
     if (!rc && cur != ver) rc = -ESTALE;
     if (!rc) rc = cf_load(cs, d, id, ver, &f);
     if (!rc) {
@@ -716,7 +765,7 @@ int cstore_scrub_chunk(struct cstore *cs, uint64_t id, uint32_t ver, uint32_t *b
         int d;
         uint32_t cur;
         pthread_mutex_lock(lk);
-        rc = cs_find(cs, id, &d, &cur);
+        rc = cs_find_ver(cs, id, ver, &d, &cur);
         if (!rc && cur != ver) rc = -ESTALE;
         if (!rc) rc = cf_load(cs, d, id, ver, &f);
         if (!rc) {

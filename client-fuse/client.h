@@ -191,10 +191,6 @@ struct inode_st {
     uint64_t open_size;
     int have_open_attr;
     uint32_t mode;
-    /* 1 once the meta service said there is no security.capability xattr; the kernel asks
-     * before every write (killpriv), so while the file is open here it is answered locally.
-     * Cleared by any setxattr/removexattr of that name through this mount. */
-    int nocap;
     /* chunk location cache */
     struct ist_chunk *chunks;
     size_t nchunks, capchunks;
@@ -224,6 +220,30 @@ struct ist_lease *ist_lease_find(struct inode_st *s, uint64_t index);
 struct ist_lease *ist_lease_add(struct inode_st *s, const struct chunk_info *ci);
 void ist_lease_drop(struct inode_st *s, uint64_t index);
 void ist_leases_clear(struct inode_st *s);
+/* What recent meta replies said about an inode's xattrs, so that getxattr/listxattr can be
+ * answered here without a round trip: every attribute reply carries ATTR_F_XATTRS, and
+ * coreutils `ls -l` asks for security.selinux and the POSIX ACLs of every entry, the kernel
+ * for security.capability before every write. A fact holds until its deadline (attr_timeout
+ * after the reply, like the kernel's attribute cache); the table is a fixed-size, striped,
+ * direct-mapped cache, so a fact may also be forgotten early. Thread safe.
+ *
+ * A change through this mount takes a ticket before it asks meta and calls ist_xa_forget
+ * once meta has answered; a note whose ticket is older than a forget is dropped, so a reply
+ * that left meta before the change cannot bring back a stale "none" afterwards. */
+#define IST_XA_NONE 1u  /* the inode has no xattr at all */
+#define IST_XA_NOCAP 2u /* the inode has no security.capability */
+/* Take before sending the request whose reply will be noted. */
+uint64_t ist_xa_ticket(struct ist_table *t);
+/* Note the xattr flag of an attribute reply (a->flags & ATTR_F_XATTRS), valid ttl_ms. */
+void ist_xa_note_attr(struct ist_table *t, const struct cairn_attr *a, uint64_t ttl_ms,
+                      uint64_t ticket);
+/* Note that meta answered -ENODATA for security.capability, valid ttl_ms. */
+void ist_xa_note_nocap(struct ist_table *t, uint64_t ino, uint64_t ttl_ms, uint64_t ticket);
+/* The facts (IST_XA_*) that hold now for ino; 0 when nothing is known. */
+uint32_t ist_xa_facts(struct ist_table *t, uint64_t ino);
+/* Drop what is known about ino (after a setxattr/removexattr through this mount). */
+void ist_xa_forget(struct ist_table *t, uint64_t ino);
+
 static inline uint64_t ist_size(const struct inode_st *s)
 {
     return s->size_local > s->size_meta ? s->size_local : s->size_meta;

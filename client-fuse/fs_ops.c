@@ -98,6 +98,18 @@ static int new_owner(struct cm *cm, fuse_req_t req, uint64_t parent, uint32_t *m
 
 /* ---- attributes ----------------------------------------------------------------------------- */
 
+/* How long a fact learnt from a meta reply is trusted: the kernel's attribute timeout. */
+static uint64_t xa_ttl_ms(struct cm *cm)
+{
+    return (uint64_t)(cm->cfg.attr_timeout * 1000);
+}
+
+/* A ticket for the xattr facts (ist_xa_ticket), taken before asking meta for attributes. */
+static uint64_t xa_ticket(struct cm *cm)
+{
+    return ist_xa_ticket(cm->inodes);
+}
+
 /* The size to show: while this mount writes the file, what it has written counts. */
 static uint64_t shown_size(struct cm *cm, const struct cairn_attr *a)
 {
@@ -114,7 +126,8 @@ static uint64_t shown_size(struct cm *cm, const struct cairn_attr *a)
     return size;
 }
 
-static void to_stat(struct cm *cm, const struct cairn_attr *a, struct stat *st)
+/* Fill st from a meta reply to a request sent after ticket tk was taken (see ist_xa_*). */
+static void to_stat(struct cm *cm, const struct cairn_attr *a, uint64_t tk, struct stat *st)
 {
     memset(st, 0, sizeof(*st));
     st->st_ino = a->ino;
@@ -133,37 +146,39 @@ static void to_stat(struct cm *cm, const struct cairn_attr *a, struct stat *st)
     st->st_ctim.tv_sec = a->ctime_s;
     st->st_ctim.tv_nsec = a->ctime_ns;
     dirc_note(cm, a);
+    ist_xa_note_attr(cm->inodes, a, xa_ttl_ms(cm), tk);
 }
 
-static void to_entry(struct cm *cm, const struct cairn_attr *a, struct fuse_entry_param *e)
+static void to_entry(struct cm *cm, const struct cairn_attr *a, uint64_t tk,
+                     struct fuse_entry_param *e)
 {
     memset(e, 0, sizeof(*e));
     e->ino = a->ino;
     e->generation = a->gen;
-    to_stat(cm, a, &e->attr);
+    to_stat(cm, a, tk, &e->attr);
     e->attr_timeout = cm->cfg.attr_timeout;
     e->entry_timeout = cm->cfg.entry_timeout;
 }
 
-static void reply_entry(fuse_req_t req, int rc, const struct cairn_attr *a)
+static void reply_entry(fuse_req_t req, int rc, const struct cairn_attr *a, uint64_t tk)
 {
     if (rc) {
         fuse_reply_err(req, -rc);
         return;
     }
     struct fuse_entry_param e;
-    to_entry(CM(req), a, &e);
+    to_entry(CM(req), a, tk, &e);
     fuse_reply_entry(req, &e);
 }
 
-static void reply_attr(fuse_req_t req, int rc, const struct cairn_attr *a)
+static void reply_attr(fuse_req_t req, int rc, const struct cairn_attr *a, uint64_t tk)
 {
     if (rc) {
         fuse_reply_err(req, -rc);
         return;
     }
     struct stat st;
-    to_stat(CM(req), a, &st);
+    to_stat(CM(req), a, tk, &st);
     fuse_reply_attr(req, &st, CM(req)->cfg.attr_timeout);
 }
 
@@ -195,6 +210,7 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     struct cm *cm = CM(req);
+    uint64_t tk = xa_ticket(cm);
     struct cairn_attr a;
     int rc = check_name(name);
     if (!rc) {
@@ -212,7 +228,7 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
         fuse_reply_entry(req, &e);
         return;
     }
-    reply_entry(req, rc, &a);
+    reply_entry(req, rc, &a, tk);
 }
 
 static void fs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
@@ -233,8 +249,9 @@ static void fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 {
     (void)fi;
     struct cairn_attr a;
+    uint64_t tk = xa_ticket(CM(req));
     int rc = mc_getattr(&CM(req)->meta, ino, &a);
-    reply_attr(req, rc, &a);
+    reply_attr(req, rc, &a, tk);
 }
 
 static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
@@ -288,6 +305,7 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
     }
     int rc = 0;
     struct cairn_attr a;
+    uint64_t tk = xa_ticket(cm);
     /* written data and its mtime go first, so an explicit time set afterwards sticks */
     if (s && (sa.valid & (SETATTR_MTIME | SETATTR_MTIME_NOW | SETATTR_SIZE)))
         rc = wp_flush(cm, s, 0);
@@ -298,7 +316,7 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
             rc = mc_setattr(&cm->meta, ino, &sa, &a);
     }
     if (s) ist_put(cm->inodes, s);
-    reply_attr(req, rc, &a);
+    reply_attr(req, rc, &a, tk);
 }
 
 static void fs_readlink(fuse_req_t req, fuse_ino_t ino)
@@ -315,22 +333,24 @@ static void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 {
     struct cm *cm = CM(req);
     struct cairn_attr a;
+    uint64_t tk = xa_ticket(cm);
     uint32_t m = mode, uid, gid;
     int rc = check_name(name);
     if (!rc) rc = new_owner(cm, req, parent, &m, &uid, &gid);
     if (!rc) rc = mc_mknod(&cm->meta, parent, name, m, rdev, uid, gid, &a);
-    reply_entry(req, rc, &a);
+    reply_entry(req, rc, &a, tk);
 }
 
 static void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
     struct cm *cm = CM(req);
     struct cairn_attr a;
+    uint64_t tk = xa_ticket(cm);
     uint32_t m = (mode & 07777) | S_IFDIR, uid, gid;
     int rc = check_name(name);
     if (!rc) rc = new_owner(cm, req, parent, &m, &uid, &gid);
     if (!rc) rc = mc_mkdir(&cm->meta, parent, name, m, uid, gid, &a);
-    reply_entry(req, rc, &a);
+    reply_entry(req, rc, &a, tk);
 }
 
 static void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -349,12 +369,13 @@ static void fs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, cons
 {
     struct cm *cm = CM(req);
     struct cairn_attr a;
+    uint64_t tk = xa_ticket(cm);
     uint32_t m = S_IFLNK | 0777, uid, gid;
     int rc = check_name(name);
     if (!rc && strlen(link) > CAIRN_PATH_MAX) rc = -ENAMETOOLONG;
     if (!rc) rc = new_owner(cm, req, parent, &m, &uid, &gid);
     if (!rc) rc = mc_symlink(&cm->meta, parent, name, link, uid, gid, &a);
-    reply_entry(req, rc, &a);
+    reply_entry(req, rc, &a, tk);
 }
 
 static void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
@@ -372,9 +393,18 @@ static void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 static void fs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
 {
     struct cairn_attr a;
+    uint64_t tk = xa_ticket(CM(req));
     int rc = check_name(newname);
     if (!rc) rc = mc_link(&CM(req)->meta, ino, newparent, newname, &a);
-    reply_entry(req, rc, &a);
+    reply_entry(req, rc, &a, tk);
+}
+
+/* Tell meta this mount closed one open of ino; a failure is only logged (the session still
+ * counts the open, until it is closed or expires). */
+static void release_meta(struct cm *cm, uint64_t ino)
+{
+    int rc = mc_release(&cm->meta, ino);
+    if (rc) LOG_WARN("fuse", "release of inode %" PRIu64 ": %s", ino, strerror(-rc));
 }
 
 /* Set up the shared state and the handle after OPEN or CREATE. */
@@ -426,7 +456,9 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     struct chunk_info ci[CM_LOCATE_BATCH];
     uint32_t n = 0;
     uint32_t flags = (uint32_t)(fi->flags & (O_ACCMODE | O_TRUNC));
+    uint64_t tk = xa_ticket(cm);
     int rc = mc_open_file(&cm->meta, ino, flags, &a, ci, CM_LOCATE_BATCH, &n);
+    if (!rc) ist_xa_note_attr(cm->inodes, &a, xa_ttl_ms(cm), tk); /* for killpriv on write */
     if (!rc && !S_ISREG(a.mode)) rc = S_ISDIR(a.mode) ? -EISDIR : 0;
     if (!rc) rc = open_handle(cm, &a, fi, ci, n, 0);
     if (rc) {
@@ -441,7 +473,7 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         pthread_mutex_unlock(&h->s->mu);
         ist_put(cm->inodes, h->s);
         free(h);
-        mc_release(&cm->meta, ino);
+        release_meta(cm, ino);
     }
 }
 
@@ -450,6 +482,7 @@ static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 {
     struct cm *cm = CM(req);
     struct cairn_attr a;
+    uint64_t tk = xa_ticket(cm);
     uint32_t m = (mode & 07777) | S_IFREG, uid, gid;
     int rc = check_name(name);
     if (!rc) rc = new_owner(cm, req, parent, &m, &uid, &gid);
@@ -461,7 +494,7 @@ static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
         return;
     }
     struct fuse_entry_param e;
-    to_entry(cm, &a, &e);
+    to_entry(cm, &a, tk, &e);
     if (fuse_reply_create(req, &e, fi) == -ENOENT) {
         struct fh *h = FH(fi);
         pthread_mutex_lock(&h->s->mu);
@@ -469,7 +502,7 @@ static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
         pthread_mutex_unlock(&h->s->mu);
         ist_put(cm->inodes, h->s);
         free(h);
-        mc_release(&cm->meta, a.ino);
+        release_meta(cm, a.ino);
     }
 }
 
@@ -519,13 +552,19 @@ static void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     fuse_reply_err(req, -rc);
 }
 
+/* The data is written and committed first (as flush does: close-to-open consistency needs
+ * it before the next open anywhere); then the kernel is answered, and only then is meta told,
+ * on this thread, so that closing a file does not wait for that round trip. */
 static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     struct cm *cm = CM(req);
     struct fh *h = FH(fi);
     if (h) {
         struct inode_st *s = h->s;
-        wp_flush(cm, s, 0);
+        int rc = wp_flush(cm, s, 0);
+        if (rc)
+            LOG_WARN("fuse", "inode %" PRIu64 ": writing out at release failed: %s",
+                     (uint64_t)ino, strerror(-rc));
         pthread_mutex_lock(&s->mu);
         if (h->writable) s->writers--;
         if (s->writers == 0 && s->dlen == 0 && !s->need_commit) ist_leases_clear(s);
@@ -533,8 +572,8 @@ static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
         ist_put(cm->inodes, s);
         free(h);
     }
-    mc_release(&cm->meta, ino);
-    fuse_reply_err(req, 0);
+    fuse_reply_err(req, 0); /* req is gone after this */
+    release_meta(cm, ino);
 }
 
 static void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
@@ -592,6 +631,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, i
         uint32_t want = (uint32_t)((size - pos) / (plus ? 160 : 32)) + 1;
         if (want > 1024) want = 1024;
         struct rpc_reply rep;
+        uint64_t tk = xa_ticket(cm);
         rc = mc_readdir(&cm->meta, ino, cookie, want, plus, &rep);
         if (rc) break;
         struct rcur c;
@@ -610,7 +650,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, i
             size_t n;
             if (plus) {
                 struct fuse_entry_param e;
-                to_entry(cm, &a, &e);
+                to_entry(cm, &a, tk, &e);
                 n = fuse_add_direntry_plus(req, buf + pos, size - pos, name, &e, noff);
             } else {
                 struct stat st = {0};
@@ -690,28 +730,22 @@ static void fs_statfs(fuse_req_t req, fuse_ino_t ino)
     fuse_reply_statfs(req, &st);
 }
 
-/* The kernel asks for this before every write (file_remove_privs): see inode_st.nocap. */
+/* The kernel asks for this before every write (file_remove_privs), coreutils `ls -l` for
+ * security.selinux and the POSIX ACLs of every entry: see IST_XA_* in client.h. */
 #define CAP_XATTR "security.capability"
-
-static void cap_cache_forget(struct cm *cm, uint64_t ino, const char *name)
-{
-    if (strcmp(name, CAP_XATTR) != 0) return;
-    struct inode_st *s = ist_find(cm->inodes, ino);
-    if (!s) return;
-    s->nocap = 0;
-    ist_put(cm->inodes, s);
-}
 
 static void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
                         size_t size, int flags)
 {
+    struct cm *cm = CM(req);
     int rc = 0;
     if (strlen(name) > CAIRN_XATTR_NAME_MAX) rc = -ERANGE;
     else if (size > CAIRN_XATTR_SIZE_MAX) rc = -E2BIG;
     else if (flags & ~(XATTR_CREATE | XATTR_REPLACE)) rc = -EINVAL;
     if (!rc) {
-        cap_cache_forget(CM(req), ino, name);
-        rc = mc_setxattr(&CM(req)->meta, ino, name, value, size, (uint32_t)flags);
+        rc = mc_setxattr(&cm->meta, ino, name, value, size, (uint32_t)flags);
+        /* after the change (whatever came of it): a reply sent before it is not noted */
+        ist_xa_forget(cm->inodes, ino);
     }
     fuse_reply_err(req, -rc);
 }
@@ -741,31 +775,46 @@ static void reply_xattr_value(fuse_req_t req, int rc, struct rpc_reply *rep, siz
 static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
     struct cm *cm = CM(req);
-    struct rpc_reply rep;
-    int is_cap = strcmp(name, CAP_XATTR) == 0;
-    struct inode_st *s = is_cap ? ist_find(cm->inodes, ino) : NULL;
-    int rc = strlen(name) > CAIRN_XATTR_NAME_MAX ? -ERANGE : 0;
-    if (s && s->nocap) rc = -ENODATA;
-    if (!rc) rc = mc_getxattr(&cm->meta, ino, name, &rep);
-    if (s) {
-        if (rc == -ENODATA) s->nocap = 1;
-        ist_put(cm->inodes, s);
+    if (strlen(name) > CAIRN_XATTR_NAME_MAX) {
+        fuse_reply_err(req, ERANGE);
+        return;
     }
+    int is_cap = strcmp(name, CAP_XATTR) == 0;
+    uint32_t known = ist_xa_facts(cm->inodes, ino);
+    if ((known & IST_XA_NONE) || (is_cap && (known & IST_XA_NOCAP))) {
+        fuse_reply_err(req, ENODATA);
+        return;
+    }
+    struct rpc_reply rep;
+    uint64_t tk = xa_ticket(cm);
+    int rc = mc_getxattr(&cm->meta, ino, name, &rep);
+    if (rc == -ENODATA && is_cap) ist_xa_note_nocap(cm->inodes, ino, xa_ttl_ms(cm), tk);
     reply_xattr_value(req, rc, &rep, size);
 }
 
 static void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
+    struct cm *cm = CM(req);
+    if (ist_xa_facts(cm->inodes, ino) & IST_XA_NONE) {
+        if (size == 0)
+            fuse_reply_xattr(req, 0);
+        else
+            fuse_reply_buf(req, NULL, 0);
+        return;
+    }
     struct rpc_reply rep;
-    int rc = mc_listxattr(&CM(req)->meta, ino, &rep);
+    int rc = mc_listxattr(&cm->meta, ino, &rep);
     reply_xattr_value(req, rc, &rep, size);
 }
 
 static void fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
+    struct cm *cm = CM(req);
     int rc = strlen(name) > CAIRN_XATTR_NAME_MAX ? -ERANGE : 0;
-    cap_cache_forget(CM(req), ino, name);
-    if (!rc) rc = mc_removexattr(&CM(req)->meta, ino, name);
+    if (!rc) {
+        rc = mc_removexattr(&cm->meta, ino, name);
+        ist_xa_forget(cm->inodes, ino);
+    }
     fuse_reply_err(req, -rc);
 }
 

@@ -5,20 +5,42 @@
  * all under the entry's mutex. Entries are reference counted; an unreferenced entry stays
  * (it remembers the attributes of the last open, for keep_cache) until the table grows past
  * IST_KEEP entries, when unreferenced clean entries are freed. The table lock is never held
- * while an entry's mutex is taken. */
+ * while an entry's mutex is taken.
+ *
+ * The table also keeps the xattr facts (ist_xa_*, see client.h): a direct-mapped cache of
+ * IST_XA_STRIPES x IST_XA_SLOTS slots, each stripe under its own mutex (never held with any
+ * other lock), independent of the entries above so that every inode the kernel hears of can
+ * have one. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "client.h"
+#include "net.h"
 
 #define IST_BUCKETS 4096
 #define IST_KEEP 8192
+#define IST_XA_STRIPES 16
+#define IST_XA_SLOTS 4096 /* per stripe */
+
+struct ist_xa_slot {
+    uint64_t ino;         /* 0 = empty */
+    uint64_t none_until;  /* IST_XA_NONE holds while net_now_ms() < this */
+    uint64_t nocap_until; /* IST_XA_NOCAP holds while net_now_ms() < this */
+};
+
+struct ist_xa_stripe {
+    pthread_mutex_t mu;
+    struct ist_xa_slot slot[IST_XA_SLOTS];
+};
 
 struct ist_table {
     pthread_mutex_t mu;
     struct inode_st *b[IST_BUCKETS];
     size_t count;
+    /* forgets so far; changed only under the stripe lock of the inode forgotten */
+    uint64_t xa_forgets;
+    struct ist_xa_stripe xa[IST_XA_STRIPES];
 };
 
 struct ist_table *ist_new(void)
@@ -26,6 +48,8 @@ struct ist_table *ist_new(void)
     struct ist_table *t = calloc(1, sizeof(*t));
     if (!t) return NULL;
     pthread_mutex_init(&t->mu, NULL);
+    for (int i = 0; i < IST_XA_STRIPES; i++)
+        pthread_mutex_init(&t->xa[i].mu, NULL);
     return t;
 }
 
@@ -50,6 +74,8 @@ void ist_free(struct ist_table *t)
         }
     }
     pthread_mutex_destroy(&t->mu);
+    for (int i = 0; i < IST_XA_STRIPES; i++)
+        pthread_mutex_destroy(&t->xa[i].mu);
     free(t);
 }
 
@@ -197,4 +223,89 @@ void ist_lease_drop(struct inode_st *s, uint64_t index)
 void ist_leases_clear(struct inode_st *s)
 {
     s->nleases = 0;
+}
+
+/* ---- xattr facts ------------------------------------------------------------------------- */
+
+/* The slot of ino; its stripe's mutex is locked on return. */
+static struct ist_xa_slot *xa_lock(struct ist_table *t, uint64_t ino, struct ist_xa_stripe **sp)
+{
+    uint64_t h = ino * 0x9e3779b97f4a7c15ull;
+    struct ist_xa_stripe *st = &t->xa[(h >> 60) % IST_XA_STRIPES];
+    pthread_mutex_lock(&st->mu);
+    *sp = st;
+    return &st->slot[(h >> 32) % IST_XA_SLOTS];
+}
+
+uint64_t ist_xa_ticket(struct ist_table *t)
+{
+    return __atomic_load_n(&t->xa_forgets, __ATOMIC_ACQUIRE);
+}
+
+/* Whether a note taken with ticket may still be recorded; stripe lock held. */
+static int xa_ticket_ok(struct ist_table *t, uint64_t ticket)
+{
+    return __atomic_load_n(&t->xa_forgets, __ATOMIC_ACQUIRE) == ticket;
+}
+
+void ist_xa_note_attr(struct ist_table *t, const struct cairn_attr *a, uint64_t ttl_ms,
+                      uint64_t ticket)
+{
+    if (ttl_ms == 0 || a->ino == 0) return;
+    uint64_t until = net_now_ms() + ttl_ms;
+    struct ist_xa_stripe *st;
+    struct ist_xa_slot *x = xa_lock(t, a->ino, &st);
+    if (xa_ticket_ok(t, ticket)) {
+        if (!(a->flags & ATTR_F_XATTRS)) {
+            if (x->ino != a->ino) {
+                x->ino = a->ino;
+                x->nocap_until = 0;
+            }
+            x->none_until = until;
+            if (x->nocap_until < until) x->nocap_until = until;
+        } else if (x->ino == a->ino) {
+            /* it has some now; which ones is not said, so a "no capability" answer stays */
+            x->none_until = 0;
+        }
+    }
+    pthread_mutex_unlock(&st->mu);
+}
+
+void ist_xa_note_nocap(struct ist_table *t, uint64_t ino, uint64_t ttl_ms, uint64_t ticket)
+{
+    if (ttl_ms == 0 || ino == 0) return;
+    uint64_t until = net_now_ms() + ttl_ms;
+    struct ist_xa_stripe *st;
+    struct ist_xa_slot *x = xa_lock(t, ino, &st);
+    if (xa_ticket_ok(t, ticket)) {
+        if (x->ino != ino) {
+            x->ino = ino;
+            x->none_until = 0;
+        }
+        x->nocap_until = until;
+    }
+    pthread_mutex_unlock(&st->mu);
+}
+
+uint32_t ist_xa_facts(struct ist_table *t, uint64_t ino)
+{
+    uint32_t f = 0;
+    uint64_t now = net_now_ms();
+    struct ist_xa_stripe *st;
+    struct ist_xa_slot *x = xa_lock(t, ino, &st);
+    if (x->ino == ino) {
+        if (now < x->none_until) f |= IST_XA_NONE | IST_XA_NOCAP;
+        if (now < x->nocap_until) f |= IST_XA_NOCAP;
+    }
+    pthread_mutex_unlock(&st->mu);
+    return f;
+}
+
+void ist_xa_forget(struct ist_table *t, uint64_t ino)
+{
+    struct ist_xa_stripe *st;
+    struct ist_xa_slot *x = xa_lock(t, ino, &st);
+    __atomic_add_fetch(&t->xa_forgets, 1, __ATOMIC_ACQ_REL);
+    if (x->ino == ino) memset(x, 0, sizeof(*x));
+    pthread_mutex_unlock(&st->mu);
 }

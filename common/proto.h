@@ -155,6 +155,15 @@ enum proto_type {
 #define PROTO_RENAME_NOREPLACE 1u
 #define PROTO_RENAME_EXCHANGE 2u
 
+/* cairn_attr.flags */
+/* The inode may have extended attributes. Clear means it has none at the time of the reply,
+ * so a client may answer getxattr (-ENODATA) and listxattr (empty) itself while it trusts the
+ * rest of these attributes (attr_timeout). */
+#define ATTR_F_XATTRS 1u
+
+/* attr on the wire: u64 ino, u64 gen, u32 mode, u32 uid, u32 gid, u32 nlink, u64 rdev,
+ * u64 size, i64 atime_s, u32 atime_ns, i64 mtime_s, u32 mtime_ns, i64 ctime_s, u32 ctime_ns,
+ * u32 flags (ATTR_F_*) */
 struct cairn_attr {
     uint64_t ino;
     uint64_t gen;
@@ -170,6 +179,7 @@ struct cairn_attr {
     uint32_t mtime_ns;
     int64_t ctime_s;
     uint32_t ctime_ns;
+    uint32_t flags; /* ATTR_F_* */
 };
 
 struct chunk_loc {

@@ -241,6 +241,14 @@ int csr_place(struct cs_registry *r, int n, uint64_t need_bytes, int *out)
     return got;
 }
 
+int csr_live_count(const struct cs_registry *r)
+{
+    int n = 0;
+    for (int s = 0; s < CSR_MAX; s++)
+        n += r->srv[s].id && r->srv[s].alive;
+    return n;
+}
+
 void csr_space(const struct cs_registry *r, uint64_t *total, uint64_t *free_bytes)
 {
     *total = *free_bytes = 0;

@@ -110,6 +110,8 @@ void csr_fill_locs(const struct cs_registry *r, struct chunk_info *ci);
 /* Choose up to n live servers with room for a new chunk, spread round-robin; returns the
  * count chosen (slots in out). */
 int csr_place(struct cs_registry *r, int n, uint64_t need_bytes, int *out);
+/* Live servers registered (does not move the placement cursor). */
+int csr_live_count(const struct cs_registry *r);
 void csr_space(const struct cs_registry *r, uint64_t *total, uint64_t *free_bytes);
 
 #endif

@@ -85,6 +85,8 @@ void mst_inode_attr(uint64_t ino, const struct mst_inode *r, struct cairn_attr *
     a->mtime_ns = r->mtime_ns;
     a->ctime_s = r->ctime_s;
     a->ctime_ns = r->ctime_ns;
+    if ((r->flags & MST_INO_XATTRS) || !(r->flags & MST_INO_XATTRS_KNOWN))
+        a->flags |= ATTR_F_XATTRS;
 }
 
 void mst_set_ctime(struct mtx *x, struct mst_inode *r)
@@ -111,6 +113,7 @@ int mst_inode_new(struct mtx *x, uint32_t mode, uint32_t uid, uint32_t gid, uint
     r->gid = gid;
     r->rdev = rdev;
     r->nlink = S_ISDIR(mode) ? 2 : 1;
+    r->flags = MST_INO_XATTRS_KNOWN; /* born without xattrs */
     r->atime_s = r->mtime_s = r->ctime_s = op->now_s;
     r->atime_ns = r->mtime_ns = r->ctime_ns = op->now_ns;
     if (S_ISDIR(mode)) {

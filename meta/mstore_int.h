@@ -52,8 +52,15 @@ struct mst_inode {
     uint32_t atime_ns, mtime_ns, ctime_ns;
     uint64_t parent;   /* directories: the parent directory */
     uint64_t next_seq; /* directories: next readdir sequence number */
-    uint32_t flags;
+    uint32_t flags;    /* MST_INO_* */
 };
+
+/* mst_inode.flags. MST_INO_XATTRS_KNOWN says MST_INO_XATTRS is kept up to date: set on every
+ * inode created since the flag exists and by every setxattr/removexattr; without it (records
+ * written before, the root of an older store) the inode counts as having xattrs. Both are
+ * computed inside the apply of the record, so every replica agrees. */
+#define MST_INO_XATTRS 1u       /* the xattr db holds at least one key of this inode */
+#define MST_INO_XATTRS_KNOWN 2u /* MST_INO_XATTRS is maintained for this inode */
 
 /* One write transaction applying one record. */
 struct mtx {

@@ -1,5 +1,7 @@
 /* mstore_xattr.c - extended attributes: the xattr database ((ino, name) -> value), get, list,
- * set with XATTR_CREATE / XATTR_REPLACE, remove, and dropping all of an inode's. */
+ * set with XATTR_CREATE / XATTR_REPLACE, remove, and dropping all of an inode's. Set and
+ * remove keep the inode's MST_INO_XATTRS flag (mstore_int.h) equal to "the db holds a key of
+ * this inode", so attribute replies can tell clients an inode has none. */
 #include <errno.h>
 #include <string.h>
 
@@ -85,6 +87,20 @@ int mstore_listxattr(struct mstore *s, uint64_t ino, struct wbuf *out)
     return rc;
 }
 
+static int stop_at_first(void *arg, MDB_cursor *c, MDB_val *k)
+{
+    (void)arg;
+    (void)c;
+    (void)k;
+    return 1;
+}
+
+/* 1 if ino has at least one xattr, 0 if none, or a negative errno. */
+static int xattr_any(MDB_txn *t, struct mstore *s, uint64_t ino)
+{
+    return xattr_scan(t, s, ino, stop_at_first, NULL);
+}
+
 static int del_one(void *arg, MDB_cursor *c, MDB_val *k)
 {
     (void)arg;
@@ -99,12 +115,18 @@ int mst_xattr_drop_all(struct mtx *x, uint64_t ino)
     return xattr_scan(x->txn, x->s, ino, del_one, NULL);
 }
 
-static int touch_ctime(struct mtx *x)
+/* After a change of ino's xattrs: ctime, and the flag saying whether any is left. */
+static int touch_ctime(struct mtx *x, int has_xattrs)
 {
     struct mst_inode r;
     int rc = mst_inode_get(x->txn, x->s, x->op->ino, &r);
     if (rc) return rc;
     mst_set_ctime(x, &r);
+    r.flags |= MST_INO_XATTRS_KNOWN;
+    if (has_xattrs)
+        r.flags |= MST_INO_XATTRS;
+    else
+        r.flags &= ~MST_INO_XATTRS;
     rc = mst_inode_put(x->txn, x->s, x->op->ino, &r);
     if (!rc && x->res) mst_inode_attr(x->op->ino, &r, &x->res->attr);
     return rc;
@@ -130,7 +152,7 @@ int mst_apply_setxattr(struct mtx *x)
     if (rc == -ENOENT && (op->flags & MST_XATTR_REPLACE)) return -ENODATA;
     static const uint8_t empty;
     rc = mst_put(x->txn, x->s->xattr, k, kl, op->data_len ? op->data : &empty, op->data_len);
-    return rc ? rc : touch_ctime(x);
+    return rc ? rc : touch_ctime(x, 1);
 }
 
 int mst_apply_removexattr(struct mtx *x)
@@ -145,5 +167,7 @@ int mst_apply_removexattr(struct mtx *x)
         rc = mst_inode_get(x->txn, x->s, x->op->ino, &r);
         return rc ? rc : -ENODATA;
     }
-    return rc ? rc : touch_ctime(x);
+    if (rc) return rc;
+    rc = xattr_any(x->txn, x->s, x->op->ino);
+    return rc < 0 ? rc : touch_ctime(x, rc);
 }

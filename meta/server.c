@@ -323,8 +323,7 @@ static int do_chunk_lease(struct req *q)
     int exists = mstore_chunk_get(q->m->store, op.ino, op.index, &cid, &ver) == 0;
     struct chunk_info probe = {.chunk_id = exists ? cid : 0, .prev_version = exists ? ver : 0};
     if (exists) csr_fill_locs(&q->m->reg, &probe);
-    int slot;
-    if ((exists && probe.nloc == 0) || (!exists && csr_place(&q->m->reg, 1, 0, &slot) == 0)) {
+    if ((exists && probe.nloc == 0) || (!exists && csr_live_count(&q->m->reg) == 0)) {
         LOG_ERR("lease", "inode %" PRIu64 " chunk %" PRIu64 ": no live chunk server", op.ino,
                 op.index);
         reply(q, -EIO);

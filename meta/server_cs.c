@@ -21,6 +21,7 @@ static void put_deletes(struct meta *m, int slot, struct wbuf *b)
         wbuf_put_u64(b, s->del_id[i]);
         wbuf_put_u32(b, s->del_ver[i]);
     }
+    if (n == 0) return;
     memmove(s->del_id, s->del_id + n, (s->ndel - n) * sizeof(*s->del_id));
     memmove(s->del_ver, s->del_ver + n, (s->ndel - n) * sizeof(*s->del_ver));
     s->ndel -= n;

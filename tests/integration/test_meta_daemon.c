@@ -81,8 +81,8 @@ static void wait_registered(int n)
 {
     uint64_t end = net_now_ms() + 10000;
     while (count_registered() < n) {
-        if (net_now_ms() > end) ck_abort_msg("only %d of %d chunk server registrations",
-                                             count_registered(), n);
+        if (net_now_ms() > end)
+            ck_abort_msg("only %d of %d chunk server registrations", count_registered(), n);
         sleep_ms(50);
     }
 }
@@ -108,7 +108,8 @@ static void stop_all(void)
 static void reap_leftovers(void)
 {
     int left = C->meta_pid > 0;
-    for (int i = 0; i < H_MAX_CS; i++) left |= C->cs_pid[i] > 0;
+    for (int i = 0; i < H_MAX_CS; i++)
+        left |= C->cs_pid[i] > 0;
     if (left && C->dir[0]) {
         fprintf(stderr, "--- test left daemons running; tail of %s/meta.log:\n", C->dir);
         h_sh(10, "tail -n 30 '%s/meta.log' 1>&2", C->dir);
@@ -398,7 +399,8 @@ static int m_locate(uint64_t ino, uint64_t first, uint32_t count, struct chunk_i
     rcur_init(&r, rep.payload.data, rep.payload.len);
     *n = rcur_u32(&r);
     ck_assert_uint_le(*n, maxn);
-    for (uint32_t i = 0; i < *n; i++) proto_get_chunk_info(&r, &ci[i]);
+    for (uint32_t i = 0; i < *n; i++)
+        proto_get_chunk_info(&r, &ci[i]);
     ck_assert_int_eq(rcur_done(&r), 0);
     rpc_reply_free(&rep);
     return 0;
@@ -738,7 +740,8 @@ START_TEST(test_namespace_operations)
     ck_assert_int_eq(m_setxattr(d.ino, "user.two", "", 0, XATTR_CREATE_F), 0);
     ck_assert_int_eq(m_setxattr(d.ino, "user.one", "value-1", 7, XATTR_REPLACE_F), 0);
     char bin[300];
-    for (int i = 0; i < 300; i++) bin[i] = (char)i;
+    for (int i = 0; i < 300; i++)
+        bin[i] = (char)i;
     ck_assert_int_eq(m_setxattr(f.ino, "user.bin", bin, sizeof(bin), 0), 0);
     char v[CAIRN_XATTR_SIZE_MAX];
     size_t vl;
@@ -904,7 +907,8 @@ START_TEST(test_readdir_resumable_cookie)
                          0);
         cookie = next;
     }
-    for (int i = 0; i < RD_N; i++) ck_assert_int_eq(s.count[i], 1);
+    for (int i = 0; i < RD_N; i++)
+        ck_assert_int_eq(s.count[i], 1);
 
     /* telldir safety: remove the last entry returned in page 5, then resume from its cookie;
      * the rest of the listing is exactly the entries not yet seen, none skipped or repeated */
@@ -953,8 +957,7 @@ START_TEST(test_readdir_resumable_cookie)
     ck_assert_int_eq(m_readdir(d.ino, cookie, RD_PAGE, 0, NULL, NULL, &count, &eof, &next), 0);
     ck_assert_uint_eq(count, 0);
     ck_assert_int_eq(eof, 1);
-    ck_assert_int_eq(m_readdir(s.ino[0], 0, RD_PAGE, 0, NULL, NULL, &count, &eof, &next),
-                     -ENOTDIR);
+    ck_assert_int_eq(m_readdir(s.ino[0], 0, RD_PAGE, 0, NULL, NULL, &count, &eof, &next), -ENOTDIR);
     ck_assert_int_eq(m_readdir(999999, 0, RD_PAGE, 0, NULL, NULL, &count, &eof, &next), -ENOENT);
     meta_still_serves("readdir");
     stop_all();
@@ -963,8 +966,7 @@ END_TEST
 
 /* ------------------------------------------------------------------------------------------ */
 
-static int chk_write(const char *addr, const struct chunk_info *ci, const void *data,
-                     uint32_t len)
+static int chk_write(const char *addr, const struct chunk_info *ci, const void *data, uint32_t len)
 {
     struct rpc_opts o = {.call_timeout_ms = 10000};
     struct rpc_conn *cs = rpc_conn_new(addr, &o);
@@ -1030,7 +1032,8 @@ START_TEST(test_acknowledged_state_survives_kill9)
     ck_assert_str_eq(c0.loc[0].addr, cs_addr);
     ck_assert(c0.loc[0].server_id != 0);
     static uint8_t data[100000];
-    for (size_t i = 0; i < sizeof(data); i++) data[i] = (uint8_t)(i * 7 + 3);
+    for (size_t i = 0; i < sizeof(data); i++)
+        data[i] = (uint8_t)(i * 7 + 3);
     ck_assert_int_eq(chk_write(cs_addr, &c0, data, sizeof(data)), 0);
     /* a second lease bumps the version, same chunk, chain = the holder */
     ck_assert_int_eq(m_lease(f.ino, 0, sid, &c0b), 0);
@@ -1178,7 +1181,8 @@ START_TEST(test_acknowledged_state_survives_kill9)
     ck_assert_int_eq(m_lease(g.ino, 0, sid, &c2), 0);
     ck_assert(c2.chunk_id != c0.chunk_id && c2.chunk_id != c1.chunk_id);
     ck_assert_int_eq(m_mknod(CAIRN_ROOT_INO, "after", S_IFREG | 0644, &a), 0);
-    for (int i = 0; i < RS_FILES; i++) ck_assert(a.ino != fino[i]);
+    for (int i = 0; i < RS_FILES; i++)
+        ck_assert(a.ino != fino[i]);
     ck_assert(a.ino != f.ino && a.ino != g.ino && a.ino != d.ino && a.ino != sub.ino);
     stop_all();
 }
@@ -1344,7 +1348,8 @@ START_TEST(test_new_chunks_spread_over_servers)
         ck_assert_uint_eq(ci.nloc, 1);
         ck_assert_uint_eq(ci.version, 1);
         ids[i] = ci.chunk_id;
-        for (int j = 0; j < i; j++) ck_assert(ids[j] != ids[i]);
+        for (int j = 0; j < i; j++)
+            ck_assert(ids[j] != ids[i]);
         int which = -1;
         for (int k = 0; k < 3; k++)
             if (!strcmp(ci.loc[0].addr, addrs[k])) which = k;

@@ -1,13 +1,15 @@
 /* test_mount_data.c - file data on a real mount of a real cluster: a byte-exact 300 MiB round
  * trip (sequential and random offsets, reads and overwrites), close-to-open consistency
  * between two mounts of one cluster, coherence of one file open twice in one mount (and
- * mmap), and EIO rather than a hang when the only chunk server dies under a reader.
+ * mmap), many threads reading and writing one file at once, open files whose name another
+ * mount removes or replaces, and EIO rather than a hang when the only chunk server dies under a reader.
  *
  * The cluster has one chunk server and two mounts; the chunk-server kill runs last. Data is a
  * function of (seed, offset) (harness_fs.c), so nothing is kept in memory to compare with. */
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -455,6 +457,169 @@ START_TEST(mmap_shared)
 }
 END_TEST
 
+/* ---- many threads on one file ---------------------------------------------------------------- */
+
+#define PAR_SIZE (CHUNK + 32 * MiB)
+#define PAR_THREADS 8
+
+struct par_arg {
+    const char *path;
+    int shared_fd;
+    uint64_t seed;
+    int bad;          /* reads that went wrong */
+    char why[160];
+};
+
+static void *par_reader(void *p)
+{
+    struct par_arg *a = p;
+    int fd = open(a->path, O_RDONLY);
+    char *buf = malloc(2 * MiB);
+    if (fd < 0 || !buf) {
+        a->bad++;
+        snprintf(a->why, sizeof(a->why), "open/malloc: %s", strerror(errno));
+        goto out;
+    }
+    struct hfs_rng r;
+    hfs_rng_seed(&r, a->seed);
+    for (int i = 0; i < 60; i++) {
+        off_t off = (off_t)hfs_rng_below(&r, PAR_SIZE);
+        size_t len = 1 + hfs_rng_below(&r, 2 * MiB);
+        size_t want = off + (off_t)len > PAR_SIZE ? (size_t)(PAR_SIZE - off) : len, got = 0;
+        int rc = hfs_pread_all(i % 2 ? a->shared_fd : fd, buf, len, off, &got);
+        if (rc || got != want || hfs_check(buf, got, 777, (uint64_t)off) >= 0) {
+            a->bad++;
+            snprintf(a->why, sizeof(a->why), "pread %zu at %lld: rc %d, %zu bytes, data %s", len,
+                     (long long)off, rc, got,
+                     hfs_check(buf, got, 777, (uint64_t)off) >= 0 ? "wrong" : "right");
+        }
+    }
+out:
+    if (fd >= 0) close(fd);
+    free(buf);
+    return NULL;
+}
+
+static void *par_writer(void *p)
+{
+    struct par_arg *a = p;
+    char *buf = malloc(65536);
+    if (!buf) {
+        a->bad++;
+        return NULL;
+    }
+    for (int j = 0; j < 16; j++) {
+        off_t off = ((off_t)a->seed * 16 + j) * 65536;
+        hfs_fill(buf, 65536, 888, (uint64_t)off);
+        if (hfs_pwrite_all(a->shared_fd, buf, 65536, off) != 0) {
+            a->bad++;
+            snprintf(a->why, sizeof(a->why), "pwrite at %lld: %s", (long long)off,
+                     strerror(errno));
+        }
+    }
+    free(buf);
+    return NULL;
+}
+
+START_TEST(parallel_io)
+{
+    need();
+    char d[600], p0[700], p1[700];
+    ck_assert_int_eq(hfs_subdir(&E, 0, "par", d, sizeof(d)), 0);
+    mpath(p0, sizeof(p0), 0, "par", "f");
+    mpath(p1, sizeof(p1), 1, "par", "f");
+    int fd = xopen(p0, O_CREAT | O_WRONLY, 0644);
+    for (off_t off = 0; off < PAR_SIZE; off += 4 * MiB)
+        write_pattern(fd, 777, off, 4 * MiB);
+    ck_assert_int_eq(close(fd), 0);
+
+    /* readers on the other mount, each with its own descriptor and one shared by all */
+    int shared = xopen(p1, O_RDONLY, 0);
+    pthread_t th[PAR_THREADS];
+    struct par_arg args[PAR_THREADS];
+    for (int i = 0; i < PAR_THREADS; i++) {
+        args[i] = (struct par_arg){.path = p1, .shared_fd = shared, .seed = 10 + (uint64_t)i};
+        ck_assert_int_eq(pthread_create(&th[i], NULL, par_reader, &args[i]), 0);
+    }
+    for (int i = 0; i < PAR_THREADS; i++) {
+        pthread_join(th[i], NULL);
+        ck_assert_msg(args[i].bad == 0, "reader %d: %d bad reads, last: %s", i, args[i].bad,
+                      args[i].why);
+    }
+    ck_assert_int_eq(close(shared), 0);
+
+    /* writers of interleaved 64 KiB blocks through one descriptor */
+    mpath(p0, sizeof(p0), 0, "par", "w");
+    mpath(p1, sizeof(p1), 1, "par", "w");
+    shared = xopen(p0, O_CREAT | O_RDWR, 0644);
+    for (int i = 0; i < PAR_THREADS; i++) {
+        args[i] = (struct par_arg){.path = p0, .shared_fd = shared, .seed = (uint64_t)i};
+        ck_assert_int_eq(pthread_create(&th[i], NULL, par_writer, &args[i]), 0);
+    }
+    for (int i = 0; i < PAR_THREADS; i++) {
+        pthread_join(th[i], NULL);
+        ck_assert_msg(args[i].bad == 0, "writer %d: %s", i, args[i].why);
+    }
+    ck_assert_int_eq(close(shared), 0);
+    fd = xopen(p1, O_RDONLY, 0);
+    struct image im = {.seed = 888, .size = PAR_THREADS * 16 * 65536};
+    image_expect_seq(fd, &im, MiB);
+    ck_assert_int_eq(close(fd), 0);
+}
+END_TEST
+
+/* ---- open files and another mount's namespace changes ---------------------------------------- */
+
+START_TEST(remote_unlink_open)
+{
+    need();
+    char d[600], a0[700], a1[700], b0[700], b1[700];
+    ck_assert_int_eq(hfs_subdir(&E, 0, "runlink", d, sizeof(d)), 0);
+    mpath(a0, sizeof(a0), 0, "runlink", "a");
+    mpath(a1, sizeof(a1), 1, "runlink", "a");
+    mpath(b0, sizeof(b0), 0, "runlink", "b");
+    mpath(b1, sizeof(b1), 1, "runlink", "b");
+    char *buf = malloc(4 * MiB), *want = malloc(4 * MiB);
+    ck_assert(buf && want);
+
+    /* mount 1 unlinks a file mount 0 has open: mount 0 reads and writes on */
+    int fd = xopen(a0, O_CREAT | O_RDWR, 0644);
+    write_pattern(fd, 61, 0, 3 * MiB);
+    ck_assert_int_eq(fsync(fd), 0);
+    ck_assert_int_eq(unlink(a1), 0);
+    drop_cache(fd);
+    struct image im = {.seed = 61, .size = 3 * MiB};
+    image_expect(fd, &im, 0, 3 * MiB, buf, want);
+    write_pattern(fd, 62, 3 * MiB, MiB);
+    ck_assert_int_eq(fsync(fd), 0);
+    drop_cache(fd);
+    im.o[im.n++] = (struct ovl){3 * MiB, MiB, 62};
+    im.size = 4 * MiB;
+    image_expect(fd, &im, 0, 4 * MiB, buf, want);
+    ck_assert_int_eq(close(fd), 0);
+
+    /* mount 1 renames another file over one mount 0 is reading */
+    fd = xopen(b0, O_CREAT | O_WRONLY, 0644);
+    write_pattern(fd, 63, 0, 2 * MiB);
+    ck_assert_int_eq(close(fd), 0);
+    fd = xopen(a0, O_CREAT | O_WRONLY | O_EXCL, 0644);
+    write_pattern(fd, 64, 0, 100);
+    ck_assert_int_eq(close(fd), 0);
+    int rfd = xopen(b0, O_RDONLY, 0);
+    ck_assert_int_eq(rename(a1, b1), 0);
+    drop_cache(rfd);
+    struct image old = {.seed = 63, .size = 2 * MiB};
+    image_expect(rfd, &old, 0, 2 * MiB, buf, want);
+    ck_assert_int_eq(close(rfd), 0);
+    struct image repl = {.seed = 64, .size = 100};
+    fd = xopen(b1, O_RDONLY, 0);
+    image_expect(fd, &repl, 0, 4096, buf, want);
+    ck_assert_int_eq(close(fd), 0);
+    free(buf);
+    free(want);
+}
+END_TEST
+
 /* ---- a chunk server dies under a reader ------------------------------------------------------ */
 
 START_TEST(cs_kill_eio)
@@ -545,6 +710,8 @@ int main(void)
     tcase_add_test(tc, fsync_visible);
     tcase_add_test(tc, two_fds_coherent);
     tcase_add_test(tc, mmap_shared);
+    tcase_add_test(tc, parallel_io);
+    tcase_add_test(tc, remote_unlink_open);
     suite_add_tcase(s, tc);
     TCase *tk = tcase_create("faults"); /* last: it leaves the cluster without data */
     tcase_set_timeout(tk, 300);

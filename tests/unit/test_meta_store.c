@@ -566,6 +566,167 @@ START_TEST(test_xattr_create_replace_flags)
 }
 END_TEST
 
+static int set_x(uint64_t ino, const char *name, struct cairn_attr *a)
+{
+    struct mop op = {.type = MOP_SETXATTR, .ino = ino, .data = (const uint8_t *)"v", .data_len = 1};
+    snprintf(op.name, sizeof(op.name), "%s", name);
+    return apply(&op, a, NULL);
+}
+
+static int rm_x(uint64_t ino, const char *name, struct cairn_attr *a)
+{
+    struct mop op = {.type = MOP_REMOVEXATTR, .ino = ino};
+    snprintf(op.name, sizeof(op.name), "%s", name);
+    return apply(&op, a, NULL);
+}
+
+static int has_x(uint64_t ino)
+{
+    return (attr_of(ino).flags & ATTR_F_XATTRS) != 0;
+}
+
+/* readdir plus: the flag of the entry named "f" */
+static int flag_fn(void *arg, uint64_t ino, uint32_t mode, const char *name,
+                   const struct cairn_attr *attr, uint64_t cookie_next)
+{
+    (void)ino;
+    (void)mode;
+    (void)cookie_next;
+    int *out = arg;
+    if (attr && strcmp(name, "f") == 0) *out = (attr->flags & ATTR_F_XATTRS) != 0;
+    return 0;
+}
+
+START_TEST(test_xattr_flag_set_and_cleared_with_last_xattr)
+{
+    /* neighbours on both sides in the xattr db: their keys must not count for f */
+    uint64_t before, f, after;
+    ck_assert_int_eq(MKFILE(1, "before", &before), 0);
+    ck_assert_int_eq(MKFILE(1, "f", &f), 0);
+    ck_assert_int_eq(MKFILE(1, "after", &after), 0);
+    ck_assert_uint_lt(before, f);
+    ck_assert_uint_lt(f, after);
+    ck_assert_int_eq(set_x(before, "user.zzz", NULL), 0);
+    ck_assert_int_eq(set_x(after, "user.aaa", NULL), 0);
+
+    /* a new inode has none, in every reply that carries attributes */
+    struct cairn_attr a;
+    ck_assert_int_eq(has_x(f), 0);
+    ck_assert_int_eq(mstore_lookup(st, 1, "f", &a), 0);
+    ck_assert_uint_eq(a.flags & ATTR_F_XATTRS, 0);
+    int rdflag = -1, eof = 0;
+    ck_assert_int_eq(mstore_readdir(st, 1, 0, 1, flag_fn, &rdflag, &eof), 0);
+    ck_assert_int_eq(rdflag, 0);
+    uint64_t d;
+    ck_assert_int_eq(MKDIR(1, "d", &d), 0);
+    ck_assert_int_eq(has_x(d), 0);
+
+    /* set: on, in the reply and in the store */
+    ck_assert_int_eq(set_x(f, "user.a", &a), 0);
+    ck_assert_uint_eq(a.flags & ATTR_F_XATTRS, ATTR_F_XATTRS);
+    ck_assert_int_eq(has_x(f), 1);
+    ck_assert_int_eq(mstore_readdir(st, 1, 0, 1, flag_fn, &rdflag, &eof), 0);
+    ck_assert_int_eq(rdflag, 1);
+    ck_assert_int_eq(set_x(f, "user.b", NULL), 0);
+
+    /* removing one of two keeps it; a failed remove changes nothing; the last clears it */
+    ck_assert_int_eq(rm_x(f, "user.a", &a), 0);
+    ck_assert_uint_eq(a.flags & ATTR_F_XATTRS, ATTR_F_XATTRS);
+    ck_assert_int_eq(has_x(f), 1);
+    ck_assert_int_eq(rm_x(f, "user.nope", NULL), -ENODATA);
+    ck_assert_int_eq(has_x(f), 1);
+    ck_assert_int_eq(rm_x(f, "user.b", &a), 0);
+    ck_assert_uint_eq(a.flags & ATTR_F_XATTRS, 0);
+    ck_assert_int_eq(has_x(f), 0);
+    ck_assert_int_eq(rm_x(f, "user.b", NULL), -ENODATA);
+    ck_assert_int_eq(has_x(f), 0);
+    struct wbuf w;
+    wbuf_init(&w);
+    ck_assert_int_eq(mstore_listxattr(st, f, &w), 0);
+    ck_assert_uint_eq(w.len, 0);
+    wbuf_free(&w);
+
+    /* the neighbours keep theirs; a failed set (CREATE of an existing name) changes nothing */
+    ck_assert_int_eq(has_x(before), 1);
+    ck_assert_int_eq(has_x(after), 1);
+    ck_assert_int_eq(set_x(f, "user.c", NULL), 0);
+    struct mop op = {.type = MOP_SETXATTR, .ino = f, .data = (const uint8_t *)"v", .data_len = 1,
+                     .flags = 1};
+    strcpy(op.name, "user.c");
+    ck_assert_int_eq(apply(&op, NULL, NULL), -EEXIST);
+    ck_assert_int_eq(has_x(f), 1);
+    ck_assert_int_eq(rm_x(f, "user.c", NULL), 0);
+    ck_assert_int_eq(has_x(f), 0);
+
+    /* a hard link shares the inode, so the flag */
+    struct mop ln = {.type = MOP_LINK, .ino = f, .parent = 1, .name = "f2"};
+    ck_assert_int_eq(apply(&ln, NULL, NULL), 0);
+    ck_assert_int_eq(set_x(f, "user.l", NULL), 0);
+    ck_assert_int_eq(mstore_lookup(st, 1, "f2", &a), 0);
+    ck_assert_uint_eq(a.flags & ATTR_F_XATTRS, ATTR_F_XATTRS);
+
+    /* the root of a store formatted without the flag counts as having xattrs until a set or
+     * remove has looked */
+    ck_assert_int_eq(has_x(1), 1);
+    ck_assert_int_eq(set_x(1, "user.r", NULL), 0);
+    ck_assert_int_eq(rm_x(1, "user.r", NULL), 0);
+    ck_assert_int_eq(has_x(1), 0);
+
+    /* durable */
+    mstore_close(st);
+    open_store();
+    ck_assert_int_eq(has_x(f), 1);
+    ck_assert_int_eq(has_x(d), 0);
+    ck_assert_int_eq(has_x(1), 0);
+}
+END_TEST
+
+START_TEST(test_xattr_flag_same_on_replay)
+{
+    char dir2[64];
+    snprintf(dir2, sizeof(dir2), "/tmp/mst-test-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir2));
+    struct mstore *b;
+    struct mstore_opts o = {.chunk_size = CS, .no_sync = 1};
+    ck_assert_int_eq(mstore_open(dir2, &o, &b), 0);
+    const uint8_t *v = (const uint8_t *)"v";
+    struct mop ops[] = {
+        {.type = MOP_MKNOD, .parent = 1, .mode = S_IFREG | 0600, .name = "f"},
+        {.type = MOP_SETXATTR, .ino = 2, .name = "user.a", .data = v, .data_len = 1},
+        {.type = MOP_SETXATTR, .ino = 2, .name = "user.b", .data = v, .data_len = 1},
+        {.type = MOP_REMOVEXATTR, .ino = 2, .name = "user.a"},
+        {.type = MOP_REMOVEXATTR, .ino = 2, .name = "user.b"},
+        {.type = MOP_SETXATTR, .ino = 2, .name = "user.c", .data = v, .data_len = 1},
+    };
+    const int want[] = {0, 1, 1, 1, 0, 1};
+    for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+        struct mop_result r1, r2;
+        memset(&r1, 0, sizeof(r1));
+        memset(&r2, 0, sizeof(r2));
+        ck_assert_int_eq(mop_prepare(st, &ops[i]), 0);
+        ck_assert_int_eq(mstore_apply(st, &ops[i], &r1), 0);
+        struct wbuf w;
+        wbuf_init(&w);
+        mop_encode(&ops[i], &w);
+        struct rcur c;
+        rcur_init(&c, w.data, w.len);
+        struct mop dop;
+        ck_assert_int_eq(mop_decode(&c, &dop), 0);
+        ck_assert_int_eq(mstore_apply(b, &dop, &r2), 0);
+        wbuf_free(&w);
+        ck_assert(memcmp(&r1.attr, &r2.attr, sizeof(r1.attr)) == 0);
+        ck_assert_int_eq((r1.attr.flags & ATTR_F_XATTRS) != 0, want[i]);
+        struct cairn_attr y;
+        ck_assert_int_eq(mstore_getattr(b, 2, &y), 0);
+        ck_assert_int_eq((y.flags & ATTR_F_XATTRS) != 0, want[i]);
+    }
+    mstore_close(b);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir2);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 START_TEST(test_chunk_lease_versions)
 {
     uint64_t f, d;
@@ -1073,6 +1234,8 @@ static Suite *suite(void)
     tcase_add_test(t, test_readdir_cookie_resumes_after_deletes_and_inserts);
     tcase_add_test(t, test_readdir_20000_entries_in_pages);
     tcase_add_test(t, test_xattr_create_replace_flags);
+    tcase_add_test(t, test_xattr_flag_set_and_cleared_with_last_xattr);
+    tcase_add_test(t, test_xattr_flag_same_on_replay);
     tcase_add_test(t, test_chunk_lease_versions);
     tcase_add_test(t, test_commit_grows_size_only);
     tcase_add_test(t, test_truncate_frees_whole_chunks);
