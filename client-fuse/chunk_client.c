@@ -72,7 +72,9 @@ static struct rpc_conn *conn_for(struct cc_pool *p, const char *addr)
                              .call_timeout_ms = p->io_timeout_ms,
                              .backoff_min_ms = 50,
                              .backoff_max_ms = 1000,
-                             .max_payload = CAIRN_IO_MAX + 64 * 1024 + 8192};
+                             .max_payload = CAIRN_IO_MAX + 64 * 1024 + 8192,
+                             /* a dead server fails fast: the caller tries another replica */
+                             .connect_attempts = 3};
         for (int i = 0; i < CM_CC_POOL; i++) {
             s->conn[i] = rpc_conn_new(addr, &o);
             if (!s->conn[i]) {

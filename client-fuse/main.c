@@ -175,7 +175,7 @@ static int cfg_from_opts(const struct mount_opts *mo, struct cm_cfg *cfg)
     char *end;
     memset(cfg, 0, sizeof(*cfg));
     if (strlen(mo->meta) > CAIRN_ADDR_MAX || !strchr(mo->meta, ':')) return -EINVAL;
-    snprintf(cfg->meta, sizeof(cfg->meta), "%s", mo->meta);
+    memcpy(cfg->meta, mo->meta, strlen(mo->meta) + 1); /* length checked above */
     cfg->entry_timeout = strtod(mo->entry_timeout, &end);
     if (*end || cfg->entry_timeout < 0) return -EINVAL;
     cfg->attr_timeout = strtod(mo->attr_timeout, &end);

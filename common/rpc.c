@@ -189,9 +189,11 @@ int rpc_submit(struct rpc_conn *c, uint16_t type, const void *p1, size_t n1, con
     k->conn = c;
     k->deadline_ms = deadline_ms;
 
+    int attempts = 0;
     for (;;) {
         pthread_mutex_lock(&c->mu);
         int rc = ensure_connected(c);
+        if (rc != 0 && rc != -EAGAIN && rc != -ENOMEM) attempts++;
         if (rc == 0) {
             k->reqid = c->next_reqid++;
             k->done = 0;
@@ -228,7 +230,7 @@ int rpc_submit(struct rpc_conn *c, uint16_t type, const void *p1, size_t n1, con
             pthread_mutex_unlock(&c->mu);
         }
         uint64_t now = net_now_ms();
-        if (now >= deadline_ms) {
+        if (now >= deadline_ms || (c->o.connect_attempts > 0 && attempts >= c->o.connect_attempts)) {
             pthread_cond_destroy(&k->cond);
             free(k);
             return rc == -EAGAIN ? -ETIMEDOUT : rc;

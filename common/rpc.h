@@ -21,6 +21,10 @@ struct rpc_opts {
     int backoff_min_ms;     /* default 50 */
     int backoff_max_ms;     /* default 2000 */
     uint32_t max_payload;   /* largest reply accepted; default WIRE_MAX_PAYLOAD */
+    /* A submit gives up after this many failed connection attempts (refused, unreachable)
+     * instead of retrying until its deadline; 0 = until the deadline. Callers with other
+     * replicas to try set it low, so a dead server costs a moment, not a timeout. */
+    int connect_attempts;
 };
 
 struct rpc_reply {

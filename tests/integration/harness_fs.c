@@ -58,8 +58,7 @@ int hfs_mount_opts(struct h_cluster *c, const char *extra)
     return k;
 }
 
-void hfs_env_start(struct hfs_env *env, const char *tag, int ncs, int nmounts,
-                   const char *mopts)
+void hfs_env_start(struct hfs_env *env, const char *tag, int ncs, int nmounts, const char *mopts)
 {
     memset(env, 0, sizeof(*env));
     const char *ldir = getenv("CAIRN_ITEST_DIR");
@@ -102,7 +101,9 @@ void hfs_env_start(struct hfs_env *env, const char *tag, int ncs, int nmounts,
                      env->c.dir);
             return;
         }
-        snprintf(env->root[k], sizeof(env->root[k]), "%s", env->c.mnt[rc]);
+        size_t ml = strnlen(env->c.mnt[rc], sizeof(env->root[k]) - 1);
+        memcpy(env->root[k], env->c.mnt[rc], ml);
+        env->root[k][ml] = '\0';
         env->nmnt = k + 1;
     }
     env->ready = 1;
@@ -290,13 +291,14 @@ static int cmp_content(struct cmp *c, const char *a, const char *b, off_t size)
             goto out;
         }
         if (ga != gb) {
-            rc = differ(c, "%s: %zu bytes at %lld, %s: %zu (size %lld)", a, ga, (long long)off,
-                        b, gb, (long long)size);
+            rc = differ(c, "%s: %zu bytes at %lld, %s: %zu (size %lld)", a, ga, (long long)off, b,
+                        gb, (long long)size);
             goto out;
         }
         if (memcmp(ba, bb, ga) != 0) {
             size_t i = 0;
-            while (ba[i] == bb[i]) i++;
+            while (ba[i] == bb[i])
+                i++;
             rc = differ(c, "%s and %s differ at byte %lld (0x%02x vs 0x%02x)", a, b,
                         (long long)(off + (off_t)i), ba[i], bb[i]);
             goto out;
@@ -311,7 +313,7 @@ out:
     return rc;
 }
 
-/* The user.* names of path, sorted, as one NUL-separated list; *n gets the count. */
+/* The user.* names of path, sorted, as one NUL-separated list of *len bytes (caller frees). */
 static char *user_xattrs(const char *path, size_t *len)
 {
     ssize_t sz = llistxattr(path, NULL, 0);
@@ -357,8 +359,8 @@ static int cmp_xattrs(struct cmp *c, const char *a, const char *b)
         goto out;
     }
     if (la != lb || memcmp(na, nb, la) != 0) {
-        rc = differ(c, "%s and %s have different user xattr names (%zu vs %zu bytes of names)",
-                    a, b, la, lb);
+        rc = differ(c, "%s and %s have different user xattr names (%zu vs %zu bytes of names)", a,
+                    b, la, lb);
         goto out;
     }
     static char va[65536], vb[65536];
@@ -366,8 +368,8 @@ static int cmp_xattrs(struct cmp *c, const char *a, const char *b)
         ssize_t sa = lgetxattr(a, na + i, va, sizeof(va));
         ssize_t sb = lgetxattr(b, na + i, vb, sizeof(vb));
         if (sa != sb || (sa > 0 && memcmp(va, vb, (size_t)sa) != 0)) {
-            rc = differ(c, "xattr %s differs: %s (%zd bytes) vs %s (%zd bytes)", na + i, a, sa,
-                        b, sb);
+            rc = differ(c, "xattr %s differs: %s (%zd bytes) vs %s (%zd bytes)", na + i, a, sa, b,
+                        sb);
             goto out;
         }
     }
@@ -396,8 +398,8 @@ static int cmp_node(struct cmp *c, const char *a, const char *b, int depth)
         return differ(c, "%s has mode 0%o, %s has 0%o", a, sa.st_mode & 07777, b,
                       sb.st_mode & 07777);
     if ((c->flags & HFS_CMP_OWNER) && (sa.st_uid != sb.st_uid || sa.st_gid != sb.st_gid))
-        return differ(c, "%s is owned by %u:%u, %s by %u:%u", a, sa.st_uid, sa.st_gid, b,
-                      sb.st_uid, sb.st_gid);
+        return differ(c, "%s is owned by %u:%u, %s by %u:%u", a, sa.st_uid, sa.st_gid, b, sb.st_uid,
+                      sb.st_gid);
     if ((c->flags & HFS_CMP_NLINK) && !S_ISDIR(sa.st_mode) && sa.st_nlink != sb.st_nlink)
         return differ(c, "%s has %lu links, %s has %lu", a, (unsigned long)sa.st_nlink, b,
                       (unsigned long)sb.st_nlink);
@@ -436,15 +438,16 @@ static int cmp_dir(struct cmp *c, const char *a, const char *b, int depth)
     int nb = scandir(b, &lb, no_dots, alphasort);
     if (nb < 0) {
         int e = -errno;
-        for (int i = 0; i < na; i++) free(la[i]);
+        for (int i = 0; i < na; i++)
+            free(la[i]);
         free(la);
         return e;
     }
     int rc = 0;
     for (int i = 0; i < na || i < nb; i++) {
         if (i >= na || i >= nb || strcmp(la[i]->d_name, lb[i]->d_name) != 0) {
-            rc = differ(c, "%s and %s list different names (%d vs %d entries; first: %s vs %s)",
-                        a, b, na, nb, i < na ? la[i]->d_name : "(none)",
+            rc = differ(c, "%s and %s list different names (%d vs %d entries; first: %s vs %s)", a,
+                        b, na, nb, i < na ? la[i]->d_name : "(none)",
                         i < nb ? lb[i]->d_name : "(none)");
             break;
         }
@@ -454,8 +457,10 @@ static int cmp_dir(struct cmp *c, const char *a, const char *b, int depth)
         rc = cmp_node(c, pa, pb, depth);
         if (rc) break;
     }
-    for (int i = 0; i < na; i++) free(la[i]);
-    for (int i = 0; i < nb; i++) free(lb[i]);
+    for (int i = 0; i < na; i++)
+        free(la[i]);
+    for (int i = 0; i < nb; i++)
+        free(lb[i]);
     free(la);
     free(lb);
     return rc;

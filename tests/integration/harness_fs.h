@@ -21,18 +21,17 @@
  * file system; cluster-only tests skip themselves then). */
 struct hfs_env {
     struct h_cluster c;
-    int local;          /* 1: $CAIRN_ITEST_DIR mode, no cluster */
-    int ready;          /* setup succeeded */
-    char why[1024];     /* why setup failed */
+    int local;      /* 1: $CAIRN_ITEST_DIR mode, no cluster */
+    int ready;      /* setup succeeded */
+    char why[1024]; /* why setup failed */
     int nmnt;
-    char root[4][512];  /* root folder of each mount (or its local stand-in) */
+    char root[4][512]; /* root folder of each mount (or its local stand-in) */
 };
 
 /* Start a cluster of ncs chunk servers and nmounts mounts (extra FUSE options in mopts, e.g.
  * "allow_other", or NULL). On failure env->ready stays 0 and env->why says why; the caller
  * still runs its suite so the failure shows up in every test. */
-void hfs_env_start(struct hfs_env *env, const char *tag, int ncs, int nmounts,
-                   const char *mopts);
+void hfs_env_start(struct hfs_env *env, const char *tag, int ncs, int nmounts, const char *mopts);
 /* Unmount, stop every process, clean up (kept when $KEEP is set). */
 void hfs_env_stop(struct hfs_env *env);
 /* A fresh empty folder NAME under mount k's root (removing an old one); path into out. */
@@ -73,10 +72,10 @@ int hfs_read_file(const char *path, void *buf, size_t cap, size_t *len);
 
 /* ---- trees ----------------------------------------------------------------------------------- */
 
-#define HFS_CMP_MTIME 1u  /* also compare mtimes of files and symlinks (seconds) */
-#define HFS_CMP_OWNER 2u  /* also compare uid and gid */
-#define HFS_CMP_NLINK 4u  /* also compare link counts of non-directories */
-#define HFS_CMP_XATTR 8u  /* also compare user.* xattrs */
+#define HFS_CMP_MTIME 1u /* also compare mtimes of files and symlinks (seconds) */
+#define HFS_CMP_OWNER 2u /* also compare uid and gid */
+#define HFS_CMP_NLINK 4u /* also compare link counts of non-directories */
+#define HFS_CMP_XATTR 8u /* also compare user.* xattrs */
 
 /* Compare the trees under a and b recursively: the same names, types, sizes, permission bits,
  * regular file content and symlink targets, plus what flags asks for. Returns 0 if equal, 1 on
@@ -86,23 +85,23 @@ int hfs_tree_compare(const char *a, const char *b, unsigned flags, char *why, si
 /* ---- assertions (for the Check tests only; need <check.h>, <errno.h>, <string.h>) --------- */
 
 /* expr (a syscall returning -1 and errno on failure) must succeed. */
-#define HFS_OK(expr)                                                                          \
-    do {                                                                                      \
-        errno = 0;                                                                            \
-        long hfs_r_ = (long)(expr);                                                           \
-        int hfs_e_ = errno;                                                                   \
-        ck_assert_msg(hfs_r_ != -1, "%s failed: %s", #expr, strerror(hfs_e_));               \
+#define HFS_OK(expr)                                                                               \
+    do {                                                                                           \
+        errno = 0;                                                                                 \
+        long hfs_r_ = (long)(expr);                                                                \
+        int hfs_e_ = errno;                                                                        \
+        ck_assert_msg(hfs_r_ != -1, "%s failed: %s", #expr, strerror(hfs_e_));                     \
     } while (0)
 
 /* expr must fail with errno e. */
-#define HFS_ERR(expr, e)                                                                      \
-    do {                                                                                      \
-        errno = 0;                                                                            \
-        long hfs_r_ = (long)(expr);                                                           \
-        int hfs_e_ = errno;                                                                   \
-        ck_assert_msg(hfs_r_ == -1 && hfs_e_ == (e), "%s: expected -1/%s, got %ld/%s", #expr, \
-                      strerrorname_np(e), hfs_r_,                                             \
-                      hfs_r_ == -1 ? strerrorname_np(hfs_e_) : "success");                   \
+#define HFS_ERR(expr, e)                                                                           \
+    do {                                                                                           \
+        errno = 0;                                                                                 \
+        long hfs_r_ = (long)(expr);                                                                \
+        int hfs_e_ = errno;                                                                        \
+        ck_assert_msg(hfs_r_ == -1 && hfs_e_ == (e), "%s: expected -1/%s, got %ld/%s", #expr,      \
+                      strerrorname_np(e), hfs_r_,                                                  \
+                      hfs_r_ == -1 ? strerrorname_np(hfs_e_) : "success");                         \
     } while (0)
 
 #endif

@@ -2,7 +2,8 @@
  * trip (sequential and random offsets, reads and overwrites), close-to-open consistency
  * between two mounts of one cluster, coherence of one file open twice in one mount (and
  * mmap), many threads reading and writing one file at once, open files whose name another
- * mount removes or replaces, and EIO rather than a hang when the only chunk server dies under a reader.
+ * mount removes or replaces, and EIO rather than a hang when the only chunk server dies under a
+ * reader.
  *
  * The cluster has one chunk server and two mounts; the chunk-server kill runs last. Data is a
  * function of (seed, offset) (harness_fs.c), so nothing is kept in memory to compare with. */
@@ -110,14 +111,16 @@ static void image_expect(int fd, const struct image *im, off_t off, size_t len, 
     size_t got = 0;
     int rc = hfs_pread_all(fd, buf, len, off, &got);
     ck_assert_msg(rc == 0, "pread %zu at %lld: %s", len, (long long)off, strerror(-rc));
-    size_t exp = off >= im->size ? 0 : (size_t)(im->size - off) < len ? (size_t)(im->size - off)
-                                                                       : len;
-    ck_assert_msg(got == exp, "pread %zu at %lld gave %zu bytes, expected %zu", len,
-                  (long long)off, got, exp);
+    size_t exp = off >= im->size                  ? 0
+                 : (size_t)(im->size - off) < len ? (size_t)(im->size - off)
+                                                  : len;
+    ck_assert_msg(got == exp, "pread %zu at %lld gave %zu bytes, expected %zu", len, (long long)off,
+                  got, exp);
     image_fill(im, want, off, got);
     if (memcmp(buf, want, got) != 0) {
         size_t i = 0;
-        while (buf[i] == want[i]) i++;
+        while (buf[i] == want[i])
+            i++;
         ck_abort_msg("byte %lld differs: 0x%02x, expected 0x%02x", (long long)(off + (off_t)i),
                      (uint8_t)buf[i], (uint8_t)want[i]);
     }
@@ -144,7 +147,8 @@ static void image_expect_seq(int fd, const struct image *im, size_t bs)
         image_fill(im, want, off, got);
         if (memcmp(buf, want, got) != 0) {
             size_t i = 0;
-            while (buf[i] == want[i]) i++;
+            while (buf[i] == want[i])
+                i++;
             ck_abort_msg("sequential read: byte %lld differs", (long long)(off + (off_t)i));
         }
         off += (off_t)got;
@@ -245,8 +249,9 @@ START_TEST(big_roundtrip)
     }
     ck_assert_int_eq(close(fd), 0);
     double t4 = now_s();
-    fprintf(stderr, "big_roundtrip: write %.1f MiB/s, read %.1f MiB/s, overwrites %.1fs, "
-                    "other mount %.1fs\n",
+    fprintf(stderr,
+            "big_roundtrip: write %.1f MiB/s, read %.1f MiB/s, overwrites %.1fs, "
+            "other mount %.1fs\n",
             300 / (t1 - t0), 300 / (t2 - t1), t3 - t2, t4 - t3);
     free(buf);
     free(want);
@@ -466,7 +471,7 @@ struct par_arg {
     const char *path;
     int shared_fd;
     uint64_t seed;
-    int bad;          /* reads that went wrong */
+    int bad; /* reads that went wrong */
     char why[160];
 };
 
@@ -513,8 +518,7 @@ static void *par_writer(void *p)
         hfs_fill(buf, 65536, 888, (uint64_t)off);
         if (hfs_pwrite_all(a->shared_fd, buf, 65536, off) != 0) {
             a->bad++;
-            snprintf(a->why, sizeof(a->why), "pwrite at %lld: %s", (long long)off,
-                     strerror(errno));
+            snprintf(a->why, sizeof(a->why), "pwrite at %lld: %s", (long long)off, strerror(errno));
         }
     }
     free(buf);

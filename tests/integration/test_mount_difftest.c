@@ -9,8 +9,9 @@
  * link, unlink, mkdir, rmdir, symlink, readlink, setxattr/getxattr/removexattr, chmod, stat,
  * readdir, and calls on descriptors kept open across the others (write, read, ftruncate,
  * fstat, close) so unlinked and renamed open files are covered. Paths are drawn from a small
- * set of names (d1..d3 for folders, f1..f4 for files) up to three levels deep, so most calls hit existing entries and errors
- * (ENOENT, ENOTDIR, EISDIR, EEXIST, ENOTEMPTY, EINVAL, ELOOP, ...) come up often.
+ * set of names (d1..d3 for folders, f1..f4 for files) up to three levels deep, so most calls hit
+ * existing entries and errors (ENOENT, ENOTDIR, EISDIR, EEXIST, ENOTEMPTY, EINVAL, ELOOP, ...) come
+ * up often.
  *
  * `make check` runs 2000 operations with seed 1; DIFFTEST_OPS and DIFFTEST_SEED choose others
  * for soak runs. Every operation is logged to difftest.log in the cluster folder (kept with
@@ -70,10 +71,10 @@ enum op_kind {
 };
 
 static const char *const op_names[OP_COUNT] = {
-    "create",   "write",       "read",      "truncate",  "rename",   "link",    "unlink",
-    "mkdir",    "rmdir",       "symlink",   "readlink",  "setxattr", "getxattr", "removexattr",
-    "listxattr", "chmod",      "stat",      "readdir",   "fd_open",  "fd_write", "fd_read",
-    "fd_truncate", "fd_stat",  "fd_close",  "fd_fsync",
+    "create",      "write",   "read",     "truncate", "rename",   "link",     "unlink",
+    "mkdir",       "rmdir",   "symlink",  "readlink", "setxattr", "getxattr", "removexattr",
+    "listxattr",   "chmod",   "stat",     "readdir",  "fd_open",  "fd_write", "fd_read",
+    "fd_truncate", "fd_stat", "fd_close", "fd_fsync",
 };
 
 /* relative weights of the kinds */
@@ -120,8 +121,8 @@ static void rand_path(struct hfs_rng *r, int want_dir, char *out, size_t len)
     out[0] = '\0';
     for (int i = 0; i < depth; i++) {
         int last = i == depth - 1;
-        int dir = last ? (hfs_rng_below(r, 100) < 15 ? !want_dir : want_dir)
-                       : hfs_rng_below(r, 100) >= 5;
+        int dir =
+            last ? (hfs_rng_below(r, 100) < 15 ? !want_dir : want_dir) : hfs_rng_below(r, 100) >= 5;
         const char *c = dir ? dn[hfs_rng_below(r, 3)] : fn[hfs_rng_below(r, 4)];
         pos += (size_t)snprintf(out + pos, len - pos, "%s%s", i ? "/" : "", c);
     }
@@ -146,11 +147,13 @@ static void gen_op(struct hfs_rng *r, uint64_t idx, struct op *o)
 {
     static int total;
     if (!total)
-        for (int i = 0; i < OP_COUNT; i++) total += op_weight[i];
+        for (int i = 0; i < OP_COUNT; i++)
+            total += op_weight[i];
     memset(o, 0, sizeof(*o));
     int w = (int)hfs_rng_below(r, (uint64_t)total);
     int k = 0;
-    while (w >= op_weight[k]) w -= op_weight[k++];
+    while (w >= op_weight[k])
+        w -= op_weight[k++];
     o->kind = (enum op_kind)k;
     int dir = 0;
     if (k == OP_MKDIR || k == OP_RMDIR || k == OP_READDIR)
@@ -169,7 +172,8 @@ static void gen_op(struct hfs_rng *r, uint64_t idx, struct op *o)
     snprintf(o->xname, sizeof(o->xname), "user.%c", (char)('x' + hfs_rng_below(r, 3)));
     switch (o->kind) {
     case OP_CREATE:
-        o->flags = (hfs_rng_below(r, 4) == 0 ? O_EXCL : 0) | (hfs_rng_below(r, 4) == 0 ? O_TRUNC : 0);
+        o->flags =
+            (hfs_rng_below(r, 4) == 0 ? O_EXCL : 0) | (hfs_rng_below(r, 4) == 0 ? O_TRUNC : 0);
         break;
     case OP_WRITE:
     case OP_FD_OPEN:
@@ -297,7 +301,7 @@ static void run_op(struct side *s, const struct op *o, struct res *r)
         }
         hfs_fill(s->wbuf, o->len, o->seed, (uint64_t)o->off);
         set_ret(r, (o->flags & O_APPEND) ? write(fd, s->wbuf, o->len)
-                                          : pwrite(fd, s->wbuf, o->len, o->off));
+                                         : pwrite(fd, s->wbuf, o->len, o->off));
         if (close(fd) != 0 && r->ret >= 0) set_ret(r, -1);
         break;
     case OP_READ:
@@ -455,7 +459,8 @@ START_TEST(difftest)
     snprintf(L.root, sizeof(L.root), "%s/difftest-local", E.c.dir);
     ck_assert_int_eq(h_sh(60, "rm -rf '%s' && mkdir -p '%s'", L.root, L.root), 0);
     umask(0);
-    for (int i = 0; i < NSLOT; i++) M.fd[i] = L.fd[i] = -1;
+    for (int i = 0; i < NSLOT; i++)
+        M.fd[i] = L.fd[i] = -1;
     M.wbuf = malloc(MAXDATA);
     L.wbuf = malloc(MAXDATA);
     struct res rm = {.data = malloc(MAXDATA)}, rl = {.data = malloc(MAXDATA)};
@@ -478,8 +483,8 @@ START_TEST(difftest)
         op_describe(&o, desc, sizeof(desc));
         run_op(&L, &o, &rl);
         run_op(&M, &o, &rm);
-        fprintf(log, "%llu %s -> local %ld/%s mount %ld/%s\n", (unsigned long long)i, desc,
-                rl.ret, rl.err ? strerrorname_np(rl.err) : "0", rm.ret,
+        fprintf(log, "%llu %s -> local %ld/%s mount %ld/%s\n", (unsigned long long)i, desc, rl.ret,
+                rl.err ? strerrorname_np(rl.err) : "0", rm.ret,
                 rm.err ? strerrorname_np(rm.err) : "0");
         fflush(log);
         counts[o.kind]++;
@@ -491,16 +496,17 @@ START_TEST(difftest)
                       rm.err ? strerrorname_np(rm.err) : "0");
         if (rl.dlen != rm.dlen || memcmp(rl.data, rm.data, rl.dlen) != 0) {
             size_t k = 0;
-            while (k < rl.dlen && k < rm.dlen && rl.data[k] == rm.data[k]) k++;
+            while (k < rl.dlen && k < rm.dlen && rl.data[k] == rm.data[k])
+                k++;
             ck_abort_msg("op %llu (DIFFTEST_SEED=%llu) %s: results differ at byte %zu (local %zu "
                          "bytes: %.60s; mount %zu bytes: %.60s)",
                          (unsigned long long)i, (unsigned long long)seed, desc, k, rl.dlen,
-                         o.kind == OP_READ || o.kind == OP_FD_READ ? "(data)" : rl.data,
-                         rm.dlen, o.kind == OP_READ || o.kind == OP_FD_READ ? "(data)" : rm.data);
+                         o.kind == OP_READ || o.kind == OP_FD_READ ? "(data)" : rl.data, rm.dlen,
+                         o.kind == OP_READ || o.kind == OP_FD_READ ? "(data)" : rm.data);
         }
         if ((i + 1) % 500 == 0 || i + 1 == nops) {
-            int rc = hfs_tree_compare(L.root, M.root, HFS_CMP_NLINK | HFS_CMP_XATTR, why,
-                                      sizeof(why));
+            int rc =
+                hfs_tree_compare(L.root, M.root, HFS_CMP_NLINK | HFS_CMP_XATTR, why, sizeof(why));
             ck_assert_msg(rc == 0, "after op %llu (DIFFTEST_SEED=%llu): %s", (unsigned long long)i,
                           (unsigned long long)seed, why);
         }

@@ -92,8 +92,8 @@ static void expect(const char *p, const char *s)
     int rc = hfs_read_file(p, buf, sizeof(buf) - 1, &n);
     ck_assert_msg(rc == 0, "read %s: %s", p, strerror(-rc));
     buf[n] = '\0';
-    ck_assert_msg(n == strlen(s) && memcmp(buf, s, n) == 0, "%s holds \"%s\", expected \"%s\"",
-                  p, buf, s);
+    ck_assert_msg(n == strlen(s) && memcmp(buf, s, n) == 0, "%s holds \"%s\", expected \"%s\"", p,
+                  buf, s);
 }
 
 static void expect_fd(int fd, off_t off, const char *s)
@@ -103,8 +103,10 @@ static void expect_fd(int fd, off_t off, const char *s)
     int rc = hfs_pread_all(fd, buf, sizeof(buf) - 1, off, &n);
     ck_assert_msg(rc == 0, "pread: %s", strerror(-rc));
     buf[n] = '\0';
-    ck_assert_msg(n == strlen(s) && memcmp(buf, s, n) == 0, "fd holds \"%s\" at %lld, expected "
-                  "\"%s\"", buf, (long long)off, s);
+    ck_assert_msg(n == strlen(s) && memcmp(buf, s, n) == 0,
+                  "fd holds \"%s\" at %lld, expected "
+                  "\"%s\"",
+                  buf, (long long)off, s);
 }
 
 /* The bytes at off are s (whatever follows). */
@@ -145,8 +147,8 @@ static void pat_expect(int fd, uint64_t seed, off_t off, size_t len)
     ck_assert_msg(rc == 0, "pread %zu at %lld: %s", len, (long long)off, strerror(-rc));
     ck_assert_msg(got == len, "pread %zu at %lld gave %zu bytes", len, (long long)off, got);
     ssize_t bad = seed ? hfs_check(b, len, seed, (uint64_t)off) : hfs_first_nonzero(b, len);
-    ck_assert_msg(bad < 0, "byte %lld differs (%s expected, got 0x%02x)",
-                  (long long)(off + bad), seed ? "pattern" : "zero", bad < 0 ? 0 : (uint8_t)b[bad]);
+    ck_assert_msg(bad < 0, "byte %lld differs (%s expected, got 0x%02x)", (long long)(off + bad),
+                  seed ? "pattern" : "zero", bad < 0 ? 0 : (uint8_t)b[bad]);
     free(b);
 }
 
@@ -536,8 +538,8 @@ START_TEST(truncate_chunks)
 {
     td("truncate_chunks");
     int fd = xopen("t", O_CREAT | O_RDWR, 0644);
-    pat_write(fd, 31, CHUNK - MiB, 2 * MiB);        /* straddles chunks 0/1 */
-    pat_write(fd, 32, 2 * CHUNK - 4096, 8192);      /* straddles chunks 1/2 */
+    pat_write(fd, 31, CHUNK - MiB, 2 * MiB);   /* straddles chunks 0/1 */
+    pat_write(fd, 32, 2 * CHUNK - 4096, 8192); /* straddles chunks 1/2 */
     ck_assert_int_eq(xfstat(fd).st_size, 2 * CHUNK + 4096);
     int fd2 = xopen("t", O_RDONLY, 0); /* a second descriptor sees every change */
 
@@ -561,7 +563,7 @@ START_TEST(truncate_chunks)
     ck_assert_int_eq(xfstat(fd).st_size, CHUNK);
     pat_expect(fd, 31, CHUNK - MiB, MiB);
 
-    HFS_OK(truncate("t", CHUNK - 5)); /* into chunk 0 */
+    HFS_OK(truncate("t", CHUNK - 5));    /* into chunk 0 */
     pat_write(fd, 33, 3 * CHUNK + 7, 1); /* and a write far beyond */
     ck_assert_int_eq(xfstat(fd).st_size, 3 * CHUNK + 8);
     drop_cache(fd);
@@ -1088,6 +1090,34 @@ START_TEST(xattrs)
 }
 END_TEST
 
+/* A POSIX ACL that only restates the mode (what cp -a, cp -p and mv write): a file system
+ * either refuses ACLs (EOPNOTSUPP, and tools fall back to chmod) or applies it as a chmod;
+ * storing it as an opaque xattr leaves the mode wrong and ls showing "+". */
+START_TEST(posix_acl_mode)
+{
+    td("posix_acl_mode");
+    put("f", "x");
+    HFS_OK(chmod("f", 0600));
+    /* version 2; USER_OBJ rw-, GROUP_OBJ r--, OTHER r-- (ids undefined) */
+    const unsigned char acl[28] = {2,    0,    0, 0, 1,    0,    6,    0,    0xff, 0xff,
+                                   0xff, 0xff, 4, 0, 4,    0,    0xff, 0xff, 0xff, 0xff,
+                                   0x20, 0,    4, 0, 0xff, 0xff, 0xff, 0xff};
+    errno = 0;
+    int r = setxattr("f", "system.posix_acl_access", acl, sizeof(acl), 0);
+    int e = errno;
+    if (r != 0) {
+        ck_assert_msg(e == EOPNOTSUPP, "setting an ACL failed with %s", strerrorname_np(e));
+        ck_assert_int_eq(xstat("f").st_mode, S_IFREG | 0600);
+        return;
+    }
+    ck_assert_msg(xstat("f").st_mode == (S_IFREG | 0644),
+                  "an ACL equal to mode 0644 was accepted but the mode is 0%o",
+                  xstat("f").st_mode & 07777);
+    char b[64];
+    HFS_ERR(getxattr("f", "system.posix_acl_access", b, sizeof(b)), ENODATA);
+}
+END_TEST
+
 START_TEST(mknod_special)
 {
     td("mknod_special");
@@ -1429,8 +1459,10 @@ START_TEST(fallocate_mode0)
     ck_assert_int_eq(xfstat(fd).st_size, CHUNK + 7 * MiB + 10);
     r = fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 4096);
     ck_assert_msg(r == 0 || errno == EOPNOTSUPP, "PUNCH_HOLE: %s", strerror(errno));
-    if (r == 0) pat_expect(fd, 0, 0, 4096);
-    else pat_expect(fd, 51, 0, 4096);
+    if (r == 0)
+        pat_expect(fd, 0, 0, 4096);
+    else
+        pat_expect(fd, 51, 0, 4096);
     HFS_OK(close(fd));
     fd = xopen("fa", O_RDONLY, 0);
     HFS_ERR(fallocate(fd, 0, 0, 100), EBADF);
@@ -1526,18 +1558,15 @@ int main(void)
         const char *name;
         const TTest *t;
     } cases[] = {
-        {"open", open_flags},         {"open", open_trunc},
-        {"open", open_append},        {"data", sparse_holes},
-        {"data", big_file},           {"data", truncate_chunks},
-        {"names", rename_over_open},  {"names", unlink_open},
-        {"names", hard_links},        {"names", symlinks},
-        {"names", mknod_special},     {"names", dirs},
-        {"names", renames},           {"names", name_too_long},
-        {"attrs", file_times},        {"attrs", chmod_chown},
-        {"attrs", perms_nonroot},     {"attrs", xattrs},
-        {"dirs", readdir_seek},       {"dirs", readdir_while_removing},
-        {"misc", statfs_fields},      {"misc", fallocate_mode0},
-        {"misc", fsync_calls},        {"misc", plain_io},
+        {"open", open_flags},        {"open", open_trunc},      {"open", open_append},
+        {"data", sparse_holes},      {"data", big_file},        {"data", truncate_chunks},
+        {"names", rename_over_open}, {"names", unlink_open},    {"names", hard_links},
+        {"names", symlinks},         {"names", mknod_special},  {"names", dirs},
+        {"names", renames},          {"names", name_too_long},  {"attrs", file_times},
+        {"attrs", chmod_chown},      {"attrs", perms_nonroot},  {"attrs", xattrs},
+        {"attrs", posix_acl_mode},   {"dirs", readdir_seek},    {"dirs", readdir_while_removing},
+        {"misc", statfs_fields},     {"misc", fallocate_mode0}, {"misc", fsync_calls},
+        {"misc", plain_io},
     };
     TCase *tc = NULL;
     const char *cur = NULL;
