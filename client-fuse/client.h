@@ -250,6 +250,8 @@ static inline uint64_t ist_size(const struct inode_st *s)
 }
 
 /* ---- the mount ----------------------------------------------------------------------------- */
+struct fuse_session;
+
 struct cm {
     struct cm_cfg cfg;
     struct mc meta;
@@ -257,7 +259,18 @@ struct cm {
     struct ist_table *inodes;
     struct rc_cache *cache;
     struct rp_prefetcher *pf;
+    struct kv_table *kview;
+    struct fuse_session *se; /* for cache invalidations sent to the kernel */
 };
+
+/* ---- kview.c: attributes the kernel holds (prefix kv_) -------------------------------------- */
+struct kv_table;
+struct kv_table *kv_new(void);
+void kv_free(struct kv_table *t);
+/* Record the size and mtime just handed to the kernel for ino. */
+void kv_note(struct kv_table *t, uint64_t ino, uint64_t size, int64_t mtime_s, uint32_t mtime_ns);
+/* 1 when the kernel was last told exactly these (so its cache needs no invalidation). */
+int kv_same(struct kv_table *t, uint64_t ino, uint64_t size, int64_t mtime_s, uint32_t mtime_ns);
 
 /* ---- read_path.c (prefix rp_) -------------------------------------------------------------- */
 /* A piece of a byte range that lies inside one chunk. */

@@ -147,6 +147,7 @@ static void to_stat(struct cm *cm, const struct cairn_attr *a, uint64_t tk, stru
     st->st_ctim.tv_nsec = a->ctime_ns;
     dirc_note(cm, a);
     ist_xa_note_attr(cm->inodes, a, xa_ttl_ms(cm), tk);
+    kv_note(cm->kview, a->ino, (uint64_t)st->st_size, a->mtime_s, a->mtime_ns);
 }
 
 static void to_entry(struct cm *cm, const struct cairn_attr *a, uint64_t tk,
@@ -465,6 +466,10 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         fuse_reply_err(req, -rc);
         return;
     }
+    /* close-to-open: the kernel stops reads at the size it caches; when the file changed since
+     * the kernel was told, drop its attributes (offset -1: pages are kept_cache's business) */
+    if (cm->se && !kv_same(cm->kview, ino, shown_size(cm, &a), a.mtime_s, a.mtime_ns))
+        fuse_lowlevel_notify_inval_inode(cm->se, ino, -1, 0);
     if (fuse_reply_open(req, fi) == -ENOENT) {
         /* the opener was interrupted: undo */
         struct fh *h = FH(fi);
@@ -734,12 +739,20 @@ static void fs_statfs(fuse_req_t req, fuse_ino_t ino)
  * security.selinux and the POSIX ACLs of every entry: see IST_XA_* in client.h. */
 #define CAP_XATTR "security.capability"
 
+/* POSIX ACLs are not supported: refusing them (rather than storing them as opaque xattrs,
+ * which the kernel would not apply) makes cp -a, tar and rsync fall back to chmod. */
+static int is_posix_acl(const char *name)
+{
+    return strncmp(name, "system.posix_acl_", 17) == 0;
+}
+
 static void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
                         size_t size, int flags)
 {
     struct cm *cm = CM(req);
     int rc = 0;
-    if (strlen(name) > CAIRN_XATTR_NAME_MAX) rc = -ERANGE;
+    if (is_posix_acl(name)) rc = -EOPNOTSUPP;
+    else if (strlen(name) > CAIRN_XATTR_NAME_MAX) rc = -ERANGE;
     else if (size > CAIRN_XATTR_SIZE_MAX) rc = -E2BIG;
     else if (flags & ~(XATTR_CREATE | XATTR_REPLACE)) rc = -EINVAL;
     if (!rc) {
@@ -775,8 +788,8 @@ static void reply_xattr_value(fuse_req_t req, int rc, struct rpc_reply *rep, siz
 static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
     struct cm *cm = CM(req);
-    if (strlen(name) > CAIRN_XATTR_NAME_MAX) {
-        fuse_reply_err(req, ERANGE);
+    if (strlen(name) > CAIRN_XATTR_NAME_MAX || is_posix_acl(name)) {
+        fuse_reply_err(req, is_posix_acl(name) ? EOPNOTSUPP : ERANGE);
         return;
     }
     int is_cap = strcmp(name, CAP_XATTR) == 0;

@@ -197,7 +197,8 @@ static int cm_start(struct cm *cm)
     cm->cc = cc_pool_new(cm->cfg.io_timeout_s * 1000);
     cm->inodes = ist_new();
     cm->cache = rc_new(cm->cfg.cache_size);
-    if (!cm->cc || !cm->inodes || !cm->cache) return -ENOMEM;
+    cm->kview = kv_new();
+    if (!cm->cc || !cm->inodes || !cm->cache || !cm->kview) return -ENOMEM;
     cm->pf = rp_prefetcher_new(cm, CM_PREFETCH_THREADS);
     return 0;
 }
@@ -209,6 +210,7 @@ static void cm_stop(struct cm *cm)
     cc_pool_free(cm->cc);
     rc_free(cm->cache);
     ist_free(cm->inodes);
+    kv_free(cm->kview);
 }
 
 int main(int argc, char **argv)
@@ -263,6 +265,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "cairn-mount: bad FUSE options: %s\n", optstr);
         goto out_cm;
     }
+    cm.se = se;
     if (fuse_set_signal_handlers(se) != 0) goto out_se;
     if (fuse_session_mount(se, mnt) != 0) {
         fprintf(stderr, "cairn-mount: cannot mount on %s\n", mnt);

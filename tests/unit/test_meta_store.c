@@ -650,8 +650,8 @@ START_TEST(test_xattr_flag_set_and_cleared_with_last_xattr)
     ck_assert_int_eq(has_x(before), 1);
     ck_assert_int_eq(has_x(after), 1);
     ck_assert_int_eq(set_x(f, "user.c", NULL), 0);
-    struct mop op = {.type = MOP_SETXATTR, .ino = f, .data = (const uint8_t *)"v", .data_len = 1,
-                     .flags = 1};
+    struct mop op = {
+        .type = MOP_SETXATTR, .ino = f, .data = (const uint8_t *)"v", .data_len = 1, .flags = 1};
     strcpy(op.name, "user.c");
     ck_assert_int_eq(apply(&op, NULL, NULL), -EEXIST);
     ck_assert_int_eq(has_x(f), 1);
