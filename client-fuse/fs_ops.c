@@ -566,7 +566,12 @@ static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
     struct fh *h = FH(fi);
     if (h) {
         struct inode_st *s = h->s;
-        int rc = wp_flush(cm, s, 0);
+        /* the end of the last write session of this mount makes the data durable on the
+         * chunk servers (the kernel does not wait for release, so close() does not either) */
+        pthread_mutex_lock(&s->mu);
+        int last_writer = h->writable && s->writers == 1;
+        pthread_mutex_unlock(&s->mu);
+        int rc = wp_flush(cm, s, last_writer);
         if (rc)
             LOG_WARN("fuse", "inode %" PRIu64 ": writing out at release failed: %s",
                      (uint64_t)ino, strerror(-rc));
