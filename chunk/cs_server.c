@@ -137,7 +137,12 @@ static int do_write(struct cs_conn *c, struct rcur *r, struct wbuf *out)
         conn_dirty(c, id, ver);
     int drc = n > 0 ? chain_wait(call, sub, chain[0]) : 0;
     if (!rc) rc = drc;
-    if (!rc) wbuf_put_u32(out, clen);
+    if (!rc) {
+        uint64_t alloc = 0;
+        cstore_alloc(&c->s->store, id, &alloc); /* 0 if it cannot tell: st_blocks only */
+        wbuf_put_u32(out, clen);
+        wbuf_put_u64(out, alloc);
+    }
     return rc;
 }
 

@@ -812,3 +812,16 @@ int cstore_dirs_ok(struct cstore *cs)
         n += cs->dirs[d].ok;
     return n;
 }
+
+int cstore_alloc(struct cstore *cs, uint64_t id, uint64_t *bytes)
+{
+    char path[700];
+    uint32_t ver;
+    int rc = cstore_path(cs, id, path, sizeof(path), &ver);
+    if (rc) return rc;
+    struct stat st;
+    if (stat(path, &st) != 0) return -errno;
+    uint64_t a = (uint64_t)st.st_blocks * 512u;
+    *bytes = a > CSTORE_DATA_OFF ? a - CSTORE_DATA_OFF : 0;
+    return 0;
+}

@@ -72,6 +72,9 @@ int cstore_mark_bad(struct cstore *cs, uint64_t id, uint32_t ver);
 void cstore_space(struct cstore *cs, uint64_t *capacity, uint64_t *avail);
 /* Number of data folders in service. */
 int cstore_dirs_ok(struct cstore *cs);
+/* Bytes the file system stores for the chunk's data (its header area not counted): what
+ * st_blocks of the file it belongs to adds up. */
+int cstore_alloc(struct cstore *cs, uint64_t id, uint64_t *bytes);
 /* Path of the chunk file (for tests and logs); 0 or -ENOENT. */
 int cstore_path(struct cstore *cs, uint64_t id, char *out, size_t len, uint32_t *ver);
 #endif

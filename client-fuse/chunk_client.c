@@ -195,8 +195,26 @@ static void put_chain_tail(struct wbuf *b, const struct chunk_info *ci)
     for (int i = 1; i < ci->nloc; i++) wbuf_put_str(b, ci->loc[i].addr, strlen(ci->loc[i].addr));
 }
 
+/* Wait for one CHK_WRITE reply; *alloc keeps the largest allocation a server reported. */
+static int wait_write(struct rpc_call *k, uint64_t deadline, uint64_t *alloc)
+{
+    struct rpc_reply rep;
+    int w = rpc_wait(k, deadline, &rep);
+    if (w) return w;
+    w = rep.status;
+    if (!w && alloc) {
+        struct rcur c;
+        rcur_init(&c, rep.payload.data, rep.payload.len);
+        rcur_u32(&c); /* chunk length */
+        uint64_t a = rcur_u64(&c);
+        if (!c.err && a > *alloc) *alloc = a;
+    }
+    rpc_reply_free(&rep);
+    return w;
+}
+
 int cc_write(struct cc_pool *p, const struct chunk_info *ci, uint32_t off, const uint8_t *data,
-             size_t len, int sync)
+             size_t len, int sync, uint64_t *alloc)
 {
     if (ci->nloc == 0) return -ENOSPC;
     struct rpc_conn *c = conn_for(p, ci->loc[0].addr);
@@ -211,12 +229,7 @@ int cc_write(struct cc_pool *p, const struct chunk_info *ci, uint32_t off, const
         if (n > CAIRN_IO_MAX) n = CAIRN_IO_MAX;
         if (ncalls == MAXP) {
             /* wait for the oldest before sending more */
-            struct rpc_reply rep;
-            int w = rpc_wait(calls[0], deadline, &rep);
-            if (!w) {
-                w = rep.status;
-                rpc_reply_free(&rep);
-            }
+            int w = wait_write(calls[0], deadline, alloc);
             if (w && !rc) rc = w;
             memmove(calls, calls + 1, sizeof(calls[0]) * (MAXP - 1));
             ncalls--;
@@ -244,12 +257,7 @@ int cc_write(struct cc_pool *p, const struct chunk_info *ci, uint32_t off, const
         done += n;
     }
     for (int i = 0; i < ncalls; i++) {
-        struct rpc_reply rep;
-        int w = rpc_wait(calls[i], deadline, &rep);
-        if (!w) {
-            w = rep.status;
-            rpc_reply_free(&rep);
-        }
+        int w = wait_write(calls[i], deadline, alloc);
         if (w && !rc) rc = w;
     }
     if (rc)

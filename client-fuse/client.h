@@ -100,8 +100,13 @@ int mc_release(struct mc *m, uint64_t ino);
 int mc_chunk_locate(struct mc *m, uint64_t ino, uint64_t first, uint32_t count,
                     struct chunk_info *ci, uint32_t max, uint32_t *n);
 int mc_chunk_lease(struct mc *m, uint64_t ino, uint64_t index, struct chunk_info *ci);
+/* Bytes a chunk server stores for one chunk of the file (for st_blocks). */
+struct mc_alloc {
+    uint64_t index, bytes;
+};
 int mc_commit(struct mc *m, uint64_t ino, uint64_t size, int64_t mtime_s, uint32_t mtime_ns,
-              uint32_t flags, struct cairn_attr *a);
+              uint32_t flags, const struct mc_alloc *allocs, uint32_t nallocs,
+              struct cairn_attr *a);
 
 /* ---- chunk_client.c: requests to chunk servers (prefix cc_) ------------------------------ */
 struct cc_pool;
@@ -133,8 +138,9 @@ int cc_read_finish(struct rpc_call *call, uint64_t deadline, uint32_t off, uint3
 int cc_read(struct cc_pool *p, const struct chunk_info *ci, int first, uint32_t off, uint32_t len,
             uint8_t *out);
 /* Write down the chain ci->loc[0..nloc). pieces <= CAIRN_IO_MAX are pipelined. */
+/* *alloc (may be NULL) is raised to the chunk's allocated bytes the first server reports. */
 int cc_write(struct cc_pool *p, const struct chunk_info *ci, uint32_t off, const uint8_t *data,
-             size_t len, int sync);
+             size_t len, int sync, uint64_t *alloc);
 int cc_truncate(struct cc_pool *p, const struct chunk_info *ci, uint32_t length);
 int cc_fsync(struct cc_pool *p, const struct chunk_info *ci);
 
@@ -165,6 +171,8 @@ void rc_put(struct rc_cache *c, uint64_t ino, uint64_t seg, const uint8_t *data,
 struct ist_lease {
     struct chunk_info ci; /* version, prev_version, chain in loc[] */
     int unsynced;         /* written without CHK_WRITE_SYNC since the last fsync */
+    uint64_t alloc;       /* bytes the chunk server last said it stores for the chunk */
+    int alloc_dirty;      /* alloc not yet sent with a COMMIT */
 };
 
 struct ist_chunk {

@@ -138,7 +138,7 @@ static void to_stat(struct cm *cm, const struct cairn_attr *a, uint64_t tk, stru
     st->st_rdev = a->rdev;
     st->st_size = (off_t)shown_size(cm, a);
     st->st_blksize = 65536;
-    st->st_blocks = (st->st_size + 511) / 512;
+    st->st_blocks = (blkcnt_t)a->blocks; /* what the chunk servers store: sparse files show it */
     st->st_atim.tv_sec = a->atime_s;
     st->st_atim.tv_nsec = a->atime_ns;
     st->st_mtim.tv_sec = a->mtime_s;

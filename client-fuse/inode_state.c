@@ -205,6 +205,8 @@ struct ist_lease *ist_lease_add(struct inode_st *s, const struct chunk_info *ci)
             s->capleases = cap;
         }
         l = &s->leases[s->nleases++];
+        l->alloc = 0;
+        l->alloc_dirty = 0;
     }
     l->ci = *ci;
     l->unsynced = 0;

@@ -530,7 +530,8 @@ int mc_chunk_lease(struct mc *m, uint64_t ino, uint64_t index, struct chunk_info
 }
 
 int mc_commit(struct mc *m, uint64_t ino, uint64_t size, int64_t mtime_s, uint32_t mtime_ns,
-              uint32_t flags, struct cairn_attr *a)
+              uint32_t flags, const struct mc_alloc *allocs, uint32_t nallocs,
+              struct cairn_attr *a)
 {
     struct wbuf b;
     wbuf_init(&b);
@@ -539,5 +540,10 @@ int mc_commit(struct mc *m, uint64_t ino, uint64_t size, int64_t mtime_s, uint32
     wbuf_put_i64(&b, mtime_s);
     wbuf_put_u32(&b, mtime_ns);
     wbuf_put_u32(&b, flags);
+    wbuf_put_u32(&b, nallocs);
+    for (uint32_t i = 0; i < nallocs; i++) {
+        wbuf_put_u64(&b, allocs[i].index);
+        wbuf_put_u64(&b, allocs[i].bytes);
+    }
     return call_attr(m, MSG_COMMIT, &b, a);
 }

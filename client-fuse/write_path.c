@@ -55,9 +55,14 @@ static int write_piece(struct cm *cm, struct inode_st *s, uint64_t index, uint32
         struct ist_lease *l;
         rc = lease(cm, s, index, &l);
         if (rc) return rc;
-        rc = cc_write(cm->cc, &l->ci, off, data, len, sync);
+        uint64_t alloc = l->alloc;
+        rc = cc_write(cm->cc, &l->ci, off, data, len, sync, &alloc);
         if (rc == 0) {
             if (!sync) l->unsynced = 1;
+            if (alloc != l->alloc) {
+                l->alloc = alloc;
+                l->alloc_dirty = 1;
+            }
             return 0;
         }
         ist_lease_drop(s, index);
@@ -151,7 +156,18 @@ int wp_flush(struct cm *cm, struct inode_st *s, int sync)
     }
     if (s->need_commit) {
         struct cairn_attr a;
-        int r = mc_commit(&cm->meta, s->ino, s->size_local, s->mtime_s, s->mtime_ns, 0, &a);
+        enum { MAXA = 64 };
+        struct mc_alloc al[MAXA];
+        uint32_t na = 0;
+        for (size_t i = 0; i < s->nleases && na < MAXA; i++)
+            if (s->leases[i].alloc_dirty)
+                al[na++] = (struct mc_alloc){s->leases[i].ci.index, s->leases[i].alloc};
+        int r = mc_commit(&cm->meta, s->ino, s->size_local, s->mtime_s, s->mtime_ns, 0, al, na,
+                          &a);
+        if (!r)
+            for (size_t i = 0; i < s->nleases; i++)
+                for (uint32_t k = 0; k < na; k++)
+                    if (s->leases[i].ci.index == al[k].index) s->leases[i].alloc_dirty = 0;
         if (r) {
             if (!rc) rc = r;
         } else {

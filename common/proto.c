@@ -21,6 +21,7 @@ void proto_put_attr(struct wbuf *b, const struct cairn_attr *a)
     wbuf_put_i64(b, a->ctime_s);
     wbuf_put_u32(b, a->ctime_ns);
     wbuf_put_u32(b, a->flags);
+    wbuf_put_u64(b, a->blocks);
 }
 
 void proto_get_attr(struct rcur *c, struct cairn_attr *a)
@@ -40,6 +41,7 @@ void proto_get_attr(struct rcur *c, struct cairn_attr *a)
     a->ctime_s = rcur_i64(c);
     a->ctime_ns = rcur_u32(c);
     a->flags = rcur_u32(c);
+    a->blocks = rcur_u64(c);
 }
 
 void proto_put_chunk_info(struct wbuf *b, const struct chunk_info *ci)

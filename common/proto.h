@@ -92,8 +92,10 @@ enum proto_type {
     /* u64 ino, u64 index, u64 session -> chunkinfo with a new version (write lease; the
      * chunk is allocated if absent, prev_version 0 then) */
     MSG_CHUNK_LEASE = 31,
-    /* u64 ino, u64 size, i64 mtime_s, u32 mtime_ns, u32 flags (COMMIT_*) -> attr
-     * Publishes a writer's size (grows only, unless COMMIT_SET_SIZE) and mtime. */
+    /* u64 ino, u64 size, i64 mtime_s, u32 mtime_ns, u32 flags (COMMIT_*),
+     * [u32 n, n x {u64 chunk index, u64 allocated bytes}] -> attr
+     * Publishes a writer's size (grows only, unless COMMIT_SET_SIZE) and mtime, and the bytes
+     * the chunk servers last reported storing for the chunks it wrote (st_blocks). */
     MSG_COMMIT = 32,
     /* u64 ino -> u64 chunk_size ... reserved */
 
@@ -121,7 +123,8 @@ enum proto_type {
      * bytes (cksum.h), so the reader can verify end to end. */
     MSG_CHK_READ = 70,
     /* u64 chunk_id, u32 version, u32 prev_version, u32 offset, u64 data_xxh3, u8 flags
-     * (CHK_WRITE_SYNC), u8 nchain, nchain x str addr, bytes data  -> u32 chunk_length
+     * (CHK_WRITE_SYNC), u8 nchain, nchain x str addr, bytes data
+     *   -> u32 chunk_length, u64 allocated bytes of the chunk's data on this server
      * The server holding prev_version (or nothing when prev_version is 0) moves the chunk to
      * version; it refuses an older version with -ESTALE. With a chain it forwards the same
      * request (minus its first hop) to chain[0] and replies after both are done. */
@@ -180,6 +183,7 @@ struct cairn_attr {
     int64_t ctime_s;
     uint32_t ctime_ns;
     uint32_t flags; /* ATTR_F_* */
+    uint64_t blocks; /* 512-byte units the chunk servers store for the file (st_blocks) */
 };
 
 struct chunk_loc {

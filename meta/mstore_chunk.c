@@ -13,6 +13,26 @@ static void ck_key(uint8_t k[16], uint64_t ino, uint64_t index)
     be_put64(k + 8, index);
 }
 
+/* chunk record: id u64, version u32, allocated bytes u64 (12-byte records have no alloc) */
+#define CK_VAL_LEN 20
+
+static int ck_val_get(const MDB_val *v, uint64_t *id, uint32_t *ver, uint64_t *alloc)
+{
+    if (v->mv_size != 12 && v->mv_size != CK_VAL_LEN) return -EIO;
+    const uint8_t *p = v->mv_data;
+    *id = le_get64(p);
+    *ver = le_get32(p + 8);
+    if (alloc) *alloc = v->mv_size == CK_VAL_LEN ? le_get64(p + 12) : 0;
+    return 0;
+}
+
+static void ck_val_put(uint8_t v[CK_VAL_LEN], uint64_t id, uint32_t ver, uint64_t alloc)
+{
+    le_put64(v, id);
+    le_put32(v + 8, ver);
+    le_put64(v + 12, alloc);
+}
+
 static int chunkid_put(struct mtx *x, uint64_t id, uint64_t ino, uint64_t index, uint32_t ver)
 {
     uint8_t k[8], v[20];
@@ -23,7 +43,7 @@ static int chunkid_put(struct mtx *x, uint64_t id, uint64_t ino, uint64_t index,
     return mst_put(x->txn, x->s->chunkid, k, 8, v, 20);
 }
 
-int mst_chunks_free_from(struct mtx *x, uint64_t ino, uint64_t first)
+int mst_chunks_free_from(struct mtx *x, uint64_t ino, uint64_t first, uint64_t *freed_alloc)
 {
     MDB_cursor *c;
     int rc = mst_err(mdb_cursor_open(x->txn, x->s->chunk, &c));
@@ -33,12 +53,11 @@ int mst_chunks_free_from(struct mtx *x, uint64_t ino, uint64_t first)
     MDB_val key = {16, k}, val;
     int mrc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
     while (mrc == 0 && key.mv_size == 16 && be_get64(key.mv_data) == ino) {
-        if (val.mv_size != 12) {
-            rc = -EIO;
-            break;
-        }
-        uint64_t id = le_get64(val.mv_data);
-        uint32_t ver = le_get32((uint8_t *)val.mv_data + 8);
+        uint64_t id, alloc;
+        uint32_t ver;
+        rc = ck_val_get(&val, &id, &ver, &alloc);
+        if (rc) break;
+        if (freed_alloc) *freed_alloc += alloc;
         wbuf_put_u64(&x->freed, id);
         wbuf_put_u32(&x->freed, ver);
         uint8_t ik[8];
@@ -70,10 +89,10 @@ int mst_apply_chunk_lease(struct mtx *x)
     int rc = regular_file(x, &r);
     if (rc) return rc;
     if (op->index > UINT64_MAX / x->s->chunk_size) return -EFBIG;
-    uint8_t k[16], v[12];
+    uint8_t k[16], v[CK_VAL_LEN];
     ck_key(k, op->ino, op->index);
     MDB_val cur;
-    uint64_t id;
+    uint64_t id, alloc = 0;
     uint32_t ver, prev;
     rc = mst_get(x->txn, x->s->chunk, k, 16, &cur);
     if (rc == -ENOENT) {
@@ -86,14 +105,12 @@ int mst_apply_chunk_lease(struct mtx *x)
     } else if (rc) {
         return rc;
     } else {
-        if (cur.mv_size != 12) return -EIO;
-        id = le_get64(cur.mv_data);
-        prev = le_get32((uint8_t *)cur.mv_data + 8);
+        rc = ck_val_get(&cur, &id, &prev, &alloc);
+        if (rc) return rc;
         ver = prev + 1;
     }
-    le_put64(v, id);
-    le_put32(v + 8, ver);
-    rc = mst_put(x->txn, x->s->chunk, k, 16, v, 12);
+    ck_val_put(v, id, ver, alloc);
+    rc = mst_put(x->txn, x->s->chunk, k, 16, v, CK_VAL_LEN);
     if (!rc) rc = chunkid_put(x, id, op->ino, op->index, ver);
     if (rc) return rc;
     if (x->res) {
@@ -107,6 +124,34 @@ int mst_apply_chunk_lease(struct mtx *x)
     return 0;
 }
 
+/* Record the bytes chunk servers report for chunks of the file (op->data: n x {u64 index,
+ * u64 allocated bytes}, little-endian) and keep the inode's total in step. */
+static int commit_allocs(struct mtx *x, uint64_t ino, struct mst_inode *r)
+{
+    const struct mop *op = x->op;
+    if (op->data_len % 16) return -EINVAL;
+    for (uint32_t off = 0; off < op->data_len; off += 16) {
+        uint64_t index = le_get64(op->data + off), alloc = le_get64(op->data + off + 8);
+        uint8_t k[16], v[CK_VAL_LEN];
+        ck_key(k, ino, index);
+        MDB_val cur;
+        int rc = mst_get(x->txn, x->s->chunk, k, 16, &cur);
+        if (rc == -ENOENT) continue; /* freed meanwhile (truncated by someone) */
+        if (rc) return rc;
+        uint64_t id, old;
+        uint32_t ver;
+        rc = ck_val_get(&cur, &id, &ver, &old);
+        if (rc) return rc;
+        if (alloc > x->s->chunk_size) alloc = x->s->chunk_size;
+        if (alloc == old) continue;
+        ck_val_put(v, id, ver, alloc);
+        rc = mst_put(x->txn, x->s->chunk, k, 16, v, CK_VAL_LEN);
+        if (rc) return rc;
+        r->alloc = r->alloc - (old < r->alloc ? old : r->alloc) + alloc;
+    }
+    return 0;
+}
+
 int mst_apply_commit(struct mtx *x)
 {
     const struct mop *op = x->op;
@@ -114,6 +159,8 @@ int mst_apply_commit(struct mtx *x)
     int rc = regular_file(x, &r);
     if (rc) return rc;
     if (op->flags & ~COMMIT_SET_SIZE) return -EINVAL;
+    rc = commit_allocs(x, op->ino, &r);
+    if (rc) return rc;
     if ((op->flags & COMMIT_SET_SIZE) || op->size > r.size)
         rc = mst_inode_set_size(x, op->ino, &r, op->size);
     if (rc) return rc;
@@ -135,11 +182,7 @@ int mstore_chunk_get(struct mstore *s, uint64_t ino, uint64_t index, uint64_t *c
     ck_key(k, ino, index);
     MDB_val v;
     rc = mst_get(t, s->chunk, k, 16, &v);
-    if (!rc && v.mv_size != 12) rc = -EIO;
-    if (!rc) {
-        *chunk_id = le_get64(v.mv_data);
-        *version = le_get32((uint8_t *)v.mv_data + 8);
-    }
+    if (!rc) rc = ck_val_get(&v, chunk_id, version, NULL);
     mdb_txn_abort(t);
     return rc;
 }
@@ -163,11 +206,11 @@ int mstore_chunk_list(struct mstore *s, uint64_t ino, uint64_t first, uint32_t c
     while (mrc == 0 && key.mv_size == 16 && be_get64(key.mv_data) == ino) {
         uint64_t index = be_get64((uint8_t *)key.mv_data + 8);
         if (index - first >= count) break;
-        if (val.mv_size != 12) {
-            rc = -EIO;
-            break;
-        }
-        if (fn(arg, index, le_get64(val.mv_data), le_get32((uint8_t *)val.mv_data + 8))) break;
+        uint64_t id;
+        uint32_t ver;
+        rc = ck_val_get(&val, &id, &ver, NULL);
+        if (rc) break;
+        if (fn(arg, index, id, ver)) break;
         mrc = mdb_cursor_get(c, &key, &val, MDB_NEXT);
     }
     if (!rc && mrc && mrc != MDB_NOTFOUND) rc = mst_err(mrc);

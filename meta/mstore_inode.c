@@ -7,7 +7,8 @@
 #include "mstore_int.h"
 
 #define MST_INODE_VER 1
-#define MST_INODE_LEN 97
+#define MST_INODE_LEN 97 /* without alloc (records written before it existed) */
+#define MST_INODE_LEN2 105
 
 static void inode_key(uint8_t k[8], uint64_t ino)
 {
@@ -40,13 +41,14 @@ int mst_inode_get(MDB_txn *t, struct mstore *s, uint64_t ino, struct mst_inode *
     r->ctime_ns = le_get32(p), p += 4;
     r->parent = le_get64(p), p += 8;
     r->next_seq = le_get64(p), p += 8;
-    r->flags = le_get32(p);
+    r->flags = le_get32(p), p += 4;
+    r->alloc = v.mv_size >= MST_INODE_LEN2 ? le_get64(p) : 0;
     return 0;
 }
 
 int mst_inode_put(MDB_txn *t, struct mstore *s, uint64_t ino, const struct mst_inode *r)
 {
-    uint8_t k[8], b[MST_INODE_LEN], *p = b;
+    uint8_t k[8], b[MST_INODE_LEN2], *p = b;
     inode_key(k, ino);
     *p++ = MST_INODE_VER;
     le_put64(p, r->gen), p += 8;
@@ -65,7 +67,8 @@ int mst_inode_put(MDB_txn *t, struct mstore *s, uint64_t ino, const struct mst_i
     le_put64(p, r->parent), p += 8;
     le_put64(p, r->next_seq), p += 8;
     le_put32(p, r->flags), p += 4;
-    return mst_put(t, s->inode, k, 8, b, MST_INODE_LEN);
+    le_put64(p, r->alloc), p += 8;
+    return mst_put(t, s->inode, k, 8, b, MST_INODE_LEN2);
 }
 
 void mst_inode_attr(uint64_t ino, const struct mst_inode *r, struct cairn_attr *a)
@@ -85,6 +88,7 @@ void mst_inode_attr(uint64_t ino, const struct mst_inode *r, struct cairn_attr *
     a->mtime_ns = r->mtime_ns;
     a->ctime_s = r->ctime_s;
     a->ctime_ns = r->ctime_ns;
+    a->blocks = (r->alloc + 511) / 512;
     if ((r->flags & MST_INO_XATTRS) || !(r->flags & MST_INO_XATTRS_KNOWN))
         a->flags |= ATTR_F_XATTRS;
 }
@@ -138,7 +142,7 @@ int mst_inode_drop(struct mtx *x, uint64_t ino)
     if (rc) return rc;
     inode_key(k, ino);
     if (S_ISREG(r.mode)) {
-        rc = mst_chunks_free_from(x, ino, 0);
+        rc = mst_chunks_free_from(x, ino, 0, NULL);
         if (!rc && r.size) rc = mst_counter_add(x->txn, x->s, "bytes", -(int64_t)r.size);
         if (rc) return rc;
     }
@@ -182,8 +186,10 @@ int mst_inode_set_size(struct mtx *x, uint64_t ino, struct mst_inode *r, uint64_
     uint64_t cs = x->s->chunk_size;
     if (size < r->size) {
         uint64_t first = size / cs + (size % cs ? 1 : 0);
-        int rc = mst_chunks_free_from(x, ino, first);
+        uint64_t freed = 0;
+        int rc = mst_chunks_free_from(x, ino, first, &freed);
         if (rc) return rc;
+        r->alloc = r->alloc > freed ? r->alloc - freed : 0;
     }
     int64_t delta = (int64_t)(size - r->size);
     r->size = size;

@@ -8,7 +8,8 @@
  *   dirseq  parent, seq          -> child ino u64, mode u32, name bytes
  *   symlink ino                  -> target bytes
  *   xattr   ino, name            -> value bytes
- *   chunk   ino, index           -> chunk id u64, version u32
+ *   chunk   ino, index           -> chunk id u64, version u32, allocated bytes u64 (older
+ *                                   records without the last field count as 0)
  *   chunkid chunk id             -> ino u64, index u64, version u32
  *   session id                   -> last seen i64, name bytes
  *   open    session, ino         -> count u32
@@ -53,6 +54,7 @@ struct mst_inode {
     uint64_t parent;   /* directories: the parent directory */
     uint64_t next_seq; /* directories: next readdir sequence number */
     uint32_t flags;    /* MST_INO_* */
+    uint64_t alloc;    /* regular files: bytes the chunk servers store for it (sum over chunks) */
 };
 
 /* mst_inode.flags. MST_INO_XATTRS_KNOWN says MST_INO_XATTRS is kept up to date: set on every
@@ -140,7 +142,7 @@ int mst_apply_removexattr(struct mtx *x);
 
 /* mstore_chunk.c */
 /* Free every chunk of ino with index >= first (reported through x->freed). */
-int mst_chunks_free_from(struct mtx *x, uint64_t ino, uint64_t first);
+int mst_chunks_free_from(struct mtx *x, uint64_t ino, uint64_t first, uint64_t *freed_alloc);
 int mst_apply_chunk_lease(struct mtx *x);
 int mst_apply_commit(struct mtx *x);
 

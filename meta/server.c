@@ -20,6 +20,7 @@
 #define READDIR_MAX_BYTES (1u << 20)
 #define LOCATE_MAX 64u
 #define OPEN_CHUNKS_MAX 16u
+#define COMMIT_ALLOCS_MAX 4096u /* 64 KiB of pairs: what a record's data holds */
 
 struct req {
     struct meta *m;
@@ -445,6 +446,14 @@ static int do_commit(struct req *q)
     op.mtime_s = rcur_i64(&q->r);
     op.mtime_ns = rcur_u32(&q->r);
     op.flags = rcur_u32(&q->r);
+    if (!q->r.err && q->r.left > 0) {
+        /* allocated bytes per chunk: kept as raw {u64 index, u64 bytes} pairs in the record */
+        uint32_t n = rcur_u32(&q->r);
+        if (n > COMMIT_ALLOCS_MAX) return -EBADMSG;
+        op.data = rcur_view(&q->r, (size_t)n * 16);
+        op.data_len = n * 16;
+        if (!op.data && n) return -EBADMSG;
+    }
     return finish_attr_op(q, &op, 0);
 }
 

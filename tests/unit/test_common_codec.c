@@ -527,7 +527,8 @@ static struct cairn_attr sample_attr(void)
                            .mtime_ns = 1,
                            .ctime_s = 1700000000,
                            .ctime_ns = 500,
-                           .flags = ATTR_F_XATTRS};
+                           .flags = ATTR_F_XATTRS,
+                           .blocks = 0x0102030405060708ull};
     return a;
 }
 
@@ -538,8 +539,9 @@ START_TEST(test_attr_roundtrip)
     wbuf_init(&b);
     proto_put_attr(&b, &a);
     ck_assert_int_eq(b.err, 0);
-    /* the layout of proto.h: ino, gen, mode, uid, gid, nlink, rdev, size, 3 x (s, ns), flags */
-    ck_assert_uint_eq(b.len, 8 + 8 + 4 * 4 + 8 + 8 + (8 + 4) * 3 + 4);
+    /* the layout of proto.h: ino, gen, mode, uid, gid, nlink, rdev, size, 3 x (s, ns), flags,
+     * blocks */
+    ck_assert_uint_eq(b.len, 8 + 8 + 4 * 4 + 8 + 8 + (8 + 4) * 3 + 4 + 8);
     struct rcur c;
     rcur_init(&c, b.data, b.len);
     memset(&g, 0x5a, sizeof(g));
@@ -551,6 +553,7 @@ START_TEST(test_attr_roundtrip)
     ck_assert(g.mtime_s == a.mtime_s && g.mtime_ns == a.mtime_ns);
     ck_assert(g.ctime_s == a.ctime_s && g.ctime_ns == a.ctime_ns);
     ck_assert_uint_eq(g.flags, a.flags);
+    ck_assert_uint_eq(g.blocks, a.blocks);
 
     /* every truncation of it is an error */
     for (size_t n = 0; n < b.len; n++) {

@@ -807,6 +807,48 @@ START_TEST(test_truncate_frees_whole_chunks)
 }
 END_TEST
 
+/* COMMIT with {index, bytes} pairs: st_blocks follows what the chunk servers store, and
+ * freeing chunks takes their bytes off again. */
+static int commit_alloc(uint64_t ino, uint64_t size, const uint64_t *pairs, uint32_t npairs)
+{
+    uint8_t raw[16 * 8];
+    for (uint32_t i = 0; i < npairs * 2; i++)
+        le_put64(raw + 8 * i, pairs[i]);
+    struct mop op = {.type = MOP_COMMIT, .ino = ino, .size = size, .mtime_s = 1000,
+                     .data = raw, .data_len = npairs * 16};
+    return apply(&op, NULL, NULL);
+}
+
+START_TEST(test_commit_allocations_give_blocks)
+{
+    uint64_t f;
+    ck_assert_int_eq(MKFILE(1, "sparse", &f), 0);
+    ck_assert_uint_eq(attr_of(f).blocks, 0);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(lease(f, (uint64_t)i, NULL), 0);
+    /* a 3-chunk sparse file storing 4 KiB, 64 KiB and 100 bytes (rounded up by the server) */
+    uint64_t p1[] = {0, 4096, 1, 65536, 2, 4096};
+    ck_assert_int_eq(commit_alloc(f, 3 * CS, p1, 3), 0);
+    ck_assert_uint_eq(attr_of(f).blocks, (4096 + 65536 + 4096) / 512);
+    /* a later report for a chunk replaces its figure, it does not add to it */
+    uint64_t p2[] = {1, 131072};
+    ck_assert_int_eq(commit_alloc(f, 3 * CS, p2, 1), 0);
+    ck_assert_uint_eq(attr_of(f).blocks, (4096 + 131072 + 4096) / 512);
+    /* a chunk the file does not have is ignored; no chunk counts for more than its size */
+    uint64_t p3[] = {7, 65536, 0, 4 * CS};
+    ck_assert_int_eq(commit_alloc(f, 3 * CS, p3, 2), 0);
+    ck_assert_uint_eq(attr_of(f).blocks, (CS + 131072 + 4096) / 512);
+    /* truncating frees chunks 1 and 2 with their bytes */
+    ck_assert_int_eq(commit(f, 1000, COMMIT_SET_SIZE, NULL), 0);
+    ck_assert_uint_eq(attr_of(f).blocks, CS / 512);
+    /* a malformed list changes nothing */
+    struct mop bad = {.type = MOP_COMMIT, .ino = f, .size = 1000, .data = (const uint8_t *)"x",
+                      .data_len = 1};
+    ck_assert_int_eq(apply(&bad, NULL, NULL), -EINVAL);
+    ck_assert_uint_eq(attr_of(f).blocks, CS / 512);
+}
+END_TEST
+
 START_TEST(test_setattr_chmod_chown_times)
 {
     uint64_t f;
@@ -1239,6 +1281,7 @@ static Suite *suite(void)
     tcase_add_test(t, test_chunk_lease_versions);
     tcase_add_test(t, test_commit_grows_size_only);
     tcase_add_test(t, test_truncate_frees_whole_chunks);
+    tcase_add_test(t, test_commit_allocations_give_blocks);
     tcase_add_test(t, test_setattr_chmod_chown_times);
     tcase_add_test(t, test_unlink_while_open_keeps_inode_until_release);
     tcase_add_test(t, test_session_close_purges_orphans);
