@@ -27,6 +27,17 @@ static void put_deletes(struct meta *m, int slot, struct wbuf *b)
     s->ndel -= n;
 }
 
+/* Reply to a report or heartbeat with the deletions queued for the server. */
+static void reply_deletes(struct meta *m, struct evsrv_conn *conn, const struct wire_hdr *h,
+                          int slot)
+{
+    struct wbuf b;
+    wbuf_init(&b);
+    put_deletes(m, slot, &b);
+    evsrv_reply(conn, h, b.err, b.err ? NULL : b.data, b.err ? 0 : b.len);
+    wbuf_free(&b);
+}
+
 static int cs_register(struct meta *m, struct evsrv_conn *conn, const struct wire_hdr *h,
                        struct rcur *r)
 {
@@ -77,11 +88,7 @@ static int cs_report(struct meta *m, struct evsrv_conn *conn, const struct wire_
     }
     if (n) LOG_DEBUG("cs", "server %016" PRIx64 " reports %u chunks: %u kept, %u to delete", id, n,
                      kept, dropped);
-    struct wbuf b;
-    wbuf_init(&b);
-    put_deletes(m, slot, &b);
-    evsrv_reply(conn, h, b.err, b.err ? NULL : b.data, b.err ? 0 : b.len);
-    wbuf_free(&b);
+    reply_deletes(m, conn, h, slot);
     return 0;
 }
 
@@ -97,11 +104,7 @@ static int cs_heartbeat(struct meta *m, struct evsrv_conn *conn, const struct wi
         return 0;
     }
     csr_heartbeat(&m->reg, slot, cap, free_bytes, load, net_now_ms());
-    struct wbuf b;
-    wbuf_init(&b);
-    put_deletes(m, slot, &b);
-    evsrv_reply(conn, h, b.err, b.err ? NULL : b.data, b.err ? 0 : b.len);
-    wbuf_free(&b);
+    reply_deletes(m, conn, h, slot);
     return 0;
 }
 

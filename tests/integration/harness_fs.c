@@ -4,6 +4,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -107,6 +108,23 @@ void hfs_env_start(struct hfs_env *env, const char *tag, int ncs, int nmounts, c
         env->nmnt = k + 1;
     }
     env->ready = 1;
+}
+
+static struct hfs_env *sig_env;
+static pid_t sig_main_pid;
+
+static void on_stop_signal(int sig)
+{
+    if (getpid() == sig_main_pid && sig_env) hfs_env_stop(sig_env);
+    _exit(128 + sig);
+}
+
+void hfs_stop_on_signal(struct hfs_env *env)
+{
+    sig_env = env;
+    sig_main_pid = getpid();
+    signal(SIGINT, on_stop_signal);
+    signal(SIGTERM, on_stop_signal);
 }
 
 void hfs_env_stop(struct hfs_env *env)

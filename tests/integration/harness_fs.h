@@ -34,6 +34,9 @@ struct hfs_env {
 void hfs_env_start(struct hfs_env *env, const char *tag, int ncs, int nmounts, const char *mopts);
 /* Unmount, stop every process, clean up (kept when $KEEP is set). */
 void hfs_env_stop(struct hfs_env *env);
+/* SIGINT/SIGTERM in this (main) process stop env's cluster before exiting 128+sig; a forked
+ * test child that gets them just exits. */
+void hfs_stop_on_signal(struct hfs_env *env);
 /* A fresh empty folder NAME under mount k's root (removing an old one); path into out. */
 int hfs_subdir(struct hfs_env *env, int k, const char *name, char *out, size_t len);
 

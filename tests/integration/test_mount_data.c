@@ -686,22 +686,9 @@ END_TEST
 
 /* ---- the suite ------------------------------------------------------------------------------ */
 
-static void on_signal(int sig)
-{
-    static pid_t main_pid;
-    if (sig == 0) {
-        main_pid = getpid();
-        return;
-    }
-    if (getpid() == main_pid) hfs_env_stop(&E);
-    _exit(128 + sig);
-}
-
 int main(void)
 {
-    on_signal(0);
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
+    hfs_stop_on_signal(&E);
     /* io_timeout bounds how long a dead chunk server can hold a read (cs_kill_eio) */
     hfs_env_start(&E, "data", 1, 2, "io_timeout=" IO_TIMEOUT_S);
     if (!E.ready) fprintf(stderr, "test_mount_data: setup failed: %s\n", E.why);

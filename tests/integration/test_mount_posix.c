@@ -1534,22 +1534,9 @@ END_TEST
 
 /* ---- the suite ------------------------------------------------------------------------------ */
 
-static void on_signal(int sig)
-{
-    static pid_t main_pid;
-    if (sig == 0) {
-        main_pid = getpid();
-        return;
-    }
-    if (getpid() == main_pid) hfs_env_stop(&E);
-    _exit(128 + sig);
-}
-
 int main(void)
 {
-    on_signal(0);
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
+    hfs_stop_on_signal(&E);
     hfs_env_start(&E, "posix", 2, 1, "allow_other");
     if (!E.ready) fprintf(stderr, "test_mount_posix: setup failed: %s\n", E.why);
 

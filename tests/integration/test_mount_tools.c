@@ -323,22 +323,9 @@ END_TEST
 
 /* ---- the suite ------------------------------------------------------------------------------ */
 
-static void on_signal(int sig)
-{
-    static pid_t main_pid;
-    if (sig == 0) {
-        main_pid = getpid();
-        return;
-    }
-    if (getpid() == main_pid) hfs_env_stop(&E);
-    _exit(128 + sig);
-}
-
 int main(void)
 {
-    on_signal(0);
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
+    hfs_stop_on_signal(&E);
     umask(022);
     hfs_env_start(&E, "tools", 2, 1, NULL);
     if (E.ready) {
