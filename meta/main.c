@@ -32,6 +32,8 @@ static const struct conf_opt meta_opts[] = {
     {"fsync", CONF_BOOL, "true", O(fsync_commits),
      "make every commit durable on disk before its reply (false: survives a crash of the "
      "daemon but not of the machine)"},
+    {"pin_memory", CONF_BOOL, "true", O(pin_memory),
+     "keep the metadata store resident in memory (mlock), so lookups never wait for the disk"},
     {"log_level", CONF_STR, "info", O(log_level), "error, warn, info or debug"},
     {"log_file", CONF_STR, NULL, O(log_file), "log to this file instead of stderr"},
     {"daemon", CONF_FLAG, NULL, O(daemon), "run in the background"},
@@ -49,6 +51,17 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     event_base_loopbreak(m->base);
 }
 
+/* Lock what the store uses in memory, following its growth; gives up on the first refusal. */
+static void pin_store(struct meta *m)
+{
+    if (!m->cfg.pin_memory) return;
+    int rc = mstore_pin(m->store, &m->pinned);
+    if (rc) {
+        LOG_WARN("main", "cannot keep the store in memory (%s): pin_memory off", strerror(-rc));
+        m->cfg.pin_memory = 0;
+    }
+}
+
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -56,6 +69,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     struct meta *m = arg;
     csr_expire(&m->reg, net_now_ms());
     meta_sessions_expire(m);
+    pin_store(m);
 }
 
 static void on_flush(evutil_socket_t fd, short what, void *arg)
@@ -125,6 +139,7 @@ static int serve(struct meta *m, int dfd)
         event_add(tick, &one_s))
         goto out_ev;
     signal(SIGPIPE, SIG_IGN);
+    pin_store(m);
     LOG_INFO("main", "cairn-meta serving on %s (port %u), data in %s, chunk size %llu",
              m->cfg.listen, evsrv_port(m->srv), m->cfg.data_dir,
              (unsigned long long)mstore_chunk_size(m->store));

@@ -25,6 +25,7 @@ struct meta_cfg {
     uint64_t map_size;
     int open_chunks;
     int fsync_commits;
+    int pin_memory;
     char log_level[CONF_STR_MAX];
     char log_file[CONF_STR_MAX];
     int daemon;
@@ -65,6 +66,7 @@ struct meta {
     struct event_base *base;
     struct evsrv *srv;
     struct event *flush_ev; /* lowest priority: runs once the ready requests are handled */
+    uint64_t pinned;        /* bytes of the store locked in memory */
 };
 
 #define META_BATCH_MAX 512 /* records per group commit at most */

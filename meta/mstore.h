@@ -77,6 +77,12 @@ typedef int (*mstore_session_fn)(void *arg, uint64_t session, int64_t last_seen_
 /* Sessions recorded (for expiry after a restart). */
 int mstore_session_list(struct mstore *s, mstore_session_fn fn, void *arg);
 
+/* Keep the used part of the store resident in memory (mlock), from *pinned bytes (already
+ * pinned) up to the current end of the data; *pinned is updated. Call again as the store
+ * grows. Metadata then stays in RAM even when the page cache is dropped, as a metadata server
+ * that keeps everything in memory would. 0 or -errno (EPERM/ENOMEM: not allowed or too big). */
+int mstore_pin(struct mstore *s, uint64_t *pinned);
+
 /* --- writes ------------------------------------------------------------------------- */
 /* Apply one prepared record in one write transaction, committed (durable) on return. res
  * receives the outcome (attr, chunk info, chunks freed). A failed operation changes nothing. */

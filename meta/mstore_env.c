@@ -1,6 +1,7 @@
 /* mstore_env.c - the meta store's LMDB environment: open, format (root inode, counters),
  * close, the counters in the `meta` database, small key/value helpers, and statistics. */
 #include <errno.h>
+#include <sys/mman.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -225,4 +226,25 @@ int mstore_stats(struct mstore *s, struct mstore_stats *out)
     if (!rc) rc = mst_counter_get(t, s, "bytes", &out->bytes);
     mdb_txn_abort(t);
     return rc;
+}
+
+int mstore_pin(struct mstore *s, uint64_t *pinned)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    int rc = mst_err(mdb_env_info(s->env, &info));
+    if (!rc) rc = mst_err(mdb_env_stat(s->env, &st));
+    if (rc) return rc;
+    uint64_t used = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+    if (used > info.me_mapsize) used = info.me_mapsize;
+    if (used <= *pinned) return 0;
+    /* the file may be shorter than the last page number says until the next commit */
+    struct stat fst;
+    int fd = -1;
+    if (mdb_env_get_fd(s->env, &fd) == 0 && fstat(fd, &fst) == 0 && (uint64_t)fst.st_size < used)
+        used = (uint64_t)fst.st_size & ~((uint64_t)st.ms_psize - 1);
+    if (used <= *pinned) return 0;
+    if (mlock((const uint8_t *)info.me_mapaddr + *pinned, used - *pinned) != 0) return -errno;
+    *pinned = used;
+    return 0;
 }
