@@ -14,12 +14,13 @@
 
 #include "client.h"
 
-#define RC_BUCKETS 1024
+#define RC_BUCKETS 16384
 
 enum { RC_LOADING, RC_READY, RC_FAILED };
 
 struct rc_ent {
-    struct rc_ent *hnext;
+    struct rc_ent *hnext; /* chain of h[]: by (ino, segment) */
+    struct rc_ent *inext; /* chain of ih[]: by ino, so dropping a file's segments is cheap */
     struct rc_ent *prev, *next; /* LRU, head = most recent */
     uint64_t ino, seg;
     int state;
@@ -36,7 +37,13 @@ struct rc_cache {
     uint64_t limit, bytes;
     struct rc_ent lru;
     struct rc_ent *h[RC_BUCKETS];
+    struct rc_ent *ih[RC_BUCKETS];
 };
+
+static size_t hi(uint64_t ino)
+{
+    return (size_t)((ino * 0x9e3779b97f4a7c15ull) >> 40) % RC_BUCKETS;
+}
 
 static size_t hb(uint64_t ino, uint64_t seg)
 {
@@ -98,6 +105,9 @@ static void detach(struct rc_cache *c, struct rc_ent *e)
     struct rc_ent **pp = &c->h[hb(e->ino, e->seg)];
     while (*pp && *pp != e) pp = &(*pp)->hnext;
     if (*pp) *pp = e->hnext;
+    pp = &c->ih[hi(e->ino)];
+    while (*pp && *pp != e) pp = &(*pp)->inext;
+    if (*pp) *pp = e->inext;
     lru_unlink(e);
     c->bytes -= e->charge;
     e->charge = 0;
@@ -199,6 +209,8 @@ int rc_begin_load(struct rc_cache *c, uint64_t ino, uint64_t seg, struct rc_ent 
     size_t h = hb(ino, seg);
     e->hnext = c->h[h];
     c->h[h] = e;
+    e->inext = c->ih[hi(ino)];
+    c->ih[hi(ino)] = e;
     lru_front(c, e);
     *out = e;
     pthread_mutex_unlock(&c->mu);
@@ -237,9 +249,9 @@ void rc_put(struct rc_cache *c, uint64_t ino, uint64_t seg, const uint8_t *data,
 void rc_drop_ino(struct rc_cache *c, uint64_t ino)
 {
     pthread_mutex_lock(&c->mu);
-    struct rc_ent *e = c->lru.next;
-    while (e != &c->lru) {
-        struct rc_ent *n = e->next;
+    struct rc_ent *e = c->ih[hi(ino)];
+    while (e) {
+        struct rc_ent *n = e->inext;
         if (e->ino == ino) {
             detach(c, e);
             maybe_free(e);
