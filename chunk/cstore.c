@@ -821,7 +821,11 @@ int cstore_alloc(struct cstore *cs, uint64_t id, uint64_t *bytes)
     if (rc) return rc;
     struct stat st;
     if (stat(path, &st) != 0) return -errno;
+    /* the header area is written up to the checksum array's end, the rest of it is a hole */
+    uint64_t blk = st.st_blksize > 0 ? (uint64_t)st.st_blksize : 4096;
+    uint64_t hdr = CSTORE_HDR_SIZE + (uint64_t)cs_ncap(cs) * 8;
+    hdr = (hdr + blk - 1) / blk * blk;
     uint64_t a = (uint64_t)st.st_blocks * 512u;
-    *bytes = a > CSTORE_DATA_OFF ? a - CSTORE_DATA_OFF : 0;
+    *bytes = a > hdr ? a - hdr : 0;
     return 0;
 }

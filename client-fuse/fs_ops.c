@@ -138,7 +138,10 @@ static void to_stat(struct cm *cm, const struct cairn_attr *a, uint64_t tk, stru
     st->st_rdev = a->rdev;
     st->st_size = (off_t)shown_size(cm, a);
     st->st_blksize = 65536;
-    st->st_blocks = (blkcnt_t)a->blocks; /* what the chunk servers store: sparse files show it */
+    /* what the chunk servers store, so sparse files show as sparse; never 0 for a file with
+     * bytes, since tar and cp take st_blocks == 0 as "all holes" and would not read it */
+    st->st_blocks = (blkcnt_t)a->blocks;
+    if (st->st_blocks == 0 && S_ISREG(a->mode) && a->size > 0) st->st_blocks = 1;
     st->st_atim.tv_sec = a->atime_s;
     st->st_atim.tv_nsec = a->atime_ns;
     st->st_mtim.tv_sec = a->mtime_s;

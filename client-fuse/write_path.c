@@ -6,7 +6,10 @@
  * chain's first server. Size and mtime reach the meta service with COMMIT at flush/fsync.
  * Truncation sets the size on the meta service and cuts the last chunk so stale bytes beyond
  * the new end cannot reappear. All functions serialise on the inode's mutex. */
+#define FUSE_USE_VERSION 312
+
 #include <errno.h>
+#include <fuse_lowlevel.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -176,6 +179,9 @@ int wp_flush(struct cm *cm, struct inode_st *s, int sync)
             s->open_mtime_s = a.mtime_s;
             s->open_mtime_ns = a.mtime_ns;
             s->open_size = a.size;
+            /* the kernel keeps the st_blocks of before the writes (it refreshes size and
+             * times, not blocks): drop its attributes so tar/cp see the space used */
+            if (cm->se) fuse_lowlevel_notify_inval_inode(cm->se, s->ino, -1, 0);
         }
     }
     if (!rc && s->werr) rc = s->werr;

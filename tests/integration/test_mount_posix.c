@@ -1433,6 +1433,33 @@ START_TEST(statfs_fields)
 }
 END_TEST
 
+/* st_blocks counts what is stored: right after close a written file shows its bytes (tar and
+ * cp read nothing of a file with st_blocks 0), and a sparse file shows far less than its size. */
+START_TEST(blocks_used)
+{
+    td("blocks_used");
+    put("small", "some bytes that must not be taken for a hole");
+    ck_assert_int_gt(xstat("small").st_blocks, 0);
+    int fd = xopen("sparse", O_CREAT | O_RDWR, 0644);
+    ck_assert_int_eq(pwrite(fd, "x", 1, 40 * MiB), 1);
+    ck_assert_int_eq(pwrite(fd, "y", 1, 3 * CHUNK), 1);
+    HFS_OK(close(fd));
+    struct stat st = xstat("sparse");
+    ck_assert_int_eq(st.st_size, 3 * CHUNK + 1);
+    ck_assert_int_gt(st.st_blocks, 0);
+    ck_assert_msg(st.st_blocks * 512 <= 4 * MiB, "sparse file of %lld bytes uses %lld",
+                  (long long)st.st_size, (long long)st.st_blocks * 512);
+    fd = xopen("dense", O_CREAT | O_WRONLY, 0644);
+    pat_write(fd, 7, 0, 8 * MiB);
+    HFS_OK(close(fd));
+    st = xstat("dense");
+    ck_assert_msg(st.st_blocks * 512 >= 8 * MiB && st.st_blocks * 512 <= 9 * MiB,
+                  "8 MiB file uses %lld", (long long)st.st_blocks * 512);
+    HFS_OK(truncate("dense", 0));
+    ck_assert_int_eq(xstat("dense").st_blocks, 0);
+}
+END_TEST
+
 START_TEST(fallocate_mode0)
 {
     td("fallocate_mode0");
@@ -1552,7 +1579,7 @@ int main(void)
         {"names", renames},          {"names", name_too_long},  {"attrs", file_times},
         {"attrs", chmod_chown},      {"attrs", perms_nonroot},  {"attrs", xattrs},
         {"attrs", posix_acl_mode},   {"dirs", readdir_seek},    {"dirs", readdir_while_removing},
-        {"misc", statfs_fields},     {"misc", fallocate_mode0}, {"misc", fsync_calls},
+        {"misc", statfs_fields},     {"misc", fallocate_mode0}, {"misc", blocks_used}, {"misc", fsync_calls},
         {"misc", plain_io},
     };
     TCase *tc = NULL;
