@@ -44,7 +44,8 @@ void cc_pool_free(struct cc_pool *p)
     struct cc_server *s = p->servers;
     while (s) {
         struct cc_server *n = s->next;
-        for (int i = 0; i < CM_CC_POOL; i++) rpc_conn_free(s->conn[i]);
+        for (int i = 0; i < CM_CC_POOL; i++)
+            rpc_conn_free(s->conn[i]);
         free(s);
         s = n;
     }
@@ -78,7 +79,8 @@ static struct rpc_conn *conn_for(struct cc_pool *p, const char *addr)
         for (int i = 0; i < CM_CC_POOL; i++) {
             s->conn[i] = rpc_conn_new(addr, &o);
             if (!s->conn[i]) {
-                for (int j = 0; j < i; j++) rpc_conn_free(s->conn[j]);
+                for (int j = 0; j < i; j++)
+                    rpc_conn_free(s->conn[j]);
                 free(s);
                 goto fail;
             }
@@ -192,7 +194,8 @@ int cc_read(struct cc_pool *p, const struct chunk_info *ci, int first, uint32_t 
 static void put_chain_tail(struct wbuf *b, const struct chunk_info *ci)
 {
     wbuf_put_u8(b, (uint8_t)(ci->nloc - 1));
-    for (int i = 1; i < ci->nloc; i++) wbuf_put_str(b, ci->loc[i].addr, strlen(ci->loc[i].addr));
+    for (int i = 1; i < ci->nloc; i++)
+        wbuf_put_str(b, ci->loc[i].addr, strlen(ci->loc[i].addr));
 }
 
 /* Wait for one CHK_WRITE reply; *alloc keeps the largest allocation a server reported. */
@@ -280,7 +283,8 @@ int cc_truncate(struct cc_pool *p, const struct chunk_info *ci, uint32_t length)
     put_chain_tail(&b, ci);
     uint64_t deadline = net_now_ms() + (uint64_t)p->io_timeout_ms;
     struct rpc_call *call;
-    int rc = b.err ? b.err : rpc_submit(c, MSG_CHK_TRUNCATE, b.data, b.len, NULL, 0, deadline, &call);
+    int rc =
+        b.err ? b.err : rpc_submit(c, MSG_CHK_TRUNCATE, b.data, b.len, NULL, 0, deadline, &call);
     wbuf_free(&b);
     if (!rc) {
         struct rpc_reply rep;

@@ -16,11 +16,11 @@
 #include "proto.h"
 #include "rpc.h"
 
-#define CM_RA_MIN (128u << 10)     /* first read-ahead window on sequential access */
-#define CM_SEG_SIZE CAIRN_IO_MAX   /* unit of the read cache and of prefetching */
-#define CM_DIRTY_MAX (4u << 20)    /* a dirty buffer is written out at this size */
-#define CM_LOCATE_BATCH 16         /* chunks asked per CHUNK_LOCATE */
-#define CM_CC_POOL 4               /* connections per chunk server (servers serve in order) */
+#define CM_RA_MIN (128u << 10)   /* first read-ahead window on sequential access */
+#define CM_SEG_SIZE CAIRN_IO_MAX /* unit of the read cache and of prefetching */
+#define CM_DIRTY_MAX (4u << 20)  /* a dirty buffer is written out at this size */
+#define CM_LOCATE_BATCH 16       /* chunks asked per CHUNK_LOCATE */
+#define CM_CC_POOL 4             /* connections per chunk server (servers serve in order) */
 #define CM_PREFETCH_THREADS 4
 
 struct cm_cfg {
@@ -184,8 +184,8 @@ struct ist_chunk {
 struct inode_st {
     struct inode_st *next; /* hash chain */
     uint64_t ino;
-    int refs;     /* open handles + temporary users */
-    int writers;  /* open handles with write access */
+    int refs;    /* open handles + temporary users */
+    int writers; /* open handles with write access */
     pthread_mutex_t mu;
     uint64_t size_meta;  /* size as the meta service last told us */
     uint64_t size_local; /* size including data written through this mount */

@@ -65,8 +65,8 @@ static void dirc_note(struct cm *cm, const struct cairn_attr *a)
 
 /* Owner for a new node in parent: the caller's uid, and its gid unless parent is setgid;
  * *mode gets S_ISGID added for a new directory under a setgid parent. */
-static int new_owner(struct cm *cm, fuse_req_t req, uint64_t parent, uint32_t *mode,
-                     uint32_t *uid, uint32_t *gid)
+static int new_owner(struct cm *cm, fuse_req_t req, uint64_t parent, uint32_t *mode, uint32_t *uid,
+                     uint32_t *gid)
 {
     const struct fuse_ctx *ctx = fuse_req_ctx(req);
     *uid = ctx->uid;
@@ -196,12 +196,11 @@ static int check_name(const char *name)
 static void fs_init(void *userdata, struct fuse_conn_info *conn)
 {
     (void)userdata;
-    conn->want &= ~(unsigned)(FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_ATOMIC_O_TRUNC |
-                              FUSE_CAP_HANDLE_KILLPRIV | FUSE_CAP_SPLICE_READ |
-                              FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
+    conn->want &=
+        ~(unsigned)(FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_ATOMIC_O_TRUNC | FUSE_CAP_HANDLE_KILLPRIV |
+                    FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
     unsigned want = FUSE_CAP_ASYNC_READ | FUSE_CAP_PARALLEL_DIROPS | FUSE_CAP_EXPORT_SUPPORT |
-                    FUSE_CAP_AUTO_INVAL_DATA | FUSE_CAP_READDIRPLUS |
-                    FUSE_CAP_READDIRPLUS_AUTO;
+                    FUSE_CAP_AUTO_INVAL_DATA | FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO;
     conn->want |= want & conn->capable;
     conn->max_write = CAIRN_IO_MAX;
     conn->max_read = CAIRN_IO_MAX;
@@ -576,8 +575,8 @@ static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
         pthread_mutex_unlock(&s->mu);
         int rc = wp_flush(cm, s, last_writer);
         if (rc)
-            LOG_WARN("fuse", "inode %" PRIu64 ": writing out at release failed: %s",
-                     (uint64_t)ino, strerror(-rc));
+            LOG_WARN("fuse", "inode %" PRIu64 ": writing out at release failed: %s", (uint64_t)ino,
+                     strerror(-rc));
         pthread_mutex_lock(&s->mu);
         if (h->writable) s->writers--;
         if (s->writers == 0 && s->dlen == 0 && !s->need_commit) ist_leases_clear(s);
@@ -636,8 +635,10 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, i
         } else {
             n = fuse_add_direntry(req, buf + pos, size - pos, name, &st, dot + 1);
         }
-        if (n > size - pos) full = 1;
-        else pos += n;
+        if (n > size - pos)
+            full = 1;
+        else
+            pos += n;
     }
     uint64_t cookie = off >= 2 ? (uint64_t)off - 2 : 0;
     for (int round = 0; round < 1000 && !full && !rc; round++) {
@@ -759,10 +760,14 @@ static void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 {
     struct cm *cm = CM(req);
     int rc = 0;
-    if (is_posix_acl(name)) rc = -EOPNOTSUPP;
-    else if (strlen(name) > CAIRN_XATTR_NAME_MAX) rc = -ERANGE;
-    else if (size > CAIRN_XATTR_SIZE_MAX) rc = -E2BIG;
-    else if (flags & ~(XATTR_CREATE | XATTR_REPLACE)) rc = -EINVAL;
+    if (is_posix_acl(name))
+        rc = -EOPNOTSUPP;
+    else if (strlen(name) > CAIRN_XATTR_NAME_MAX)
+        rc = -ERANGE;
+    else if (size > CAIRN_XATTR_SIZE_MAX)
+        rc = -E2BIG;
+    else if (flags & ~(XATTR_CREATE | XATTR_REPLACE))
+        rc = -EINVAL;
     if (!rc) {
         rc = mc_setxattr(&cm->meta, ino, name, value, size, (uint32_t)flags);
         /* after the change (whatever came of it): a reply sent before it is not noted */
@@ -854,9 +859,12 @@ static void fs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 {
     (void)ino;
     int rc;
-    if (mode != 0) rc = -EOPNOTSUPP;
-    else if (off < 0 || len <= 0) rc = -EINVAL;
-    else rc = wp_extend(CM(req), FH(fi)->s, (uint64_t)off + (uint64_t)len);
+    if (mode != 0)
+        rc = -EOPNOTSUPP;
+    else if (off < 0 || len <= 0)
+        rc = -EINVAL;
+    else
+        rc = wp_extend(CM(req), FH(fi)->s, (uint64_t)off + (uint64_t)len);
     fuse_reply_err(req, -rc);
 }
 
@@ -890,8 +898,10 @@ static void fs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
             if (i - (uint64_t)off / csz > (1u << 20)) break; /* bounded walk */
         }
         if (!rc && !found) {
-            if (whence == SEEK_DATA) rc = -ENXIO;
-            else res = size;
+            if (whence == SEEK_DATA)
+                rc = -ENXIO;
+            else
+                res = size;
         }
         if (!rc && res > size) res = size;
     }

@@ -53,7 +53,8 @@ void kv_note(struct kv_table *t, uint64_t ino, uint64_t size, int64_t mtime_s, u
     unsigned i = kv_index(ino);
     pthread_mutex_t *mu = &t->mu[i % KV_STRIPES];
     pthread_mutex_lock(mu);
-    t->slot[i] = (struct kv_slot){.ino = ino, .size = size, .mtime_s = mtime_s, .mtime_ns = mtime_ns};
+    t->slot[i] =
+        (struct kv_slot){.ino = ino, .size = size, .mtime_s = mtime_s, .mtime_ns = mtime_ns};
     pthread_mutex_unlock(mu);
 }
 

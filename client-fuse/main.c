@@ -62,10 +62,11 @@ static const struct conf_opt mount_tab[] = {
 /* Options mount(8) passes that have no meaning for a FUSE client (or are always set). */
 static int ignored_opt(const char *o)
 {
-    static const char *const names[] = {"rw", "dev", "suid", "exec", "auto", "noauto", "user",
-                                        "users", "nouser", "owner", "group", "defaults",
-                                        "nofail", "_netdev", "default_permissions", "async",
-                                        "loop", NULL};
+    static const char *const names[] = {
+        "rw",     "dev",      "suid",   "exec",    "auto",
+        "noauto", "user",     "users",  "nouser",  "owner",
+        "group",  "defaults", "nofail", "_netdev", "default_permissions",
+        "async",  "loop",     NULL};
     for (int i = 0; names[i]; i++)
         if (!strcmp(o, names[i])) return 1;
     return !strncmp(o, "x-", 2) || !strncmp(o, "comment=", 8) || o[0] == '_';

@@ -530,8 +530,7 @@ int mc_chunk_lease(struct mc *m, uint64_t ino, uint64_t index, struct chunk_info
 }
 
 int mc_commit(struct mc *m, uint64_t ino, uint64_t size, int64_t mtime_s, uint32_t mtime_ns,
-              uint32_t flags, const struct mc_alloc *allocs, uint32_t nallocs,
-              struct cairn_attr *a)
+              uint32_t flags, const struct mc_alloc *allocs, uint32_t nallocs, struct cairn_attr *a)
 {
     struct wbuf b;
     wbuf_init(&b);

@@ -19,8 +19,8 @@
 enum { RC_LOADING, RC_READY, RC_FAILED };
 
 struct rc_ent {
-    struct rc_ent *hnext; /* chain of h[]: by (ino, segment) */
-    struct rc_ent *inext; /* chain of ih[]: by ino, so dropping a file's segments is cheap */
+    struct rc_ent *hnext;       /* chain of h[]: by (ino, segment) */
+    struct rc_ent *inext;       /* chain of ih[]: by ino, so dropping a file's segments is cheap */
     struct rc_ent *prev, *next; /* LRU, head = most recent */
     uint64_t ino, seg;
     int state;
@@ -103,10 +103,12 @@ static void lru_front(struct rc_cache *c, struct rc_ent *e)
 static void detach(struct rc_cache *c, struct rc_ent *e)
 {
     struct rc_ent **pp = &c->h[hb(e->ino, e->seg)];
-    while (*pp && *pp != e) pp = &(*pp)->hnext;
+    while (*pp && *pp != e)
+        pp = &(*pp)->hnext;
     if (*pp) *pp = e->hnext;
     pp = &c->ih[hi(e->ino)];
-    while (*pp && *pp != e) pp = &(*pp)->inext;
+    while (*pp && *pp != e)
+        pp = &(*pp)->inext;
     if (*pp) *pp = e->inext;
     lru_unlink(e);
     c->bytes -= e->charge;

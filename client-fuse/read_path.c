@@ -43,8 +43,10 @@ uint64_t rp_ra_update(struct rp_ra *ra, uint64_t off, uint64_t len, uint64_t max
     uint64_t lo = ra->next_off > CAIRN_IO_MAX ? ra->next_off - CAIRN_IO_MAX : 0;
     int seq = off >= lo && off <= ra->next_off + CAIRN_IO_MAX;
     if (seq) {
-        if (ra->window == 0) ra->window = CM_RA_MIN;
-        else if (ra->window < max) ra->window *= 2;
+        if (ra->window == 0)
+            ra->window = CM_RA_MIN;
+        else if (ra->window < max)
+            ra->window *= 2;
         if (ra->window > max) ra->window = max;
         if (off + len > ra->next_off) ra->next_off = off + len;
     } else {
@@ -62,8 +64,8 @@ int rp_locate(struct cm *cm, struct inode_st *s, uint64_t index, struct chunk_in
     if (!c) {
         struct chunk_info got[CM_LOCATE_BATCH];
         uint32_t n = 0;
-        int rc = mc_chunk_locate(&cm->meta, s->ino, index, CM_LOCATE_BATCH, got,
-                                 CM_LOCATE_BATCH, &n);
+        int rc =
+            mc_chunk_locate(&cm->meta, s->ino, index, CM_LOCATE_BATCH, got, CM_LOCATE_BATCH, &n);
         if (rc) return rc;
         for (uint64_t i = index; i < index + CM_LOCATE_BATCH; i++) {
             if (ist_chunk_find(s, i)) continue; /* a lease taken here knows better */
@@ -109,7 +111,8 @@ static int fetch(struct cm *cm, struct inode_st *s, uint64_t off, uint64_t len, 
         goto out;
     }
     pthread_mutex_lock(&s->mu);
-    for (int i = 0; i < n && !rc; i++) rc = rp_locate(cm, s, p[i].index, &st[i].ci, &st[i].present);
+    for (int i = 0; i < n && !rc; i++)
+        rc = rp_locate(cm, s, p[i].index, &st[i].ci, &st[i].present);
     pthread_mutex_unlock(&s->mu);
     if (rc) goto out;
     uint64_t deadline = net_now_ms() + (uint64_t)cm->cfg.io_timeout_s * 1000;
@@ -136,7 +139,8 @@ static int fetch(struct cm *cm, struct inode_st *s, uint64_t off, uint64_t len, 
         if (ci.nloc > 1) {
             struct chunk_info rest = ci;
             rest.nloc = ci.nloc - 1;
-            for (int k = 0; k < rest.nloc; k++) rest.loc[k] = ci.loc[(st[i].first + 1 + k) % ci.nloc];
+            for (int k = 0; k < rest.nloc; k++)
+                rest.loc[k] = ci.loc[(st[i].first + 1 + k) % ci.nloc];
             r = cc_read(cm->cc, &rest, 0, p[i].off, p[i].len, dst);
         }
         if (r == 0) continue;
@@ -211,14 +215,17 @@ static void *pf_main(void *arg)
     struct rp_prefetcher *p = arg;
     pthread_mutex_lock(&p->mu);
     for (;;) {
-        while (!p->stop && p->n == 0) pthread_cond_wait(&p->cv, &p->mu);
+        while (!p->stop && p->n == 0)
+            pthread_cond_wait(&p->cv, &p->mu);
         if (p->n == 0 && p->stop) break;
         struct rp_job j = p->q[p->head];
         p->head = (p->head + 1) % RP_QUEUE_MAX;
         p->n--;
         pthread_mutex_unlock(&p->mu);
-        if (p->stop) rc_end_load(p->cm->cache, j.e, NULL, 0, -ECANCELED);
-        else load_segment(p->cm, j.s, j.seg, j.size, j.e);
+        if (p->stop)
+            rc_end_load(p->cm->cache, j.e, NULL, 0, -ECANCELED);
+        else
+            load_segment(p->cm, j.s, j.seg, j.size, j.e);
         ist_put(p->cm->inodes, j.s);
         pthread_mutex_lock(&p->mu);
     }
@@ -246,7 +253,8 @@ void rp_prefetcher_free(struct rp_prefetcher *p)
     p->stop = 1;
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
-    for (int i = 0; i < p->nthreads; i++) pthread_join(p->th[i], NULL);
+    for (int i = 0; i < p->nthreads; i++)
+        pthread_join(p->th[i], NULL);
     pthread_cond_destroy(&p->cv);
     pthread_mutex_destroy(&p->mu);
     free(p);

@@ -117,7 +117,8 @@ int wp_write(struct cm *cm, struct inode_st *s, uint64_t off, const void *data, 
     size_t need = (size_t)(end - start);
     if (need > s->dcap) {
         size_t cap = s->dcap ? s->dcap : (256u << 10);
-        while (cap < need) cap *= 2;
+        while (cap < need)
+            cap *= 2;
         uint8_t *nb = realloc(s->dbuf, cap);
         if (!nb) {
             rc = -ENOMEM;
@@ -165,8 +166,7 @@ int wp_flush(struct cm *cm, struct inode_st *s, int sync)
         for (size_t i = 0; i < s->nleases && na < MAXA; i++)
             if (s->leases[i].alloc_dirty)
                 al[na++] = (struct mc_alloc){s->leases[i].ci.index, s->leases[i].alloc};
-        int r = mc_commit(&cm->meta, s->ino, s->size_local, s->mtime_s, s->mtime_ns, 0, al, na,
-                          &a);
+        int r = mc_commit(&cm->meta, s->ino, s->size_local, s->mtime_s, s->mtime_ns, 0, al, na, &a);
         if (!r)
             for (size_t i = 0; i < s->nleases; i++)
                 for (uint32_t k = 0; k < na; k++)
@@ -209,8 +209,10 @@ int wp_truncate(struct cm *cm, uint64_t ino, struct inode_st *s, const struct mc
     uint64_t keep = size / csz + (size % csz ? 1 : 0);
     ist_chunks_drop_from(s, keep);
     for (size_t i = 0; i < s->nleases;)
-        if (s->leases[i].ci.index >= keep) s->leases[i] = s->leases[--s->nleases];
-        else i++;
+        if (s->leases[i].ci.index >= keep)
+            s->leases[i] = s->leases[--s->nleases];
+        else
+            i++;
     s->size_meta = out->size;
     s->size_local = out->size;
     s->open_size = out->size;

@@ -27,7 +27,8 @@ uint8_t *wbuf_extend(struct wbuf *b, size_t n)
     if (b->err) return NULL;
     if (b->len + n > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n) cap *= 2;
+        while (cap < b->len + n)
+            cap *= 2;
         uint8_t *d = realloc(b->data, cap);
         if (!d) {
             b->err = -ENOMEM;

@@ -22,11 +22,28 @@ int conf_parse_size(const char *s, uint64_t *out)
     if (errno) return -EINVAL;
     int shift = 0;
     switch (*end) {
-    case 'k': case 'K': shift = 10; end++; break;
-    case 'm': case 'M': shift = 20; end++; break;
-    case 'g': case 'G': shift = 30; end++; break;
-    case 't': case 'T': shift = 40; end++; break;
-    default: break;
+    case 'k':
+    case 'K':
+        shift = 10;
+        end++;
+        break;
+    case 'm':
+    case 'M':
+        shift = 20;
+        end++;
+        break;
+    case 'g':
+    case 'G':
+        shift = 30;
+        end++;
+        break;
+    case 't':
+    case 'T':
+        shift = 40;
+        end++;
+        break;
+    default:
+        break;
     }
     if (*end == 'i' || *end == 'B') end++;
     if (*end == 'B') end++;
@@ -59,8 +76,8 @@ static int set_opt(const struct conf_opt *o, void *cfg, const char *value)
         if (!strcmp(value, "1") || !strcasecmp(value, "true") || !strcasecmp(value, "yes") ||
             !strcasecmp(value, "on"))
             *(int *)field = 1;
-        else if (!strcmp(value, "0") || !strcasecmp(value, "false") ||
-                 !strcasecmp(value, "no") || !strcasecmp(value, "off"))
+        else if (!strcmp(value, "0") || !strcasecmp(value, "false") || !strcasecmp(value, "no") ||
+                 !strcasecmp(value, "off"))
             *(int *)field = 0;
         else
             return -EINVAL;
@@ -87,9 +104,11 @@ int conf_set(const struct conf_opt *tab, void *cfg, const char *name, const char
 
 static char *trim(char *s)
 {
-    while (isspace((unsigned char)*s)) s++;
+    while (isspace((unsigned char)*s))
+        s++;
     char *e = s + strlen(s);
-    while (e > s && isspace((unsigned char)e[-1])) *--e = '\0';
+    while (e > s && isspace((unsigned char)e[-1]))
+        *--e = '\0';
     return s;
 }
 
@@ -141,8 +160,10 @@ int conf_parse_args(const struct conf_opt *tab, void *cfg, int *argc, char **arg
     /* First pass: --config. */
     for (int i = 1; i < *argc; i++) {
         const char *path = NULL;
-        if (!strcmp(argv[i], "--config") && i + 1 < *argc) path = argv[i + 1];
-        else if (!strncmp(argv[i], "--config=", 9)) path = argv[i] + 9;
+        if (!strcmp(argv[i], "--config") && i + 1 < *argc)
+            path = argv[i + 1];
+        else if (!strncmp(argv[i], "--config=", 9))
+            path = argv[i] + 9;
         if (path) {
             int rc = conf_load_file(tab, cfg, path, err, errlen);
             if (rc) return rc;
@@ -178,9 +199,12 @@ int conf_parse_args(const struct conf_opt *tab, void *cfg, int *argc, char **arg
             snprintf(err, errlen, "unknown option '%s' (see --help)", a);
             return -ENOENT;
         }
-        if (eq) val = eq + 1;
-        else if (o->type == CONF_FLAG || o->type == CONF_BOOL) val = "1";
-        else if (i + 1 < *argc) val = argv[++i];
+        if (eq)
+            val = eq + 1;
+        else if (o->type == CONF_FLAG || o->type == CONF_BOOL)
+            val = "1";
+        else if (i + 1 < *argc)
+            val = argv[++i];
         else {
             snprintf(err, errlen, "option '%s' needs a value", a);
             return -EINVAL;

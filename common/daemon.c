@@ -16,7 +16,8 @@ int daemon_start(int *fd_out)
         close(p[1]);
         char c = 1;
         ssize_t n;
-        do n = read(p[0], &c, 1);
+        do
+            n = read(p[0], &c, 1);
         while (n < 0 && errno == EINTR);
         _exit(n == 1 ? c : 1);
     }

@@ -182,7 +182,7 @@ struct cairn_attr {
     uint32_t mtime_ns;
     int64_t ctime_s;
     uint32_t ctime_ns;
-    uint32_t flags; /* ATTR_F_* */
+    uint32_t flags;  /* ATTR_F_* */
     uint64_t blocks; /* 512-byte units the chunk servers store for the file (st_blocks) */
 };
 

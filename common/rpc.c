@@ -46,8 +46,10 @@ struct rpc_conn {
 
 static void opts_default(struct rpc_opts *o, const struct rpc_opts *in)
 {
-    if (in) *o = *in;
-    else memset(o, 0, sizeof(*o));
+    if (in)
+        *o = *in;
+    else
+        memset(o, 0, sizeof(*o));
     if (o->connect_timeout_ms <= 0) o->connect_timeout_ms = 2000;
     if (o->call_timeout_ms <= 0) o->call_timeout_ms = 30000;
     if (o->backoff_min_ms <= 0) o->backoff_min_ms = 50;
@@ -230,7 +232,8 @@ int rpc_submit(struct rpc_conn *c, uint16_t type, const void *p1, size_t n1, con
             pthread_mutex_unlock(&c->mu);
         }
         uint64_t now = net_now_ms();
-        if (now >= deadline_ms || (c->o.connect_attempts > 0 && attempts >= c->o.connect_attempts)) {
+        if (now >= deadline_ms ||
+            (c->o.connect_attempts > 0 && attempts >= c->o.connect_attempts)) {
             pthread_cond_destroy(&k->cond);
             free(k);
             return rc == -EAGAIN ? -ETIMEDOUT : rc;
@@ -272,8 +275,7 @@ int rpc_wait(struct rpc_call *k, uint64_t deadline_ms, struct rpc_reply *reply)
         memset(reply, 0, sizeof(*reply));
         reply->status = rc;
         if (rc == -ETIMEDOUT)
-            LOG_WARN("rpc", "request %llu to %s timed out", (unsigned long long)k->reqid,
-                     c->addr);
+            LOG_WARN("rpc", "request %llu to %s timed out", (unsigned long long)k->reqid, c->addr);
     }
     pthread_cond_destroy(&k->cond);
     free(k);

@@ -138,8 +138,8 @@ void csr_heartbeat(struct cs_registry *r, int slot, uint64_t cap, uint64_t free_
     s->free = free_bytes;
     s->load = load;
     s->last_seen_ms = now_ms;
-    if (!s->alive) LOG_INFO("cs", "chunk server %016llx at %s is back", (unsigned long long)s->id,
-                            s->addr);
+    if (!s->alive)
+        LOG_INFO("cs", "chunk server %016llx at %s is back", (unsigned long long)s->id, s->addr);
     s->alive = 1;
 }
 

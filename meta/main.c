@@ -18,7 +18,8 @@
 
 #define O(f) offsetof(struct meta_cfg, f)
 static const struct conf_opt meta_opts[] = {
-    {"listen", CONF_STR, "127.0.0.1:9520", O(listen), "address to serve clients and chunk servers on"},
+    {"listen", CONF_STR, "127.0.0.1:9520", O(listen),
+     "address to serve clients and chunk servers on"},
     {"data_dir", CONF_STR, "/var/lib/cairn/meta", O(data_dir), "folder of the LMDB environment"},
     {"session_timeout", CONF_INT, "60", O(session_timeout),
      "seconds without keepalive before a client session expires and its open files close"},
@@ -81,7 +82,8 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
 
 static int check_cfg(struct meta_cfg *c)
 {
-    if (c->chunk_size < (64u << 10) || c->chunk_size % (64u << 10) || c->chunk_size > (512ull << 20)) {
+    if (c->chunk_size < (64u << 10) || c->chunk_size % (64u << 10) ||
+        c->chunk_size > (512ull << 20)) {
         fprintf(stderr, "cairn-meta: chunk_size must be a multiple of 64K between 64K and 512M\n");
         return -EINVAL;
     }
@@ -104,8 +106,9 @@ static int serve(struct meta *m, int dfd)
         fprintf(stderr, "cairn-meta: log file %s: %s\n", m->cfg.log_file, strerror(-rc));
         return 1;
     }
-    struct mstore_opts so = {.map_size = m->cfg.map_size, .chunk_size = m->cfg.chunk_size,
-                            .no_sync = !m->cfg.fsync_commits};
+    struct mstore_opts so = {.map_size = m->cfg.map_size,
+                             .chunk_size = m->cfg.chunk_size,
+                             .no_sync = !m->cfg.fsync_commits};
     rc = mstore_open(m->cfg.data_dir, &so, &m->store);
     if (rc) {
         LOG_ERR("main", "cannot open the store in %s: %s", m->cfg.data_dir, strerror(-rc));

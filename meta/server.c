@@ -257,8 +257,8 @@ struct loc_ctx {
 static int put_chunk(void *arg, uint64_t index, uint64_t chunk_id, uint32_t version)
 {
     struct loc_ctx *x = arg;
-    struct chunk_info ci = {.index = index, .chunk_id = chunk_id, .version = version,
-                            .prev_version = version};
+    struct chunk_info ci = {
+        .index = index, .chunk_id = chunk_id, .version = version, .prev_version = version};
     csr_fill_locs(&x->m->reg, &ci);
     proto_put_chunk_info(x->out, &ci);
     x->count++;
@@ -547,33 +547,60 @@ static int do_release(struct req *q)
 static int dispatch(struct req *q)
 {
     switch (q->h->type) {
-    case MSG_SESSION_OPEN: return do_session_open(q);
-    case MSG_SESSION_KEEPALIVE: return do_session_simple(q, MOP_SESSION_TOUCH);
-    case MSG_SESSION_CLOSE: return do_session_simple(q, MOP_SESSION_CLOSE);
-    case MSG_LOOKUP: return do_lookup(q);
-    case MSG_GETATTR: return do_getattr(q);
-    case MSG_SETATTR: return do_setattr(q);
-    case MSG_MKNOD: return do_mknod(q);
-    case MSG_MKDIR: return do_mkdir(q);
-    case MSG_UNLINK: return do_unlink_rmdir(q, MOP_UNLINK);
-    case MSG_RMDIR: return do_unlink_rmdir(q, MOP_RMDIR);
-    case MSG_RENAME: return do_rename(q);
-    case MSG_LINK: return do_link(q);
-    case MSG_SYMLINK: return do_symlink(q);
-    case MSG_READLINK: return do_readlink(q);
-    case MSG_READDIR: return do_readdir(q);
-    case MSG_STATFS: return do_statfs(q);
-    case MSG_SETXATTR: return do_setxattr(q);
-    case MSG_GETXATTR: return do_getxattr(q);
-    case MSG_LISTXATTR: return do_listxattr(q);
-    case MSG_REMOVEXATTR: return do_removexattr(q);
-    case MSG_CREATE: return do_create(q);
-    case MSG_OPEN: return do_open(q);
-    case MSG_RELEASE: return do_release(q);
-    case MSG_CHUNK_LOCATE: return do_chunk_locate(q);
-    case MSG_CHUNK_LEASE: return do_chunk_lease(q);
-    case MSG_COMMIT: return do_commit(q);
-    default: return -2; /* not a client message */
+    case MSG_SESSION_OPEN:
+        return do_session_open(q);
+    case MSG_SESSION_KEEPALIVE:
+        return do_session_simple(q, MOP_SESSION_TOUCH);
+    case MSG_SESSION_CLOSE:
+        return do_session_simple(q, MOP_SESSION_CLOSE);
+    case MSG_LOOKUP:
+        return do_lookup(q);
+    case MSG_GETATTR:
+        return do_getattr(q);
+    case MSG_SETATTR:
+        return do_setattr(q);
+    case MSG_MKNOD:
+        return do_mknod(q);
+    case MSG_MKDIR:
+        return do_mkdir(q);
+    case MSG_UNLINK:
+        return do_unlink_rmdir(q, MOP_UNLINK);
+    case MSG_RMDIR:
+        return do_unlink_rmdir(q, MOP_RMDIR);
+    case MSG_RENAME:
+        return do_rename(q);
+    case MSG_LINK:
+        return do_link(q);
+    case MSG_SYMLINK:
+        return do_symlink(q);
+    case MSG_READLINK:
+        return do_readlink(q);
+    case MSG_READDIR:
+        return do_readdir(q);
+    case MSG_STATFS:
+        return do_statfs(q);
+    case MSG_SETXATTR:
+        return do_setxattr(q);
+    case MSG_GETXATTR:
+        return do_getxattr(q);
+    case MSG_LISTXATTR:
+        return do_listxattr(q);
+    case MSG_REMOVEXATTR:
+        return do_removexattr(q);
+    case MSG_CREATE:
+        return do_create(q);
+    case MSG_OPEN:
+        return do_open(q);
+    case MSG_RELEASE:
+        return do_release(q);
+    case MSG_CHUNK_LOCATE:
+        return do_chunk_locate(q);
+    case MSG_CHUNK_LEASE:
+        return do_chunk_lease(q);
+    case MSG_COMMIT:
+        return do_commit(q);
+    default:
+        return -2; /* not a client message */
     }
 }
 
@@ -594,7 +621,8 @@ int meta_handle(struct evsrv_conn *conn, const struct wire_hdr *h, const uint8_t
         evsrv_reply(conn, h, -EOPNOTSUPP, NULL, 0);
         return 0;
     }
-    if (rc) LOG_WARN("meta", "malformed %s from %s: closing the connection",
-                     proto_type_name(h->type), evsrv_conn_peer(conn));
+    if (rc)
+        LOG_WARN("meta", "malformed %s from %s: closing the connection", proto_type_name(h->type),
+                 evsrv_conn_peer(conn));
     return rc;
 }

@@ -52,8 +52,9 @@ static int cs_register(struct meta *m, struct evsrv_conn *conn, const struct wir
         evsrv_reply(conn, h, slot, NULL, 0);
         return 0;
     }
-    LOG_INFO("cs", "chunk server %016" PRIx64 " at %s registered (%" PRIu64 " MiB free of %" PRIu64
-                   " MiB)",
+    LOG_INFO("cs",
+             "chunk server %016" PRIx64 " at %s registered (%" PRIu64 " MiB free of %" PRIu64
+             " MiB)",
              id, addr, free_bytes >> 20, cap >> 20);
     uint8_t rep[8];
     le_put64(rep, mstore_chunk_size(m->store));
@@ -86,8 +87,9 @@ static int cs_report(struct meta *m, struct evsrv_conn *conn, const struct wire_
             kept++;
         }
     }
-    if (n) LOG_DEBUG("cs", "server %016" PRIx64 " reports %u chunks: %u kept, %u to delete", id, n,
-                     kept, dropped);
+    if (n)
+        LOG_DEBUG("cs", "server %016" PRIx64 " reports %u chunks: %u kept, %u to delete", id, n,
+                  kept, dropped);
     reply_deletes(m, conn, h, slot);
     return 0;
 }

@@ -13,7 +13,7 @@
 #define H_MAX_CS 8
 
 struct h_cluster {
-    char dir[256];      /* everything lives under here */
+    char dir[256]; /* everything lives under here */
     pid_t meta_pid;
     uint16_t meta_port;
     char meta_addr[64]; /* "127.0.0.1:PORT" */

@@ -1579,8 +1579,8 @@ int main(void)
         {"names", renames},          {"names", name_too_long},  {"attrs", file_times},
         {"attrs", chmod_chown},      {"attrs", perms_nonroot},  {"attrs", xattrs},
         {"attrs", posix_acl_mode},   {"dirs", readdir_seek},    {"dirs", readdir_while_removing},
-        {"misc", statfs_fields},     {"misc", fallocate_mode0}, {"misc", blocks_used}, {"misc", fsync_calls},
-        {"misc", plain_io},
+        {"misc", statfs_fields},     {"misc", fallocate_mode0}, {"misc", blocks_used},
+        {"misc", fsync_calls},       {"misc", plain_io},
     };
     TCase *tc = NULL;
     const char *cur = NULL;

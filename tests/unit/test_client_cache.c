@@ -14,7 +14,8 @@ static uint8_t seg_data[CM_SEG_SIZE];
 START_TEST(hit_copies_the_requested_bytes)
 {
     struct rc_cache *c = rc_new(8ull * CM_SEG_SIZE);
-    for (size_t i = 0; i < sizeof(seg_data); i++) seg_data[i] = (uint8_t)(i * 13);
+    for (size_t i = 0; i < sizeof(seg_data); i++)
+        seg_data[i] = (uint8_t)(i * 13);
     rc_put(c, 5, 2, seg_data, 1000);
     uint8_t out[600];
     ck_assert_int_eq(rc_read(c, 5, 2, 100, 600, out, 100), 600);
@@ -30,7 +31,8 @@ END_TEST
 START_TEST(limit_holds_and_lru_goes_first)
 {
     struct rc_cache *c = rc_new(4ull * CM_SEG_SIZE);
-    for (uint64_t s = 0; s < 4; s++) rc_put(c, 1, s, seg_data, CM_SEG_SIZE);
+    for (uint64_t s = 0; s < 4; s++)
+        rc_put(c, 1, s, seg_data, CM_SEG_SIZE);
     ck_assert_uint_eq(rc_bytes(c), 4ull * CM_SEG_SIZE);
     uint8_t b[1];
     ck_assert_int_eq(rc_read(c, 1, 0, 0, 1, b, 10), 1); /* 0 is now the most recent */

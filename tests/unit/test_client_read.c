@@ -28,7 +28,8 @@ START_TEST(split_stays_inside_chunks)
     ck_assert_uint_eq(p[2].off, MiB);
     ck_assert_uint_eq(p[2].len, MiB);
     uint64_t sum = 0;
-    for (int i = 0; i < n; i++) sum += p[i].len;
+    for (int i = 0; i < n; i++)
+        sum += p[i].len;
     ck_assert_uint_eq(sum, 3 * MiB);
 }
 END_TEST
@@ -111,7 +112,8 @@ static struct wbuf make_reply(const uint8_t *chunk, uint32_t clen, uint32_t off,
     wbuf_put_u32(&b, doff);
     wbuf_put_u32(&b, clen);
     wbuf_put_u32(&b, nb);
-    for (uint32_t i = 0; i < nb; i++) wbuf_put_u64(&b, cks[i]);
+    for (uint32_t i = 0; i < nb; i++)
+        wbuf_put_u64(&b, cks[i]);
     wbuf_put_bytes(&b, chunk + doff, dlen);
     free(cks);
     return b;
@@ -120,7 +122,8 @@ static struct wbuf make_reply(const uint8_t *chunk, uint32_t clen, uint32_t off,
 static uint8_t *pattern(size_t n)
 {
     uint8_t *p = malloc(n);
-    for (size_t i = 0; i < n; i++) p[i] = (uint8_t)(i * 31 + (i >> 9));
+    for (size_t i = 0; i < n; i++)
+        p[i] = (uint8_t)(i * 31 + (i >> 9));
     return p;
 }
 
@@ -138,7 +141,8 @@ START_TEST(verify_accepts_good_reply_and_zero_fills_past_end)
     cc_copy_view(&v, off, len, out);
     uint32_t valid = clen - off;
     ck_assert_int_eq(memcmp(out, chunk + off, valid), 0);
-    for (uint32_t i = valid; i < len; i++) ck_assert_uint_eq(out[i], 0);
+    for (uint32_t i = valid; i < len; i++)
+        ck_assert_uint_eq(out[i], 0);
     free(out);
     free(chunk);
     wbuf_free(&r);

@@ -814,8 +814,12 @@ static int commit_alloc(uint64_t ino, uint64_t size, const uint64_t *pairs, uint
     uint8_t raw[16 * 8];
     for (uint32_t i = 0; i < npairs * 2; i++)
         le_put64(raw + 8 * i, pairs[i]);
-    struct mop op = {.type = MOP_COMMIT, .ino = ino, .size = size, .mtime_s = 1000,
-                     .data = raw, .data_len = npairs * 16};
+    struct mop op = {.type = MOP_COMMIT,
+                     .ino = ino,
+                     .size = size,
+                     .mtime_s = 1000,
+                     .data = raw,
+                     .data_len = npairs * 16};
     return apply(&op, NULL, NULL);
 }
 
@@ -842,8 +846,8 @@ START_TEST(test_commit_allocations_give_blocks)
     ck_assert_int_eq(commit(f, 1000, COMMIT_SET_SIZE, NULL), 0);
     ck_assert_uint_eq(attr_of(f).blocks, CS / 512);
     /* a malformed list changes nothing */
-    struct mop bad = {.type = MOP_COMMIT, .ino = f, .size = 1000, .data = (const uint8_t *)"x",
-                      .data_len = 1};
+    struct mop bad = {
+        .type = MOP_COMMIT, .ino = f, .size = 1000, .data = (const uint8_t *)"x", .data_len = 1};
     ck_assert_int_eq(apply(&bad, NULL, NULL), -EINVAL);
     ck_assert_uint_eq(attr_of(f).blocks, CS / 512);
 }
