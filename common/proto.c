@@ -84,12 +84,14 @@ const char *proto_type_name(uint16_t type)
     case MSG_##x:                                                                                  \
         return #x;
         N(SESSION_OPEN)
-        N(SESSION_KEEPALIVE) N(SESSION_CLOSE) N(LOOKUP) N(GETATTR) N(SETATTR) N(MKNOD) N(MKDIR)
-            N(UNLINK) N(RMDIR) N(RENAME) N(LINK) N(SYMLINK) N(READLINK) N(READDIR) N(STATFS)
-                N(SETXATTR) N(GETXATTR) N(LISTXATTR) N(REMOVEXATTR) N(CREATE) N(OPEN) N(RELEASE)
-                    N(CHUNK_LOCATE) N(CHUNK_LEASE) N(COMMIT) N(CS_REGISTER) N(CS_REPORT)
-                        N(CS_HEARTBEAT) N(CS_BAD_CHUNK) N(CS_CHUNK_EVENT) N(CHK_READ) N(CHK_WRITE)
-                            N(CHK_TRUNCATE) N(CHK_DELETE) N(CHK_FSYNC) N(CHK_INFO)
+        N(SESSION_KEEPALIVE)
+        N(SESSION_CLOSE)
+        N(LOOKUP) N(GETATTR) N(SETATTR) N(MKNOD) N(MKDIR) N(UNLINK) N(RMDIR) N(RENAME) N(LINK)
+            N(SYMLINK) N(READLINK) N(READDIR) N(STATFS) N(SETXATTR) N(GETXATTR) N(LISTXATTR)
+                N(REMOVEXATTR) N(CREATE) N(OPEN) N(RELEASE) N(CHUNK_LOCATE) N(CHUNK_LEASE) N(COMMIT)
+                    N(CS_REGISTER) N(CS_REPORT) N(CS_HEARTBEAT) N(CS_BAD_CHUNK) N(CS_CHUNK_EVENT)
+                        N(CHK_READ) N(CHK_WRITE) N(CHK_TRUNCATE) N(CHK_DELETE) N(CHK_FSYNC)
+                            N(CHK_INFO)
 #undef N
     }
     return "?";

@@ -215,7 +215,7 @@ static int is_fuse_mounted(const char *path)
     return statfs(path, &sf) == 0 && sf.f_type == FUSE_SUPER_MAGIC;
 }
 
-int h_mount(struct h_cluster *c)
+int h_mount_opts(struct h_cluster *c, const char *extra)
 {
     if (c->nmounts >= 4) return -ENOSPC;
     int k = c->nmounts;
@@ -223,9 +223,10 @@ int h_mount(struct h_cluster *c)
     memcpy(base, c->dir, sizeof(base));
     snprintf(c->mnt[k], sizeof(c->mnt[k]), "%s/mnt%d", base, k);
     mkdir(c->mnt[k], 0755);
-    char prog[512], opts[200], log[320];
+    char prog[512], opts[400], log[320];
     h_prog("cairn-mount", prog, sizeof(prog));
-    snprintf(opts, sizeof(opts), "meta=%s", c->meta_addr);
+    snprintf(opts, sizeof(opts), "meta=%s%s%s", c->meta_addr, extra && *extra ? "," : "",
+             extra ? extra : "");
     snprintf(log, sizeof(log), "%s/mount%d.log", c->dir, k);
     char *argv[] = {prog, c->mnt[k], "-f", "-o", opts, NULL};
     c->mount_pid[k] = h_spawn(argv, log);
@@ -237,6 +238,11 @@ int h_mount(struct h_cluster *c)
         sleep_ms(20);
     }
     return k;
+}
+
+int h_mount(struct h_cluster *c)
+{
+    return h_mount_opts(c, NULL);
 }
 
 int h_umount(struct h_cluster *c, int k)

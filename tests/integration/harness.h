@@ -52,6 +52,8 @@ int h_cs_start(struct h_cluster *c, int i);
 int h_cluster_start(struct h_cluster *c, const char *tag, int ncs);
 /* Mount the cluster at c->dir/mntK (made here); returns K or -errno. Waits until mounted. */
 int h_mount(struct h_cluster *c);
+/* The same with extra -o options ("allow_other,io_timeout=10"; may be NULL). */
+int h_mount_opts(struct h_cluster *c, const char *extra);
 int h_umount(struct h_cluster *c, int k);
 /* Unmount everything, kill every process by PID, remove c->dir unless $KEEP is set. */
 void h_cluster_stop(struct h_cluster *c);

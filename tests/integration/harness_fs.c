@@ -11,53 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/vfs.h>
 #include <sys/xattr.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "net.h"
 
-#define FUSE_SUPER_MAGIC 0x65735546
-
 /* ---- the per-binary environment ------------------------------------------------------------ */
-
-static int is_fuse_mounted(const char *path)
-{
-    struct statfs sf;
-    return statfs(path, &sf) == 0 && sf.f_type == FUSE_SUPER_MAGIC;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-int hfs_mount_opts(struct h_cluster *c, const char *extra)
-{
-    if (c->nmounts >= 4) return -ENOSPC;
-    int k = c->nmounts;
-    char base[sizeof(c->dir)];
-    memcpy(base, c->dir, sizeof(base));
-    snprintf(c->mnt[k], sizeof(c->mnt[k]), "%s/mnt%d", base, k);
-    mkdir(c->mnt[k], 0755);
-    char prog[512], opts[400], log[320];
-    h_prog("cairn-mount", prog, sizeof(prog));
-    snprintf(opts, sizeof(opts), "meta=%s%s%s", c->meta_addr, extra && *extra ? "," : "",
-             extra ? extra : "");
-    snprintf(log, sizeof(log), "%s/mount%d.log", c->dir, k);
-    char *argv[] = {prog, c->mnt[k], "-f", "-o", opts, NULL};
-    c->mount_pid[k] = h_spawn(argv, log);
-    if (c->mount_pid[k] < 0) return (int)c->mount_pid[k];
-    c->nmounts++;
-    uint64_t end = net_now_ms() + 10000;
-    while (!is_fuse_mounted(c->mnt[k])) {
-        if (net_now_ms() > end || !h_alive(c->mount_pid[k])) return -ETIMEDOUT;
-        sleep_ms(20);
-    }
-    return k;
-}
 
 void hfs_env_start(struct hfs_env *env, const char *tag, int ncs, int nmounts, const char *mopts)
 {
@@ -96,7 +55,7 @@ void hfs_env_start(struct hfs_env *env, const char *tag, int ncs, int nmounts, c
         return;
     }
     for (int k = 0; k < nmounts; k++) {
-        rc = hfs_mount_opts(&env->c, mopts);
+        rc = h_mount_opts(&env->c, mopts);
         if (rc < 0) {
             snprintf(env->why, sizeof(env->why), "mount %d: %s (logs in %s)", k, strerror(-rc),
                      env->c.dir);

@@ -40,10 +40,6 @@ void hfs_stop_on_signal(struct hfs_env *env);
 /* A fresh empty folder NAME under mount k's root (removing an old one); path into out. */
 int hfs_subdir(struct hfs_env *env, int k, const char *name, char *out, size_t len);
 
-/* Mount like h_mount, with extra comma-separated FUSE/cairn options (may be NULL). The mount
- * is recorded in c so h_umount/h_cluster_stop handle it. Returns K or -errno. */
-int hfs_mount_opts(struct h_cluster *c, const char *extra);
-
 /* ---- data ------------------------------------------------------------------------------------ */
 
 uint64_t hfs_mix64(uint64_t x);
