@@ -75,15 +75,25 @@ int mc_call(struct mc *m, uint16_t type, const struct wbuf *req, struct rpc_repl
     return rc;
 }
 
+/* Call with request b (freed here); on success *c reads the reply payload, which the caller
+ * frees with rpc_reply_free(rep). */
+static int call_cur(struct mc *m, uint16_t type, struct wbuf *b, struct rpc_reply *rep,
+                    struct rcur *c)
+{
+    int rc = mc_call(m, type, b, rep);
+    wbuf_free(b);
+    if (rc) return rc;
+    rcur_init(c, rep->payload.data, rep->payload.len);
+    return 0;
+}
+
 /* Call and decode an attr reply. */
 static int call_attr(struct mc *m, uint16_t type, struct wbuf *b, struct cairn_attr *a)
 {
     struct rpc_reply rep;
-    int rc = mc_call(m, type, b, &rep);
-    wbuf_free(b);
-    if (rc) return rc;
     struct rcur c;
-    rcur_init(&c, rep.payload.data, rep.payload.len);
+    int rc = call_cur(m, type, b, &rep, &c);
+    if (rc) return rc;
     struct cairn_attr tmp;
     proto_get_attr(&c, a ? a : &tmp);
     rc = c.err ? -EIO : 0;
@@ -117,11 +127,9 @@ static int session_open(struct mc *m, uint64_t resume)
     put_name(&b, name);
     wbuf_put_u64(&b, resume);
     struct rpc_reply rep;
-    int rc = mc_call(m, MSG_SESSION_OPEN, &b, &rep);
-    wbuf_free(&b);
-    if (rc) return rc;
     struct rcur c;
-    rcur_init(&c, rep.payload.data, rep.payload.len);
+    int rc = call_cur(m, MSG_SESSION_OPEN, &b, &rep, &c);
+    if (rc) return rc;
     uint64_t sid = rcur_u64(&c), csz = rcur_u64(&c);
     uint32_t to = rcur_u32(&c);
     rpc_reply_free(&rep);
@@ -340,11 +348,9 @@ int mc_readlink(struct mc *m, uint64_t ino, char *out)
     wbuf_init(&b);
     wbuf_put_u64(&b, ino);
     struct rpc_reply rep;
-    int rc = mc_call(m, MSG_READLINK, &b, &rep);
-    wbuf_free(&b);
-    if (rc) return rc;
     struct rcur c;
-    rcur_init(&c, rep.payload.data, rep.payload.len);
+    int rc = call_cur(m, MSG_READLINK, &b, &rep, &c);
+    if (rc) return rc;
     rc = rcur_str(&c, out, CAIRN_PATH_MAX) < 0 ? -EIO : 0;
     rpc_reply_free(&rep);
     return rc;
@@ -369,11 +375,9 @@ int mc_statfs(struct mc *m, struct mc_statfs *out)
     struct wbuf b;
     wbuf_init(&b);
     struct rpc_reply rep;
-    int rc = mc_call(m, MSG_STATFS, &b, &rep);
-    wbuf_free(&b);
-    if (rc) return rc;
     struct rcur c;
-    rcur_init(&c, rep.payload.data, rep.payload.len);
+    int rc = call_cur(m, MSG_STATFS, &b, &rep, &c);
+    if (rc) return rc;
     out->total_bytes = rcur_u64(&c);
     out->free_bytes = rcur_u64(&c);
     out->total_inodes = rcur_u64(&c);
@@ -465,12 +469,10 @@ int mc_open_file(struct mc *m, uint64_t ino, uint32_t flags, struct cairn_attr *
     wbuf_put_u32(&b, flags);
     wbuf_put_u64(&b, mc_session(m));
     struct rpc_reply rep;
-    int rc = mc_call(m, MSG_OPEN, &b, &rep);
-    wbuf_free(&b);
     *n = 0;
-    if (rc) return rc;
     struct rcur c;
-    rcur_init(&c, rep.payload.data, rep.payload.len);
+    int rc = call_cur(m, MSG_OPEN, &b, &rep, &c);
+    if (rc) return rc;
     proto_get_attr(&c, a);
     rc = c.err ? -EIO : 0;
     if (!rc && c.left > 0) {
@@ -498,12 +500,10 @@ int mc_chunk_locate(struct mc *m, uint64_t ino, uint64_t first, uint32_t count,
     wbuf_put_u64(&b, first);
     wbuf_put_u32(&b, count);
     struct rpc_reply rep;
-    int rc = mc_call(m, MSG_CHUNK_LOCATE, &b, &rep);
-    wbuf_free(&b);
     *n = 0;
-    if (rc) return rc;
     struct rcur c;
-    rcur_init(&c, rep.payload.data, rep.payload.len);
+    int rc = call_cur(m, MSG_CHUNK_LOCATE, &b, &rep, &c);
+    if (rc) return rc;
     rc = get_chunk_infos(&c, ci, max, n);
     rpc_reply_free(&rep);
     return rc;
@@ -517,11 +517,9 @@ int mc_chunk_lease(struct mc *m, uint64_t ino, uint64_t index, struct chunk_info
     wbuf_put_u64(&b, index);
     wbuf_put_u64(&b, mc_session(m));
     struct rpc_reply rep;
-    int rc = mc_call(m, MSG_CHUNK_LEASE, &b, &rep);
-    wbuf_free(&b);
-    if (rc) return rc;
     struct rcur c;
-    rcur_init(&c, rep.payload.data, rep.payload.len);
+    int rc = call_cur(m, MSG_CHUNK_LEASE, &b, &rep, &c);
+    if (rc) return rc;
     proto_get_chunk_info(&c, ci);
     rc = c.err ? -EIO : 0;
     if (!rc && ci->nloc == 0) rc = -ENOSPC; /* no chunk server to write to */
