@@ -22,6 +22,7 @@ void proto_put_attr(struct wbuf *b, const struct cairn_attr *a)
     wbuf_put_u32(b, a->ctime_ns);
     wbuf_put_u32(b, a->flags);
     wbuf_put_u64(b, a->blocks);
+    wbuf_put_u32(b, a->copies);
 }
 
 void proto_get_attr(struct rcur *c, struct cairn_attr *a)
@@ -42,6 +43,7 @@ void proto_get_attr(struct rcur *c, struct cairn_attr *a)
     a->ctime_ns = rcur_u32(c);
     a->flags = rcur_u32(c);
     a->blocks = rcur_u64(c);
+    a->copies = rcur_u32(c);
 }
 
 void proto_put_chunk_info(struct wbuf *b, const struct chunk_info *ci)
@@ -91,7 +93,8 @@ const char *proto_type_name(uint16_t type)
             N(READLINK) N(READDIR) N(STATFS) N(SETXATTR) N(GETXATTR) N(LISTXATTR) N(REMOVEXATTR)
                 N(CREATE) N(OPEN) N(RELEASE) N(CHUNK_LOCATE) N(CHUNK_LEASE) N(COMMIT) N(CS_REGISTER)
                     N(CS_REPORT) N(CS_HEARTBEAT) N(CS_BAD_CHUNK) N(CS_CHUNK_EVENT) N(CHK_READ)
-                        N(CHK_WRITE) N(CHK_TRUNCATE) N(CHK_DELETE) N(CHK_FSYNC) N(CHK_INFO)
+                        N(CHK_WRITE) N(CHK_TRUNCATE) N(CHK_DELETE) N(CHK_FSYNC) N(CHK_INFO) N(CHK_SETVER)
+                            N(SET_COPIES) N(FILEINFO) N(HEALTH) N(CS_DRAIN) N(CS_REPLICATED)
 #undef N
     }
     return "?";

@@ -89,47 +89,98 @@ enum proto_type {
     MSG_RELEASE = 29,
     /* u64 ino, u64 first_index, u32 count -> u32 n, n x chunkinfo (only chunks that exist) */
     MSG_CHUNK_LOCATE = 30,
-    /* u64 ino, u64 index, u64 session -> chunkinfo with a new version (write lease; the
-     * chunk is allocated if absent, prev_version 0 then) */
+    /* u64 ino, u64 index, u64 session, u8 nexcl, nexcl x u64 server_id
+     *   -> chunkinfo with a new version (write lease; the chunk is allocated if absent,
+     *      prev_version 0 then). The locations are the write chain, in order.
+     * nexcl names servers that failed this writer (a dead hop, an I/O error): the new chain
+     * leaves them out, so their copies become stale (never served) and are rebuilt later.
+     * The chain holds the live valid copies (possibly fewer than the file's copies: the
+     * chunk is then under-replicated and healed in the background). prev_version is the
+     * oldest version a chain member may hold (servers accept held in [prev_version, version]). */
     MSG_CHUNK_LEASE = 31,
     /* u64 ino, u64 size, i64 mtime_s, u32 mtime_ns, u32 flags (COMMIT_*),
      * [u32 n, n x {u64 chunk index, u64 allocated bytes}] -> attr
      * Publishes a writer's size (grows only, unless COMMIT_SET_SIZE) and mtime, and the bytes
      * the chunk servers last reported storing for the chunks it wrote (st_blocks). */
     MSG_COMMIT = 32,
-    /* u64 ino -> u64 chunk_size ... reserved */
+    /* --- admin (the cairn command) -> meta ----------------------------------------- */
+    /* u64 ino, u32 copies (1..CAIRN_COPIES_MAX; 0 = inherit the default again) -> attr
+     * Sets the number of copies of one inode (directories: what new children inherit).
+     * Chunks gain or lose copies in the background. -EINVAL out of range. */
+    MSG_SET_COPIES = 40,
+    /* u64 ino, u64 first_index, u32 max
+     *   -> attr, u32 copies (effective goal), u64 chunk_size, u32 n,
+     *      n x { u64 index, u64 chunk_id, u32 version, u64 length, u8 ncopies,
+     *            ncopies x { u64 server_id, str addr, str zone, u32 version, u8 state } },
+     *      u8 more (1 = chunks past the last one listed exist: ask again from index+1)
+     * state is COPY_*; length is the chunk's share of the file size. */
+    MSG_FILEINFO = 41,
+    /* (empty) -> u32 nservers, nservers x { u64 id, str addr, str zone, u8 state (CS_STATE_*),
+     *            u64 capacity, u64 free, u32 load, u64 chunks (copies it holds),
+     *            u32 repairs_in_flight },
+     *            u64 chunks, u64 full, u64 under, u64 missing, u64 over, u64 stale_copies,
+     *            u64 bad_copies, u64 repair_queue, u64 repairs_done, u64 repair_bytes,
+     *            u64 repair_rate (bytes/s over the last 10 s), u64 bad_repaired,
+     *            u64 moves_done (balance + drain), u8 scan_complete (1 = the counts cover a
+     *            whole pass over the chunk map), u32 default_copies, u32 balance_pct
+     * The chunk counts come from the repair scanner's last complete pass over every chunk
+     * (during the first pass: the pass so far). */
+    MSG_HEALTH = 42,
+    /* u64 server_id, u8 on (1 drain, 0 undrain) -> (empty); -ENOENT unknown server.
+     * A draining server gets no new chunks; its copies are made elsewhere, then dropped. */
+    MSG_CS_DRAIN = 43,
 
     /* --- chunk server -> meta ------------------------------------------------------- */
-    /* u64 server_id, str addr, u64 capacity, u64 free -> u64 chunk_size */
+    /* u64 server_id, str addr, u64 capacity, u64 free, str zone ("" = none) -> u64 chunk_size */
     MSG_CS_REGISTER = 50,
     /* u64 server_id, u32 n, n x { u64 chunk_id, u32 version } (what it holds; may be sent in
      * several batches after REGISTER) -> u32 m, m x { u64 chunk_id, u32 version } to delete */
     MSG_CS_REPORT = 51,
     /* u64 server_id, u64 capacity, u64 free, u32 load
-     *   -> u32 m, m x { u64 chunk_id, u32 version } to delete */
+     *   -> u32 m, m x { u64 chunk_id, u32 version } to delete,
+     *      u32 r, r x replication order { u64 chunk_id, u32 version, u8 nsrc,
+     *                                     nsrc x str addr }
+     * A replication order asks this server to make a copy of chunk_id at version: first
+     * CHK_SETVER to every source (moving their valid copies up to version), then read the
+     * chunk from any source with CHK_READ_EXACT, verify every block's checksum, write it
+     * under a temporary name and install it (replacing any other version this server holds),
+     * and answer with CS_REPLICATED. */
     MSG_CS_HEARTBEAT = 52,
     /* u64 server_id, u64 chunk_id, u32 version, u32 block -> (empty) */
     MSG_CS_BAD_CHUNK = 53,
     /* u64 server_id, u64 chunk_id, u32 version -> (empty)  (server lost/gained a copy:
      * flags bit0 = 1 gained, 0 lost) ; u32 flags follows version */
     MSG_CS_CHUNK_EVENT = 54,
+    /* u64 server_id, u64 chunk_id, u32 version, i32 status (0 = installed), u64 bytes
+     *   -> (empty). The end of a replication order. */
+    MSG_CS_REPLICATED = 55,
 
     /* --- anyone -> chunk server ----------------------------------------------------- */
-    /* u64 chunk_id, u32 version, u32 offset, u32 length (<= CAIRN_IO_MAX)
+    /* u64 chunk_id, u32 version, u32 offset, u32 length (<= CAIRN_IO_MAX), [u8 flags]
      *   -> u32 data_offset (block aligned, <= offset), u32 chunk_length, u32 nblocks,
      *      nblocks x u64 block checksum, bytes data
      * data covers whole blocks from data_offset up to the chunk's length, enough to cover
      * [offset, offset+length) clipped to chunk_length; each checksum covers its block's valid
-     * bytes (cksum.h), so the reader can verify end to end. */
+     * bytes (cksum.h), so the reader can verify end to end.
+     * flags (optional byte; absent = 0): CHK_READ_EXACT serves only a copy held at exactly
+     * version (-ESTALE otherwise); without it an older held version is served too. */
     MSG_CHK_READ = 70,
     /* u64 chunk_id, u32 version, u32 prev_version, u32 offset, u64 data_xxh3, u8 flags
      * (CHK_WRITE_SYNC), u8 nchain, nchain x str addr, bytes data
-     *   -> u32 chunk_length, u64 allocated bytes of the chunk's data on this server
+     *   -> u32 chunk_length, u64 allocated bytes of the chunk's data on this server,
+     *      u8 chain_ok, i32 chain_err
      * The server holding prev_version (or nothing when prev_version is 0) moves the chunk to
      * version; it refuses an older version with -ESTALE. With a chain it forwards the same
-     * request (minus its first hop) to chain[0] and replies after both are done. */
+     * request (minus its first hop) to chain[0] and replies after both are done.
+     * A failure of this server's own write is the reply's status. Otherwise the reply is a
+     * success that says how far down the chain the data got: chain_ok = 1 + the chain_ok of
+     * the next hop (1 when the next hop failed or was unreachable), chain_err = 0 when every
+     * hop has the data, else the first failing hop's negative errno (-ECONNRESET etc. when
+     * unreachable). So a writer knows that hops [0, chain_ok) hold the data and that hop
+     * chain_ok (0 = the server it sent to) failed with chain_err. */
     MSG_CHK_WRITE = 71,
-    /* u64 chunk_id, u32 version, u32 prev_version, u32 length, u8 nchain, chain -> (empty) */
+    /* u64 chunk_id, u32 version, u32 prev_version, u32 length, u8 nchain, chain
+     *   -> u8 chain_ok, i32 chain_err (as CHK_WRITE) */
     MSG_CHK_TRUNCATE = 72,
     /* u64 chunk_id, u32 version (0 = every version) -> (empty) */
     MSG_CHK_DELETE = 73,
@@ -137,7 +188,32 @@ enum proto_type {
     MSG_CHK_FSYNC = 74,
     /* u64 chunk_id -> u32 version, u32 length */
     MSG_CHK_INFO = 75,
+    /* u64 chunk_id, u32 version -> u32 version held afterwards
+     * Moves a held older version up to version (a rename; the data is unchanged): replication
+     * does this on its sources so that a writer still holding the older lease is refused
+     * (-ESTALE) from then on and takes a new lease. Held == version: nothing to do.
+     * Held newer: -ESTALE. Not held: -ENOENT. A bad copy: -EUCLEAN. */
+    MSG_CHK_SETVER = 76,
 };
+
+#define CHK_READ_EXACT 1u
+
+/* Copies per file (the replication goal). */
+#define CAIRN_COPIES_MAX 8
+#define CAIRN_ZONE_MAX 31
+
+/* State of one copy in MSG_FILEINFO. */
+enum copy_state {
+    COPY_VALID = 0,   /* holds the current data: served and counted */
+    COPY_STALE = 1,   /* missed a write (older version): never served, dropped or refreshed */
+    COPY_BAD = 2,     /* a block failed its checksum: never served, replaced */
+    COPY_DOWN = 3,    /* the server holding it is down: not served, not counted */
+    COPY_PENDING = 4, /* being copied to this server now */
+    COPY_DRAINING = 5 /* valid, on a draining server: served, not counted toward the goal */
+};
+
+/* State of a chunk server in MSG_HEALTH. */
+enum cs_health_state { CS_STATE_UP = 0, CS_STATE_DOWN = 1, CS_STATE_DRAINING = 2 };
 
 #define SETATTR_MODE (1u << 0)
 #define SETATTR_UID (1u << 1)
@@ -166,7 +242,7 @@ enum proto_type {
 
 /* attr on the wire: u64 ino, u64 gen, u32 mode, u32 uid, u32 gid, u32 nlink, u64 rdev,
  * u64 size, i64 atime_s, u32 atime_ns, i64 mtime_s, u32 mtime_ns, i64 ctime_s, u32 ctime_ns,
- * u32 flags (ATTR_F_*) */
+ * u32 flags (ATTR_F_*), u64 blocks, u32 copies */
 struct cairn_attr {
     uint64_t ino;
     uint64_t gen;
@@ -184,6 +260,7 @@ struct cairn_attr {
     uint32_t ctime_ns;
     uint32_t flags;  /* ATTR_F_* */
     uint64_t blocks; /* 512-byte units the chunk servers store for the file (st_blocks) */
+    uint32_t copies; /* copies of each chunk (effective: the inherited default filled in) */
 };
 
 struct chunk_loc {
