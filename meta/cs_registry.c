@@ -1,9 +1,11 @@
-/* cs_registry.c - the chunk servers a meta service knows and where each chunk lives.
+/* cs_registry.c - the chunk servers a meta service knows and which copies each one holds.
  *
  * This is soft state, never written to LMDB (as in GFS): servers tell it at registration what
- * they hold and keep it alive with heartbeats; after a restart the meta service relearns it.
- * Locations are a bit mask of server slots per chunk id in an open-addressing table, 16 bytes
- * a chunk. Deletions for a server wait in its queue until its next heartbeat reply. */
+ * they hold (chunk id and version), report every version change, and keep themselves alive
+ * with heartbeats; after a restart the meta service relearns it. Per chunk id an entry of an
+ * open-addressing table lists its holders (server slot, version held, flags). Whether a copy
+ * is valid is decided against the chunk's record in LMDB (csr_classify). Deletions and
+ * replication orders for a server wait in its queues until its next heartbeat reply. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,14 +29,8 @@ static uint64_t mix64(uint64_t x)
 
 static int locs_alloc(struct csr_locs *l, uint64_t cap)
 {
-    l->keys = calloc(cap, sizeof(*l->keys));
-    l->masks = calloc(cap, sizeof(*l->masks));
-    if (!l->keys || !l->masks) {
-        free(l->keys);
-        free(l->masks);
-        l->keys = l->masks = NULL;
-        return -ENOMEM;
-    }
+    l->e = calloc(cap, sizeof(*l->e));
+    if (!l->e) return -ENOMEM;
     l->cap = cap;
     l->count = 0;
     return 0;
@@ -44,7 +40,7 @@ static int locs_alloc(struct csr_locs *l, uint64_t cap)
 static uint64_t locs_find(const struct csr_locs *l, uint64_t key)
 {
     uint64_t i = mix64(key) & (l->cap - 1);
-    while (l->keys[i] && l->keys[i] != key)
+    while (l->e[i].key && l->e[i].key != key)
         i = (i + 1) & (l->cap - 1);
     return i;
 }
@@ -55,14 +51,11 @@ static int locs_grow(struct csr_locs *l)
     int rc = locs_alloc(&n, l->cap * 2);
     if (rc) return rc;
     for (uint64_t i = 0; i < l->cap; i++) {
-        if (!l->keys[i]) continue;
-        uint64_t j = locs_find(&n, l->keys[i]);
-        n.keys[j] = l->keys[i];
-        n.masks[j] = l->masks[i];
+        if (!l->e[i].key) continue;
+        n.e[locs_find(&n, l->e[i].key)] = l->e[i];
         n.count++;
     }
-    free(l->keys);
-    free(l->masks);
+    free(l->e);
     *l = n;
     return 0;
 }
@@ -71,16 +64,12 @@ static int locs_grow(struct csr_locs *l)
 static void locs_remove_at(struct csr_locs *l, uint64_t i)
 {
     uint64_t mask = l->cap - 1;
-    l->keys[i] = 0;
-    l->masks[i] = 0;
+    memset(&l->e[i], 0, sizeof(l->e[i]));
     l->count--;
-    for (uint64_t j = (i + 1) & mask; l->keys[j]; j = (j + 1) & mask) {
-        uint64_t k = l->keys[j], m = l->masks[j];
-        l->keys[j] = 0;
-        l->masks[j] = 0;
-        uint64_t h = locs_find(l, k);
-        l->keys[h] = k;
-        l->masks[h] = m;
+    for (uint64_t j = (i + 1) & mask; l->e[j].key; j = (j + 1) & mask) {
+        struct csr_entry moved = l->e[j];
+        memset(&l->e[j], 0, sizeof(l->e[j]));
+        l->e[locs_find(l, moved.key)] = moved;
     }
 }
 
@@ -88,6 +77,7 @@ int csr_init(struct cs_registry *r, int timeout_ms)
 {
     memset(r, 0, sizeof(*r));
     r->timeout_ms = timeout_ms;
+    r->rng = 0x9e3779b97f4a7c15ull;
     return locs_alloc(&r->locs, LOCS_MIN_CAP);
 }
 
@@ -97,8 +87,7 @@ void csr_free(struct cs_registry *r)
         free(r->srv[i].del_id);
         free(r->srv[i].del_ver);
     }
-    free(r->locs.keys);
-    free(r->locs.masks);
+    free(r->locs.e);
     memset(r, 0, sizeof(*r));
 }
 
@@ -110,8 +99,28 @@ int csr_slot(const struct cs_registry *r, uint64_t id)
     return -ENOENT;
 }
 
-int csr_register(struct cs_registry *r, uint64_t id, const char *addr, uint64_t cap,
-                 uint64_t free_bytes, uint64_t now_ms)
+/* Forget every copy slot was said to hold (it is about to report them all again). */
+static void drop_slot_holders(struct cs_registry *r, int slot)
+{
+    for (uint64_t i = 0; i < r->locs.cap;) {
+        struct csr_entry *e = &r->locs.e[i];
+        int k = e->key ? csr_entry_holder(e, slot) : -1;
+        if (k < 0) {
+            i++;
+            continue;
+        }
+        e->h[k] = e->h[--e->n];
+        if (e->n == 0) {
+            locs_remove_at(&r->locs, i); /* an entry may have moved into i: look again */
+            continue;
+        }
+        i++;
+    }
+    r->srv[slot].nchunks = 0;
+}
+
+int csr_register(struct cs_registry *r, uint64_t id, const char *addr, const char *zone,
+                 uint64_t cap, uint64_t free_bytes, uint64_t now_ms)
 {
     if (id == 0) return -EINVAL;
     int slot = csr_slot(r, id);
@@ -119,10 +128,13 @@ int csr_register(struct cs_registry *r, uint64_t id, const char *addr, uint64_t 
         for (int i = 0; i < CSR_MAX && slot < 0; i++)
             if (r->srv[i].id == 0) slot = i;
         if (slot < 0) return -ENOSPC;
+    } else {
+        drop_slot_holders(r, slot);
     }
     struct csr_server *s = &r->srv[slot];
     s->id = id;
     snprintf(s->addr, sizeof(s->addr), "%s", addr);
+    snprintf(s->zone, sizeof(s->zone), "%s", zone ? zone : "");
     s->capacity = cap;
     s->free = free_bytes;
     s->last_seen_ms = now_ms;
@@ -137,6 +149,7 @@ void csr_heartbeat(struct cs_registry *r, int slot, uint64_t cap, uint64_t free_
     s->capacity = cap;
     s->free = free_bytes;
     s->load = load;
+    s->placed = 0;
     s->last_seen_ms = now_ms;
     if (!s->alive)
         LOG_INFO("cs", "chunk server %016llx at %s is back", (unsigned long long)s->id, s->addr);
@@ -157,7 +170,22 @@ int csr_expire(struct cs_registry *r, uint64_t now_ms)
     return n;
 }
 
-int csr_loc_add(struct cs_registry *r, uint64_t chunk_id, int slot)
+int csr_entry_holder(const struct csr_entry *e, int slot)
+{
+    for (int k = 0; k < e->n; k++)
+        if (e->h[k].slot == slot) return k;
+    return -1;
+}
+
+struct csr_entry *csr_entry(struct cs_registry *r, uint64_t chunk_id)
+{
+    if (chunk_id == 0) return NULL;
+    uint64_t i = locs_find(&r->locs, chunk_id);
+    return r->locs.e[i].key ? &r->locs.e[i] : NULL;
+}
+
+int csr_holder_set(struct cs_registry *r, uint64_t chunk_id, int slot, uint32_t version,
+                   uint8_t flags_set, uint8_t flags_clear)
 {
     if (chunk_id == 0 || slot < 0 || slot >= CSR_MAX) return -EINVAL;
     if ((r->locs.count + 1) * 4 > r->locs.cap * 3) {
@@ -165,21 +193,43 @@ int csr_loc_add(struct cs_registry *r, uint64_t chunk_id, int slot)
         if (rc) return rc;
     }
     uint64_t i = locs_find(&r->locs, chunk_id);
-    if (!r->locs.keys[i]) {
-        r->locs.keys[i] = chunk_id;
+    struct csr_entry *e = &r->locs.e[i];
+    if (!e->key) {
+        e->key = chunk_id;
         r->locs.count++;
     }
-    r->locs.masks[i] |= 1ull << slot;
+    int k = csr_entry_holder(e, slot);
+    if (k < 0) {
+        if (e->n == CSR_HOLD_MAX) return -ENOSPC;
+        k = e->n++;
+        e->h[k].slot = (uint8_t)slot;
+        e->h[k].flags = 0;
+        r->srv[slot].nchunks++;
+    }
+    e->h[k].version = version;
+    e->h[k].flags = (uint8_t)((e->h[k].flags | flags_set) & ~flags_clear);
     return 0;
 }
 
-void csr_loc_del(struct cs_registry *r, uint64_t chunk_id, int slot)
+void csr_holder_del(struct cs_registry *r, uint64_t chunk_id, int slot)
 {
     if (chunk_id == 0 || slot < 0 || slot >= CSR_MAX) return;
     uint64_t i = locs_find(&r->locs, chunk_id);
-    if (!r->locs.keys[i]) return;
-    r->locs.masks[i] &= ~(1ull << slot);
-    if (!r->locs.masks[i]) locs_remove_at(&r->locs, i);
+    struct csr_entry *e = &r->locs.e[i];
+    if (!e->key) return;
+    int k = csr_entry_holder(e, slot);
+    if (k < 0) return;
+    e->h[k] = e->h[--e->n];
+    if (r->srv[slot].nchunks) r->srv[slot].nchunks--;
+    if (e->n == 0 && !(e->flags & CSR_E_INFLIGHT)) locs_remove_at(&r->locs, i);
+}
+
+void csr_entry_gc(struct cs_registry *r, uint64_t chunk_id)
+{
+    if (chunk_id == 0) return;
+    uint64_t i = locs_find(&r->locs, chunk_id);
+    struct csr_entry *e = &r->locs.e[i];
+    if (e->key && e->n == 0 && !(e->flags & CSR_E_INFLIGHT)) locs_remove_at(&r->locs, i);
 }
 
 int csr_queue_delete(struct cs_registry *r, int slot, uint64_t chunk_id, uint32_t version)
@@ -202,42 +252,157 @@ int csr_queue_delete(struct cs_registry *r, int slot, uint64_t chunk_id, uint32_
     return 0;
 }
 
+void csr_drop_copy(struct cs_registry *r, uint64_t chunk_id, int slot, uint32_t version)
+{
+    csr_queue_delete(r, slot, chunk_id, version);
+    csr_holder_del(r, chunk_id, slot);
+}
+
 void csr_chunk_freed(struct cs_registry *r, uint64_t chunk_id, uint32_t version)
 {
     uint64_t i = locs_find(&r->locs, chunk_id);
-    if (!r->locs.keys[i]) return;
-    uint64_t mask = r->locs.masks[i];
+    struct csr_entry *e = &r->locs.e[i];
+    if (!e->key) return;
+    for (int k = 0; k < e->n; k++) {
+        if (r->srv[e->h[k].slot].nchunks) r->srv[e->h[k].slot].nchunks--;
+        csr_queue_delete(r, e->h[k].slot, chunk_id, version);
+    }
     locs_remove_at(&r->locs, i);
-    for (int s = 0; s < CSR_MAX; s++)
-        if (mask & (1ull << s)) csr_queue_delete(r, s, chunk_id, version);
 }
 
-void csr_fill_locs(const struct cs_registry *r, struct chunk_info *ci)
+static int in_chain(const struct mstore_chunk *ck, uint64_t server_id)
 {
+    for (int i = 0; i < ck->nchain; i++)
+        if (ck->chain[i] == server_id) return 1;
+    return 0;
+}
+
+int csr_classify(const struct cs_registry *r, const struct mstore_chunk *ck,
+                 struct csr_view *v)
+{
+    memset(v, 0, sizeof(*v));
+    uint64_t i = locs_find(&r->locs, ck->id);
+    const struct csr_entry *e = r->locs.e[i].key ? &r->locs.e[i] : NULL;
+    if (!e) return 0;
+    int cur_known = 0;
+    for (int k = 0; k < e->n; k++)
+        if (!(e->h[k].flags & CSR_H_NOCOPY) && e->h[k].version == ck->version) cur_known = 1;
+    for (int k = 0; k < e->n && v->n < CSR_HOLD_MAX; k++) {
+        const struct csr_holder *h = &e->h[k];
+        const struct csr_server *s = &r->srv[h->slot];
+        struct csr_copy *c = &v->c[v->n++];
+        c->slot = h->slot;
+        c->version = h->version;
+        c->flags = h->flags;
+        uint32_t w = h->version;
+        int valid = w == ck->version ||
+                    (w >= ck->prev && w < ck->version && !cur_known && in_chain(ck, s->id));
+        if (h->flags & CSR_H_NOCOPY)
+            c->state = (h->flags & CSR_H_PENDING) ? COPY_PENDING : COPY_STALE;
+        else if (h->flags & CSR_H_BAD)
+            c->state = COPY_BAD;
+        else if (!valid)
+            c->state = COPY_STALE;
+        else if (!s->alive)
+            c->state = COPY_DOWN;
+        else if (s->draining)
+            c->state = COPY_DRAINING;
+        else
+            c->state = COPY_VALID;
+        if (c->state == COPY_VALID) v->valid++;
+        if (c->state == COPY_DRAINING) v->draining++;
+        if (c->state == COPY_DOWN) v->down++;
+        if (c->state == COPY_STALE && !(h->flags & CSR_H_NOCOPY)) v->stale++;
+        if (c->state == COPY_BAD) v->bad++;
+        if (h->flags & CSR_H_PENDING) v->pending++;
+    }
+    return v->n;
+}
+
+void csr_fill_locs(const struct cs_registry *r, const struct mstore_chunk *ck,
+                   struct chunk_info *ci)
+{
+    struct csr_view v;
+    csr_classify(r, ck, &v);
     ci->nloc = 0;
-    uint64_t i = locs_find(&r->locs, ci->chunk_id);
-    if (!r->locs.keys[i]) return;
-    uint64_t mask = r->locs.masks[i];
-    for (int s = 0; s < CSR_MAX && ci->nloc < CAIRN_MAX_LOCS; s++) {
-        if (!(mask & (1ull << s)) || !r->srv[s].alive) continue;
+    for (int k = 0; k < v.n && ci->nloc < CAIRN_MAX_LOCS; k++) {
+        if (v.c[k].state != COPY_VALID && v.c[k].state != COPY_DRAINING) continue;
         struct chunk_loc *l = &ci->loc[ci->nloc++];
-        l->server_id = r->srv[s].id;
-        snprintf(l->addr, sizeof(l->addr), "%s", r->srv[s].addr);
+        l->server_id = r->srv[v.c[k].slot].id;
+        snprintf(l->addr, sizeof(l->addr), "%s", r->srv[v.c[k].slot].addr);
     }
 }
 
-int csr_place(struct cs_registry *r, int n, uint64_t need_bytes, int *out)
+static uint64_t rng_next(struct cs_registry *r)
 {
+    r->rng ^= r->rng << 13;
+    r->rng ^= r->rng >> 7;
+    r->rng ^= r->rng << 17;
+    return r->rng;
+}
+
+/* Fraction of the server's disk in use, counting what was placed since its last heartbeat. */
+double csr_usage(const struct csr_server *s)
+{
+    if (!s->capacity) return 1.0;
+    uint64_t used = s->capacity > s->free ? s->capacity - s->free : 0;
+    used += s->placed;
+    return used >= s->capacity ? 1.0 : (double)used / (double)s->capacity;
+}
+
+static int zone_taken(const struct cs_registry *r, const char *zone, const int *have, int nhave)
+{
+    if (!zone[0]) return 0;
+    for (int i = 0; i < nhave; i++)
+        if (strcmp(r->srv[have[i]].zone, zone) == 0) return 1;
+    return 0;
+}
+
+int csr_place(struct cs_registry *r, int n, uint64_t need_bytes, const uint64_t *excl, int nexcl,
+              const int *have, int nhave, int *out)
+{
+    int taken[CSR_MAX + CAIRN_MAX_CHAIN];
+    int ntaken = 0;
+    for (int i = 0; i < nhave && ntaken < CSR_MAX; i++)
+        taken[ntaken++] = have[i];
     int got = 0;
-    for (int k = 0; k < CSR_MAX && got < n; k++) {
-        int s = (int)((r->rr + (uint32_t)k) % CSR_MAX);
-        if (!r->srv[s].id || !r->srv[s].alive || r->srv[s].free < need_bytes) continue;
-        out[got++] = s;
+    while (got < n) {
+        /* candidates: live, not draining, with room, not excluded or already holding it;
+         * servers in a zone that has no copy yet come first */
+        double weight[CSR_MAX];
+        double total = 0;
+        for (int pass = 0; pass < 2 && total == 0; pass++) {
+            for (int s = 0; s < CSR_MAX; s++) {
+                weight[s] = 0;
+                const struct csr_server *sv = &r->srv[s];
+                if (!sv->id || !sv->alive || sv->draining || sv->free < need_bytes) continue;
+                int skip = 0;
+                for (int i = 0; i < ntaken && !skip; i++)
+                    skip = taken[i] == s;
+                for (int i = 0; i < nexcl && !skip; i++)
+                    skip = excl[i] == sv->id;
+                if (skip) continue;
+                if (pass == 0 && zone_taken(r, sv->zone, taken, ntaken)) continue;
+                /* free space and low load attract new copies */
+                double room = 1.0 - csr_usage(sv);
+                if (room < 0.001) room = 0.001;
+                weight[s] = room * room / (1.0 + (double)sv->load / 8.0);
+                total += weight[s];
+            }
+        }
+        if (total == 0) break;
+        double pick = (double)(rng_next(r) >> 11) / (double)(1ull << 53) * total;
+        int chosen = -1;
+        for (int s = 0; s < CSR_MAX; s++) {
+            if (weight[s] == 0) continue;
+            chosen = s;
+            if (pick < weight[s]) break;
+            pick -= weight[s];
+        }
+        out[got++] = chosen;
+        taken[ntaken++] = chosen;
+        r->srv[chosen].placed += need_bytes;
     }
-    r->rr = (r->rr + 1) % CSR_MAX;
-    /* advance past empty slots so consecutive chunks land on different servers */
-    for (int k = 0; k < CSR_MAX && !(r->srv[r->rr].id && r->srv[r->rr].alive); k++)
-        r->rr = (r->rr + 1) % CSR_MAX;
     return got;
 }
 

@@ -35,6 +35,15 @@ static const struct conf_opt meta_opts[] = {
      "daemon but not of the machine)"},
     {"pin_memory", CONF_BOOL, "true", O(pin_memory),
      "keep the metadata store resident in memory (mlock), so lookups never wait for the disk"},
+    {"default_copies", CONF_INT, "2", O(default_copies),
+     "copies of every chunk of a file whose directories set none (1 to 8)"},
+    {"repair_rate", CONF_INT, "200", O(repair_rate),
+     "MiB/s the cluster spends on making missing copies and balancing (0 = no limit)"},
+    {"repair_per_server", CONF_INT, "4", O(repair_per_server),
+     "copies a chunk server makes at the same time"},
+    {"balance_pct", CONF_INT, "10", O(balance_pct),
+     "percentage points of disk usage between the fullest and the emptiest chunk server that "
+     "start moving chunks"},
     {"log_level", CONF_STR, "info", O(log_level), "error, warn, info or debug"},
     {"log_file", CONF_STR, NULL, O(log_file), "log to this file instead of stderr"},
     {"daemon", CONF_FLAG, NULL, O(daemon), "run in the background"},
@@ -89,6 +98,17 @@ static int check_cfg(struct meta_cfg *c)
     }
     if (c->session_timeout < 2) c->session_timeout = 2;
     if (c->cs_timeout < 1) c->cs_timeout = 1;
+    if (c->default_copies < 1 || c->default_copies > CAIRN_COPIES_MAX) {
+        fprintf(stderr, "cairn-meta: default_copies must be between 1 and %d\n", CAIRN_COPIES_MAX);
+        return -EINVAL;
+    }
+    if (c->repair_rate < 0 || c->repair_per_server < 1 || c->balance_pct < 1 ||
+        c->balance_pct > 100) {
+        fprintf(stderr, "cairn-meta: repair_rate >= 0, repair_per_server >= 1 and balance_pct "
+                        "in 1..100, please\n");
+        return -EINVAL;
+    }
+    mstore_set_default_copies((uint32_t)c->default_copies);
     int lvl = log_level_parse(c->log_level);
     if (lvl < 0) {
         fprintf(stderr, "cairn-meta: bad log_level %s\n", c->log_level);
@@ -141,6 +161,7 @@ static int serve(struct meta *m, int dfd)
     if (!sigterm || !sigint || !tick || event_add(sigterm, NULL) || event_add(sigint, NULL) ||
         event_add(tick, &one_s))
         goto out_ev;
+    if (repair_start(m)) goto out_ev;
     signal(SIGPIPE, SIG_IGN);
     pin_store(m);
     LOG_INFO("main", "cairn-meta serving on %s (port %u), data in %s, chunk size %llu",
@@ -152,6 +173,7 @@ static int serve(struct meta *m, int dfd)
     meta_flush(m);
     status = 0;
 out_ev:
+    repair_stop(m);
     if (m->flush_ev) event_free(m->flush_ev);
     m->flush_ev = NULL;
     if (tick) event_free(tick);

@@ -26,38 +26,97 @@ struct meta_cfg {
     int open_chunks;
     int fsync_commits;
     int pin_memory;
+    int default_copies;
+    int repair_rate;       /* MiB/s of replication over the cluster, 0 = unlimited */
+    int repair_per_server; /* replication orders in flight per destination (and source) */
+    int balance_pct;       /* disk usage spread that starts rebalancing */
     char log_level[CONF_STR_MAX];
     char log_file[CONF_STR_MAX];
     int daemon;
     char pid_file[CONF_STR_MAX];
 };
 
+#define CSR_ORDERS_MAX 32 /* replication orders waiting for one server's heartbeat */
+
+struct csr_order {
+    uint64_t chunk_id;
+    uint32_t version;
+    uint8_t nsrc;
+    uint8_t src[CAIRN_MAX_CHAIN]; /* slots of the sources */
+};
+
 struct csr_server {
     uint64_t id; /* stable id the server keeps in its data folder; 0 = free slot */
     char addr[CAIRN_ADDR_MAX + 1];
+    char zone[CAIRN_ZONE_MAX + 1];
     uint64_t capacity, free;
+    uint64_t placed; /* bytes of new chunks placed on it since its last heartbeat */
     uint32_t load;
     uint64_t last_seen_ms;
     int alive;
+    int draining;     /* no new copies; its copies are made elsewhere, then dropped */
+    uint64_t nchunks; /* copies the registry lists on it */
+    int inflight;     /* replication orders it is the destination of */
+    int src_inflight; /* replication orders it is a source of */
     /* chunk versions this server should delete, sent with its next heartbeat reply */
     uint64_t *del_id;
     uint32_t *del_ver;
     uint32_t ndel, cap_del;
+    /* replication orders for it, sent with its next heartbeat reply */
+    struct csr_order orders[CSR_ORDERS_MAX];
+    int norders;
 };
 
-/* Open-addressing table chunk id -> bit mask of server slots holding it. */
+/* A holder of a chunk: a server slot and the version it holds. */
+#define CSR_HOLD_MAX 12
+#define CSR_H_BAD 1u    /* a block failed its checksum there: never served */
+#define CSR_H_PENDING 2u /* a replication order makes a copy there now */
+#define CSR_H_NOCOPY 4u /* no copy there yet (only the pending order): not a holder */
+struct csr_holder {
+    uint32_t version;
+    uint8_t slot;
+    uint8_t flags; /* CSR_H_* */
+};
+
+#define CSR_E_INFLIGHT 1u /* a replication order for this chunk is out */
+#define CSR_E_QUEUED 2u   /* in the repair queue */
+struct csr_entry {
+    uint64_t key; /* chunk id; 0 = empty (chunk ids start at 1) */
+    uint8_t n;
+    uint8_t flags;     /* CSR_E_* */
+    uint32_t leased_s; /* when a writer last took a lease on it (monotonic seconds) */
+    struct csr_holder h[CSR_HOLD_MAX];
+};
+
+/* Open-addressing table chunk id -> its holders. */
 struct csr_locs {
-    uint64_t *keys; /* 0 = empty (chunk ids start at 1) */
-    uint64_t *masks;
+    struct csr_entry *e;
     uint64_t cap, count;
 };
 
 struct cs_registry {
     struct csr_server srv[CSR_MAX];
     struct csr_locs locs;
-    uint32_t rr; /* round-robin start for placing new chunks */
+    uint64_t rng; /* placement's random choice among weighted candidates */
     int timeout_ms;
 };
+
+/* The copies of one chunk as csr_classify sees them. */
+struct csr_copy {
+    uint8_t slot;
+    uint8_t state; /* COPY_* */
+    uint8_t flags; /* CSR_H_* */
+    uint32_t version;
+};
+struct csr_view {
+    int n;
+    struct csr_copy c[CSR_HOLD_MAX];
+    int valid;    /* COPY_VALID: counted toward the goal */
+    int draining; /* valid but on a draining server: served, not counted */
+    int down, stale, bad, pending;
+};
+
+#include "repair.h"
 
 struct meta {
     struct meta_cfg cfg;
@@ -67,6 +126,7 @@ struct meta {
     struct evsrv *srv;
     struct event *flush_ev; /* lowest priority: runs once the ready requests are handled */
     uint64_t pinned;        /* bytes of the store locked in memory */
+    struct repair rep;      /* repair scanner, balancer and their counters (repair.c) */
 };
 
 #define META_BATCH_MAX 512 /* records per group commit at most */
@@ -86,33 +146,57 @@ void meta_flush(struct meta *m);
 int meta_handle_cs(struct meta *m, struct evsrv_conn *conn, const struct wire_hdr *h,
                    const uint8_t *payload);
 
+/* server_admin.c: SET_COPIES, FILEINFO, HEALTH, CS_DRAIN (the cairn command). The reply is
+ * sent here (payload built in out); returns 0 or -EBADMSG. */
+int meta_handle_admin(struct meta *m, struct evsrv_conn *conn, const struct wire_hdr *h,
+                      struct rcur *r, struct wbuf *out);
+
 /* sessions.c: expire client sessions not seen for session_timeout seconds. */
 void meta_sessions_expire(struct meta *m);
 
 /* cs_registry.c */
 int csr_init(struct cs_registry *r, int timeout_ms);
 void csr_free(struct cs_registry *r);
-/* Register (or re-register) server id at addr; returns its slot or -ENOSPC. */
-int csr_register(struct cs_registry *r, uint64_t id, const char *addr, uint64_t cap,
-                 uint64_t free_bytes, uint64_t now_ms);
+/* Register (or re-register: its copies are forgotten until it reports them again) server id
+ * at addr in zone; returns its slot or -ENOSPC. */
+int csr_register(struct cs_registry *r, uint64_t id, const char *addr, const char *zone,
+                 uint64_t cap, uint64_t free_bytes, uint64_t now_ms);
 /* Slot of a registered server id, or -ENOENT. */
 int csr_slot(const struct cs_registry *r, uint64_t id);
 void csr_heartbeat(struct cs_registry *r, int slot, uint64_t cap, uint64_t free_bytes,
                    uint32_t load, uint64_t now_ms);
 /* Mark servers not heard from within the timeout as dead; returns how many died now. */
 int csr_expire(struct cs_registry *r, uint64_t now_ms);
-int csr_loc_add(struct cs_registry *r, uint64_t chunk_id, int slot);
-void csr_loc_del(struct cs_registry *r, uint64_t chunk_id, int slot);
+/* The entry of a chunk id, NULL if no server is known to hold it. */
+struct csr_entry *csr_entry(struct cs_registry *r, uint64_t chunk_id);
+/* Index of slot among e's holders, or -1. */
+int csr_entry_holder(const struct csr_entry *e, int slot);
+/* Record that slot holds chunk_id at version (adding the holder), then set and clear flags. */
+int csr_holder_set(struct cs_registry *r, uint64_t chunk_id, int slot, uint32_t version,
+                   uint8_t flags_set, uint8_t flags_clear);
+void csr_holder_del(struct cs_registry *r, uint64_t chunk_id, int slot);
+/* Remove chunk_id's entry if it has no holder and no order out. */
+void csr_entry_gc(struct cs_registry *r, uint64_t chunk_id);
+/* Queue the deletion of slot's copy (at version) and forget it. */
+void csr_drop_copy(struct cs_registry *r, uint64_t chunk_id, int slot, uint32_t version);
 /* Forget a chunk everywhere; queue (id, ver) for deletion on every server that held it. */
 void csr_chunk_freed(struct cs_registry *r, uint64_t chunk_id, uint32_t version);
 /* Queue one deletion for a server. */
 int csr_queue_delete(struct cs_registry *r, int slot, uint64_t chunk_id, uint32_t version);
-/* Fill ci->loc with the live servers holding chunk_id. */
-void csr_fill_locs(const struct cs_registry *r, struct chunk_info *ci);
-/* Choose up to n live servers with room for a new chunk, spread round-robin; returns the
- * count chosen (slots in out). */
-int csr_place(struct cs_registry *r, int n, uint64_t need_bytes, int *out);
-/* Live servers registered (does not move the placement cursor). */
+/* The state of every copy of chunk ck (see struct mstore_chunk for what is valid); returns
+ * the number of holders. */
+int csr_classify(const struct cs_registry *r, const struct mstore_chunk *ck, struct csr_view *v);
+/* Fill ci->loc with the copies that may be served: valid, on live servers. */
+void csr_fill_locs(const struct cs_registry *r, const struct mstore_chunk *ck,
+                   struct chunk_info *ci);
+/* Choose up to n live, not draining servers with need_bytes free for a copy, none of them
+ * in excl (server ids) or have (slots already holding one): zones without a copy first, then
+ * weighted by free space and low load. Returns the count chosen (slots in out). */
+int csr_place(struct cs_registry *r, int n, uint64_t need_bytes, const uint64_t *excl, int nexcl,
+              const int *have, int nhave, int *out);
+/* Fraction of a server's disk in use (0..1). */
+double csr_usage(const struct csr_server *s);
+/* Live servers registered. */
 int csr_live_count(const struct cs_registry *r);
 void csr_space(const struct cs_registry *r, uint64_t *total, uint64_t *free_bytes);
 

@@ -7,7 +7,7 @@
 #include "mop.h"
 #include "mstore_int.h"
 
-#define MOP_VERSION 1
+#define MOP_VERSION 2 /* 1: without the chain */
 
 int mop_prepare(struct mstore *s, struct mop *op)
 {
@@ -34,7 +34,7 @@ int mop_prepare(struct mstore *s, struct mop *op)
         break;
     }
     pthread_mutex_unlock(&s->lock);
-    return op->type >= MOP_MKNOD && op->type <= MOP_SESSION_CLOSE ? 0 : -EINVAL;
+    return op->type >= MOP_MKNOD && op->type <= MOP_LAST ? 0 : -EINVAL;
 }
 
 void mop_encode(const struct mop *op, struct wbuf *b)
@@ -65,12 +65,17 @@ void mop_encode(const struct mop *op, struct wbuf *b)
     wbuf_put_str(b, op->name, strnlen(op->name, CAIRN_NAME_MAX));
     wbuf_put_str(b, op->name2, strnlen(op->name2, CAIRN_NAME_MAX));
     wbuf_put_bytes(b, op->data, op->data ? op->data_len : 0);
+    uint8_t n = op->nchain <= CAIRN_MAX_CHAIN ? op->nchain : CAIRN_MAX_CHAIN;
+    wbuf_put_u8(b, n);
+    for (uint8_t i = 0; i < n; i++)
+        wbuf_put_u64(b, op->chain[i]);
 }
 
 int mop_decode(struct rcur *c, struct mop *op)
 {
     memset(op, 0, sizeof(*op));
-    if (rcur_u8(c) != MOP_VERSION) return -EBADMSG;
+    uint8_t ver = rcur_u8(c);
+    if (ver != 1 && ver != MOP_VERSION) return -EBADMSG;
     op->type = rcur_u16(c);
     op->now_s = rcur_i64(c);
     op->now_ns = rcur_u32(c);
@@ -100,7 +105,13 @@ int mop_decode(struct rcur *c, struct mop *op)
         c, CAIRN_XATTR_SIZE_MAX > CAIRN_PATH_MAX ? CAIRN_XATTR_SIZE_MAX : CAIRN_PATH_MAX, &n);
     op->data = n ? d : NULL;
     op->data_len = (uint32_t)n;
-    if (c->err || op->type < MOP_MKNOD || op->type > MOP_SESSION_CLOSE) {
+    if (ver >= 2) {
+        op->nchain = rcur_u8(c);
+        if (op->nchain > CAIRN_MAX_CHAIN) c->err = -EBADMSG;
+        for (uint8_t i = 0; i < op->nchain && !c->err; i++)
+            op->chain[i] = rcur_u64(c);
+    }
+    if (c->err || op->type < MOP_MKNOD || op->type > MOP_LAST) {
         memset(op, 0, sizeof(*op));
         return -EBADMSG;
     }

@@ -28,12 +28,22 @@ enum mop_type {
     MOP_REMOVEXATTR,   /* ino, name */
     MOP_OPEN,          /* ino, session, flags (O_TRUNC truncates to 0) */
     MOP_RELEASE,       /* ino, session */
-    MOP_CHUNK_LEASE,   /* ino, index: allocate (new_chunk) or bump the version */
+    MOP_CHUNK_LEASE,   /* ino, index: allocate (new_chunk) or bump the version; chain,
+                        * flags & MOP_LEASE_CUR_KNOWN (see below) */
     MOP_COMMIT,        /* ino, size, mtime, flags (COMMIT_SET_SIZE) */
     MOP_SESSION_OPEN,  /* session, name */
     MOP_SESSION_TOUCH, /* session (last seen = now) */
     MOP_SESSION_CLOSE, /* session: releases its open files, purges orphans */
+    MOP_SET_COPIES,    /* ino, flags = copies (0 = the default again) */
+    MOP_LAST = MOP_SET_COPIES
 };
+
+/* MOP_CHUNK_LEASE of an existing chunk. The record keeps, besides the new version, the oldest
+ * version a member of the new chain may validly hold (prev) and the chain's server ids. The
+ * leader knows (from chunk-server reports) whether some copy is already at the current
+ * version: then prev becomes the current version (members still older missed a write);
+ * otherwise the lease before wrote nothing anywhere we know of, and prev stays where it was. */
+#define MOP_LEASE_CUR_KNOWN 1u
 
 struct mop {
     uint16_t type;
@@ -61,6 +71,9 @@ struct mop {
     /* symlink target or xattr value; points into memory the caller keeps alive */
     const uint8_t *data;
     uint32_t data_len;
+    /* CHUNK_LEASE: the server ids of the write chain, fixed by the leader */
+    uint8_t nchain;
+    uint64_t chain[CAIRN_MAX_CHAIN];
 };
 
 typedef void (*mop_freed_fn)(void *arg, uint64_t chunk_id, uint32_t version);

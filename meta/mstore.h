@@ -62,10 +62,29 @@ struct mstore_stats {
 };
 int mstore_stats(struct mstore *s, struct mstore_stats *out);
 
+/* A chunk record. A copy at version w on server s is valid when w == version, or when
+ * prev <= w < version, s is one of chain[] and no copy at version is known (the lease that
+ * bumped the version wrote nothing anywhere we know of); older copies missed a write. */
+struct mstore_chunk {
+    uint64_t ino, index, id;
+    uint32_t version, prev;
+    uint64_t alloc; /* bytes the chunk servers store for it (last commit) */
+    uint8_t nchain;
+    uint64_t chain[CAIRN_MAX_CHAIN]; /* server ids of the last lease's chain */
+};
+
 /* The chunk at (ino, index): -ENOENT if none. */
 int mstore_chunk_get(struct mstore *s, uint64_t ino, uint64_t index, uint64_t *chunk_id,
                      uint32_t *version);
-typedef int (*mstore_chunk_fn)(void *arg, uint64_t index, uint64_t chunk_id, uint32_t version);
+int mstore_chunk_rec(struct mstore *s, uint64_t ino, uint64_t index, struct mstore_chunk *out);
+/* The record of chunk id: -ENOENT if no file references it. */
+int mstore_chunk_by_id(struct mstore *s, uint64_t id, struct mstore_chunk *out);
+typedef int (*mstore_chunk_fn)(void *arg, const struct mstore_chunk *c);
+/* Up to max chunks with id > after, in id order, in one read transaction; *next is the last id
+ * visited, or 0 when the scan reached the end (start again from 0). fn returns nonzero to
+ * stop early. */
+int mstore_chunk_scan(struct mstore *s, uint64_t after, uint32_t max, mstore_chunk_fn fn,
+                      void *arg, uint64_t *next);
 /* Chunks of ino with index in [first, first+count), in order. */
 int mstore_chunk_list(struct mstore *s, uint64_t ino, uint64_t first, uint32_t count,
                       mstore_chunk_fn fn, void *arg);
@@ -82,6 +101,11 @@ int mstore_session_list(struct mstore *s, mstore_session_fn fn, void *arg);
  * grows. Metadata then stays in RAM even when the page cache is dropped, as a metadata server
  * that keeps everything in memory would. 0 or -errno (EPERM/ENOMEM: not allowed or too big). */
 int mstore_pin(struct mstore *s, uint64_t *pinned);
+
+/* What copies = 0 on an inode means (the meta configuration's default_copies, 1..8). The
+ * stored value is inherited as is, so every replica applies records the same way. */
+void mstore_set_default_copies(uint32_t copies);
+uint32_t mstore_default_copies(void);
 
 /* --- writes ------------------------------------------------------------------------- */
 /* Apply one prepared record in one write transaction, committed (durable) on return. res

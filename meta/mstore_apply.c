@@ -27,6 +27,7 @@ static const mst_apply_fn mst_ops[] = {
     [MOP_SESSION_OPEN] = mst_apply_session_open,
     [MOP_SESSION_TOUCH] = mst_apply_session_touch,
     [MOP_SESSION_CLOSE] = mst_apply_session_close,
+    [MOP_SET_COPIES] = mst_apply_set_copies,
 };
 
 /* Keep the leader's in-memory counters at or above what the store has handed out, so a

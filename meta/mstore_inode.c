@@ -9,6 +9,20 @@
 #define MST_INODE_VER 1
 #define MST_INODE_LEN 97 /* without alloc (records written before it existed) */
 #define MST_INODE_LEN2 105
+#define MST_INODE_LEN3 106 /* with copies */
+
+/* What copies 0 (inherit the default) means; set from the meta configuration. */
+static uint32_t default_copies = 2;
+
+void mstore_set_default_copies(uint32_t copies)
+{
+    if (copies >= 1 && copies <= CAIRN_COPIES_MAX) default_copies = copies;
+}
+
+uint32_t mstore_default_copies(void)
+{
+    return default_copies;
+}
 
 static void inode_key(uint8_t k[8], uint64_t ino)
 {
@@ -43,12 +57,14 @@ int mst_inode_get(MDB_txn *t, struct mstore *s, uint64_t ino, struct mst_inode *
     r->next_seq = le_get64(p), p += 8;
     r->flags = le_get32(p), p += 4;
     r->alloc = v.mv_size >= MST_INODE_LEN2 ? le_get64(p) : 0;
+    r->copies = v.mv_size >= MST_INODE_LEN3 ? p[8] : 0;
+    if (r->copies > CAIRN_COPIES_MAX) r->copies = 0;
     return 0;
 }
 
 int mst_inode_put(MDB_txn *t, struct mstore *s, uint64_t ino, const struct mst_inode *r)
 {
-    uint8_t k[8], b[MST_INODE_LEN2], *p = b;
+    uint8_t k[8], b[MST_INODE_LEN3], *p = b;
     inode_key(k, ino);
     *p++ = MST_INODE_VER;
     le_put64(p, r->gen), p += 8;
@@ -68,7 +84,8 @@ int mst_inode_put(MDB_txn *t, struct mstore *s, uint64_t ino, const struct mst_i
     le_put64(p, r->next_seq), p += 8;
     le_put32(p, r->flags), p += 4;
     le_put64(p, r->alloc), p += 8;
-    return mst_put(t, s->inode, k, 8, b, MST_INODE_LEN2);
+    *p = r->copies;
+    return mst_put(t, s->inode, k, 8, b, MST_INODE_LEN3);
 }
 
 void mst_inode_attr(uint64_t ino, const struct mst_inode *r, struct cairn_attr *a)
@@ -89,6 +106,7 @@ void mst_inode_attr(uint64_t ino, const struct mst_inode *r, struct cairn_attr *
     a->ctime_s = r->ctime_s;
     a->ctime_ns = r->ctime_ns;
     a->blocks = (r->alloc + 511) / 512;
+    a->copies = r->copies ? r->copies : default_copies;
     if ((r->flags & MST_INO_XATTRS) || !(r->flags & MST_INO_XATTRS_KNOWN))
         a->flags |= ATTR_F_XATTRS;
 }
@@ -124,8 +142,13 @@ int mst_inode_new(struct mtx *x, uint32_t mode, uint32_t uid, uint32_t gid, uint
         r->parent = parent;
         r->next_seq = MST_FIRST_SEQ;
     }
+    /* copies are inherited from the directory as stored (0 stays "the default") */
+    struct mst_inode dir;
+    int rc = mst_inode_get(x->txn, x->s, parent, &dir);
+    if (rc == 0) r->copies = dir.copies;
+    else if (rc != -ENOENT) return rc;
     struct mst_inode old;
-    int rc = mst_inode_get(x->txn, x->s, op->new_ino, &old);
+    rc = mst_inode_get(x->txn, x->s, op->new_ino, &old);
     if (rc == 0) return -EEXIST; /* a record replayed twice, or a bad prepare */
     if (rc != -ENOENT) return rc;
     rc = mst_inode_put(x->txn, x->s, op->new_ino, r);
@@ -243,6 +266,20 @@ int mst_apply_setattr(struct mtx *x)
         r.mtime_s = op->mtime_s;
         r.mtime_ns = op->mtime_ns;
     }
+    mst_set_ctime(x, &r);
+    rc = mst_inode_put(x->txn, x->s, op->ino, &r);
+    if (!rc && x->res) mst_inode_attr(op->ino, &r, &x->res->attr);
+    return rc;
+}
+
+int mst_apply_set_copies(struct mtx *x)
+{
+    const struct mop *op = x->op;
+    if (op->flags > CAIRN_COPIES_MAX) return -EINVAL;
+    struct mst_inode r;
+    int rc = mst_inode_get(x->txn, x->s, op->ino, &r);
+    if (rc) return rc;
+    r.copies = (uint8_t)op->flags;
     mst_set_ctime(x, &r);
     rc = mst_inode_put(x->txn, x->s, op->ino, &r);
     if (!rc && x->res) mst_inode_attr(op->ino, &r, &x->res->attr);

@@ -55,6 +55,7 @@ struct mst_inode {
     uint64_t next_seq; /* directories: next readdir sequence number */
     uint32_t flags;    /* MST_INO_* */
     uint64_t alloc;    /* regular files: bytes the chunk servers store for it (sum over chunks) */
+    uint8_t copies;    /* copies of each chunk; 0 = the meta service's default_copies */
 };
 
 /* mst_inode.flags. MST_INO_XATTRS_KNOWN says MST_INO_XATTRS is kept up to date: set on every
@@ -115,6 +116,7 @@ int mst_inode_unlink(struct mtx *x, uint64_t ino);
 int mst_inode_set_size(struct mtx *x, uint64_t ino, struct mst_inode *r, uint64_t size);
 int mst_result_attr(struct mtx *x, uint64_t ino);
 int mst_apply_setattr(struct mtx *x);
+int mst_apply_set_copies(struct mtx *x);
 
 /* mstore_dir.c */
 int mst_name_check(const char *name);

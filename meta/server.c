@@ -254,12 +254,12 @@ struct loc_ctx {
     uint32_t count;
 };
 
-static int put_chunk(void *arg, uint64_t index, uint64_t chunk_id, uint32_t version)
+static int put_chunk(void *arg, const struct mstore_chunk *ck)
 {
     struct loc_ctx *x = arg;
     struct chunk_info ci = {
-        .index = index, .chunk_id = chunk_id, .version = version, .prev_version = version};
-    csr_fill_locs(&x->m->reg, &ci);
+        .index = ck->index, .chunk_id = ck->id, .version = ck->version, .prev_version = ck->prev};
+    csr_fill_locs(&x->m->reg, ck, &ci);
     proto_put_chunk_info(x->out, &ci);
     x->count++;
     return 0;
@@ -286,29 +286,42 @@ static int do_chunk_locate(struct req *q)
     return 0;
 }
 
-/* Choose the write chain of a lease: the live holders of an existing chunk, or new servers
- * for a new one. One replica until replication goals exist. */
-static int lease_chain(struct meta *m, struct chunk_info *ci)
+/* The write chain of a lease on an existing chunk: its copies that may be served, less the
+ * servers the writer saw fail. Sets MOP_LEASE_CUR_KNOWN when a copy at the current version
+ * is known. Returns the chain length. */
+static int lease_chain_existing(struct meta *m, const struct mstore_chunk *ck,
+                                const uint64_t *excl, int nexcl, struct mop *op)
 {
-    if (ci->prev_version != 0) {
-        csr_fill_locs(&m->reg, ci);
-        if (ci->nloc == 0) {
-            LOG_ERR("lease", "chunk %016" PRIx64 " v%u: no live server holds it", ci->chunk_id,
-                    ci->prev_version);
-            return -EIO;
-        }
-        return 0;
+    struct csr_view v;
+    csr_classify(&m->reg, ck, &v);
+    op->nchain = 0;
+    for (int k = 0; k < v.n; k++) {
+        const struct csr_copy *c = &v.c[k];
+        if (!(c->flags & CSR_H_NOCOPY) && c->version == ck->version)
+            op->flags |= MOP_LEASE_CUR_KNOWN;
+        if (c->state != COPY_VALID && c->state != COPY_DRAINING) continue;
+        uint64_t id = m->reg.srv[c->slot].id;
+        int skip = 0;
+        for (int i = 0; i < nexcl && !skip; i++)
+            skip = excl[i] == id;
+        if (!skip && op->nchain < CAIRN_MAX_CHAIN) op->chain[op->nchain++] = id;
     }
-    int slot;
-    if (csr_place(&m->reg, 1, mstore_chunk_size(m->store) / 16, &slot) != 1 &&
-        csr_place(&m->reg, 1, 0, &slot) != 1) {
-        LOG_ERR("lease", "no live chunk server to place chunk %016" PRIx64, ci->chunk_id);
-        return -ENOSPC;
-    }
-    int rc = csr_loc_add(&m->reg, ci->chunk_id, slot);
-    if (rc) return rc;
-    csr_fill_locs(&m->reg, ci);
-    return ci->nloc ? 0 : -EIO;
+    return op->nchain;
+}
+
+/* The chain of a new chunk: goal servers chosen by placement, none of them excluded. */
+static int lease_chain_new(struct meta *m, uint32_t goal, const uint64_t *excl, int nexcl,
+                           struct mop *op, int *slots)
+{
+    if (goal > CAIRN_MAX_CHAIN) goal = CAIRN_MAX_CHAIN;
+    uint64_t cs = mstore_chunk_size(m->store);
+    int n = csr_place(&m->reg, (int)goal, cs / 16, excl, nexcl, NULL, 0, slots);
+    if (n < (int)goal) /* short of room: any live server will do for the rest */
+        n += csr_place(&m->reg, (int)goal - n, 0, excl, nexcl, slots, n, slots + n);
+    op->nchain = (uint8_t)n;
+    for (int i = 0; i < n; i++)
+        op->chain[i] = m->reg.srv[slots[i]].id;
+    return n;
 }
 
 static int do_chunk_lease(struct req *q)
@@ -317,26 +330,52 @@ static int do_chunk_lease(struct req *q)
     op.ino = rcur_u64(&q->r);
     op.index = rcur_u64(&q->r);
     op.session = rcur_u64(&q->r);
+    uint64_t excl[CSR_MAX];
+    int nexcl = 0;
+    if (!q->r.err && q->r.left > 0) {
+        nexcl = rcur_u8(&q->r);
+        if (nexcl > CSR_MAX) return -EBADMSG;
+        for (int i = 0; i < nexcl; i++)
+            excl[i] = rcur_u64(&q->r);
+    }
     if (rcur_done(&q->r)) return -EBADMSG;
-    /* refuse before changing anything when no server could take the data */
-    uint64_t cid;
-    uint32_t ver;
-    int exists = mstore_chunk_get(q->m->store, op.ino, op.index, &cid, &ver) == 0;
-    struct chunk_info probe = {.chunk_id = exists ? cid : 0, .prev_version = exists ? ver : 0};
-    if (exists) csr_fill_locs(&q->m->reg, &probe);
-    if ((exists && probe.nloc == 0) || (!exists && csr_live_count(&q->m->reg) == 0)) {
-        LOG_ERR("lease", "inode %" PRIu64 " chunk %" PRIu64 ": no live chunk server", op.ino,
-                op.index);
-        reply(q, -EIO);
+    struct meta *m = q->m;
+    struct mstore_chunk ck;
+    int rc = mstore_chunk_rec(m->store, op.ino, op.index, &ck);
+    int exists = rc == 0;
+    if (rc && rc != -ENOENT) {
+        reply(q, rc);
         return 0;
     }
+    int slots[CAIRN_MAX_CHAIN];
+    int n = exists ? lease_chain_existing(m, &ck, excl, nexcl, &op)
+                   : lease_chain_new(m, repair_goal(m, op.ino), excl, nexcl, &op, slots);
+    /* refuse before changing anything when no server could take the data */
+    if (n == 0) {
+        LOG_ERR("lease", "inode %" PRIu64 " chunk %" PRIu64 ": no live chunk server %s", op.ino,
+                op.index, exists ? "holds a valid copy" : "to place it on");
+        reply(q, exists ? -EIO : -ENOSPC);
+        return 0;
+    }
+    m->rep.cache_ino = 0;
     struct mop_result res = {0};
-    int rc = meta_apply(q->m, &op, &res);
+    rc = meta_apply(m, &op, &res);
     if (!rc) {
         res.chunk.index = op.index;
-        rc = lease_chain(q->m, &res.chunk);
+        res.chunk.nloc = 0;
+        for (int i = 0; i < op.nchain; i++) {
+            int slot = csr_slot(&m->reg, op.chain[i]);
+            if (slot < 0) continue;
+            /* new copies are listed at once, so a reader in the same moment finds them */
+            if (!exists) csr_holder_set(&m->reg, res.chunk.chunk_id, slot, 0, 0, 0);
+            struct chunk_loc *l = &res.chunk.loc[res.chunk.nloc++];
+            l->server_id = op.chain[i];
+            snprintf(l->addr, sizeof(l->addr), "%s", m->reg.srv[slot].addr);
+        }
+        struct csr_entry *e = csr_entry(&m->reg, res.chunk.chunk_id);
+        if (e) e->leased_s = (uint32_t)(net_now_ms() / 1000);
+        proto_put_chunk_info(&q->out, &res.chunk);
     }
-    if (!rc) proto_put_chunk_info(&q->out, &res.chunk);
     reply(q, rc);
     return 0;
 }
@@ -599,6 +638,11 @@ static int dispatch(struct req *q)
         return do_chunk_lease(q);
     case MSG_COMMIT:
         return do_commit(q);
+    case MSG_SET_COPIES:
+    case MSG_FILEINFO:
+    case MSG_HEALTH:
+    case MSG_CS_DRAIN:
+        return meta_handle_admin(q->m, q->conn, q->h, &q->r, &q->out);
     default:
         return -2; /* not a client message */
     }
@@ -608,7 +652,7 @@ int meta_handle(struct evsrv_conn *conn, const struct wire_hdr *h, const uint8_t
                 void *arg)
 {
     struct meta *m = arg;
-    if (h->type >= MSG_CS_REGISTER && h->type <= MSG_CS_CHUNK_EVENT)
+    if (h->type >= MSG_CS_REGISTER && h->type <= MSG_CS_REPLICATED)
         return meta_handle_cs(m, conn, h, payload);
     struct req q = {.m = m, .conn = conn, .h = h};
     rcur_init(&q.r, payload, h->length);

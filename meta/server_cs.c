@@ -1,6 +1,8 @@
 /* server_cs.c - the meta service's side of chunk-server membership: REGISTER, REPORT of the
- * chunks a server holds, HEARTBEAT (space, load; the reply carries the deletions queued for
- * it), BAD_CHUNK and CHUNK_EVENT. Locations learnt here are soft state (cs_registry.c). */
+ * chunks a server holds, HEARTBEAT (space, load; the reply carries the deletions and the
+ * replication orders queued for it), BAD_CHUNK, CHUNK_EVENT (a copy gained a version or was
+ * lost) and REPLICATED (an order finished). Locations learnt here are soft state
+ * (cs_registry.c); what they mean for each chunk is decided in repair.c. */
 #include <errno.h>
 #include <inttypes.h>
 #include <string.h>
@@ -27,13 +29,33 @@ static void put_deletes(struct meta *m, int slot, struct wbuf *b)
     s->ndel -= n;
 }
 
-/* Reply to a report or heartbeat with the deletions queued for the server. */
+/* Append the replication orders queued for slot (u32 r, r x order) and clear the queue. */
+static void put_orders(struct meta *m, int slot, struct wbuf *b)
+{
+    struct csr_server *s = &m->reg.srv[slot];
+    wbuf_put_u32(b, (uint32_t)s->norders);
+    for (int i = 0; i < s->norders; i++) {
+        const struct csr_order *o = &s->orders[i];
+        wbuf_put_u64(b, o->chunk_id);
+        wbuf_put_u32(b, o->version);
+        wbuf_put_u8(b, o->nsrc);
+        for (int k = 0; k < o->nsrc; k++) {
+            const char *a = m->reg.srv[o->src[k]].addr;
+            wbuf_put_str(b, a, strlen(a));
+        }
+    }
+    s->norders = 0;
+}
+
+/* Reply to a report or heartbeat with the deletions (and, to a heartbeat, the replication
+ * orders) queued for the server. */
 static void reply_deletes(struct meta *m, struct evsrv_conn *conn, const struct wire_hdr *h,
                           int slot)
 {
     struct wbuf b;
     wbuf_init(&b);
     put_deletes(m, slot, &b);
+    if (h->type == MSG_CS_HEARTBEAT) put_orders(m, slot, &b);
     evsrv_reply(conn, h, b.err, b.err ? NULL : b.data, b.err ? 0 : b.len);
     wbuf_free(&b);
 }
@@ -41,21 +63,22 @@ static void reply_deletes(struct meta *m, struct evsrv_conn *conn, const struct 
 static int cs_register(struct meta *m, struct evsrv_conn *conn, const struct wire_hdr *h,
                        struct rcur *r)
 {
-    char addr[CAIRN_ADDR_MAX + 1];
+    char addr[CAIRN_ADDR_MAX + 1], zone[CAIRN_ZONE_MAX + 1] = "";
     uint64_t id = rcur_u64(r);
     rcur_str(r, addr, CAIRN_ADDR_MAX);
     uint64_t cap = rcur_u64(r), free_bytes = rcur_u64(r);
+    if (!r->err && r->left > 0) rcur_str(r, zone, CAIRN_ZONE_MAX);
     if (rcur_done(r) || id == 0) return -EBADMSG;
-    int slot = csr_register(&m->reg, id, addr, cap, free_bytes, net_now_ms());
+    int slot = csr_register(&m->reg, id, addr, zone, cap, free_bytes, net_now_ms());
     if (slot < 0) {
         LOG_ERR("cs", "chunk server %016" PRIx64 " at %s refused: %s", id, addr, strerror(-slot));
         evsrv_reply(conn, h, slot, NULL, 0);
         return 0;
     }
     LOG_INFO("cs",
-             "chunk server %016" PRIx64 " at %s registered (%" PRIu64 " MiB free of %" PRIu64
+             "chunk server %016" PRIx64 " at %s%s%s registered (%" PRIu64 " MiB free of %" PRIu64
              " MiB)",
-             id, addr, free_bytes >> 20, cap >> 20);
+             id, addr, zone[0] ? " zone " : "", zone, free_bytes >> 20, cap >> 20);
     uint8_t rep[8];
     le_put64(rep, mstore_chunk_size(m->store));
     evsrv_reply(conn, h, 0, rep, sizeof(rep));
@@ -83,7 +106,8 @@ static int cs_report(struct meta *m, struct evsrv_conn *conn, const struct wire_
             csr_queue_delete(&m->reg, slot, chunk, ver);
             dropped++;
         } else if (rc == 0) {
-            csr_loc_add(&m->reg, chunk, slot);
+            /* valid or stale is decided against the chunk record (repair.c) */
+            csr_holder_set(&m->reg, chunk, slot, ver, 0, CSR_H_NOCOPY);
             kept++;
         }
     }
@@ -119,8 +143,13 @@ static int cs_bad_chunk(struct meta *m, struct evsrv_conn *conn, const struct wi
     int slot = csr_slot(&m->reg, id);
     LOG_ERR("cs", "chunk server %016" PRIx64 " reports chunk %016" PRIx64 " v%u block %u corrupt",
             id, chunk, ver, block);
-    /* never hand out a copy known bad; with one replica readers then get EIO, not bad data */
-    if (slot >= 0) csr_loc_del(&m->reg, chunk, slot);
+    /* never hand out a copy known bad; it is replaced from a good one (repair.c) */
+    struct csr_entry *e = slot >= 0 ? csr_entry(&m->reg, chunk) : NULL;
+    if (e && csr_entry_holder(e, slot) >= 0) {
+        csr_holder_set(&m->reg, chunk, slot, e->h[csr_entry_holder(e, slot)].version, CSR_H_BAD,
+                       0);
+        repair_check_chunk(m, chunk);
+    }
     evsrv_reply(conn, h, slot < 0 ? -ENOENT : 0, NULL, 0);
     return 0;
 }
@@ -133,13 +162,38 @@ static int cs_chunk_event(struct meta *m, struct evsrv_conn *conn, const struct 
     if (rcur_done(r)) return -EBADMSG;
     int slot = csr_slot(&m->reg, id);
     if (slot >= 0) {
-        if (flags & 1u)
-            csr_loc_add(&m->reg, chunk, slot);
-        else
-            csr_loc_del(&m->reg, chunk, slot);
+        uint32_t cur = 0;
+        int rc = mstore_chunk_version(m->store, chunk, &cur);
+        if (!(flags & 1u))
+            csr_holder_del(&m->reg, chunk, slot);
+        else if (rc == -ENOENT || (rc == 0 && ver > cur))
+            csr_queue_delete(&m->reg, slot, chunk, ver);
+        else if (rc == 0)
+            csr_holder_set(&m->reg, chunk, slot, ver, 0, CSR_H_NOCOPY);
     }
     LOG_DEBUG("cs", "server %016" PRIx64 " %s chunk %016" PRIx64 " v%u", id,
               (flags & 1u) ? "gained" : "lost", chunk, ver);
+    evsrv_reply(conn, h, slot < 0 ? -ENOENT : 0, NULL, 0);
+    return 0;
+}
+
+static int cs_replicated(struct meta *m, struct evsrv_conn *conn, const struct wire_hdr *h,
+                         struct rcur *r)
+{
+    uint64_t id = rcur_u64(r), chunk = rcur_u64(r);
+    uint32_t ver = rcur_u32(r);
+    int32_t status = (int32_t)rcur_u32(r);
+    uint64_t bytes = rcur_u64(r);
+    if (rcur_done(r)) return -EBADMSG;
+    int slot = csr_slot(&m->reg, id);
+    if (slot >= 0) {
+        uint32_t cur = 0;
+        if (status == 0 && (mstore_chunk_version(m->store, chunk, &cur) != 0 || ver > cur)) {
+            csr_queue_delete(&m->reg, slot, chunk, ver); /* the file went away meanwhile */
+            status = -ENOENT;
+        }
+        repair_done(m, slot, chunk, ver, status > 0 ? -EIO : status, bytes);
+    }
     evsrv_reply(conn, h, slot < 0 ? -ENOENT : 0, NULL, 0);
     return 0;
 }
@@ -160,6 +214,8 @@ int meta_handle_cs(struct meta *m, struct evsrv_conn *conn, const struct wire_hd
         return cs_bad_chunk(m, conn, h, &r);
     case MSG_CS_CHUNK_EVENT:
         return cs_chunk_event(m, conn, h, &r);
+    case MSG_CS_REPLICATED:
+        return cs_replicated(m, conn, h, &r);
     default:
         return -EBADMSG;
     }

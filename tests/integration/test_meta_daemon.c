@@ -1345,7 +1345,8 @@ START_TEST(test_new_chunks_spread_over_servers)
         ck_assert_int_eq(m_create(CAIRN_ROOT_INO, n, 0644, O_EXCL, sid, &a), 0);
         struct chunk_info ci;
         ck_assert_int_eq(m_lease(a.ino, 0, sid, &ci), 0);
-        ck_assert_uint_eq(ci.nloc, 1);
+        ck_assert_uint_eq(ci.nloc, 2); /* default_copies 2: two distinct servers */
+        ck_assert_str_ne(ci.loc[0].addr, ci.loc[1].addr);
         ck_assert_uint_eq(ci.version, 1);
         ids[i] = ci.chunk_id;
         for (int j = 0; j < i; j++)

@@ -740,7 +740,24 @@ START_TEST(test_chunk_lease_versions)
     ck_assert_int_eq(lease(f, 0, &c2), 0);
     ck_assert_uint_eq(c2.chunk_id, c1.chunk_id);
     ck_assert_uint_eq(c2.version, 2);
-    ck_assert_uint_eq(c2.prev_version, 1);
+    /* no copy at version 1 was known to the leader: members may still hold anything from 0 */
+    ck_assert_uint_eq(c2.prev_version, 0);
+    struct mop l3 = {.type = MOP_CHUNK_LEASE, .ino = f, .index = 0,
+                     .flags = MOP_LEASE_CUR_KNOWN, .nchain = 2, .chain = {7, 9}};
+    struct mop_result r3 = {0};
+    ck_assert_int_eq(mop_prepare(st, &l3), 0);
+    ck_assert_int_eq(mstore_apply(st, &l3, &r3), 0);
+    ck_assert_uint_eq(r3.chunk.version, 3);
+    ck_assert_uint_eq(r3.chunk.prev_version, 2); /* a copy at 2 was known */
+    struct mstore_chunk rec;
+    ck_assert_int_eq(mstore_chunk_rec(st, f, 0, &rec), 0);
+    ck_assert_uint_eq(rec.nchain, 2);
+    ck_assert_uint_eq(rec.chain[0], 7);
+    ck_assert_uint_eq(rec.chain[1], 9);
+    ck_assert_uint_eq(rec.prev, 2);
+    ck_assert_int_eq(mstore_chunk_by_id(st, c1.chunk_id, &rec), 0);
+    ck_assert_uint_eq(rec.ino, f);
+    ck_assert_uint_eq(rec.version, 3);
     ck_assert_int_eq(lease(f, 3, &c3), 0);
     ck_assert_uint_ne(c3.chunk_id, c1.chunk_id);
     ck_assert_uint_eq(c3.index, 3);
@@ -748,7 +765,7 @@ START_TEST(test_chunk_lease_versions)
     uint32_t ver;
     ck_assert_int_eq(mstore_chunk_get(st, f, 0, &id, &ver), 0);
     ck_assert_uint_eq(id, c1.chunk_id);
-    ck_assert_uint_eq(ver, 2);
+    ck_assert_uint_eq(ver, 3);
     ck_assert_int_eq(mstore_chunk_get(st, f, 1, &id, &ver), -ENOENT);
     ck_assert_int_eq(mstore_chunk_version(st, c3.chunk_id, &ver), 0);
     ck_assert_uint_eq(ver, 1);
@@ -949,12 +966,10 @@ START_TEST(test_session_close_purges_orphans)
 }
 END_TEST
 
-static int chunk_fn(void *arg, uint64_t index, uint64_t id, uint32_t ver)
+static int chunk_fn(void *arg, const struct mstore_chunk *c)
 {
-    (void)id;
-    (void)ver;
     uint64_t *ids = arg;
-    if (ids[0] < 8) ids[1 + ids[0]++] = index;
+    if (ids[0] < 8) ids[1 + ids[0]++] = c->index;
     return 0;
 }
 
