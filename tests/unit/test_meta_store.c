@@ -774,6 +774,51 @@ START_TEST(test_chunk_lease_versions)
 }
 END_TEST
 
+START_TEST(test_copies_inherited)
+{
+    uint64_t d, f, g, sub;
+    ck_assert_int_eq(MKDIR(1, "three", &d), 0);
+    struct mop sc = {.type = MOP_SET_COPIES, .ino = d, .flags = 3};
+    ck_assert_int_eq(apply(&sc, NULL, NULL), 0);
+    ck_assert_int_eq(MKFILE(d, "f", &f), 0);
+    ck_assert_int_eq(MKDIR(d, "sub", &sub), 0);
+    ck_assert_int_eq(MKFILE(sub, "g", &g), 0);
+    struct cairn_attr a;
+    ck_assert_int_eq(mstore_getattr(st, f, &a), 0);
+    ck_assert_uint_eq(a.copies, 3);
+    ck_assert_int_eq(mstore_getattr(st, g, &a), 0);
+    ck_assert_uint_eq(a.copies, 3);
+    /* the root has none set: the default, which follows the configuration */
+    uint64_t r;
+    ck_assert_int_eq(MKFILE(1, "rootfile", &r), 0);
+    mstore_set_default_copies(4);
+    ck_assert_int_eq(mstore_getattr(st, r, &a), 0);
+    ck_assert_uint_eq(a.copies, 4);
+    mstore_set_default_copies(2);
+    ck_assert_int_eq(mstore_getattr(st, r, &a), 0);
+    ck_assert_uint_eq(a.copies, 2);
+    /* out of range changes nothing; 0 goes back to the default */
+    struct mop bad = {.type = MOP_SET_COPIES, .ino = f, .flags = CAIRN_COPIES_MAX + 1};
+    ck_assert_int_eq(apply(&bad, NULL, NULL), -EINVAL);
+    struct mop zero = {.type = MOP_SET_COPIES, .ino = f, .flags = 0};
+    ck_assert_int_eq(apply(&zero, &a, NULL), 0);
+    ck_assert_uint_eq(a.copies, 2);
+    struct mop gone = {.type = MOP_SET_COPIES, .ino = 99999, .flags = 1};
+    ck_assert_int_eq(apply(&gone, NULL, NULL), -ENOENT);
+    /* the record survives encoding (Raft ships it as bytes), chain included */
+    struct mop l = {.type = MOP_CHUNK_LEASE, .ino = f, .nchain = 3, .chain = {1, 2, 3}}, back;
+    struct wbuf b;
+    wbuf_init(&b);
+    mop_encode(&l, &b);
+    struct rcur c;
+    rcur_init(&c, b.data, b.len);
+    ck_assert_int_eq(mop_decode(&c, &back), 0);
+    ck_assert_uint_eq(back.nchain, 3);
+    ck_assert_uint_eq(back.chain[2], 3);
+    wbuf_free(&b);
+}
+END_TEST
+
 START_TEST(test_commit_grows_size_only)
 {
     uint64_t f;
@@ -1298,6 +1343,7 @@ static Suite *suite(void)
     tcase_add_test(t, test_xattr_flag_set_and_cleared_with_last_xattr);
     tcase_add_test(t, test_xattr_flag_same_on_replay);
     tcase_add_test(t, test_chunk_lease_versions);
+    tcase_add_test(t, test_copies_inherited);
     tcase_add_test(t, test_commit_grows_size_only);
     tcase_add_test(t, test_truncate_frees_whole_chunks);
     tcase_add_test(t, test_commit_allocations_give_blocks);
