@@ -1,6 +1,8 @@
 /* cs.h - the chunk server daemon's state (one struct, shared by its threads) and the entry
  * points of its parts: request serving (cs_server.c), chain forwarding (cs_chain.c), meta
- * membership and bad-chunk reports (cs_meta.c), and the scrubber (scrub.c). */
+ * membership and bad-chunk reports (cs_meta.c), version events and the membership thread's
+ * wake-up (cs_events.c), replication orders and their workers (cs_repl.c), the copy of one
+ * chunk from other servers (replicate.c), and the scrubber (scrub.c). */
 #ifndef CAIRN_CS_H
 #define CAIRN_CS_H
 #include <pthread.h>
@@ -23,6 +25,9 @@ struct cs_cfg {
     char log_file[CONF_STR_MAX];
     int daemon;
     char pid_file[CONF_STR_MAX];
+    char zone[CONF_STR_MAX]; /* at most CAIRN_ZONE_MAX bytes (checked at start) */
+    int replication_workers; /* threads running replication orders */
+    int chain_timeout_ms;    /* wait for the next hop, per hop below it */
 };
 
 #define CS_BADQ 256
@@ -31,6 +36,17 @@ struct cs_bad {
     uint64_t id;
     uint32_t ver, block;
 };
+
+/* Version events waiting for the meta (coalesced per chunk id). */
+#define CS_EVQ 1024
+
+struct cs_ev {
+    uint64_t id;
+    uint32_t ver;
+};
+
+struct cs_repl;
+struct rpc_conn;
 
 struct cs_state {
     struct cs_cfg cfg;
@@ -45,6 +61,14 @@ struct cs_state {
     struct cs_bad badq[CS_BADQ];
     int nbad;
     uint32_t load; /* requests in progress */
+    /* cs_events.c (under lock): the membership thread sleeps on wake until kick */
+    pthread_cond_t wake;
+    int kick;     /* something to deliver */
+    int hb_early; /* heartbeat now (a replication order finished) */
+    int rereport; /* the event queue overflowed: report every chunk again */
+    struct cs_ev evq[CS_EVQ];
+    int nev;
+    struct cs_repl *repl; /* cs_repl.c; NULL until cs_repl_start */
 };
 
 /* Serve connections on s->listen_fd until s->stop; returns 0. */
@@ -58,6 +82,36 @@ int cs_meta_start(struct cs_state *s, pthread_t *th);
 void cs_meta_report_bad(struct cs_state *s, uint64_t id, uint32_t ver, uint32_t block);
 /* Load or create the stable server id kept in the first data folder. */
 int cs_meta_server_id(const char *dir, uint64_t *id);
+/* Version events (cs_events.c). cs_events_init sets up the wake-up and hooks the store so
+ * that every created chunk or version change queues a gained event (never blocks). */
+int cs_events_init(struct cs_state *s);
+/* Wake the membership thread; heartbeat: also send a heartbeat now. */
+void cs_kick(struct cs_state *s, int heartbeat);
+/* Sleep until deadline_ms (net_now_ms time), a kick or stop. Returns 1 when an early
+ * heartbeat was asked (the flag is consumed). */
+int cs_wait(struct cs_state *s, uint64_t deadline_ms);
+/* Forget queued events (a full report follows). */
+void cs_events_clear(struct cs_state *s);
+/* Send the queued events on c (pipelined). 0, or a transport error (events kept). */
+int cs_events_send(struct cs_state *s, struct rpc_conn *c);
+
+/* Replication (cs_repl.c). Start the workers; queue one order (drops duplicates of an order
+ * queued or running, and orders past the queue bound); send the finished orders' results
+ * (MSG_CS_REPLICATED) on c: 0 or a transport error (results kept). */
+int cs_repl_start(struct cs_state *s);
+void cs_repl_order(struct cs_state *s, uint64_t id, uint32_t ver, int nsrc,
+                   char (*src)[CAIRN_ADDR_MAX + 1]);
+int cs_repl_send_done(struct cs_state *s, struct rpc_conn *c);
+
+/* replicate.c: make a copy of chunk id at version ver in st from one of nsrc sources: SETVER
+ * ver on every source (best effort), then read it with CHK_INFO and CHK_READ_EXACT from one
+ * source after another until one gives a whole copy whose every block checksum verifies;
+ * written under a temporary name, fsynced and installed (cstore_tmp_*). Every network wait
+ * is bounded by timeout_ms. *bytes gets the chunk length. 0 or the negative errno of the last
+ * failure (-EINVAL for bad arguments). */
+int cs_replicate(struct cstore *st, uint64_t id, uint32_t ver, int nsrc,
+                 char (*src)[CAIRN_ADDR_MAX + 1], int timeout_ms, uint64_t *bytes);
+
 /* Scrubber thread (returns 0 without starting one when scrub_rate is 0). */
 int cs_scrub_start(struct cs_state *s, pthread_t *th, int *started);
 #endif

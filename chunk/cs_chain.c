@@ -22,7 +22,8 @@ struct rpc_conn *cs_chain_conn(const char *addr)
         struct rpc_opts o = {.connect_timeout_ms = 2000,
                              .call_timeout_ms = 30000,
                              .backoff_min_ms = 50,
-                             .backoff_max_ms = 1000};
+                             .backoff_max_ms = 1000,
+                             .connect_attempts = 2}; /* a dead hop fails fast */
         if (chain_n == CHAIN_CONNS) { /* evict the oldest; cannot free while others use it */
             c = NULL;
         } else {

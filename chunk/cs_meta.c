@@ -1,7 +1,10 @@
 /* cs_meta.c - the chunk server's membership with cairn-meta: its stable server id (file
- * `server_id` in the first data folder), MSG_CS_REGISTER, MSG_CS_REPORT of every chunk held
- * (in batches), MSG_CS_HEARTBEAT every heartbeat_ms, deletion of what meta lists, delivery of
- * queued MSG_CS_BAD_CHUNK reports, and re-registration when meta restarts or forgets us. */
+ * `server_id` in the first data folder), MSG_CS_REGISTER (with its zone), MSG_CS_REPORT of
+ * every chunk held (in batches), MSG_CS_HEARTBEAT every heartbeat_ms (earlier when a
+ * replication order finished), deletion of what meta lists and hand-over of the replication
+ * orders its replies carry, delivery of queued MSG_CS_BAD_CHUNK reports, version events and
+ * replication results as soon as they are queued (the thread sleeps on cs_wait), and
+ * re-registration when meta restarts or forgets us. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -58,10 +61,13 @@ void cs_meta_report_bad(struct cs_state *s, uint64_t id, uint32_t ver, uint32_t 
         s->badq[s->nbad++].block = block;
     }
     pthread_mutex_unlock(&s->lock);
+    cs_kick(s, 0);
 }
 
-/* Delete every {id, version} listed in a reply payload. */
-static void apply_deletes(struct cs_state *s, const struct wbuf *p)
+/* Apply a REPORT or HEARTBEAT reply: delete every {id, version} listed, then queue the
+ * replication orders that may follow (u32 r, r x {u64 id, u32 ver, u8 nsrc, nsrc x str}).
+ * A malformed tail is logged and ignored from there on. */
+static void apply_reply(struct cs_state *s, const struct wbuf *p)
 {
     struct rcur r;
     rcur_init(&r, p->data, p->len);
@@ -75,6 +81,33 @@ static void apply_deletes(struct cs_state *s, const struct wbuf *p)
         LOG_INFO("meta", "chunk %016" PRIx64 " v%u deleted at meta's request: %s", id, ver,
                  rc ? strerror(-rc) : "ok");
     }
+    if (r.left == 0) return; /* no orders (or a meta that sends none) */
+    uint32_t n = rcur_u32(&r);
+    if (r.err || (uint64_t)n * 13 > r.left) goto bad;
+    for (uint32_t i = 0; i < n; i++) {
+        char src[CAIRN_MAX_LOCS][CAIRN_ADDR_MAX + 1];
+        uint64_t id = rcur_u64(&r);
+        uint32_t ver = rcur_u32(&r);
+        uint8_t nsrc = rcur_u8(&r);
+        int kept = 0;
+        for (int k = 0; k < nsrc; k++) {
+            char a[CAIRN_ADDR_MAX + 1];
+            if (rcur_str(&r, a, CAIRN_ADDR_MAX) < 0) goto bad;
+            if (kept < CAIRN_MAX_LOCS && a[0]) memcpy(src[kept++], a, sizeof(a));
+        }
+        if (r.err) goto bad;
+        if (ver == 0 || kept == 0) {
+            LOG_WARN("meta",
+                     "chunk %016" PRIx64 ": replication order without version or "
+                     "source ignored",
+                     id);
+            continue;
+        }
+        cs_repl_order(s, id, ver, kept, src);
+    }
+    if (rcur_done(&r) == 0) return;
+bad:
+    LOG_WARN("meta", "malformed replication orders in a reply from meta: ignored");
 }
 
 struct report_ctx {
@@ -99,7 +132,7 @@ static int report_flush(struct report_ctx *x, int force)
     if (!rc) rc = rpc_call(x->c, MSG_CS_REPORT, hdr.data, hdr.len, x->b.data, x->b.len, &rep);
     wbuf_free(&hdr);
     if (!rc) {
-        apply_deletes(x->s, &rep.payload);
+        apply_reply(x->s, &rep.payload);
         rpc_reply_free(&rep);
     }
     wbuf_reset(&x->b);
@@ -117,6 +150,19 @@ static int report_one(void *arg, uint64_t id, uint32_t ver)
     return x->rc || x->s->stop;
 }
 
+/* Report every chunk held. The queued version events are dropped first: the scan covers
+ * them, and events queued during the scan stay queued. */
+static int meta_report(struct cs_state *s, struct rpc_conn *c)
+{
+    cs_events_clear(s);
+    struct report_ctx x = {.s = s, .c = c};
+    wbuf_init(&x.b);
+    cstore_foreach(&s->store, report_one, &x);
+    int rc = x.rc ? x.rc : report_flush(&x, x.n > 0 || !x.sent);
+    wbuf_free(&x.b);
+    return rc;
+}
+
 static int meta_register(struct cs_state *s, struct rpc_conn *c)
 {
     uint64_t cap, avail;
@@ -127,6 +173,7 @@ static int meta_register(struct cs_state *s, struct rpc_conn *c)
     wbuf_put_str(&b, s->advertise, strlen(s->advertise));
     wbuf_put_u64(&b, cap);
     wbuf_put_u64(&b, avail);
+    wbuf_put_str(&b, s->cfg.zone, strlen(s->cfg.zone));
     struct rpc_reply rep;
     int rc = b.err ? b.err : rpc_call(c, MSG_CS_REGISTER, b.data, b.len, NULL, 0, &rep);
     wbuf_free(&b);
@@ -142,12 +189,7 @@ static int meta_register(struct cs_state *s, struct rpc_conn *c)
     }
     LOG_INFO("meta", "registered with meta %s as %016" PRIx64 " (chunk size %" PRIu64 ")",
              s->cfg.meta, s->server_id, csz);
-    struct report_ctx x = {.s = s, .c = c};
-    wbuf_init(&x.b);
-    cstore_foreach(&s->store, report_one, &x);
-    rc = x.rc ? x.rc : report_flush(&x, x.n > 0 || !x.sent);
-    wbuf_free(&x.b);
-    return rc;
+    return meta_report(s, c);
 }
 
 static int meta_heartbeat(struct cs_state *s, struct rpc_conn *c)
@@ -164,7 +206,7 @@ static int meta_heartbeat(struct cs_state *s, struct rpc_conn *c)
     int rc = b.err ? b.err : rpc_call(c, MSG_CS_HEARTBEAT, b.data, b.len, NULL, 0, &rep);
     wbuf_free(&b);
     if (rc) return rc;
-    apply_deletes(s, &rep.payload);
+    apply_reply(s, &rep.payload);
     rpc_reply_free(&rep);
     return 0;
 }
@@ -207,6 +249,21 @@ static void meta_sleep(struct cs_state *s, int ms)
         usleep(50000);
 }
 
+/* Deliver what is queued: bad blocks, version events (or a full report when the event queue
+ * overflowed), replication results. Transport errors leave things queued for later. */
+static void meta_deliver(struct cs_state *s, struct rpc_conn *c)
+{
+    meta_send_bad(s, c);
+    pthread_mutex_lock(&s->lock);
+    int rereport = s->rereport;
+    pthread_mutex_unlock(&s->lock);
+    if (rereport) {
+        LOG_WARN("meta", "too many version events queued: reporting every chunk again");
+        meta_report(s, c);
+    }
+    if (cs_events_send(s, c) == 0) cs_repl_send_done(s, c);
+}
+
 static void *meta_main(void *arg)
 {
     struct cs_state *s = arg;
@@ -220,6 +277,7 @@ static void *meta_main(void *arg)
         return NULL;
     }
     int registered = 0, warned = 0;
+    uint64_t next_hb = 0;
     while (!s->stop) {
         int rc;
         if (!registered) {
@@ -232,11 +290,14 @@ static void *meta_main(void *arg)
             }
             registered = 1;
             warned = 0;
+            next_hb = net_now_ms() + (uint64_t)s->cfg.heartbeat_ms;
         }
-        meta_send_bad(s, c);
-        meta_sleep(s, s->cfg.heartbeat_ms);
+        meta_deliver(s, c);
+        int early = cs_wait(s, next_hb);
         if (s->stop) break;
+        if (!early && net_now_ms() < next_hb) continue; /* woken to deliver something */
         rc = meta_heartbeat(s, c);
+        next_hb = net_now_ms() + (uint64_t)s->cfg.heartbeat_ms;
         if (rc) {
             LOG_WARN("meta", "heartbeat to %s: %s; registering again", s->cfg.meta, strerror(-rc));
             registered = 0;

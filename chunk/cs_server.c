@@ -20,7 +20,6 @@
 
 #define CS_MAX_PAYLOAD (CAIRN_IO_MAX + 4096)
 #define CS_DIRTY_MAX 64
-#define CS_CHAIN_TIMEOUT_MS 30000
 #define CS_CHAIN_CONNECT_MS 3000 /* give up on an unreachable downstream after this */
 
 struct cs_conn {
@@ -81,18 +80,62 @@ static int chain_submit(uint16_t type, struct wbuf *fwd, const void *data, size_
     return r;
 }
 
-static int chain_wait(struct rpc_call *call, int sub_rc, const char *addr)
+/* How far the data got below this server. */
+struct chain_res {
+    uint8_t ok; /* chain_ok of the reply: hops holding the data, this server included */
+    int32_t err;
+};
+
+/* Wait for the next hop's reply (at most chain_timeout_ms per hop below this server) and
+ * fold it into *res. type says how the reply's chain_ok/chain_err are found (a CHK_WRITE
+ * reply starts with u32 chunk_length, u64 allocated). A hop that failed, timed out, was
+ * unreachable or answered garbage leaves res->ok = 1 with its error. */
+static void chain_wait(struct cs_conn *c, uint16_t type, struct rpc_call *call, int sub_rc,
+                       const char *addr, int nhops, struct chain_res *res)
 {
-    if (!call) return sub_rc;
+    res->ok = 1;
+    res->err = 0;
+    if (!call) {
+        res->err = sub_rc ? sub_rc : -EIO;
+        return;
+    }
     struct rpc_reply rep;
-    int r = rpc_wait(call, net_now_ms() + CS_CHAIN_TIMEOUT_MS, &rep);
+    uint64_t wait = (uint64_t)c->s->cfg.chain_timeout_ms * (uint64_t)nhops;
+    int r = rpc_wait(call, net_now_ms() + wait, &rep);
     if (r) {
         LOG_WARN("chain", "downstream %s: %s", addr, strerror(-r));
-        return r;
+        res->err = r;
+        return;
     }
-    r = rep.status;
+    if (rep.status) {
+        LOG_WARN("chain", "downstream %s refused %s: %s", addr, proto_type_name(type),
+                 strerror(-rep.status));
+        res->err = rep.status;
+        rpc_reply_free(&rep);
+        return;
+    }
+    struct rcur rc;
+    rcur_init(&rc, rep.payload.data, rep.payload.len);
+    if (type == MSG_CHK_WRITE) {
+        rcur_u32(&rc);
+        rcur_u64(&rc);
+    }
+    uint8_t ok = rcur_u8(&rc);
+    int32_t err = rcur_i32(&rc);
+    if (rcur_done(&rc) || ok < 1 || ok > nhops || (ok < nhops) != (err < 0)) {
+        LOG_WARN("chain", "downstream %s: malformed %s reply", addr, proto_type_name(type));
+        res->err = -EBADMSG;
+    } else {
+        res->ok = (uint8_t)(1 + ok);
+        res->err = err;
+    }
     rpc_reply_free(&rep);
-    return r;
+}
+
+static void put_chain_res(struct wbuf *out, const struct chain_res *res)
+{
+    wbuf_put_u8(out, res->ok);
+    wbuf_put_i32(out, res->err);
 }
 
 static int do_write(struct cs_conn *c, struct rcur *r, struct wbuf *out)
@@ -135,18 +178,19 @@ static int do_write(struct cs_conn *c, struct rcur *r, struct wbuf *out)
         LOG_DEBUG("cs", "chunk %016" PRIx64 " v%u write: %s", id, ver, strerror(-rc));
     else
         conn_dirty(c, id, ver);
-    int drc = n > 0 ? chain_wait(call, sub, chain[0]) : 0;
-    if (!rc) rc = drc;
+    struct chain_res res = {.ok = 1, .err = 0};
+    if (n > 0) chain_wait(c, MSG_CHK_WRITE, call, sub, chain[0], n, &res);
     if (!rc) {
         uint64_t alloc = 0;
         cstore_alloc(&c->s->store, id, &alloc); /* 0 if it cannot tell: st_blocks only */
         wbuf_put_u32(out, clen);
         wbuf_put_u64(out, alloc);
+        put_chain_res(out, &res);
     }
     return rc;
 }
 
-static int do_truncate(struct cs_conn *c, struct rcur *r)
+static int do_truncate(struct cs_conn *c, struct rcur *r, struct wbuf *out)
 {
     char chain[CAIRN_MAX_CHAIN][CAIRN_ADDR_MAX + 1];
     uint64_t id = rcur_u64(r);
@@ -169,8 +213,10 @@ static int do_truncate(struct cs_conn *c, struct rcur *r)
     }
     rc = cstore_truncate(&c->s->store, id, ver, prev, len);
     if (!rc) conn_dirty(c, id, ver);
-    int drc = n > 0 ? chain_wait(call, sub, chain[0]) : 0;
-    return rc ? rc : drc;
+    struct chain_res res = {.ok = 1, .err = 0};
+    if (n > 0) chain_wait(c, MSG_CHK_TRUNCATE, call, sub, chain[0], n, &res);
+    if (!rc) put_chain_res(out, &res);
+    return rc;
 }
 
 static int do_read(struct cs_conn *c, struct rcur *r, struct wbuf *out, const uint8_t **data,
@@ -178,11 +224,12 @@ static int do_read(struct cs_conn *c, struct rcur *r, struct wbuf *out, const ui
 {
     uint64_t id = rcur_u64(r);
     uint32_t ver = rcur_u32(r), off = rcur_u32(r), len = rcur_u32(r);
+    uint8_t flags = r->left > 0 ? rcur_u8(r) : 0; /* optional; absent = 0 */
     if (rcur_done(r)) return -EBADMSG;
     if (len > CAIRN_IO_MAX) return -EINVAL;
     uint32_t doff = 0, clen = 0, nb = 0, bad = 0;
     int rc = cstore_read(&c->s->store, id, ver, off, len, c->rbuf, &doff, &clen, &nb, c->rcks, dlen,
-                         &bad);
+                         &bad, (flags & CHK_READ_EXACT) != 0);
     if (rc == -EUCLEAN) cs_meta_report_bad(c->s, id, ver, bad);
     if (rc) return rc;
     wbuf_put_u32(out, doff);
@@ -208,7 +255,7 @@ static int handle(struct cs_conn *c, uint16_t type, struct rcur *r, struct wbuf 
     case MSG_CHK_WRITE:
         return do_write(c, r, out);
     case MSG_CHK_TRUNCATE:
-        return do_truncate(c, r);
+        return do_truncate(c, r, out);
     case MSG_CHK_DELETE:
         id = rcur_u64(r);
         ver = rcur_u32(r);
@@ -227,6 +274,13 @@ static int handle(struct cs_conn *c, uint16_t type, struct rcur *r, struct wbuf 
             wbuf_put_u32(out, ver);
             wbuf_put_u32(out, len);
         }
+        return rc;
+    case MSG_CHK_SETVER:
+        id = rcur_u64(r);
+        ver = rcur_u32(r);
+        if (rcur_done(r) || ver == 0) return rcur_done(r) ? -EBADMSG : -EINVAL;
+        rc = cstore_setver(st, id, ver, &len);
+        if (!rc) wbuf_put_u32(out, len);
         return rc;
     default:
         return -EOPNOTSUPP;

@@ -18,25 +18,14 @@
 
 #include "cksum.h"
 #include "codec.h"
+#include "cstore_priv.h"
 #include "log.h"
 
 #define B CKSUM_BLOCK
 
-struct chunkf {
-    int fd;
-    int dir;
-    uint64_t id;
-    uint32_t ver;
-    uint32_t len;
-    uint32_t flags;
-    uint64_t *cks; /* ncap entries */
-    uint32_t ncap;
-    char path[640];
-};
-
 static uint64_t zero_cks_full;
 
-static uint32_t cs_ncap(const struct cstore *cs)
+uint32_t cs_ncap(const struct cstore *cs)
 {
     return cksum_nblocks(cs->chunk_size);
 }
@@ -53,7 +42,7 @@ static void cs_dir_fail(struct cstore *cs, int d, int err)
 }
 
 /* An error from a data folder: EIO or a vanished root take the folder out of service. */
-static int cs_dir_err(struct cstore *cs, int d, int rc)
+int cs_dir_err(struct cstore *cs, int d, int rc)
 {
     struct stat st;
     if (rc == -EIO || stat(cs->dirs[d].path, &st) != 0)
@@ -85,6 +74,7 @@ int cstore_open(struct cstore *cs, char *const *dirs, int ndirs, uint64_t chunk_
     pthread_mutex_init(&cs->dir_lock, NULL);
     for (int i = 0; i < CSTORE_LOCKS; i++)
         pthread_mutex_init(&cs->locks[i], NULL);
+    cs_tmp_clean(cs);
     return 0;
 }
 
@@ -95,19 +85,18 @@ void cstore_close(struct cstore *cs)
         pthread_mutex_destroy(&cs->locks[i]);
 }
 
-static pthread_mutex_t *cs_lock(struct cstore *cs, uint64_t id)
+pthread_mutex_t *cs_lock(struct cstore *cs, uint64_t id)
 {
     return &cs->locks[(id ^ (id >> 17)) % CSTORE_LOCKS];
 }
 
-static void cs_chunk_path(struct cstore *cs, int d, uint64_t id, uint32_t ver, char *out,
-                          size_t len)
+void cs_chunk_path(struct cstore *cs, int d, uint64_t id, uint32_t ver, char *out, size_t len)
 {
     snprintf(out, len, "%s/%02x/%016" PRIx64 "_%u.chk", cs->dirs[d].path, (unsigned)(id & 0xff), id,
              ver);
 }
 
-static int cs_parse_name(const char *name, uint64_t *id, uint32_t *ver)
+int cs_parse_name(const char *name, uint64_t *id, uint32_t *ver)
 {
     char *end;
     if (strlen(name) < 22 || name[16] != '_') return -1;
@@ -121,7 +110,7 @@ static int cs_parse_name(const char *name, uint64_t *id, uint32_t *ver)
 }
 
 /* Find which folder holds chunk id and at which version. 0 or -ENOENT. */
-static int cs_find(struct cstore *cs, uint64_t id, int *dir, uint32_t *ver)
+int cs_find(struct cstore *cs, uint64_t id, int *dir, uint32_t *ver)
 {
     char sub[600];
     int found = 0;
@@ -261,7 +250,7 @@ static int cf_load(struct cstore *cs, int d, uint64_t id, uint32_t ver, struct c
 }
 
 /* Write the fixed header and checksums [b0, b1) in one pwrite. */
-static int cf_store_hdr(struct chunkf *f, uint32_t b0, uint32_t b1)
+int cf_store_hdr(struct chunkf *f, uint32_t b0, uint32_t b1)
 {
     size_t n = CSTORE_HDR_SIZE + (size_t)b1 * 8;
     uint8_t *h = calloc(1, n);
@@ -285,7 +274,7 @@ static int cf_store_hdr(struct chunkf *f, uint32_t b0, uint32_t b1)
     return rc;
 }
 
-static int cs_pick_dir(struct cstore *cs)
+int cs_pick_dir(struct cstore *cs)
 {
     int best = -1;
     uint64_t bestfree = 0;
@@ -305,7 +294,7 @@ static int cs_pick_dir(struct cstore *cs)
     return best;
 }
 
-static void cs_sync_dir(const char *file)
+void cs_sync_dir(const char *file)
 {
     char dir[640];
     snprintf(dir, sizeof(dir), "%s", file);
@@ -367,7 +356,9 @@ static int cs_take(struct cstore *cs, uint64_t id, uint32_t ver, uint32_t prev, 
     }
     if (rc == -ENOENT) {
         if (prev != 0) return -ENOENT;
-        return cf_create(cs, id, ver, f);
+        rc = cf_create(cs, id, ver, f);
+        if (!rc) cs_gained(cs, id, ver);
+        return rc;
     }
     /* A holder older than prev missed only leases that wrote nothing (a lease bumps the version
      * before the data comes); the meta service chains only holders it trusts. */
@@ -379,6 +370,7 @@ static int cs_take(struct cstore *cs, uint64_t id, uint32_t ver, uint32_t prev, 
         cs_chunk_path(cs, d, id, ver, to, sizeof(to));
         if (rename(from, to) != 0) return cs_dir_err(cs, d, -errno);
         LOG_DEBUG("cstore", "chunk %016" PRIx64 " v%u -> v%u", id, cur, ver);
+        cs_gained(cs, id, ver);
     }
     rc = cf_load(cs, d, id, ver, f);
     if (rc) return rc;
@@ -404,7 +396,7 @@ static int cf_read_block(struct chunkf *f, uint32_t b, uint8_t *buf)
     return 0;
 }
 
-static uint64_t zero_cks(uint32_t valid)
+uint64_t zero_cks(uint32_t valid)
 {
     static const uint8_t zeros[B];
     return valid == B ? zero_cks_full : cksum_xxh3(zeros, valid);
@@ -582,7 +574,7 @@ out:
 
 int cstore_read(struct cstore *cs, uint64_t id, uint32_t ver, uint32_t off, uint32_t len,
                 uint8_t *buf, uint32_t *data_off, uint32_t *chunk_len, uint32_t *nblocks,
-                uint64_t *cks, uint32_t *datalen, uint32_t *bad_block)
+                uint64_t *cks, uint32_t *datalen, uint32_t *bad_block, int exact)
 {
     pthread_mutex_t *lk = cs_lock(cs, id);
     struct chunkf f = {.fd = -1};
@@ -592,8 +584,9 @@ int cstore_read(struct cstore *cs, uint64_t id, uint32_t ver, uint32_t off, uint
     pthread_mutex_lock(lk);
     int rc = cs_find_ver(cs, id, ver, &d, &cur);
     if (rc) goto out;
-    /* Newer than held: a writer took a lease but has not written yet, the data is unchanged. */
-    if (cur > ver) {
+    /* Older than asked: a writer took a lease but has not written yet, the data is unchanged
+     * (served unless the caller wants exactly ver). Newer than asked: stale request. */
+    if (cur > ver || (exact && cur != ver)) {
         rc = -ESTALE;
         goto out;
     }
@@ -750,6 +743,36 @@ int cstore_mark_bad(struct cstore *cs, uint64_t id, uint32_t ver)
         rc = cf_store_hdr(&f, 0, 0);
     }
     cf_free(&f);
+    pthread_mutex_unlock(lk);
+    return rc;
+}
+
+int cstore_setver(struct cstore *cs, uint64_t id, uint32_t ver, uint32_t *held)
+{
+    pthread_mutex_t *lk = cs_lock(cs, id);
+    struct chunkf f = {.fd = -1};
+    int d;
+    uint32_t cur = 0;
+    pthread_mutex_lock(lk);
+    int rc = cs_find(cs, id, &d, &cur);
+    if (!rc && cur > ver) rc = -ESTALE;
+    if (!rc) rc = cf_load(cs, d, id, cur, &f);
+    if (!rc && (f.flags & CSTORE_FLAG_BAD)) rc = -EUCLEAN;
+    cf_free(&f);
+    if (!rc && cur != ver) {
+        char from[640], to[640];
+        cs_chunk_path(cs, d, id, cur, from, sizeof(from));
+        cs_chunk_path(cs, d, id, ver, to, sizeof(to));
+        if (rename(from, to) != 0) {
+            rc = cs_dir_err(cs, d, -errno);
+        } else {
+            cs_sync_dir(to);
+            LOG_INFO("cstore", "chunk %016" PRIx64 " v%u -> v%u (setver)", id, cur, ver);
+            cur = ver;
+            cs_gained(cs, id, ver);
+        }
+    }
+    *held = cur;
     pthread_mutex_unlock(lk);
     return rc;
 }

@@ -35,6 +35,26 @@ struct cstore {
     uint64_t chunk_size;
     pthread_mutex_t dir_lock;
     pthread_mutex_t locks[CSTORE_LOCKS];
+    /* Called (with the chunk's lock held; must not block or call back into the store)
+     * whenever a chunk is created or its version changes: by a write or truncate, by
+     * cstore_setver and by cstore_tmp_install. Set after cstore_open; may be NULL. */
+    void (*on_gain)(void *arg, uint64_t id, uint32_t ver);
+    void *on_gain_arg;
+};
+
+/* A replica being copied in: a chunk file under a temporary name in a data folder (see
+ * cstore_tmp_open). Owned by the caller between open and install/abort. */
+struct cstore_tmp {
+    int fd;
+    int dir;
+    uint64_t id;
+    uint32_t ver;
+    uint32_t len;
+    uint64_t *cks; /* checksums of the blocks written so far (cksum_nblocks(len) entries) */
+    uint8_t *have; /* have[b]: block b was written */
+    uint32_t nblocks;
+    uint32_t ncap;
+    char path[640];
 };
 
 /* Open the store over ndirs data folders (created if missing). chunk_size may change later
@@ -46,10 +66,11 @@ int cstore_set_chunk_size(struct cstore *cs, uint64_t chunk_size);
 /* Read: verify every block touching [off, off+len) and return whole blocks from *data_off
  * (block aligned) to cover it, clipped to the chunk length, with their checksums. buf must
  * hold len + 2 * CKSUM_BLOCK bytes, cks cksum_nblocks(len) + 2 entries. *bad_block gets the
- * failing block on -EUCLEAN. */
+ * failing block on -EUCLEAN. A held version older than ver is served too unless exact (then
+ * -ESTALE); a newer one never is (-ESTALE). */
 int cstore_read(struct cstore *cs, uint64_t id, uint32_t ver, uint32_t off, uint32_t len,
                 uint8_t *buf, uint32_t *data_off, uint32_t *chunk_len, uint32_t *nblocks,
-                uint64_t *cks, uint32_t *datalen, uint32_t *bad_block);
+                uint64_t *cks, uint32_t *datalen, uint32_t *bad_block, int exact);
 /* Write len bytes at off under the version rules (moves prev_version -> ver). sync: fdatasync
  * before returning. *chunk_len gets the new length. -EINVAL beyond chunk_size. */
 int cstore_write(struct cstore *cs, uint64_t id, uint32_t ver, uint32_t prev, uint32_t off,
@@ -66,6 +87,27 @@ int cstore_foreach(struct cstore *cs, int (*fn)(void *arg, uint64_t id, uint32_t
  * block fails; the chunk is then marked bad (never served again). */
 int cstore_scrub_chunk(struct cstore *cs, uint64_t id, uint32_t ver, uint32_t *bad_block,
                        void (*rate_fn)(void *arg, uint32_t bytes), void *arg);
+/* Move a held older version of chunk id up to ver (a rename, data unchanged). *held gets the
+ * version held afterwards (or the newer one on -ESTALE). Held == ver: nothing to do, 0.
+ * -ESTALE: a newer version is held. -ENOENT: not held. -EUCLEAN: the copy is marked bad. */
+int cstore_setver(struct cstore *cs, uint64_t id, uint32_t ver, uint32_t *held);
+/* Replicas copied in (cstore_tmp.c). cstore_tmp_open creates a temporary chunk file for
+ * chunk id at version ver and length len (<= chunk_size, else -EINVAL) in the folder with the
+ * most free space; its name is one that lookups, cstore_foreach and reports never see, and
+ * cstore_open removes any left by a crash. cstore_tmp_write stores whole blocks of data at a
+ * block-aligned off with their checksums, which the caller has verified (cks[i] covers the
+ * valid bytes of block off/B + i); blocks that are holes of zeros are not written (the chunk
+ * stays sparse). cstore_tmp_install checks that every block was written, writes the header,
+ * fsyncs, and under the chunk's lock renames the file to its chunk name, removing every other
+ * version of the chunk this store holds (stale or bad ones included); -ESTALE (and nothing
+ * changed) if a newer version is held, -EPROTO if a block was never written. install and abort
+ * always release t. */
+int cstore_tmp_open(struct cstore *cs, uint64_t id, uint32_t ver, uint32_t len,
+                    struct cstore_tmp *t);
+int cstore_tmp_write(struct cstore *cs, struct cstore_tmp *t, uint32_t off, const void *data,
+                     uint32_t dlen, const uint64_t *cks);
+int cstore_tmp_install(struct cstore *cs, struct cstore_tmp *t);
+void cstore_tmp_abort(struct cstore *cs, struct cstore_tmp *t);
 /* Mark a chunk bad persistently (reads refuse it with -EUCLEAN). */
 int cstore_mark_bad(struct cstore *cs, uint64_t id, uint32_t ver);
 /* Total and free bytes over the data folders in service. */

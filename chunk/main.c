@@ -1,5 +1,6 @@
 /* main.c - cairn-chunk: options, logging, daemonizing, pid file, signals; opens the chunk
- * store, listens, starts the meta and scrubber threads and serves until SIGTERM/SIGINT. */
+ * store, listens, starts the meta, replication and scrubber threads and serves until
+ * SIGTERM/SIGINT. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -30,6 +31,12 @@ static const struct conf_opt cs_opts[] = {
     {"log_file", CONF_STR, NULL, O(log_file), "log to this file instead of stderr"},
     {"daemon", CONF_FLAG, NULL, O(daemon), "run in the background"},
     {"pid_file", CONF_STR, NULL, O(pid_file), "write the process id here"},
+    {"zone", CONF_STR, NULL, O(zone),
+     "failure zone (rack, room) given to meta, at most 31 characters (default: none)"},
+    {"replication_workers", CONF_INT, "2", O(replication_workers),
+     "threads copying chunks for replication orders (1..16)"},
+    {"chain_timeout_ms", CONF_INT, "5000", O(chain_timeout_ms),
+     "wait for the next server of a write chain, per server below this one (ms)"},
     {NULL, 0, NULL, 0, NULL},
 };
 
@@ -87,6 +94,16 @@ int main(int argc, char **argv)
     if (s->cfg.heartbeat_ms < 50) s->cfg.heartbeat_ms = 50;
     if (s->cfg.max_conns < 1) s->cfg.max_conns = 1;
     if (s->cfg.scrub_interval < 1) s->cfg.scrub_interval = 1;
+    if (s->cfg.chain_timeout_ms < 100) s->cfg.chain_timeout_ms = 100;
+    if (strlen(s->cfg.zone) > CAIRN_ZONE_MAX) {
+        fprintf(stderr, "cairn-chunk: zone '%s' is longer than %d characters\n", s->cfg.zone,
+                CAIRN_ZONE_MAX);
+        return 2;
+    }
+    if (s->cfg.replication_workers < 1 || s->cfg.replication_workers > 16) {
+        fprintf(stderr, "cairn-chunk: replication_workers must be 1..16\n");
+        return 2;
+    }
 
     char dirbuf[CONF_STR_MAX];
     char *dirs[CSTORE_MAX_DIRS];
@@ -140,6 +157,11 @@ int main(int argc, char **argv)
         return 1;
     }
     pthread_mutex_init(&s->lock, NULL);
+    if ((rc = cs_events_init(s))) {
+        LOG_ERR("main", "events: %s", strerror(-rc));
+        daemon_done(dfd, 1, 1);
+        return 1;
+    }
     struct sigaction sa = {.sa_handler = on_signal};
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
@@ -149,7 +171,8 @@ int main(int argc, char **argv)
              (unsigned long long)s->server_id, s->cfg.listen, s->advertise, nd);
     pthread_t meta_th, scrub_th;
     int scrub_on = 0;
-    if ((rc = cs_meta_start(s, &meta_th)) || (rc = cs_scrub_start(s, &scrub_th, &scrub_on))) {
+    if ((rc = cs_repl_start(s)) || (rc = cs_meta_start(s, &meta_th)) ||
+        (rc = cs_scrub_start(s, &scrub_th, &scrub_on))) {
         LOG_ERR("main", "cannot start threads: %s", strerror(-rc));
         daemon_done(dfd, 1, 1);
         return 1;

@@ -1,6 +1,9 @@
 /* test_chunk_server.c - cairn-chunk as a real process: verified write/read, chain writes over
- * three servers, durability across kill -9, corruption detection on read and by the scrubber,
- * ENOSPC on a tiny tmpfs, malformed frames, and registration with cairn-meta. */
+ * three servers and how far a write got when a hop dies (chain_ok/chain_err), SETVER and exact
+ * reads, durability across kill -9, corruption detection on read and by the scrubber, ENOSPC
+ * on a tiny tmpfs, malformed frames, the zone option, registration with cairn-meta, and
+ * against a stand-in meta: membership, version events and replication orders run end to end
+ * between real chunk servers (a flipped byte on a source is detected). */
 #include <check.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -10,6 +13,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cksum.h"
@@ -19,6 +23,8 @@
 #include "proto.h"
 #include "rpc.h"
 #include "wire.h"
+
+static int log_has(const char *path, const char *what);
 
 /* A cluster of n chunk servers with meta pointing at a port nobody listens on. */
 static void start_no_meta(struct h_cluster *c, const char *tag, int n)
@@ -39,6 +45,10 @@ static struct rpc_conn *cs_conn(struct h_cluster *c, int i)
     ck_assert_ptr_nonnull(r);
     return r;
 }
+
+/* chain_ok/chain_err of the last chk_write or chk_truncate that succeeded */
+static uint8_t last_cok;
+static int32_t last_cerr;
 
 static int chk_write(struct rpc_conn *r, uint64_t id, uint32_t ver, uint32_t prev, uint32_t off,
                      const void *data, uint32_t len, uint8_t flags, int nchain,
@@ -63,14 +73,79 @@ static int chk_write(struct rpc_conn *r, uint64_t id, uint32_t ver, uint32_t pre
     struct rcur cur;
     rcur_init(&cur, rep.payload.data, rep.payload.len);
     uint32_t l = rcur_u32(&cur);
+    rcur_u64(&cur); /* allocated bytes */
+    last_cok = rcur_u8(&cur);
+    last_cerr = rcur_i32(&cur);
+    ck_assert_int_eq(rcur_done(&cur), 0);
+    ck_assert_int_ge(last_cok, 1);
+    ck_assert_int_le(last_cok, nchain + 1);
     if (clen) *clen = l;
     rpc_reply_free(&rep);
     return 0;
 }
 
+static int chk_truncate(struct rpc_conn *r, uint64_t id, uint32_t ver, uint32_t prev, uint32_t len,
+                        int nchain, const char chain[][64])
+{
+    struct wbuf b;
+    wbuf_init(&b);
+    wbuf_put_u64(&b, id);
+    wbuf_put_u32(&b, ver);
+    wbuf_put_u32(&b, prev);
+    wbuf_put_u32(&b, len);
+    wbuf_put_u8(&b, (uint8_t)nchain);
+    for (int i = 0; i < nchain; i++)
+        wbuf_put_str(&b, chain[i], strlen(chain[i]));
+    struct rpc_reply rep;
+    int rc = rpc_call(r, MSG_CHK_TRUNCATE, b.data, b.len, NULL, 0, &rep);
+    wbuf_free(&b);
+    if (rc) return rc;
+    struct rcur cur;
+    rcur_init(&cur, rep.payload.data, rep.payload.len);
+    last_cok = rcur_u8(&cur);
+    last_cerr = rcur_i32(&cur);
+    ck_assert_int_eq(rcur_done(&cur), 0);
+    rpc_reply_free(&rep);
+    return 0;
+}
+
+/* u64 id, u32 ver -> u32 held */
+static int chk_setver(struct rpc_conn *r, uint64_t id, uint32_t ver, uint32_t *held)
+{
+    struct wbuf b;
+    wbuf_init(&b);
+    wbuf_put_u64(&b, id);
+    wbuf_put_u32(&b, ver);
+    struct rpc_reply rep;
+    int rc = rpc_call(r, MSG_CHK_SETVER, b.data, b.len, NULL, 0, &rep);
+    wbuf_free(&b);
+    if (rc) return rc;
+    struct rcur cur;
+    rcur_init(&cur, rep.payload.data, rep.payload.len);
+    *held = rcur_u32(&cur);
+    ck_assert_int_eq(rcur_done(&cur), 0);
+    rpc_reply_free(&rep);
+    return 0;
+}
+
+static int chk_info(struct rpc_conn *r, uint64_t id, uint32_t *ver, uint32_t *len)
+{
+    uint8_t p[8];
+    le_put64(p, id);
+    struct rpc_reply rep;
+    int rc = rpc_call(r, MSG_CHK_INFO, p, 8, NULL, 0, &rep);
+    if (rc) return rc;
+    struct rcur cur;
+    rcur_init(&cur, rep.payload.data, rep.payload.len);
+    *ver = rcur_u32(&cur);
+    *len = rcur_u32(&cur);
+    rpc_reply_free(&rep);
+    return 0;
+}
+
 /* Read and verify every block checksum of the reply; copies [off, off+len) into out. */
-static int chk_read(struct rpc_conn *r, uint64_t id, uint32_t ver, uint32_t off, uint32_t len,
-                    uint8_t *out, uint32_t *got)
+static int chk_read_fl(struct rpc_conn *r, uint64_t id, uint32_t ver, uint32_t off, uint32_t len,
+                       int flags, uint8_t *out, uint32_t *got)
 {
     struct wbuf b;
     wbuf_init(&b);
@@ -78,6 +153,7 @@ static int chk_read(struct rpc_conn *r, uint64_t id, uint32_t ver, uint32_t off,
     wbuf_put_u32(&b, ver);
     wbuf_put_u32(&b, off);
     wbuf_put_u32(&b, len);
+    if (flags >= 0) wbuf_put_u8(&b, (uint8_t)flags); /* < 0: no flags byte (older clients) */
     struct rpc_reply rep;
     int rc = rpc_call(r, MSG_CHK_READ, b.data, b.len, NULL, 0, &rep);
     wbuf_free(&b);
@@ -104,6 +180,12 @@ static int chk_read(struct rpc_conn *r, uint64_t id, uint32_t ver, uint32_t off,
     if (*got) memcpy(out, d + (off - doff), *got);
     rpc_reply_free(&rep);
     return 0;
+}
+
+static int chk_read(struct rpc_conn *r, uint64_t id, uint32_t ver, uint32_t off, uint32_t len,
+                    uint8_t *out, uint32_t *got)
+{
+    return chk_read_fl(r, id, ver, off, len, -1, out, got);
 }
 
 static void fill(uint8_t *p, size_t n, unsigned seed)
@@ -176,14 +258,128 @@ START_TEST(test_chain_three_copies)
         ck_assert_mem_eq(a, b, 12345);
         rpc_conn_free(r);
     }
-    /* a dead downstream makes the write fail */
+    ck_assert_uint_eq(last_cok, 3);
+    ck_assert_int_eq(last_cerr, 0);
+    ck_assert_int_eq(chk_truncate(r0, 7, 2, 1, 5000, 2, chain), 0);
+    ck_assert_uint_eq(last_cok, 3);
+    ck_assert_int_eq(last_cerr, 0);
+    /* a dead tail: the others still write and say how far the data got */
     h_kill_wait(c.cs_pid[2], SIGKILL, 5000);
     c.cs_pid[2] = 0;
-    ck_assert_int_ne(chk_write(r0, 8, 1, 0, 0, a, 100, 0, 2, chain, &clen), 0);
+    ck_assert_int_eq(chk_write(r0, 8, 1, 0, 0, a, 100, 0, 2, chain, &clen), 0);
+    ck_assert_uint_eq(last_cok, 2);
+    ck_assert_int_lt(last_cerr, 0);
+    ck_assert_int_eq(chk_truncate(r0, 8, 1, 1, 50, 2, chain), 0);
+    ck_assert_uint_eq(last_cok, 2);
+    ck_assert_int_lt(last_cerr, 0);
+    /* the head's own failure is the reply's status */
+    ck_assert_int_eq(chk_write(r0, 7, 1, 0, 0, a, 10, 0, 1, chain, &clen), -ESTALE);
     rpc_conn_free(r0);
     free(a);
     free(b);
     h_cluster_stop(&c);
+}
+END_TEST
+
+START_TEST(test_chain_middle_killed)
+{
+    struct h_cluster c;
+    start_no_meta(&c, "csmid", 3);
+    struct rpc_conn *r0 = cs_conn(&c, 0);
+    char chain[2][64];
+    snprintf(chain[0], 64, "127.0.0.1:%u", c.cs_port[1]);
+    snprintf(chain[1], 64, "127.0.0.1:%u", c.cs_port[2]);
+    uint8_t a[100000], b[100000];
+    fill(a, sizeof(a), 8);
+    uint32_t clen, got;
+    ck_assert_int_eq(chk_write(r0, 11, 1, 0, 0, a, 1000, 0, 2, chain, &clen), 0);
+    ck_assert_uint_eq(last_cok, 3);
+    h_kill_wait(c.cs_pid[1], SIGKILL, 5000);
+    c.cs_pid[1] = 0;
+    /* the head writes its own copy and replies success quickly: hop 1 failed */
+    uint64_t t0 = net_now_ms();
+    ck_assert_int_eq(chk_write(r0, 11, 2, 1, 0, a, sizeof(a), CHK_WRITE_SYNC, 2, chain, &clen), 0);
+    ck_assert_uint_lt(net_now_ms() - t0, 5000);
+    ck_assert_uint_eq(last_cok, 1);
+    ck_assert_int_lt(last_cerr, 0);
+    ck_assert_int_eq(chk_read_fl(r0, 11, 2, 0, sizeof(a), CHK_READ_EXACT, b, &got), 0);
+    ck_assert_uint_eq(got, sizeof(a));
+    ck_assert_mem_eq(a, b, sizeof(a));
+    /* a new chunk too (created on the head only) */
+    ck_assert_int_eq(chk_write(r0, 12, 1, 0, 0, a, 10, 0, 2, chain, &clen), 0);
+    ck_assert_uint_eq(last_cok, 1);
+    ck_assert_int_lt(last_cerr, 0);
+    /* the tail never saw version 2 */
+    struct rpc_conn *r2 = cs_conn(&c, 2);
+    uint32_t ver, len;
+    ck_assert_int_eq(chk_info(r2, 11, &ver, &len), 0);
+    ck_assert_uint_eq(ver, 1);
+    rpc_conn_free(r2);
+    rpc_conn_free(r0);
+    h_cluster_stop(&c);
+}
+END_TEST
+
+START_TEST(test_setver_and_exact_read)
+{
+    struct h_cluster c;
+    start_no_meta(&c, "cssetv", 1);
+    struct rpc_conn *r = cs_conn(&c, 0);
+    uint32_t clen, got, held, ver, len;
+    uint8_t b[16];
+    ck_assert_int_eq(chk_write(r, 21, 3, 0, 0, "abcdef", 6, 0, 0, NULL, &clen), 0);
+    /* tolerant read of a newer version, exact read refused */
+    ck_assert_int_eq(chk_read(r, 21, 4, 0, 6, b, &got), 0);
+    ck_assert_int_eq(chk_read_fl(r, 21, 4, 0, 6, 0, b, &got), 0);
+    ck_assert_int_eq(chk_read_fl(r, 21, 4, 0, 6, CHK_READ_EXACT, b, &got), -ESTALE);
+    ck_assert_int_eq(chk_read_fl(r, 21, 3, 0, 6, CHK_READ_EXACT, b, &got), 0);
+    ck_assert_mem_eq(b, "abcdef", 6);
+    /* SETVER: move up, no-op when equal, refusals */
+    ck_assert_int_eq(chk_setver(r, 21, 4, &held), 0);
+    ck_assert_uint_eq(held, 4);
+    ck_assert_int_eq(chk_setver(r, 21, 4, &held), 0);
+    ck_assert_uint_eq(held, 4);
+    ck_assert_int_eq(chk_setver(r, 21, 3, &held), -ESTALE);
+    ck_assert_int_eq(chk_setver(r, 22, 3, &held), -ENOENT);
+    ck_assert_int_eq(chk_info(r, 21, &ver, &len), 0);
+    ck_assert_uint_eq(ver, 4);
+    ck_assert_uint_eq(len, 6);
+    ck_assert_int_eq(chk_read_fl(r, 21, 4, 0, 6, CHK_READ_EXACT, b, &got), 0);
+    ck_assert_mem_eq(b, "abcdef", 6);
+    /* the writer with the older lease is refused now */
+    ck_assert_int_eq(chk_write(r, 21, 3, 0, 0, "x", 1, 0, 0, NULL, &clen), -ESTALE);
+    /* a bad copy: SETVER says so */
+    char path[600];
+    snprintf(path, sizeof(path), "%s/%02x/%016x_4.chk", c.cs_dir[0], 21, 21);
+    FILE *f = fopen(path, "r+");
+    ck_assert_ptr_nonnull(f);
+    fseek(f, 65536 + 2, SEEK_SET);
+    fputc('Z', f);
+    fclose(f);
+    ck_assert_int_eq(chk_read(r, 21, 4, 0, 6, b, &got), -EUCLEAN);
+    rpc_conn_free(r);
+    h_cluster_stop(&c);
+}
+END_TEST
+
+START_TEST(test_zone_too_long_refused)
+{
+    char dir[256], prog[512], data[320], logp[320], cmd[1200];
+    ck_assert_int_eq(h_mkdtemp("cszone", dir, sizeof(dir)), 0);
+    h_prog("cairn-chunk", prog, sizeof(prog));
+    snprintf(data, sizeof(data), "--data_dirs=%s/cs0", dir);
+    snprintf(logp, sizeof(logp), "%s/out.log", dir);
+    char *argv[] = {prog, "--listen=127.0.0.1:0", data,
+                    "--zone=a-zone-name-much-longer-than-31-chars", NULL};
+    pid_t pid = h_spawn(argv, logp);
+    ck_assert_int_gt(pid, 0);
+    int st = h_kill_wait(pid, 0, 5000);
+    /* signal 0 only reaps: the program exits by itself with status 2 */
+    ck_assert(WIFEXITED(st));
+    ck_assert_int_eq(WEXITSTATUS(st), 2);
+    ck_assert(log_has(logp, "longer than 31"));
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    ck_assert_int_eq(h_sh(10, "%s", cmd), 0);
 }
 END_TEST
 
@@ -393,12 +589,20 @@ START_TEST(test_register_with_meta)
 }
 END_TEST
 
-/* A stand-in for meta: receive one request of the expected type on fd. */
-static void fake_recv(int fd, uint16_t type, struct wire_hdr *h, struct wbuf *p)
-{
-    ck_assert_int_eq(wire_recv(fd, h, p, 1 << 20), 0);
-    ck_assert_uint_eq(h->type, type);
-}
+/* A stand-in for meta. Version events and replication results are answered and recorded
+ * whenever they come; every wait is bounded (SO_RCVTIMEO). */
+static struct {
+    uint64_t id;
+    uint32_t ver;
+} fk_ev[256];
+static int fk_nev;
+static struct {
+    uint64_t id;
+    uint32_t ver;
+    int32_t status;
+    uint64_t bytes;
+} fk_done[16];
+static int fk_ndone;
 
 static void fake_reply(int fd, const struct wire_hdr *req, int status, const struct wbuf *b)
 {
@@ -409,18 +613,80 @@ static void fake_reply(int fd, const struct wire_hdr *req, int status, const str
     ck_assert_int_eq(wire_send(fd, &h, b ? b->data : NULL, b ? b->len : 0, NULL, 0), 0);
 }
 
-START_TEST(test_membership_with_fake_meta)
+/* Receive one request; an event or a replication result is recorded and answered (returns
+ * 1), anything else is left to the caller (returns 0). */
+static int fake_one(int fd, struct wire_hdr *h, struct wbuf *p)
 {
-    struct h_cluster c;
-    memset(&c, 0, sizeof(c));
-    ck_assert_int_eq(h_mkdtemp("csmemb", c.dir, sizeof(c.dir)), 0);
-    uint16_t mport;
-    int lfd = net_listen("127.0.0.1:0", &mport);
-    ck_assert_int_ge(lfd, 0);
-    snprintf(c.meta_addr, sizeof(c.meta_addr), "127.0.0.1:%u", mport);
-    ck_assert_int_eq(h_cs_start(&c, 0), 0);
+    {
+        ck_assert_int_eq(wire_recv(fd, h, p, 1 << 20), 0);
+        struct rcur r;
+        rcur_init(&r, p->data, p->len);
+        if (h->type == MSG_CS_CHUNK_EVENT) {
+            rcur_u64(&r);
+            uint64_t id = rcur_u64(&r);
+            uint32_t ver = rcur_u32(&r), flags = rcur_u32(&r);
+            ck_assert_int_eq(rcur_done(&r), 0);
+            ck_assert_uint_eq(flags, 1);
+            if (fk_nev < 256) {
+                fk_ev[fk_nev].id = id;
+                fk_ev[fk_nev++].ver = ver;
+            }
+            fake_reply(fd, h, 0, NULL);
+        } else if (h->type == MSG_CS_REPLICATED) {
+            rcur_u64(&r);
+            ck_assert_int_lt(fk_ndone, 16);
+            fk_done[fk_ndone].id = rcur_u64(&r);
+            fk_done[fk_ndone].ver = rcur_u32(&r);
+            fk_done[fk_ndone].status = rcur_i32(&r);
+            fk_done[fk_ndone++].bytes = rcur_u64(&r);
+            ck_assert_int_eq(rcur_done(&r), 0);
+            fake_reply(fd, h, 0, NULL);
+        } else {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Receive requests until one that is not an event or a replication result. */
+static void fake_recv_any(int fd, struct wire_hdr *h, struct wbuf *p)
+{
+    for (int i = 0; i < 10000; i++)
+        if (!fake_one(fd, h, p)) return;
+    ck_abort_msg("too many frames");
+}
+
+/* Receive requests until one of type comes (heartbeats meanwhile get an empty reply). */
+static void fake_recv(int fd, uint16_t type, struct wire_hdr *h, struct wbuf *p)
+{
+    for (int i = 0; i < 100; i++) {
+        fake_recv_any(fd, h, p);
+        if (h->type == type) return;
+        ck_assert_uint_eq(h->type, MSG_CS_HEARTBEAT);
+        struct wbuf out;
+        wbuf_init(&out);
+        wbuf_put_u32(&out, 0);
+        fake_reply(fd, h, 0, &out);
+        wbuf_free(&out);
+    }
+    ck_abort_msg("expected request never came");
+}
+
+static int fake_has_event(uint64_t id, uint32_t ver)
+{
+    for (int i = 0; i < fk_nev; i++)
+        if (fk_ev[i].id == id && fk_ev[i].ver == ver) return 1;
+    return 0;
+}
+
+/* Accept the chunk server's connection to the stand-in meta and take it through REGISTER
+ * (checking the zone it sends) and REPORT. Returns the fd; *sid gets the server id. */
+static int fake_meta_accept(int lfd, const char *zone, uint64_t *sid)
+{
+    struct timeval tv = {.tv_sec = 15};
     int fd = accept(lfd, NULL, NULL);
     ck_assert_int_ge(fd, 0);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     struct wire_hdr h;
     struct wbuf p, out;
     wbuf_init(&p);
@@ -428,37 +694,97 @@ START_TEST(test_membership_with_fake_meta)
     fake_recv(fd, MSG_CS_REGISTER, &h, &p);
     struct rcur r;
     rcur_init(&r, p.data, p.len);
-    uint64_t sid = rcur_u64(&r);
-    char addr[64], want[64];
+    *sid = rcur_u64(&r);
+    char addr[64], z[64];
     ck_assert_int_gt(rcur_str(&r, addr, 63), 0);
-    snprintf(want, sizeof(want), "127.0.0.1:%u", c.cs_port[0]);
-    ck_assert_str_eq(addr, want);
-    ck_assert_uint_ne(sid, 0);
+    rcur_u64(&r);
+    rcur_u64(&r);
+    ck_assert_int_ge(rcur_str(&r, z, CAIRN_ZONE_MAX), 0);
+    ck_assert_int_eq(rcur_done(&r), 0);
+    ck_assert_str_eq(z, zone);
     wbuf_put_u64(&out, 64u << 20);
     fake_reply(fd, &h, 0, &out);
     fake_recv(fd, MSG_CS_REPORT, &h, &p);
-    rcur_init(&r, p.data, p.len);
-    ck_assert_uint_eq(rcur_u64(&r), sid);
-    ck_assert_uint_eq(rcur_u32(&r), 0);
     wbuf_reset(&out);
     wbuf_put_u32(&out, 0);
     fake_reply(fd, &h, 0, &out);
-    /* a chunk appears; meta then tells the server to delete it */
+    wbuf_free(&p);
+    wbuf_free(&out);
+    return fd;
+}
+
+/* Start chunk server i with its meta at meta_addr and extra arguments (NULL-terminated). */
+static void cs_start_args(struct h_cluster *c, int i, const char *extra1, const char *extra2)
+{
+    if (!c->cs_port[i]) c->cs_port[i] = h_free_port();
+    char prog[512], listen[64], meta[80], data[320], logp[320];
+    h_prog("cairn-chunk", prog, sizeof(prog));
+    snprintf(listen, sizeof(listen), "--listen=127.0.0.1:%u", c->cs_port[i]);
+    snprintf(meta, sizeof(meta), "--meta=%s", c->meta_addr);
+    snprintf(c->cs_dir[i], sizeof(c->cs_dir[i]), "%s/cs%d", c->dir, i);
+    snprintf(data, sizeof(data), "--data_dirs=%s", c->cs_dir[i]);
+    snprintf(logp, sizeof(logp), "%s/cs%d.log", c->dir, i);
+    char *argv[] = {prog,           listen,         meta, data, "--heartbeat_ms=500",
+                    (char *)extra1, (char *)extra2, NULL};
+    c->cs_pid[i] = h_spawn(argv, logp);
+    ck_assert_int_gt(c->cs_pid[i], 0);
+    if (i >= c->ncs) c->ncs = i + 1;
+    ck_assert_int_eq(h_wait_port(c->cs_port[i], 10000), 0);
+}
+
+START_TEST(test_membership_with_fake_meta)
+{
+    struct h_cluster c;
+    memset(&c, 0, sizeof(c));
+    fk_nev = fk_ndone = 0;
+    ck_assert_int_eq(h_mkdtemp("csmemb", c.dir, sizeof(c.dir)), 0);
+    uint16_t mport;
+    int lfd = net_listen("127.0.0.1:0", &mport);
+    ck_assert_int_ge(lfd, 0);
+    snprintf(c.meta_addr, sizeof(c.meta_addr), "127.0.0.1:%u", mport);
+    cs_start_args(&c, 0, "--zone=rack-7", NULL);
+    uint64_t sid;
+    int fd = fake_meta_accept(lfd, "rack-7", &sid);
+    ck_assert_uint_ne(sid, 0);
+    struct wire_hdr h;
+    struct wbuf p, out;
+    wbuf_init(&p);
+    wbuf_init(&out);
+    /* a chunk appears: its event comes at once, not with the next heartbeat */
     struct rpc_conn *cl = cs_conn(&c, 0);
     uint32_t clen, got;
     uint8_t b[8];
     ck_assert_int_eq(chk_write(cl, 77, 1, 0, 0, "gone", 4, 0, 0, NULL, &clen), 0);
-    fake_recv(fd, MSG_CS_HEARTBEAT, &h, &p);
+    uint64_t t0 = net_now_ms();
+    int isev = fake_one(fd, &h, &p);
+    if (!isev) { /* a heartbeat was on its way */
+        ck_assert_uint_eq(h.type, MSG_CS_HEARTBEAT);
+        wbuf_reset(&out);
+        wbuf_put_u32(&out, 0);
+        fake_reply(fd, &h, 0, &out);
+        ck_assert_int_eq(fake_one(fd, &h, &p), 1);
+    }
+    ck_assert(fake_has_event(77, 1));
+    ck_assert_uint_lt(net_now_ms() - t0, 200);
+    fake_recv_any(fd, &h, &p);
+    /* a version move is an event too, writes under the same lease are not */
+    ck_assert_int_eq(chk_write(cl, 77, 2, 1, 0, "GONE", 4, 0, 0, NULL, &clen), 0);
+    ck_assert_int_eq(chk_write(cl, 77, 2, 1, 1, "x", 1, 0, 0, NULL, &clen), 0);
+    if (h.type != MSG_CS_HEARTBEAT) fake_recv(fd, MSG_CS_HEARTBEAT, &h, &p);
+    /* meta tells the server to delete it */
     wbuf_reset(&out);
     wbuf_put_u32(&out, 1);
     wbuf_put_u64(&out, 77);
-    wbuf_put_u32(&out, 1);
+    wbuf_put_u32(&out, 2);
     fake_reply(fd, &h, 0, &out);
     /* meta forgot us: the server registers again and reports what it holds */
     fake_recv(fd, MSG_CS_HEARTBEAT, &h, &p);
+    ck_assert(fake_has_event(77, 2));
+    ck_assert_int_eq(fk_nev, 2);
     ck_assert_int_eq(chk_read(cl, 77, 1, 0, 4, b, &got), -ENOENT);
     fake_reply(fd, &h, -ENOENT, NULL);
     fake_recv(fd, MSG_CS_REGISTER, &h, &p);
+    struct rcur r;
     rcur_init(&r, p.data, p.len);
     ck_assert_uint_eq(rcur_u64(&r), sid);
     wbuf_reset(&out);
@@ -483,6 +809,185 @@ START_TEST(test_membership_with_fake_meta)
 }
 END_TEST
 
+/* Reply to the next heartbeat with replication orders: n x {id, ver, the addresses}. */
+static void fake_orders(int fd, int n, const uint64_t *id, const uint32_t *ver, int nsrc,
+                        char src[][64])
+{
+    struct wire_hdr h;
+    struct wbuf p, out;
+    wbuf_init(&p);
+    wbuf_init(&out);
+    fake_recv(fd, MSG_CS_HEARTBEAT, &h, &p);
+    wbuf_put_u32(&out, 0); /* no deletions */
+    wbuf_put_u32(&out, (uint32_t)n);
+    for (int i = 0; i < n; i++) {
+        wbuf_put_u64(&out, id[i]);
+        wbuf_put_u32(&out, ver[i]);
+        wbuf_put_u8(&out, (uint8_t)nsrc);
+        for (int k = 0; k < nsrc; k++)
+            wbuf_put_str(&out, src[k], strlen(src[k]));
+    }
+    fake_reply(fd, &h, 0, &out);
+    wbuf_free(&p);
+    wbuf_free(&out);
+}
+
+/* Serve the stand-in meta until a replication result for id came (bounded). */
+static int fake_wait_done(int fd, uint64_t id)
+{
+    for (int k = 0; k < 200; k++) {
+        for (int i = 0; i < fk_ndone; i++)
+            if (fk_done[i].id == id) return i;
+        struct wire_hdr h;
+        struct wbuf p, out;
+        wbuf_init(&p);
+        wbuf_init(&out);
+        fake_recv_any(fd, &h, &p);
+        if (h.type == MSG_CS_HEARTBEAT) {
+            wbuf_put_u32(&out, 0);
+            fake_reply(fd, &h, 0, &out);
+        } else {
+            ck_assert_uint_eq(h.type, MSG_CS_REPORT);
+            wbuf_put_u32(&out, 0);
+            fake_reply(fd, &h, 0, &out);
+        }
+        wbuf_free(&p);
+        wbuf_free(&out);
+    }
+    ck_abort_msg("no replication result");
+    return -1;
+}
+
+/* Flip one byte of the data of chunk id (version ver) in a chunk server's folder. */
+static void flip_on_disk(const char *csdir, uint64_t id, uint32_t ver, long data_off)
+{
+    char path[600];
+    snprintf(path, sizeof(path), "%s/%02x/%016" PRIx64 "_%u.chk", csdir, (unsigned)(id & 0xff), id,
+             ver);
+    FILE *f = fopen(path, "r+");
+    ck_assert_ptr_nonnull(f);
+    fseek(f, 65536 + data_off, SEEK_SET);
+    int ch = fgetc(f);
+    fseek(f, 65536 + data_off, SEEK_SET);
+    fputc(ch ^ 0x10, f);
+    fclose(f);
+}
+
+START_TEST(test_replication_orders)
+{
+    /* cs1, cs2: sources (meta unreachable); cs0: the destination, with the stand-in meta */
+    struct h_cluster c;
+    memset(&c, 0, sizeof(c));
+    fk_nev = fk_ndone = 0;
+    ck_assert_int_eq(h_mkdtemp("csrepl", c.dir, sizeof(c.dir)), 0);
+    snprintf(c.meta_addr, sizeof(c.meta_addr), "127.0.0.1:%u", h_free_port());
+    ck_assert_int_eq(h_cs_start(&c, 1), 0);
+    ck_assert_int_eq(h_cs_start(&c, 2), 0);
+    uint16_t mport;
+    int lfd = net_listen("127.0.0.1:0", &mport);
+    ck_assert_int_ge(lfd, 0);
+    snprintf(c.meta_addr, sizeof(c.meta_addr), "127.0.0.1:%u", mport);
+    cs_start_args(&c, 0, NULL, NULL);
+    uint64_t sid;
+    int fd = fake_meta_accept(lfd, "", &sid);
+    char src[2][64];
+    snprintf(src[0], 64, "127.0.0.1:%u", c.cs_port[1]);
+    snprintf(src[1], 64, "127.0.0.1:%u", c.cs_port[2]);
+    /* chunk 0x500: 3.5 MiB + a tail, with a hole, on both sources at v3 */
+    uint32_t n = (7u << 19) + 4321, clen, got;
+    uint8_t *a = calloc(1, n), *b = malloc(n);
+    fill(a, 1u << 20, 21);
+    fill(a + (2u << 20), n - (2u << 20), 22);
+    struct rpc_conn *r1 = cs_conn(&c, 1), *r2 = cs_conn(&c, 2), *r0 = cs_conn(&c, 0);
+    for (uint32_t off = 0; off < n; off += 1u << 20) {
+        uint32_t l = n - off < (1u << 20) ? n - off : (1u << 20);
+        ck_assert_int_eq(chk_write(r1, 0x500, 3, 0, off, a + off, l, 0, 1, src + 1, &clen), 0);
+        ck_assert_uint_eq(last_cok, 2);
+    }
+    /* the first source's copy rots: the copy must come from the second */
+    flip_on_disk(c.cs_dir[1], 0x500, 3, (3u << 20) + 77);
+    /* the destination holds an old copy of its own, to be replaced */
+    ck_assert_int_eq(chk_write(r0, 0x500, 1, 0, 0, "old", 3, 0, 0, NULL, &clen), 0);
+    uint64_t ids[] = {0x500};
+    uint32_t vers[] = {4};
+    fake_orders(fd, 1, ids, vers, 2, src);
+    int k = fake_wait_done(fd, 0x500);
+    ck_assert_int_eq(fk_done[k].status, 0);
+    ck_assert_uint_eq(fk_done[k].bytes, n);
+    ck_assert_uint_eq(fk_done[k].ver, 4);
+    ck_assert(fake_has_event(0x500, 4)); /* the gained event came before the result */
+    /* the copy is whole and exact at v4; the old copy is gone */
+    for (uint32_t off = 0; off < n; off += 1u << 20) {
+        ck_assert_int_eq(chk_read_fl(r0, 0x500, 4, off, 1u << 20, CHK_READ_EXACT, b + off, &got),
+                         0);
+    }
+    ck_assert_mem_eq(a, b, n);
+    uint32_t ver, len;
+    ck_assert_int_eq(chk_info(r0, 0x500, &ver, &len), 0);
+    ck_assert_uint_eq(ver, 4);
+    ck_assert_uint_eq(len, n);
+    /* both sources were moved to v4 (SETVER) */
+    ck_assert_int_eq(chk_info(r2, 0x500, &ver, &len), 0);
+    ck_assert_uint_eq(ver, 4);
+    ck_assert_int_eq(chk_info(r1, 0x500, &ver, &len), 0);
+    ck_assert_uint_eq(ver, 4);
+    /* a chunk only the rotten source holds: the copy fails, nothing is installed */
+    ck_assert_int_eq(chk_write(r1, 0x600, 1, 0, 0, a, 200000, 0, 0, NULL, &clen), 0);
+    flip_on_disk(c.cs_dir[1], 0x600, 1, 70000);
+    ids[0] = 0x600;
+    vers[0] = 2;
+    fake_orders(fd, 1, ids, vers, 1, src);
+    k = fake_wait_done(fd, 0x600);
+    ck_assert_int_lt(fk_done[k].status, 0);
+    ck_assert_int_eq(chk_info(r0, 0x600, &ver, &len), -ENOENT);
+    /* an unreachable source and a source without the chunk, then a good one */
+    ck_assert_int_eq(chk_write(r2, 0x700, 5, 0, 0, a, 70000, 0, 0, NULL, &clen), 0);
+    char src3[3][64];
+    snprintf(src3[0], 64, "127.0.0.1:%u", h_free_port());
+    snprintf(src3[1], 64, "%s", src[0]);
+    snprintf(src3[2], 64, "%s", src[1]);
+    ids[0] = 0x700;
+    vers[0] = 5;
+    fake_orders(fd, 1, ids, vers, 3, src3);
+    k = fake_wait_done(fd, 0x700);
+    ck_assert_int_eq(fk_done[k].status, 0);
+    ck_assert_uint_eq(fk_done[k].bytes, 70000);
+    ck_assert_int_eq(chk_read_fl(r0, 0x700, 5, 0, 70000, CHK_READ_EXACT, b, &got), 0);
+    ck_assert_mem_eq(a, b, 70000);
+    /* no temporary file is left behind */
+    char tmpd[400];
+    snprintf(tmpd, sizeof(tmpd), "%s/tmp", c.cs_dir[0]);
+    ck_assert_int_eq(h_sh(10, "test -z \"$(ls -A %s 2>/dev/null)\"", tmpd), 0);
+    /* malformed orders do not hurt the server */
+    struct wire_hdr h;
+    struct wbuf p, out;
+    wbuf_init(&p);
+    wbuf_init(&out);
+    fake_recv(fd, MSG_CS_HEARTBEAT, &h, &p);
+    wbuf_put_u32(&out, 0);
+    wbuf_put_u32(&out, 1000);
+    wbuf_put_u64(&out, 0x800);
+    wbuf_put_u32(&out, 1);
+    wbuf_put_u8(&out, 200);
+    wbuf_put_u16(&out, 60000);
+    fake_reply(fd, &h, 0, &out);
+    fake_recv(fd, MSG_CS_HEARTBEAT, &h, &p);
+    fake_reply(fd, &h, 0, NULL); /* an empty reply too */
+    fake_recv(fd, MSG_CS_HEARTBEAT, &h, &p);
+    ck_assert(h_alive(c.cs_pid[0]));
+    wbuf_free(&p);
+    wbuf_free(&out);
+    rpc_conn_free(r0);
+    rpc_conn_free(r1);
+    rpc_conn_free(r2);
+    free(a);
+    free(b);
+    close(fd);
+    close(lfd);
+    h_cluster_stop(&c);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("chunk_server");
@@ -490,12 +995,16 @@ int main(void)
     tcase_set_timeout(t, 60);
     tcase_add_test(t, test_write_read_verified);
     tcase_add_test(t, test_chain_three_copies);
+    tcase_add_test(t, test_chain_middle_killed);
+    tcase_add_test(t, test_setver_and_exact_read);
+    tcase_add_test(t, test_zone_too_long_refused);
     tcase_add_test(t, test_kill9_keeps_synced_data);
     tcase_add_test(t, test_flipped_byte_detected);
     tcase_add_test(t, test_enospc_clean);
     tcase_add_test(t, test_malformed_frame_closes_one_conn);
     tcase_add_test(t, test_register_with_meta);
     tcase_add_test(t, test_membership_with_fake_meta);
+    tcase_add_test(t, test_replication_orders);
     suite_add_tcase(s, t);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -40,7 +40,7 @@ static void teardown(void)
 static int rd(uint64_t id, uint32_t ver, uint32_t off, uint32_t len, uint8_t *out, uint32_t *got)
 {
     uint32_t doff, clen, nb, dl, bad;
-    int rc = cstore_read(&cs, id, ver, off, len, rbuf, &doff, &clen, &nb, rcks, &dl, &bad);
+    int rc = cstore_read(&cs, id, ver, off, len, rbuf, &doff, &clen, &nb, rcks, &dl, &bad, 0);
     if (rc) return rc;
     ck_assert_uint_eq(doff % B, 0);
     for (uint32_t i = 0; i < nb; i++) {
