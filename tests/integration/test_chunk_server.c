@@ -721,9 +721,11 @@ static void cs_start_args(struct h_cluster *c, int i, const char *extra1, const 
     h_prog("cairn-chunk", prog, sizeof(prog));
     snprintf(listen, sizeof(listen), "--listen=127.0.0.1:%u", c->cs_port[i]);
     snprintf(meta, sizeof(meta), "--meta=%s", c->meta_addr);
-    snprintf(c->cs_dir[i], sizeof(c->cs_dir[i]), "%s/cs%d", c->dir, i);
+    char base[sizeof(c->dir)];
+    memcpy(base, c->dir, sizeof(base));
+    snprintf(c->cs_dir[i], sizeof(c->cs_dir[i]), "%s/cs%d", base, i);
     snprintf(data, sizeof(data), "--data_dirs=%s", c->cs_dir[i]);
-    snprintf(logp, sizeof(logp), "%s/cs%d.log", c->dir, i);
+    snprintf(logp, sizeof(logp), "%s/cs%d.log", base, i);
     char *argv[] = {prog,           listen,         meta, data, "--heartbeat_ms=500",
                     (char *)extra1, (char *)extra2, NULL};
     c->cs_pid[i] = h_spawn(argv, logp);
