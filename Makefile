@@ -26,7 +26,7 @@ COMMON_SRC = $(wildcard common/*.c)
 META_SRC = $(filter-out meta/main.c,$(wildcard meta/*.c))
 CHUNK_SRC = $(filter-out chunk/main.c,$(wildcard chunk/*.c))
 FUSE_SRC = $(filter-out client-fuse/main.c,$(wildcard client-fuse/*.c))
-TOOLS_SRC = $(wildcard tools/*.c)
+TOOLS_SRC = $(filter-out tools/cairn_main.c,$(wildcard tools/*.c))
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
@@ -38,8 +38,8 @@ endif
 ifneq ($(wildcard client-fuse/main.c),)
 PROGS += $(BUILD)/cairn-mount $(BUILD)/mount.cairn
 endif
-ifneq ($(wildcard tools/cairn),)
-PROGS += $(BUILD)/cairn
+ifneq ($(wildcard tools/cairn_main.c),)
+PROGS += $(BUILD)/cairn $(BUILD)/cairn-local
 endif
 
 UNIT_SRC = $(wildcard tests/unit/test_*.c)
@@ -73,12 +73,17 @@ $(BUILD)/cairn-mount: $(call obj,client-fuse/main.c $(FUSE_SRC)) $(LIBCAIRN)
 $(BUILD)/mount.cairn: $(BUILD)/cairn-mount
 	ln -sf cairn-mount $@
 
-$(BUILD)/cairn: tools/cairn
+# build/cairn: the user command (C, tools/*.c); build/cairn-local: its local-cluster launcher
+# script, which `cairn local ...` runs from the same folder.
+$(BUILD)/cairn: $(call obj,tools/cairn_main.c $(TOOLS_SRC)) $(LIBCAIRN)
+	$(CC) $(LDFLAGS) -pthread -o $@ $^
+
+$(BUILD)/cairn-local: tools/cairn-local
 	@mkdir -p $(BUILD)
-	cp tools/cairn $@ && chmod +x $@
+	cp tools/cairn-local $@ && chmod +x $@
 
 # Unit tests are named for the program whose modules they test and link only those objects:
-# tests/unit/test_common_*.c, test_meta_*.c, test_chunk_*.c, test_client_*.c.
+# tests/unit/test_common_*.c, test_meta_*.c, test_chunk_*.c, test_client_*.c, test_tools_*.c.
 UNIT_CFLAGS = $(CFLAGS) -Imeta -Ichunk -Iclient-fuse
 UNIT_LIBS = $(LIBS_CHECK) $(LIBS_XXH)
 $(BUILD)/tests/test_common_%: tests/unit/test_common_%.c $(LIBCAIRN)
@@ -93,6 +98,9 @@ $(BUILD)/tests/test_chunk_%: tests/unit/test_chunk_%.c $(call obj,$(CHUNK_SRC)) 
 $(BUILD)/tests/test_client_%: tests/unit/test_client_%.c $(call obj,$(FUSE_SRC)) $(LIBCAIRN)
 	@mkdir -p $(dir $@)
 	$(CC) $(UNIT_CFLAGS) $(CFLAGS_FUSE) -o $@ $^ $(UNIT_LIBS) $(LIBS_FUSE)
+$(BUILD)/tests/test_tools_%: tests/unit/test_tools_%.c $(call obj,$(TOOLS_SRC)) $(LIBCAIRN)
+	@mkdir -p $(dir $@)
+	$(CC) $(UNIT_CFLAGS) -Itools -o $@ $^ $(UNIT_LIBS)
 
 # Integration tests (tests/integration/test_*.c) drive real daemons and real mounts through
 # the shared harness (tests/integration/harness*.c).

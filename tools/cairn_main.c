@@ -1,0 +1,148 @@
+/* cairn_main.c - the `cairn` command: reads the command line and hands it to one command
+ * (copies, fileinfo, health, cs), to the local-cluster launcher (cairn local ...) or to the
+ * mount helper (cairn SOURCE MNT -o OPTS). See cairn(1). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "cli_exec.h"
+#include "cli_meta.h"
+
+static const struct {
+    const char *name;
+    int (*run)(const struct cli *c);
+} commands[] = {
+    {"copies", cmd_copies},
+    {"fileinfo", cmd_fileinfo},
+    {"health", cmd_health},
+    {"cs", cmd_cs},
+};
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static void usage(FILE *out)
+{
+    fputs(
+        "usage: cairn copies [-r] [-v] [N] PATH...   show, or set to N, the copies of files\n"
+        "       cairn fileinfo PATH...               chunks of files and where their copies are\n"
+        "       cairn health                         chunk servers, chunk counts, repairs\n"
+        "       cairn cs drain|undrain ID            move every copy off a chunk server, or stop\n"
+        "       cairn local start DIR [--mount MNT] [--chunk-servers N] [--meta-port P]\n"
+        "                             [--copies N] [--zones A,B,...] [--mount-opts OPTS]\n"
+        "       cairn local stop DIR\n"
+        "       cairn local status DIR\n"
+        "       cairn SOURCE MNT [-o OPTS]           mount helper: cairn-mount MNT -o "
+        "meta=SOURCE,OPTS\n"
+        "       cairn help\n"
+        "options of copies, fileinfo, health, cs:\n"
+        "  --meta ADDR[,ADDR...]  the meta service (default: $CAIRN_META, the mount's\n"
+        "                         user.cairn.meta xattr, 127.0.0.1:9520)\n"
+        "  --json                 one JSON document on stdout\n"
+        "  -r, --recursive        copies: every file and directory below each directory\n"
+        "  -v, --verbose          copies N: print each path set\n"
+        "exit status: 0 ok, 1 an operation failed, 2 bad usage. See cairn(1).\n",
+        out);
+}
+
+static int is_command(const char *s)
+{
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if (strcmp(s, commands[i].name) == 0) return 1;
+    return 0;
+}
+
+/* Take the options out of argv[1..] (anywhere before "--"); the rest are the command and its
+ * arguments, left in c->argv. Returns CLI_OK, or CLI_USAGE after a message. */
+static int parse(int argc, char **argv, struct cli *c, char **pos)
+{
+    int npos = 0, done = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (done || a[0] != '-' || a[1] == '\0') {
+            pos[npos++] = argv[i];
+        } else if (strcmp(a, "--") == 0) {
+            done = 1;
+        } else if (strcmp(a, "--json") == 0) {
+            c->json = 1;
+        } else if (strcmp(a, "--meta") == 0) {
+            if (++i >= argc) {
+                cli_err("--meta needs an address (HOST:PORT[,HOST:PORT...])");
+                return CLI_USAGE;
+            }
+            c->meta = argv[i];
+        } else if (strncmp(a, "--meta=", 7) == 0) {
+            c->meta = a + 7;
+        } else if (strcmp(a, "--recursive") == 0) {
+            c->recursive = 1;
+        } else if (strcmp(a, "--verbose") == 0) {
+            c->verbose = 1;
+        } else if (a[1] != '-' && strspn(a + 1, "rvh") == strlen(a + 1)) {
+            c->recursive |= strchr(a, 'r') != NULL;
+            c->verbose |= strchr(a, 'v') != NULL;
+            if (strchr(a, 'h')) c->cmd = "help";
+        } else if (strcmp(a, "--help") == 0) {
+            c->cmd = "help";
+        } else {
+            cli_err("unknown option %s (see cairn help)", a);
+            return CLI_USAGE;
+        }
+    }
+    if (c->cmd) return CLI_OK; /* help */
+    if (npos == 0) {
+        usage(stderr);
+        return CLI_USAGE;
+    }
+    c->cmd = pos[0];
+    c->argc = npos - 1;
+    c->argv = pos + 1;
+    if ((c->recursive || c->verbose) && strcmp(c->cmd, "copies") != 0) {
+        cli_err("-r and -v are options of copies only");
+        return CLI_USAGE;
+    }
+    return CLI_OK;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return CLI_USAGE;
+    }
+    const char *first = argv[1];
+    if (strcmp(first, "local") == 0) return cli_exec_local(argc, argv);
+    if (strcmp(first, "help") == 0) {
+        usage(stdout);
+        return CLI_OK;
+    }
+    /* mount.fuse3 runs "cairn SOURCE MNT -o OPTS": anything else that is not a command */
+    if (first[0] != '-' && !is_command(first)) {
+        if (argc < 3) {
+            cli_err("unknown command '%s' (see cairn help)", first);
+            return CLI_USAGE;
+        }
+        return cli_exec_mount_helper(argc, argv);
+    }
+    struct cli c = {0};
+    char **pos = calloc((size_t)argc, sizeof(*pos));
+    if (!pos) {
+        cli_err("out of memory");
+        return CLI_FAIL;
+    }
+    int rc = parse(argc, argv, &c, pos);
+    if (rc == CLI_OK && strcmp(c.cmd, "help") == 0) {
+        usage(stdout);
+    } else if (rc == CLI_OK) {
+        rc = CLI_USAGE;
+        for (size_t i = 0; i < NCOMMANDS; i++)
+            if (strcmp(c.cmd, commands[i].name) == 0) rc = commands[i].run(&c);
+        if (rc == CLI_USAGE && !is_command(c.cmd))
+            cli_err("unknown command '%s' (see cairn help)", c.cmd);
+    }
+    if (fflush(stdout) != 0 && rc == CLI_OK) {
+        cli_err("writing the output failed");
+        rc = CLI_FAIL;
+    }
+    cli_meta_close_all();
+    free(pos);
+    return rc;
+}
