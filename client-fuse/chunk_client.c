@@ -3,8 +3,12 @@
  * Owns a small pool of pipelined rpc connections per chunk server address (a server handles
  * the requests of one connection in order, so several connections let unrelated reads run in
  * parallel), the end-to-end check of every read reply against its block checksums, replica
- * fail-over for reads, and chain writes, truncates and fsyncs. Every wait is bounded by the
- * pool's io_timeout. */
+ * choice and fail-over for reads, and chain writes, truncates and fsyncs with the decoding of
+ * their chain results. Every wait is bounded by the pool's io_timeout.
+ *
+ * Per server the pool counts this client's requests in flight (the load used to choose a
+ * replica) and remembers until when the server is avoided after a timeout or a refused
+ * connection. Server entries live as long as the pool, so a struct cc_call may point to one. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -21,12 +25,15 @@ struct cc_server {
     char addr[CAIRN_ADDR_MAX + 1];
     struct rpc_conn *conn[CM_CC_POOL];
     unsigned rr;
+    unsigned inflight;    /* requests in flight (atomic) */
+    uint64_t avoid_until; /* net_now_ms() before which reads go elsewhere (atomic) */
 };
 
 struct cc_pool {
     pthread_mutex_t mu;
     struct cc_server *servers;
     int io_timeout_ms;
+    unsigned rr; /* tie breaker of the replica choice (atomic) */
 };
 
 struct cc_pool *cc_pool_new(int io_timeout_ms)
@@ -58,13 +65,20 @@ int cc_io_timeout_ms(const struct cc_pool *p)
     return p->io_timeout_ms;
 }
 
-/* A connection to addr (round robin over the pool); NULL on ENOMEM. */
-static struct rpc_conn *conn_for(struct cc_pool *p, const char *addr)
+/* The entry of addr, or NULL; p->mu held. */
+static struct cc_server *server_find(struct cc_pool *p, const char *addr)
 {
-    pthread_mutex_lock(&p->mu);
     struct cc_server *s;
     for (s = p->servers; s; s = s->next)
         if (!strcmp(s->addr, addr)) break;
+    return s;
+}
+
+/* A connection to addr (round robin over the pool) and its server; NULL on ENOMEM. */
+static struct rpc_conn *conn_for(struct cc_pool *p, const char *addr, struct cc_server **srv)
+{
+    pthread_mutex_lock(&p->mu);
+    struct cc_server *s = server_find(p, addr);
     if (!s) {
         s = calloc(1, sizeof(*s));
         if (!s) goto fail;
@@ -90,6 +104,7 @@ static struct rpc_conn *conn_for(struct cc_pool *p, const char *addr)
     }
     struct rpc_conn *c = s->conn[s->rr++ % CM_CC_POOL];
     pthread_mutex_unlock(&p->mu);
+    if (srv) *srv = s;
     return c;
 fail:
     pthread_mutex_unlock(&p->mu);
@@ -141,24 +156,104 @@ void cc_copy_view(const struct cc_read_view *v, uint32_t off, uint32_t len, uint
     if (s < e) memcpy(out + (s - a), v->data + (s - have_start), (size_t)(e - s));
 }
 
-int cc_read_submit(struct cc_pool *p, const char *addr, uint64_t chunk_id, uint32_t version,
-                   uint32_t off, uint32_t len, uint64_t deadline, struct rpc_call **call)
+/* ---- load and replica choice -------------------------------------------------------------- */
+
+static int transport_err(int rc)
 {
-    struct rpc_conn *c = conn_for(p, addr);
+    return rc == -ETIMEDOUT || rc == -ECONNRESET || rc == -ECONNREFUSED || rc == -EHOSTUNREACH ||
+           rc == -ENETUNREACH || rc == -ECONNABORTED || rc == -EPIPE;
+}
+
+static void call_begin(struct cc_call *call, struct cc_server *srv)
+{
+    call->srv = srv;
+    __atomic_add_fetch(&srv->inflight, 1, __ATOMIC_RELAXED);
+}
+
+/* The call is over: the server's load drops; a transport failure makes it avoided. */
+static void call_end(struct cc_call *call, int rc)
+{
+    struct cc_server *srv = call->srv;
+    if (!srv) return;
+    __atomic_sub_fetch(&srv->inflight, 1, __ATOMIC_RELAXED);
+    if (transport_err(rc))
+        __atomic_store_n(&srv->avoid_until, net_now_ms() + CM_AVOID_MS, __ATOMIC_RELAXED);
+    call->srv = NULL;
+}
+
+/* A submit that failed before anything was in flight: only the avoidance counts. */
+static void submit_failed(struct cc_server *srv, int rc)
+{
+    if (srv && transport_err(rc))
+        __atomic_store_n(&srv->avoid_until, net_now_ms() + CM_AVOID_MS, __ATOMIC_RELAXED);
+}
+
+void cc_rank(int n, const unsigned *load, const int *avoid, unsigned rr, int *order)
+{
+    for (int i = 0; i < n; i++)
+        order[i] = i;
+    /* insertion sort by (avoided, load, distance from rr): n <= CAIRN_MAX_LOCS */
+    for (int i = 1; i < n; i++) {
+        int x = order[i], j = i;
+        for (; j > 0; j--) {
+            int y = order[j - 1];
+            unsigned dx = ((unsigned)x + (unsigned)n - rr % (unsigned)n) % (unsigned)n;
+            unsigned dy = ((unsigned)y + (unsigned)n - rr % (unsigned)n) % (unsigned)n;
+            int before = avoid[x] != avoid[y] ? avoid[x] < avoid[y]
+                         : load[x] != load[y] ? load[x] < load[y]
+                                              : dx < dy;
+            if (!before) break;
+            order[j] = y;
+        }
+        order[j] = x;
+    }
+}
+
+void cc_order(struct cc_pool *p, const struct chunk_info *ci, int *order)
+{
+    unsigned load[CAIRN_MAX_LOCS];
+    int avoid[CAIRN_MAX_LOCS];
+    int n = ci->nloc > CAIRN_MAX_LOCS ? CAIRN_MAX_LOCS : ci->nloc;
+    uint64_t now = net_now_ms();
+    pthread_mutex_lock(&p->mu);
+    for (int i = 0; i < n; i++) {
+        struct cc_server *s = server_find(p, ci->loc[i].addr);
+        load[i] = s ? __atomic_load_n(&s->inflight, __ATOMIC_RELAXED) : 0;
+        avoid[i] = s && now < __atomic_load_n(&s->avoid_until, __ATOMIC_RELAXED);
+    }
+    pthread_mutex_unlock(&p->mu);
+    cc_rank(n, load, avoid, __atomic_fetch_add(&p->rr, 1, __ATOMIC_RELAXED), order);
+}
+
+/* ---- reads -------------------------------------------------------------------------------- */
+
+int cc_read_submit(struct cc_pool *p, const char *addr, uint64_t chunk_id, uint32_t version,
+                   uint32_t off, uint32_t len, uint64_t deadline, struct cc_call *call)
+{
+    struct cc_server *srv = NULL;
+    struct rpc_conn *c = conn_for(p, addr, &srv);
+    call->k = NULL;
+    call->srv = NULL;
     if (!c) return -ENOMEM;
     uint8_t req[20];
     le_put64(req, chunk_id);
     le_put32(req + 8, version);
     le_put32(req + 12, off);
     le_put32(req + 16, len);
-    return rpc_submit(c, MSG_CHK_READ, req, sizeof(req), NULL, 0, deadline, call);
+    int rc = rpc_submit(c, MSG_CHK_READ, req, sizeof(req), NULL, 0, deadline, &call->k);
+    if (rc)
+        submit_failed(srv, rc);
+    else
+        call_begin(call, srv);
+    return rc;
 }
 
-int cc_read_finish(struct rpc_call *call, uint64_t deadline, uint32_t off, uint32_t len,
+int cc_read_finish(struct cc_call *call, uint64_t deadline, uint32_t off, uint32_t len,
                    uint8_t *out)
 {
     struct rpc_reply rep;
-    int rc = rpc_wait(call, deadline, &rep);
+    int rc = rpc_wait(call->k, deadline, &rep);
+    call_end(call, rc);
     if (rc) return rc;
     if (rep.status < 0) {
         rc = rep.status;
@@ -172,22 +267,38 @@ int cc_read_finish(struct rpc_call *call, uint64_t deadline, uint32_t off, uint3
     return rc;
 }
 
-int cc_read(struct cc_pool *p, const struct chunk_info *ci, int first, uint32_t off, uint32_t len,
+int cc_read(struct cc_pool *p, const struct chunk_info *ci, uint32_t off, uint32_t len,
             uint8_t *out)
 {
     if (ci->nloc == 0) return -ENOENT;
+    int order[CAIRN_MAX_LOCS];
+    cc_order(p, ci, order);
     int rc = -EIO;
-    for (int r = 0; r < ci->nloc; r++) {
-        const char *addr = ci->loc[(first + r) % ci->nloc].addr;
+    for (int r = 0; r < ci->nloc && r < CAIRN_MAX_LOCS; r++) {
+        const char *addr = ci->loc[order[r]].addr;
         uint64_t deadline = net_now_ms() + (uint64_t)p->io_timeout_ms;
-        struct rpc_call *call;
+        struct cc_call call;
         rc = cc_read_submit(p, addr, ci->chunk_id, ci->version, off, len, deadline, &call);
-        if (!rc) rc = cc_read_finish(call, deadline, off, len, out);
+        if (!rc) rc = cc_read_finish(&call, deadline, off, len, out);
         if (!rc) return 0;
         LOG_WARN("read", "chunk %016" PRIx64 " v%u at %s: %s", ci->chunk_id, ci->version, addr,
                  strerror(-rc));
     }
     return rc;
+}
+
+/* ---- chain writes, truncates, fsyncs -------------------------------------------------------- */
+
+int cc_wres_verdict(const struct cc_wres *r, const struct chunk_info *ci, uint64_t *server)
+{
+    int err = r->status < 0 ? r->status : r->chain_err;
+    if (err == 0) return 0;
+    if (err == -ESTALE) return -ESTALE;
+    int hop = r->status < 0 ? 0 : r->chain_ok;
+    /* a hop past the chain (a confused server) or an empty chain: blame the head */
+    if (hop >= ci->nloc) hop = 0;
+    *server = ci->nloc ? ci->loc[hop].server_id : 0;
+    return 1;
 }
 
 /* Encode the chain tail (every location after the first). */
@@ -198,82 +309,108 @@ static void put_chain_tail(struct wbuf *b, const struct chunk_info *ci)
         wbuf_put_str(b, ci->loc[i].addr, strlen(ci->loc[i].addr));
 }
 
-/* Wait for one CHK_WRITE reply; *alloc keeps the largest allocation a server reported. */
-static int wait_write(struct rpc_call *k, uint64_t deadline, uint64_t *alloc)
+/* Decode u8 chain_ok, i32 chain_err at c. A server that predates chain results sends
+ * neither: it replies only once its whole chain succeeded, so absent means "every hop". */
+static void get_chain_result(struct rcur *c, struct cc_wres *r)
 {
-    struct rpc_reply rep;
-    int w = rpc_wait(k, deadline, &rep);
-    if (w) return w;
-    w = rep.status;
-    if (!w && alloc) {
-        struct rcur c;
-        rcur_init(&c, rep.payload.data, rep.payload.len);
-        rcur_u32(&c); /* chunk length */
-        uint64_t a = rcur_u64(&c);
-        if (!c.err && a > *alloc) *alloc = a;
+    if (c->left == 0) {
+        r->chain_ok = 0;
+        r->chain_err = 0;
+        return;
     }
-    rpc_reply_free(&rep);
-    return w;
+    r->chain_ok = rcur_u8(c);
+    r->chain_err = (int32_t)rcur_u32(c);
+    if (c->err || r->chain_err > 0) r->status = -EBADMSG;
 }
 
-int cc_write(struct cc_pool *p, const struct chunk_info *ci, uint32_t off, const uint8_t *data,
-             size_t len, int sync, uint64_t *alloc)
+/* Wait for a CHK_WRITE or CHK_TRUNCATE reply and decode it into r. */
+static void wait_chain(struct cc_call *call, uint64_t deadline, int is_write, struct cc_wres *r)
 {
+    struct rpc_reply rep;
+    memset(r, 0, sizeof(*r));
+    int w = rpc_wait(call->k, deadline, &rep);
+    call_end(call, w);
+    if (w) {
+        r->status = w;
+        return;
+    }
+    r->status = rep.status;
+    if (rep.status == 0) {
+        struct rcur c;
+        rcur_init(&c, rep.payload.data, rep.payload.len);
+        if (is_write) {
+            rcur_u32(&c); /* chunk length */
+            r->alloc = rcur_u64(&c);
+            if (c.err) r->status = -EBADMSG;
+        }
+        if (!r->status) get_chain_result(&c, r);
+    }
+    rpc_reply_free(&rep);
+}
+
+int cc_write_submit(struct cc_pool *p, const struct chunk_info *ci, uint32_t off,
+                    const uint8_t *data, size_t len, int sync, uint64_t deadline,
+                    struct cc_call *call)
+{
+    call->k = NULL;
+    call->srv = NULL;
     if (ci->nloc == 0) return -ENOSPC;
-    struct rpc_conn *c = conn_for(p, ci->loc[0].addr);
+    if (len > CAIRN_IO_MAX) return -EINVAL;
+    struct cc_server *srv = NULL;
+    struct rpc_conn *c = conn_for(p, ci->loc[0].addr, &srv);
     if (!c) return -ENOMEM;
-    enum { MAXP = 16 };
-    struct rpc_call *calls[MAXP];
-    int ncalls = 0, rc = 0;
-    uint64_t deadline = net_now_ms() + (uint64_t)p->io_timeout_ms;
-    size_t done = 0;
-    while (done < len) {
-        size_t n = len - done;
-        if (n > CAIRN_IO_MAX) n = CAIRN_IO_MAX;
-        if (ncalls == MAXP) {
-            /* wait for the oldest before sending more */
-            int w = wait_write(calls[0], deadline, alloc);
-            if (w && !rc) rc = w;
-            memmove(calls, calls + 1, sizeof(calls[0]) * (MAXP - 1));
-            ncalls--;
-        }
-        if (rc) break;
-        struct wbuf b;
-        wbuf_init(&b);
-        wbuf_put_u64(&b, ci->chunk_id);
-        wbuf_put_u32(&b, ci->version);
-        wbuf_put_u32(&b, ci->prev_version);
-        wbuf_put_u32(&b, off + (uint32_t)done);
-        wbuf_put_u64(&b, cksum_xxh3(data + done, n));
-        wbuf_put_u8(&b, sync ? CHK_WRITE_SYNC : 0);
-        put_chain_tail(&b, ci);
-        wbuf_put_u32(&b, (uint32_t)n);
-        int s = b.err ? b.err
-                      : rpc_submit(c, MSG_CHK_WRITE, b.data, b.len, data + done, n, deadline,
-                                   &calls[ncalls]);
-        wbuf_free(&b);
-        if (s) {
-            rc = s;
-            break;
-        }
-        ncalls++;
-        done += n;
-    }
-    for (int i = 0; i < ncalls; i++) {
-        int w = wait_write(calls[i], deadline, alloc);
-        if (w && !rc) rc = w;
-    }
+    struct wbuf b;
+    wbuf_init(&b);
+    wbuf_put_u64(&b, ci->chunk_id);
+    wbuf_put_u32(&b, ci->version);
+    wbuf_put_u32(&b, ci->prev_version);
+    wbuf_put_u32(&b, off);
+    wbuf_put_u64(&b, cksum_xxh3(data, len));
+    wbuf_put_u8(&b, sync ? CHK_WRITE_SYNC : 0);
+    put_chain_tail(&b, ci);
+    wbuf_put_u32(&b, (uint32_t)len);
+    int rc =
+        b.err ? b.err : rpc_submit(c, MSG_CHK_WRITE, b.data, b.len, data, len, deadline, &call->k);
+    wbuf_free(&b);
     if (rc)
-        LOG_WARN("write", "chunk %016" PRIx64 " v%u via %s: %s", ci->chunk_id, ci->version,
-                 ci->loc[0].addr, strerror(-rc));
+        submit_failed(srv, rc);
+    else
+        call_begin(call, srv);
     return rc;
 }
 
-int cc_truncate(struct cc_pool *p, const struct chunk_info *ci, uint32_t length)
+void cc_write_finish(struct cc_call *call, uint64_t deadline, struct cc_wres *r)
 {
-    if (ci->nloc == 0) return -ENOSPC;
-    struct rpc_conn *c = conn_for(p, ci->loc[0].addr);
-    if (!c) return -ENOMEM;
+    wait_chain(call, deadline, 1, r);
+}
+
+void cc_write(struct cc_pool *p, const struct chunk_info *ci, uint32_t off, const uint8_t *data,
+              size_t len, int sync, struct cc_wres *r)
+{
+    uint64_t deadline = net_now_ms() + (uint64_t)p->io_timeout_ms;
+    struct cc_call call;
+    int rc = cc_write_submit(p, ci, off, data, len, sync, deadline, &call);
+    if (rc) {
+        memset(r, 0, sizeof(*r));
+        r->status = rc;
+        return;
+    }
+    cc_write_finish(&call, deadline, r);
+}
+
+void cc_truncate(struct cc_pool *p, const struct chunk_info *ci, uint32_t length, struct cc_wres *r)
+{
+    memset(r, 0, sizeof(*r));
+    if (ci->nloc == 0) {
+        r->status = -ENOSPC;
+        return;
+    }
+    struct cc_server *srv = NULL;
+    struct rpc_conn *c = conn_for(p, ci->loc[0].addr, &srv);
+    if (!c) {
+        r->status = -ENOMEM;
+        return;
+    }
     struct wbuf b;
     wbuf_init(&b);
     wbuf_put_u64(&b, ci->chunk_id);
@@ -282,49 +419,104 @@ int cc_truncate(struct cc_pool *p, const struct chunk_info *ci, uint32_t length)
     wbuf_put_u32(&b, length);
     put_chain_tail(&b, ci);
     uint64_t deadline = net_now_ms() + (uint64_t)p->io_timeout_ms;
-    struct rpc_call *call;
+    struct cc_call call = {0};
     int rc =
-        b.err ? b.err : rpc_submit(c, MSG_CHK_TRUNCATE, b.data, b.len, NULL, 0, deadline, &call);
+        b.err ? b.err : rpc_submit(c, MSG_CHK_TRUNCATE, b.data, b.len, NULL, 0, deadline, &call.k);
     wbuf_free(&b);
-    if (!rc) {
-        struct rpc_reply rep;
-        rc = rpc_wait(call, deadline, &rep);
-        if (!rc) {
-            rc = rep.status;
-            rpc_reply_free(&rep);
-        }
+    if (rc) {
+        submit_failed(srv, rc);
+        r->status = rc;
+    } else {
+        call_begin(&call, srv);
+        wait_chain(&call, deadline, 0, r);
     }
-    if (rc)
-        LOG_WARN("write", "truncate chunk %016" PRIx64 " v%u: %s", ci->chunk_id, ci->version,
-                 strerror(-rc));
+    if (r->status || r->chain_err)
+        LOG_WARN("write", "truncate chunk %016" PRIx64 " v%u: %s (chain %u ok, %s)", ci->chunk_id,
+                 ci->version, strerror(-r->status), r->chain_ok, strerror(-r->chain_err));
+}
+
+/* One request with a fixed 8+4 byte body to addr, waited for; reply payload in *rep. */
+static int small_call(struct cc_pool *p, const char *addr, uint16_t type, const uint8_t *req,
+                      size_t n, uint64_t deadline, struct rpc_reply *rep)
+{
+    struct cc_server *srv = NULL;
+    struct rpc_conn *c = conn_for(p, addr, &srv);
+    if (!c) return -ENOMEM;
+    struct cc_call call = {0};
+    int rc = rpc_submit(c, type, req, n, NULL, 0, deadline, &call.k);
+    if (rc) {
+        submit_failed(srv, rc);
+        return rc;
+    }
+    call_begin(&call, srv);
+    rc = rpc_wait(call.k, deadline, rep);
+    call_end(&call, rc);
+    if (!rc && rep->status < 0) {
+        rc = rep->status;
+        rpc_reply_free(rep);
+    }
     return rc;
 }
 
-int cc_fsync(struct cc_pool *p, const struct chunk_info *ci)
+/* A member answered -ESTALE to an fsync: sync the newer version it holds. */
+static int fsync_held(struct cc_pool *p, const struct chunk_info *ci, const char *addr,
+                      uint64_t deadline)
 {
-    struct rpc_call *calls[CAIRN_MAX_LOCS];
-    int sub[CAIRN_MAX_LOCS];
+    uint8_t req[12];
+    le_put64(req, ci->chunk_id);
+    struct rpc_reply rep;
+    int rc = small_call(p, addr, MSG_CHK_INFO, req, 8, deadline, &rep);
+    if (rc) return rc;
+    struct rcur c;
+    rcur_init(&c, rep.payload.data, rep.payload.len);
+    uint32_t held = rcur_u32(&c);
+    rc = c.err ? -EBADMSG : 0;
+    rpc_reply_free(&rep);
+    if (rc) return rc;
+    if (held < ci->version) return -ESTALE; /* older than ours: it missed our writes */
+    le_put32(req + 8, held);
+    rc = small_call(p, addr, MSG_CHK_FSYNC, req, sizeof(req), deadline, &rep);
+    if (!rc) rpc_reply_free(&rep);
+    return rc;
+}
+
+int cc_fsync(struct cc_pool *p, const struct chunk_info *ci, int *res)
+{
+    struct cc_call calls[CAIRN_MAX_LOCS];
     uint64_t deadline = net_now_ms() + (uint64_t)p->io_timeout_ms;
     uint8_t req[12];
     le_put64(req, ci->chunk_id);
     le_put32(req + 8, ci->version);
-    for (int i = 0; i < ci->nloc; i++) {
-        struct rpc_conn *c = conn_for(p, ci->loc[i].addr);
-        sub[i] = c ? rpc_submit(c, MSG_CHK_FSYNC, req, sizeof(req), NULL, 0, deadline, &calls[i])
+    int n = ci->nloc > CAIRN_MAX_LOCS ? CAIRN_MAX_LOCS : ci->nloc;
+    for (int i = 0; i < n; i++) {
+        struct cc_server *srv = NULL;
+        struct rpc_conn *c = conn_for(p, ci->loc[i].addr, &srv);
+        calls[i].srv = NULL;
+        res[i] = c ? rpc_submit(c, MSG_CHK_FSYNC, req, sizeof(req), NULL, 0, deadline, &calls[i].k)
                    : -ENOMEM;
+        if (res[i])
+            submit_failed(srv, res[i]);
+        else
+            call_begin(&calls[i], srv);
     }
-    int rc = 0;
-    for (int i = 0; i < ci->nloc; i++) {
-        int w = sub[i];
-        if (!w) {
+    int ok = 0;
+    for (int i = 0; i < n; i++) {
+        if (!res[i]) {
             struct rpc_reply rep;
-            w = rpc_wait(calls[i], deadline, &rep);
+            int w = rpc_wait(calls[i].k, deadline, &rep);
+            call_end(&calls[i], w);
             if (!w) {
                 w = rep.status;
                 rpc_reply_free(&rep);
             }
+            res[i] = w;
         }
-        if (w && !rc) rc = w;
+        if (res[i] == -ESTALE) res[i] = fsync_held(p, ci, ci->loc[i].addr, deadline);
+        if (res[i])
+            LOG_WARN("write", "fsync chunk %016" PRIx64 " v%u at %s: %s", ci->chunk_id, ci->version,
+                     ci->loc[i].addr, strerror(-res[i]));
+        else
+            ok++;
     }
-    return rc;
+    return ok;
 }

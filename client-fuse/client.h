@@ -21,6 +21,10 @@
 #define CM_DIRTY_MAX (4u << 20)  /* a dirty buffer is written out at this size */
 #define CM_LOCATE_BATCH 16       /* chunks asked per CHUNK_LOCATE */
 #define CM_CC_POOL 4             /* connections per chunk server (servers serve in order) */
+#define CM_WRITE_INFLIGHT 16     /* most 1 MiB write pieces in flight per inode */
+#define CM_WRITE_ATTEMPTS 8      /* leases tried for one piece before the write fails */
+#define CM_EXCL_MAX 16           /* servers excluded per chunk while a file is open here */
+#define CM_AVOID_MS 10000        /* a server that timed out or refused is avoided this long */
 #define CM_PREFETCH_THREADS 4
 
 struct cm_cfg {
@@ -99,7 +103,10 @@ int mc_open_file(struct mc *m, uint64_t ino, uint32_t flags, struct cairn_attr *
 int mc_release(struct mc *m, uint64_t ino);
 int mc_chunk_locate(struct mc *m, uint64_t ino, uint64_t first, uint32_t count,
                     struct chunk_info *ci, uint32_t max, uint32_t *n);
-int mc_chunk_lease(struct mc *m, uint64_t ino, uint64_t index, struct chunk_info *ci);
+/* A write lease for chunk index whose chain leaves out the nexcl servers excl[] (see
+ * MSG_CHUNK_LEASE). Any error (the meta refusing: no server left) means no lease. */
+int mc_chunk_lease(struct mc *m, uint64_t ino, uint64_t index, const uint64_t *excl, uint8_t nexcl,
+                   struct chunk_info *ci);
 /* Bytes a chunk server stores for one chunk of the file (for st_blocks). */
 struct mc_alloc {
     uint64_t index, bytes;
@@ -128,21 +135,65 @@ int cc_verify_read(const uint8_t *payload, size_t plen, uint32_t off, uint32_t l
 /* Copy [off, off+len) of a verified view into out; bytes past the chunk length are zeros. */
 void cc_copy_view(const struct cc_read_view *v, uint32_t off, uint32_t len, uint8_t *out);
 
+/* A request in flight to one chunk server: counted in that server's load (requests in
+ * flight from this client) until cc_*_finish. Pass it to exactly one finish. */
 struct rpc_call;
+struct cc_server;
+struct cc_call {
+    struct rpc_call *k;
+    struct cc_server *srv;
+};
+
+/* Replica choice for reads. cc_rank orders n locations: servers avoided (a timeout or a
+ * refused connection in the last CM_AVOID_MS) last, then by load (lowest first), ties broken
+ * by distance from rr (round robin), so concurrent readers of one chunk use every copy.
+ * Pure: the unit tests call it. */
+void cc_rank(int n, const unsigned *load, const int *avoid, unsigned rr, int *order);
+/* The order in which to try ci's locations now (order[0..nloc)). */
+void cc_order(struct cc_pool *p, const struct chunk_info *ci, int *order);
+
 int cc_read_submit(struct cc_pool *p, const char *addr, uint64_t chunk_id, uint32_t version,
-                   uint32_t off, uint32_t len, uint64_t deadline, struct rpc_call **call);
-/* Wait, verify and copy into out (len bytes, zero-filled past the chunk's end). */
-int cc_read_finish(struct rpc_call *call, uint64_t deadline, uint32_t off, uint32_t len,
+                   uint32_t off, uint32_t len, uint64_t deadline, struct cc_call *call);
+/* Wait, verify and copy into out (len bytes, zero-filled past the chunk's end). A transport
+ * failure (timeout, refused, reset) marks the server avoided. */
+int cc_read_finish(struct cc_call *call, uint64_t deadline, uint32_t off, uint32_t len,
                    uint8_t *out);
-/* Read a piece trying every replica of ci in turn, starting at replica `first`. */
-int cc_read(struct cc_pool *p, const struct chunk_info *ci, int first, uint32_t off, uint32_t len,
+/* Read a piece trying every replica of ci in the order cc_order gives. */
+int cc_read(struct cc_pool *p, const struct chunk_info *ci, uint32_t off, uint32_t len,
             uint8_t *out);
-/* Write down the chain ci->loc[0..nloc). pieces <= CAIRN_IO_MAX are pipelined. */
-/* *alloc (may be NULL) is raised to the chunk's allocated bytes the first server reports. */
-int cc_write(struct cc_pool *p, const struct chunk_info *ci, uint32_t off, const uint8_t *data,
-             size_t len, int sync, uint64_t *alloc);
-int cc_truncate(struct cc_pool *p, const struct chunk_info *ci, uint32_t length);
-int cc_fsync(struct cc_pool *p, const struct chunk_info *ci);
+
+/* Outcome of a chain write or truncate (MSG_CHK_WRITE / CHK_TRUNCATE reply). */
+struct cc_wres {
+    int status;        /* transport error or the head's status (its own write failed) */
+    uint8_t chain_ok;  /* hops [0, chain_ok) hold the data (status 0 only) */
+    int32_t chain_err; /* 0: every hop holds it; else hop chain_ok failed with this */
+    uint64_t alloc;    /* the head's allocated bytes of the chunk (write, status 0) */
+};
+/* What a result means for the writer (pure). Returns 0 when every member of ci's chain holds
+ * the data; -ESTALE when a member holds a newer version (take a new lease, exclude nobody);
+ * otherwise 1 with *server set to the member that failed (loc[chain_ok], or loc[0] when the
+ * head failed or could not be reached), to be excluded from the next lease. */
+int cc_wres_verdict(const struct cc_wres *r, const struct chunk_info *ci, uint64_t *server);
+
+/* Send one piece (len <= CAIRN_IO_MAX) down the chain ci->loc[0..nloc); the pieces of one
+ * writer are spread over the pool's connections, so they are written in parallel: the caller
+ * never has two pieces in flight that touch the same checksum block. A failure to send is
+ * returned here (then nothing is in flight). */
+int cc_write_submit(struct cc_pool *p, const struct chunk_info *ci, uint32_t off,
+                    const uint8_t *data, size_t len, int sync, uint64_t deadline,
+                    struct cc_call *call);
+/* Wait for a piece's reply and decode it into *r (r->status carries any failure). */
+void cc_write_finish(struct cc_call *call, uint64_t deadline, struct cc_wres *r);
+/* Submit + finish. */
+void cc_write(struct cc_pool *p, const struct chunk_info *ci, uint32_t off, const uint8_t *data,
+              size_t len, int sync, struct cc_wres *r);
+void cc_truncate(struct cc_pool *p, const struct chunk_info *ci, uint32_t length,
+                 struct cc_wres *r);
+/* CHK_FSYNC to every member of ci's chain at once; res[i] gets member i's outcome. A member
+ * that answers -ESTALE holds a newer version (replication moved it with SETVER): it is asked
+ * for the version it holds (CHK_INFO) and that one is synced, since it holds this writer's
+ * data too. Returns how many members synced. */
+int cc_fsync(struct cc_pool *p, const struct chunk_info *ci, int *res);
 
 /* ---- rcache.c: bounded LRU cache of file segments (prefix rc_) ---------------------------- */
 struct rc_cache;
@@ -181,6 +232,28 @@ struct ist_chunk {
     struct chunk_info ci;
 };
 
+/* Servers that failed this mount's writes to one chunk (left out of its next leases). */
+struct ist_excl {
+    uint64_t index;
+    uint8_t n;
+    uint64_t id[CM_EXCL_MAX];
+};
+
+/* A write piece sent down a chain and not yet answered (write_path.c). Pieces in flight never
+ * touch the same checksum block (so their order does not matter). */
+struct wp_extent; /* the dirty buffer the piece's bytes lie in (reference counted) */
+struct wp_piece {
+    struct wp_extent *ext;
+    const uint8_t *data;
+    uint64_t index;
+    uint32_t off, len;
+    int sync;
+    uint32_t version; /* of the lease it was sent with */
+    int sub;          /* submit failure, 0 = in flight */
+    struct cc_call call;
+    uint64_t deadline;
+};
+
 struct inode_st {
     struct inode_st *next; /* hash chain */
     uint64_t ino;
@@ -199,6 +272,7 @@ struct inode_st {
     uint64_t open_size;
     int have_open_attr;
     uint32_t mode;
+    uint32_t copies; /* the file's copies goal at the last open (attr.copies) */
     /* chunk location cache */
     struct ist_chunk *chunks;
     size_t nchunks, capchunks;
@@ -209,6 +283,12 @@ struct inode_st {
     uint8_t *dbuf;
     uint64_t dstart;
     size_t dlen, dcap;
+    /* write pieces in flight, oldest first (write_path.c) */
+    struct wp_piece *wq; /* CM_WRITE_INFLIGHT slots, allocated at the first write out */
+    int wq_n;
+    /* per-chunk exclusions, kept while the file is open for writing here */
+    struct ist_excl *excl;
+    size_t nexcl, capexcl;
 };
 
 struct ist_table;
@@ -228,6 +308,13 @@ struct ist_lease *ist_lease_find(struct inode_st *s, uint64_t index);
 struct ist_lease *ist_lease_add(struct inode_st *s, const struct chunk_info *ci);
 void ist_lease_drop(struct inode_st *s, uint64_t index);
 void ist_leases_clear(struct inode_st *s);
+/* Exclusions (s->mu held). add: 0, or -ENOSPC when CM_EXCL_MAX servers are excluded already
+ * (adding one twice is a no-op); get: the set of index (NULL when empty, valid until the next
+ * change); clear: every chunk's, or those of chunks >= first_index. */
+int ist_excl_add(struct inode_st *s, uint64_t index, uint64_t server_id);
+const struct ist_excl *ist_excl_get(struct inode_st *s, uint64_t index);
+void ist_excl_clear(struct inode_st *s);
+void ist_excl_drop_from(struct inode_st *s, uint64_t first_index);
 /* What recent meta replies said about an inode's xattrs, so that getxattr/listxattr can be
  * answered here without a round trip: every attribute reply carries ATTR_F_XATTRS, and
  * coreutils `ls -l` asks for security.selinux and the POSIX ACLs of every entry, the kernel
@@ -315,8 +402,11 @@ int rp_locate(struct cm *cm, struct inode_st *s, uint64_t index, struct chunk_in
 /* ---- write_path.c (prefix wp_) ------------------------------------------------------------- */
 /* Buffer a write (s->mu held by the callee, not the caller). */
 int wp_write(struct cm *cm, struct inode_st *s, uint64_t off, const void *data, size_t len);
-/* Write out the dirty buffer (s->mu held). */
+/* Write out the dirty buffer and wait for every piece in flight (s->mu held). */
 int wp_flush_locked(struct cm *cm, struct inode_st *s, int sync);
+/* Make [off, off+len) of the file readable from the chunk servers: when dirty or in-flight
+ * data overlaps it, write everything out and wait (s->mu held). */
+int wp_readable_locked(struct cm *cm, struct inode_st *s, uint64_t off, uint64_t len);
 /* Write out dirty data and publish size/mtime (COMMIT). sync: durable on every replica. */
 int wp_flush(struct cm *cm, struct inode_st *s, int sync);
 /* Truncate to size through meta, then cut the last chunk (s may be NULL). */

@@ -431,6 +431,7 @@ static int open_handle(struct cm *cm, const struct cairn_attr *a, struct fuse_fi
     s->size_meta = a->size;
     if (first) s->size_local = a->size;
     s->mode = a->mode;
+    s->copies = a->copies;
     if (!same && !created) {
         rc_drop_ino(cm->cache, a->ino);
         /* forget cached locations, except those of chunks leased here */
@@ -579,7 +580,11 @@ static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
                      strerror(-rc));
         pthread_mutex_lock(&s->mu);
         if (h->writable) s->writers--;
-        if (s->writers == 0 && s->dlen == 0 && !s->need_commit) ist_leases_clear(s);
+        if (s->writers == 0 && s->dlen == 0 && s->wq_n == 0 && !s->need_commit) {
+            /* the write session ends: next time the meta's view of the servers is fresh */
+            ist_leases_clear(s);
+            ist_excl_clear(s);
+        }
         pthread_mutex_unlock(&s->mu);
         ist_put(cm->inodes, s);
         free(h);
@@ -748,6 +753,17 @@ static void fs_statfs(fuse_req_t req, fuse_ino_t ino)
  * security.selinux and the POSIX ACLs of every entry: see IST_XA_* in client.h. */
 #define CAP_XATTR "security.capability"
 
+/* A read-only virtual xattr on every inode: the meta service address list of this mount
+ * (cfg.meta, as given with -o meta=), so the `cairn` admin tool can find the meta service from
+ * a path. Answered here; never listed (cp -a, tar and rsync must not copy it); setting or
+ * removing it is EPERM. */
+#define META_XATTR "user.cairn.meta"
+
+static int is_meta_xattr(const char *name)
+{
+    return strcmp(name, META_XATTR) == 0;
+}
+
 /* POSIX ACLs are not supported: refusing them (rather than storing them as opaque xattrs,
  * which the kernel would not apply) makes cp -a, tar and rsync fall back to chmod. */
 static int is_posix_acl(const char *name)
@@ -762,6 +778,8 @@ static void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
     int rc = 0;
     if (is_posix_acl(name))
         rc = -EOPNOTSUPP;
+    else if (is_meta_xattr(name))
+        rc = -EPERM;
     else if (strlen(name) > CAIRN_XATTR_NAME_MAX)
         rc = -ERANGE;
     else if (size > CAIRN_XATTR_SIZE_MAX)
@@ -805,6 +823,16 @@ static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
         fuse_reply_err(req, is_posix_acl(name) ? EOPNOTSUPP : ERANGE);
         return;
     }
+    if (is_meta_xattr(name)) {
+        size_t len = strlen(cm->cfg.meta);
+        if (size == 0)
+            fuse_reply_xattr(req, len);
+        else if (len > size)
+            fuse_reply_err(req, ERANGE);
+        else
+            fuse_reply_buf(req, cm->cfg.meta, len);
+        return;
+    }
     int is_cap = strcmp(name, CAP_XATTR) == 0;
     uint32_t known = ist_xa_facts(cm->inodes, ino);
     if ((known & IST_XA_NONE) || (is_cap && (known & IST_XA_NOCAP))) {
@@ -836,7 +864,7 @@ static void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 static void fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
     struct cm *cm = CM(req);
-    int rc = strlen(name) > CAIRN_XATTR_NAME_MAX ? -ERANGE : 0;
+    int rc = strlen(name) > CAIRN_XATTR_NAME_MAX ? -ERANGE : is_meta_xattr(name) ? -EPERM : 0;
     if (!rc) {
         rc = mc_removexattr(&cm->meta, ino, name);
         ist_xa_forget(cm->inodes, ino);

@@ -7,6 +7,11 @@
  * IST_KEEP entries, when unreferenced clean entries are freed. The table lock is never held
  * while an entry's mutex is taken.
  *
+ * An entry also keeps, per chunk, the chunk servers that failed this mount's writes (the
+ * exclusion set, sent with every new lease of that chunk) for as long as the file is open for
+ * writing here, so a server that died but is not yet declared dead by the meta service is not
+ * put back into the chain by the next lease.
+ *
  * The table also keeps the xattr facts (ist_xa_*, see client.h): a direct-mapped cache of
  * IST_XA_STRIPES x IST_XA_SLOTS slots, each stripe under its own mutex (never held with any
  * other lock), independent of the entries above so that every inode the kernel hears of can
@@ -58,6 +63,8 @@ static void st_free(struct inode_st *s)
     pthread_mutex_destroy(&s->mu);
     free(s->chunks);
     free(s->leases);
+    free(s->excl);
+    free(s->wq);
     free(s->dbuf);
     free(s);
 }
@@ -92,7 +99,7 @@ static void evict(struct ist_table *t)
         struct inode_st **pp = &t->b[i];
         while (*pp) {
             struct inode_st *s = *pp;
-            if (s->refs == 0 && s->dlen == 0 && !s->need_commit) {
+            if (s->refs == 0 && s->dlen == 0 && s->wq_n == 0 && !s->need_commit) {
                 *pp = s->next;
                 st_free(s);
                 t->count--;
@@ -225,6 +232,56 @@ void ist_lease_drop(struct inode_st *s, uint64_t index)
 void ist_leases_clear(struct inode_st *s)
 {
     s->nleases = 0;
+}
+
+/* ---- exclusions ------------------------------------------------------------------------- */
+
+static struct ist_excl *excl_find(struct inode_st *s, uint64_t index)
+{
+    for (size_t i = 0; i < s->nexcl; i++)
+        if (s->excl[i].index == index) return &s->excl[i];
+    return NULL;
+}
+
+int ist_excl_add(struct inode_st *s, uint64_t index, uint64_t server_id)
+{
+    struct ist_excl *e = excl_find(s, index);
+    if (!e) {
+        if (s->nexcl == s->capexcl) {
+            size_t cap = s->capexcl ? s->capexcl * 2 : 4;
+            struct ist_excl *n = realloc(s->excl, cap * sizeof(*n));
+            if (!n) return -ENOMEM;
+            s->excl = n;
+            s->capexcl = cap;
+        }
+        e = &s->excl[s->nexcl++];
+        memset(e, 0, sizeof(*e));
+        e->index = index;
+    }
+    for (int i = 0; i < e->n; i++)
+        if (e->id[i] == server_id) return 0;
+    if (e->n == CM_EXCL_MAX) return -ENOSPC;
+    e->id[e->n++] = server_id;
+    return 0;
+}
+
+const struct ist_excl *ist_excl_get(struct inode_st *s, uint64_t index)
+{
+    struct ist_excl *e = excl_find(s, index);
+    return e && e->n ? e : NULL;
+}
+
+void ist_excl_clear(struct inode_st *s)
+{
+    s->nexcl = 0;
+}
+
+void ist_excl_drop_from(struct inode_st *s, uint64_t first_index)
+{
+    size_t j = 0;
+    for (size_t i = 0; i < s->nexcl; i++)
+        if (s->excl[i].index < first_index) s->excl[j++] = s->excl[i];
+    s->nexcl = j;
 }
 
 /* ---- xattr facts ------------------------------------------------------------------------- */

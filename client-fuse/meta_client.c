@@ -509,13 +509,17 @@ int mc_chunk_locate(struct mc *m, uint64_t ino, uint64_t first, uint32_t count,
     return rc;
 }
 
-int mc_chunk_lease(struct mc *m, uint64_t ino, uint64_t index, struct chunk_info *ci)
+int mc_chunk_lease(struct mc *m, uint64_t ino, uint64_t index, const uint64_t *excl, uint8_t nexcl,
+                   struct chunk_info *ci)
 {
     struct wbuf b;
     wbuf_init(&b);
     wbuf_put_u64(&b, ino);
     wbuf_put_u64(&b, index);
     wbuf_put_u64(&b, mc_session(m));
+    wbuf_put_u8(&b, nexcl);
+    for (uint8_t i = 0; i < nexcl; i++)
+        wbuf_put_u64(&b, excl[i]);
     struct rpc_reply rep;
     struct rcur c;
     int rc = call_cur(m, MSG_CHUNK_LEASE, &b, &rep, &c);

@@ -1,9 +1,10 @@
 /* read_path.c - reading file data: split a range at chunk boundaries into pieces of at most
- * CAIRN_IO_MAX, send the pieces to chunk servers in parallel (spread over replicas, the next
- * replica on an error or a bad checksum, the chunk located again when every replica says its
- * version is stale), read holes and bytes past a chunk's end as zeros, and keep a per-handle
- * read-ahead window whose prefetches run on a few worker threads into the read cache
- * (rcache.c). Holds an inode's mutex only to consult or fill its chunk location cache. */
+ * CAIRN_IO_MAX, send the pieces to chunk servers in parallel (each to the replica with the
+ * fewest of this client's requests in flight, ties round robin, servers that recently timed
+ * out or refused last: cc_order; then the other replicas on an error or a bad checksum, the
+ * chunk located again when none could serve), read holes and bytes past a chunk's end as zeros, and
+ * keep a per-handle read-ahead window whose prefetches run on a few worker threads into the read
+ * cache (rcache.c). Holds an inode's mutex only to consult or fill its chunk location cache. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -82,8 +83,6 @@ int rp_locate(struct cm *cm, struct inode_st *s, uint64_t index, struct chunk_in
     return 0;
 }
 
-static unsigned spread;
-
 /* Read [off, off+len) of the file (inside its size) from chunk servers into out. */
 static int fetch(struct cm *cm, struct inode_st *s, uint64_t off, uint64_t len, uint8_t *out)
 {
@@ -95,9 +94,9 @@ static int fetch(struct cm *cm, struct inode_st *s, uint64_t off, uint64_t len, 
     struct {
         struct chunk_info ci;
         int present;
-        int first;
+        int order[CAIRN_MAX_LOCS];
         int sub;
-        struct rpc_call *call;
+        struct cc_call call;
     } stack_st[8], *st;
     st = max <= 8 ? (void *)stack_st : calloc((size_t)max, sizeof(*st));
     int rc = 0;
@@ -116,13 +115,12 @@ static int fetch(struct cm *cm, struct inode_st *s, uint64_t off, uint64_t len, 
     pthread_mutex_unlock(&s->mu);
     if (rc) goto out;
     uint64_t deadline = net_now_ms() + (uint64_t)cm->cfg.io_timeout_s * 1000;
-    unsigned base = __atomic_fetch_add(&spread, 1, __ATOMIC_RELAXED);
     for (int i = 0; i < n; i++) {
-        st[i].call = NULL;
         st[i].sub = -ENOENT;
         if (!st[i].present || st[i].ci.nloc == 0) continue;
-        st[i].first = (int)((base + (unsigned)i) % st[i].ci.nloc);
-        st[i].sub = cc_read_submit(cm->cc, st[i].ci.loc[st[i].first].addr, st[i].ci.chunk_id,
+        /* chosen one piece at a time, so the pieces submitted so far count as load */
+        cc_order(cm->cc, &st[i].ci, st[i].order);
+        st[i].sub = cc_read_submit(cm->cc, st[i].ci.loc[st[i].order[0]].addr, st[i].ci.chunk_id,
                                    st[i].ci.version, p[i].off, p[i].len, deadline, &st[i].call);
     }
     for (int i = 0; i < n; i++) {
@@ -132,7 +130,7 @@ static int fetch(struct cm *cm, struct inode_st *s, uint64_t off, uint64_t len, 
             continue;
         }
         int r = st[i].sub;
-        if (r == 0) r = cc_read_finish(st[i].call, deadline, p[i].off, p[i].len, dst);
+        if (r == 0) r = cc_read_finish(&st[i].call, deadline, p[i].off, p[i].len, dst);
         if (r == 0) continue;
         /* the other replicas, then the chunk located afresh */
         struct chunk_info ci = st[i].ci;
@@ -140,8 +138,8 @@ static int fetch(struct cm *cm, struct inode_st *s, uint64_t off, uint64_t len, 
             struct chunk_info rest = ci;
             rest.nloc = ci.nloc - 1;
             for (int k = 0; k < rest.nloc; k++)
-                rest.loc[k] = ci.loc[(st[i].first + 1 + k) % ci.nloc];
-            r = cc_read(cm->cc, &rest, 0, p[i].off, p[i].len, dst);
+                rest.loc[k] = ci.loc[st[i].order[k + 1]];
+            r = cc_read(cm->cc, &rest, p[i].off, p[i].len, dst);
         }
         if (r == 0) continue;
         pthread_mutex_lock(&s->mu);
@@ -159,7 +157,7 @@ static int fetch(struct cm *cm, struct inode_st *s, uint64_t off, uint64_t len, 
             memset(dst, 0, p[i].len);
             r = 0;
         } else {
-            r = cc_read(cm->cc, &ci, 0, p[i].off, p[i].len, dst);
+            r = cc_read(cm->cc, &ci, p[i].off, p[i].len, dst);
         }
         if (r) {
             LOG_ERR("read", "inode %" PRIu64 " chunk %" PRIu64 ": no replica could serve: %s",
@@ -291,8 +289,7 @@ int rp_read(struct cm *cm, struct inode_st *s, struct rp_ra *ra, uint64_t off, s
     *got = 0;
     pthread_mutex_lock(&s->mu);
     int rc = 0;
-    if (s->dlen && off < s->dstart + s->dlen && off + len > s->dstart)
-        rc = wp_flush_locked(cm, s, 0);
+    rc = wp_readable_locked(cm, s, off, len);
     uint64_t size = ist_size(s);
     uint64_t window = 0, pf_from = 0, pf_to = 0;
     if (!rc && off < size) {
