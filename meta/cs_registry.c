@@ -254,7 +254,8 @@ int csr_queue_delete(struct cs_registry *r, int slot, uint64_t chunk_id, uint32_
 
 void csr_drop_copy(struct cs_registry *r, uint64_t chunk_id, int slot, uint32_t version)
 {
-    csr_queue_delete(r, slot, chunk_id, version);
+    /* version 0 would delete whatever the server holds: only ever name the copy meant */
+    if (version) csr_queue_delete(r, slot, chunk_id, version);
     csr_holder_del(r, chunk_id, slot);
 }
 

@@ -101,6 +101,9 @@ static void check_chunk(struct meta *m, const struct mstore_chunk *ck, struct re
     }
     struct csr_entry *e = csr_entry(&m->reg, ck->id);
     if (!e || (e->flags & CSR_E_INFLIGHT)) return;
+    /* right after a write lease the chain members' version events are still arriving: one
+     * that lags looks stale for a moment; touch nothing until they are in */
+    if (e->leased_s && net_now_ms() / 1000 < (uint64_t)e->leased_s + REP_LEASE_QUIET_S) return;
     /* copies that missed a write: useless once a valid copy exists (kept while none does) */
     if (usable > 0)
         for (int k = 0; k < v.n; k++)

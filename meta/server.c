@@ -366,8 +366,10 @@ static int do_chunk_lease(struct req *q)
         for (int i = 0; i < op.nchain; i++) {
             int slot = csr_slot(&m->reg, op.chain[i]);
             if (slot < 0) continue;
-            /* new copies are listed at once, so a reader in the same moment finds them */
-            if (!exists) csr_holder_set(&m->reg, res.chunk.chunk_id, slot, 0, 0, 0);
+            /* new copies are listed at once (at the version they will have after the first
+             * write), so a reader in the same moment finds them */
+            if (!exists)
+                csr_holder_set(&m->reg, res.chunk.chunk_id, slot, res.chunk.version, 0, 0);
             struct chunk_loc *l = &res.chunk.loc[res.chunk.nloc++];
             l->server_id = op.chain[i];
             snprintf(l->addr, sizeof(l->addr), "%s", m->reg.srv[slot].addr);
