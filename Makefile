@@ -49,6 +49,7 @@ INTEG_BINS = $(patsubst tests/integration/%.c,$(BUILD)/itests/%,$(INTEG_SRC))
 HARNESS_SRC = $(wildcard tests/integration/harness*.c)
 
 PHONY_EXTRA = check-all check-san-run
+PHONY_EXTRA += bench-heal
 .PHONY: $(PHONY_EXTRA) all deps check check-unit check-integration check-san fuzz fuzz-smoke format clean run \
         tests
 all: $(PROGS)
@@ -150,6 +151,10 @@ fuzz-smoke: fuzz
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
+
+# Healing rate of a local cluster after a chunk server is killed (bench/heal.sh; GIB=3).
+bench-heal: all
+	BUILD=$(abspath $(BUILD)) bench/heal.sh
 
 run: all
 	$(BUILD)/cairn local start ./var/local --mount $${MNT:-/mnt/datasets}
