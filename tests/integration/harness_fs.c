@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "net.h"
@@ -450,4 +451,408 @@ int hfs_tree_compare(const char *a, const char *b, unsigned flags, char *why, si
     int rc = cmp_dir(&c, a, b, 0);
     if (rc < 0 && wlen && !why[0]) snprintf(why, wlen, "walking %s / %s: %s", a, b, strerror(-rc));
     return rc;
+}
+
+/* ---- pattern files ----------------------------------------------------------------------------
+ */
+
+int hfs_write_pattern_file(const char *path, uint64_t seed, off_t size, int do_fsync)
+{
+    const size_t bs = 1u << 20;
+    uint8_t *buf = malloc(bs);
+    if (!buf) return -ENOMEM;
+    int rc = 0, fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) {
+        free(buf);
+        return -errno;
+    }
+    for (off_t off = 0; off < size && !rc; off += (off_t)bs) {
+        size_t n = size - off < (off_t)bs ? (size_t)(size - off) : bs;
+        hfs_fill(buf, n, seed, (uint64_t)off);
+        rc = hfs_pwrite_all(fd, buf, n, off);
+    }
+    if (!rc && do_fsync && fsync(fd) != 0) rc = -errno;
+    if (close(fd) != 0 && !rc) rc = -errno;
+    free(buf);
+    return rc;
+}
+
+int hfs_verify_pattern_file(const char *path, uint64_t seed, off_t size, char *why, size_t wlen)
+{
+    const size_t bs = 1u << 20;
+    uint8_t *buf = malloc(bs);
+    if (!buf) return -ENOMEM;
+    int rc = 0, fd = open(path, O_RDONLY);
+    if (fd < 0) {
+        rc = -errno;
+        snprintf(why, wlen, "open %s: %s", path, strerror(errno));
+        free(buf);
+        return rc;
+    }
+    off_t off = 0;
+    for (;;) {
+        size_t got = 0;
+        while (got < bs) {
+            ssize_t n = read(fd, buf + got, bs - got);
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0) {
+                rc = -errno;
+                snprintf(why, wlen, "%s: read at %lld: %s", path, (long long)(off + (off_t)got),
+                         strerror(errno));
+                goto out;
+            }
+            if (n == 0) break;
+            got += (size_t)n;
+        }
+        if (got == 0) break;
+        if (off + (off_t)got > size) {
+            rc = 1;
+            snprintf(why, wlen, "%s: data past the size %lld", path, (long long)size);
+            goto out;
+        }
+        ssize_t bad = hfs_check(buf, got, seed, (uint64_t)off);
+        if (bad >= 0) {
+            uint8_t want;
+            hfs_fill(&want, 1, seed, (uint64_t)(off + bad));
+            rc = 1;
+            snprintf(why, wlen, "%s: byte %lld is 0x%02x, expected 0x%02x", path,
+                     (long long)(off + bad), buf[bad], want);
+            goto out;
+        }
+        off += (off_t)got;
+    }
+    if (off != size) {
+        rc = 1;
+        snprintf(why, wlen, "%s: %lld bytes, expected %lld", path, (long long)off, (long long)size);
+    }
+out:
+    close(fd);
+    free(buf);
+    return rc;
+}
+
+/* ---- what the cairn CLI says about replication ------------------------------------------------
+ */
+
+/* The JSON keys live here and nowhere else. Each program prints one record per line. */
+static const char PY_COMMON[] =
+    "def g(o, *ks):\n"
+    "    for k in ks:\n"
+    "        if isinstance(o, dict) and k in o and o[k] is not None: return o[k]\n"
+    "    return 0\n"
+    "def hexid(v):\n"
+    "    return ('%016x' % v) if isinstance(v, int) else str(v)\n"
+    "def word(v):\n"
+    "    v = str(v) if v is not None else ''\n"
+    "    return v.replace(' ', '_') if v else '-'\n";
+
+static const char PY_FILEINFO[] =
+    "fs = d['files'] if isinstance(d, dict) and 'files' in d else (d if isinstance(d, list) "
+    "else [d])\n"
+    "f = fs[0]\n"
+    "if 'error' in f:\n"
+    "    print('E', g(f, 'errno'), word(f['error'])); sys.exit(0)\n"
+    "chs = f.get('chunks', [])\n"
+    "print('F', g(f, 'copies', 'goal'), g(f, 'chunk_size'), g(f, 'size'), len(chs))\n"
+    "for ch in chs:\n"
+    "    cps = ch.get('copies', [])\n"
+    "    print('K', g(ch, 'index'), hexid(g(ch, 'id')), g(ch, 'version'), g(ch, 'length'), "
+    "len(cps))\n"
+    "    for cp in cps:\n"
+    "        print('P', hexid(g(cp, 'server', 'id')), word(g(cp, 'state')), word(g(cp, 'zone')),"
+    " g(cp, 'version'), word(g(cp, 'addr')))\n";
+
+static const char PY_HEALTH[] =
+    "for s in d.get('servers', []):\n"
+    "    print('S', hexid(g(s, 'id')), word(g(s, 'addr')), word(g(s, 'zone')), "
+    "word(g(s, 'state')), g(s, 'capacity'), g(s, 'free'), g(s, 'chunks'))\n"
+    "c = d.get('chunks', {}); r = d.get('repair', {})\n"
+    "print('C', g(c, 'total'), g(c, 'full'), g(c, 'under_replicated', 'under'), "
+    "g(c, 'missing'), g(c, 'over_replicated', 'over'), g(d, 'stale_copies') or g(c, 'stale'), "
+    "g(d, 'bad_copies') or g(c, 'bad'))\n"
+    "print('R', g(r, 'queue'), g(r, 'done'), g(r, 'bytes'), g(r, 'bad_repaired'), "
+    "g(r, 'moves_done', 'moves'), int(bool(d.get('scan_complete', True))))\n";
+
+static int state_of(const char *s)
+{
+    static const char *names[] = {"valid", "stale", "bad", "down", "pending", "draining"};
+    for (int i = 0; i < HFS_UNKNOWN; i++)
+        if (strcmp(s, names[i]) == 0) return i;
+    return HFS_UNKNOWN;
+}
+
+static const char *state_name(int st)
+{
+    static const char *names[] = {"valid", "stale", "bad", "down", "pending", "draining", "?"};
+    return st >= 0 && st <= HFS_UNKNOWN ? names[st] : "?";
+}
+
+/* Run the CLI and a python program over its JSON; out (malloc'd, caller frees) gets what the
+ * program printed. */
+static int cli_lines(struct h_cluster *c, const char *py, char **out, char *why, size_t wlen,
+                     const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+static int cli_lines(struct h_cluster *c, const char *py, char **out, char *why, size_t wlen,
+                     const char *fmt, ...)
+{
+    char args[3000];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof(args), fmt, ap);
+    va_end(ap);
+    size_t cap = 1u << 20;
+    char *prog = malloc(strlen(PY_COMMON) + strlen(py) + 2), *buf = malloc(cap);
+    if (!prog || !buf) {
+        free(prog);
+        free(buf);
+        snprintf(why, wlen, "out of memory");
+        return -1;
+    }
+    strcpy(prog, PY_COMMON);
+    strcat(prog, py);
+    int rc = h_cairn_py(c, prog, buf, cap, "%s", args);
+    free(prog);
+    if (rc) {
+        snprintf(why, wlen, "%s", buf);
+        free(buf);
+        return -1;
+    }
+    *out = buf;
+    return 0;
+}
+
+int hfs_fileinfo(struct h_cluster *c, const char *path, struct hfs_fileinfo *fi, char *why,
+                 size_t wlen)
+{
+    char *text = NULL;
+    if (cli_lines(c, PY_FILEINFO, &text, why, wlen, "fileinfo --json --meta %s '%s'", c->meta_addr,
+                  path))
+        return -1;
+    memset(fi, 0, sizeof(*fi));
+    int rc = 0;
+    struct hfs_chunk *ch = NULL;
+    char *save = NULL;
+    for (char *l = strtok_r(text, "\n", &save); l && !rc; l = strtok_r(NULL, "\n", &save)) {
+        unsigned long long a = 0, b = 0, x = 0, y = 0, z = 0;
+        char s1[64], s2[64], zone[64], addr[80];
+        if (l[0] == 'E') {
+            snprintf(why, wlen, "cairn fileinfo %s: %s", path, l + 2);
+            rc = -1;
+        } else if (l[0] == 'F' && sscanf(l + 2, "%llu %llu %llu %llu", &a, &b, &x, &y) == 4) {
+            fi->copies = (unsigned)a;
+            fi->chunk_size = b;
+            fi->size = x;
+        } else if (l[0] == 'K' &&
+                   sscanf(l + 2, "%llu %63s %llu %llu %llu", &a, s1, &x, &y, &z) == 5) {
+            if (fi->n >= HFS_MAX_CHUNKS) {
+                snprintf(why, wlen, "%s: more than %d chunks", path, HFS_MAX_CHUNKS);
+                rc = -1;
+                break;
+            }
+            ch = &fi->chunk[fi->n++];
+            ch->index = a;
+            ch->id = strtoull(s1, NULL, 16);
+            ch->version = (uint32_t)x;
+            ch->length = y;
+        } else if (l[0] == 'P' && ch &&
+                   sscanf(l + 2, "%63s %63s %63s %llu %79s", s1, s2, zone, &x, addr) == 5) {
+            if (ch->ncopies >= HFS_MAX_COPIES) continue;
+            struct hfs_copy *cp = &ch->copy[ch->ncopies++];
+            cp->server = strtoull(s1, NULL, 16);
+            cp->state = state_of(s2);
+            cp->version = (uint32_t)x;
+            snprintf(cp->zone, sizeof(cp->zone), "%.31s", strcmp(zone, "-") ? zone : "");
+            snprintf(cp->addr, sizeof(cp->addr), "%.63s", addr);
+            if (cp->state == HFS_VALID) ch->nvalid++;
+        } else {
+            snprintf(why, wlen, "cairn fileinfo %s: cannot read the line '%.200s'", path, l);
+            rc = -1;
+        }
+    }
+    free(text);
+    return rc;
+}
+
+const struct hfs_copy *hfs_copy_on(const struct hfs_chunk *ch, uint64_t server)
+{
+    for (int i = 0; i < ch->ncopies; i++)
+        if (ch->copy[i].server == server) return &ch->copy[i];
+    return NULL;
+}
+
+int hfs_count_state(const struct hfs_chunk *ch, int st)
+{
+    int n = 0;
+    for (int i = 0; i < ch->ncopies; i++)
+        n += ch->copy[i].state == st;
+    return n;
+}
+
+/* " 3:v7[a7c1:valid@a,1b2e:stale]" (server ids by their top 16 bits) appended at out+*o. */
+static void chunk_str(const struct hfs_chunk *ch, char *out, size_t len, size_t *o)
+{
+    if (*o < len)
+        *o += (size_t)snprintf(out + *o, len - *o, " %llu:v%u[", (unsigned long long)ch->index,
+                               ch->version);
+    for (int k = 0; k < ch->ncopies && *o < len; k++)
+        *o += (size_t)snprintf(out + *o, len - *o, "%s%04llx:%s%s%s", k ? "," : "",
+                               (unsigned long long)(ch->copy[k].server >> 48),
+                               state_name(ch->copy[k].state), ch->copy[k].zone[0] ? "@" : "",
+                               ch->copy[k].zone);
+    if (*o < len) *o += (size_t)snprintf(out + *o, len - *o, "]");
+}
+
+void hfs_fileinfo_str(const struct hfs_fileinfo *fi, char *out, size_t len)
+{
+    if (!len) return;
+    size_t o = (size_t)snprintf(out, len, "copies %u, %d chunks:", fi->copies, fi->n);
+    for (int i = 0; i < fi->n && o < len; i++)
+        chunk_str(&fi->chunk[i], out, len, &o);
+}
+
+int hfs_health(struct h_cluster *c, struct hfs_health *h, char *why, size_t wlen)
+{
+    char *text = NULL;
+    if (cli_lines(c, PY_HEALTH, &text, why, wlen, "health --json --meta %s", c->meta_addr))
+        return -1;
+    memset(h, 0, sizeof(*h));
+    int rc = 0, have_c = 0;
+    char *save = NULL;
+    for (char *l = strtok_r(text, "\n", &save); l && !rc; l = strtok_r(NULL, "\n", &save)) {
+        unsigned long long v[7] = {0};
+        if (l[0] == 'S') {
+            if (h->nservers >= (int)(sizeof(h->s) / sizeof(h->s[0]))) continue;
+            struct hfs_server *s = &h->s[h->nservers];
+            char id[64];
+            if (sscanf(l + 2, "%63s %63s %31s %15s %llu %llu %llu", id, s->addr, s->zone, s->state,
+                       &v[0], &v[1], &v[2]) != 7) {
+                rc = -1;
+                snprintf(why, wlen, "cairn health: cannot read the line '%.200s'", l);
+                break;
+            }
+            if (strcmp(s->zone, "-") == 0) s->zone[0] = '\0';
+            s->id = strtoull(id, NULL, 16);
+            s->capacity = v[0];
+            s->free = v[1];
+            s->chunks = v[2];
+            h->nservers++;
+        } else if (l[0] == 'C' && sscanf(l + 2, "%llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1],
+                                         &v[2], &v[3], &v[4], &v[5], &v[6]) == 7) {
+            h->total = v[0];
+            h->full = v[1];
+            h->under = v[2];
+            h->missing = v[3];
+            h->over = v[4];
+            h->stale = v[5];
+            h->bad = v[6];
+            have_c = 1;
+        } else if (l[0] == 'R' && sscanf(l + 2, "%llu %llu %llu %llu %llu %llu", &v[0], &v[1],
+                                         &v[2], &v[3], &v[4], &v[5]) == 6) {
+            h->queue = v[0];
+            h->done = v[1];
+            h->bytes = v[2];
+            h->bad_repaired = v[3];
+            h->moves = v[4];
+            h->scan_complete = (int)v[5];
+        } else {
+            rc = -1;
+            snprintf(why, wlen, "cairn health: cannot read the line '%.200s'", l);
+        }
+    }
+    if (!rc && !have_c) {
+        rc = -1;
+        snprintf(why, wlen, "cairn health: no chunk counts");
+    }
+    free(text);
+    return rc;
+}
+
+const struct hfs_server *hfs_server(const struct hfs_health *h, uint64_t id)
+{
+    for (int i = 0; i < h->nservers; i++)
+        if (h->s[i].id == id) return &h->s[i];
+    return NULL;
+}
+
+double hfs_used_pct(const struct hfs_server *s)
+{
+    if (!s->capacity) return 0;
+    uint64_t used = s->capacity > s->free ? s->capacity - s->free : 0;
+    return 100.0 * (double)used / (double)s->capacity;
+}
+
+uint64_t hfs_now_ms(void)
+{
+    return net_now_ms();
+}
+
+void hfs_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+int hfs_chunks_ok(struct h_cluster *c, const char *const *paths, int npaths, unsigned goal,
+                  uint64_t avoid, unsigned forbid, char *why, size_t wlen)
+{
+    struct hfs_fileinfo *fi = malloc(sizeof(*fi));
+    if (!fi) {
+        snprintf(why, wlen, "out of memory");
+        return -1;
+    }
+    int ok = 1;
+    for (int p = 0; p < npaths && ok == 1; p++) {
+        if (hfs_fileinfo(c, paths[p], fi, why, wlen)) {
+            ok = -1;
+            break;
+        }
+        unsigned want = goal ? goal : fi->copies;
+        uint64_t need = fi->chunk_size ? (fi->size + fi->chunk_size - 1) / fi->chunk_size : 0;
+        if ((uint64_t)fi->n < need) {
+            snprintf(why, wlen, "%s: %d chunks listed for %llu bytes (chunk size %llu)", paths[p],
+                     fi->n, (unsigned long long)fi->size, (unsigned long long)fi->chunk_size);
+            ok = 0;
+            break;
+        }
+        for (int i = 0; i < fi->n && ok == 1; i++) {
+            const struct hfs_chunk *ch = &fi->chunk[i];
+            const char *what = NULL;
+            char detail[96] = "";
+            if ((unsigned)ch->nvalid != want) {
+                what = "valid copies";
+                snprintf(detail, sizeof(detail), "%d valid, want %u", ch->nvalid, want);
+            }
+            for (int k = 0; k < ch->ncopies && !what; k++) {
+                const struct hfs_copy *cp = &ch->copy[k];
+                if (avoid && cp->server == avoid && cp->state == HFS_VALID) {
+                    what = "a valid copy on the avoided server";
+                    snprintf(detail, sizeof(detail), "%016llx", (unsigned long long)avoid);
+                } else if (forbid & (1u << cp->state)) {
+                    what = "a copy in a forbidden state";
+                    snprintf(detail, sizeof(detail), "%s on %016llx", state_name(cp->state),
+                             (unsigned long long)cp->server);
+                }
+            }
+            if (what) {
+                char list[600] = "";
+                size_t o = 0;
+                chunk_str(ch, list, sizeof(list), &o);
+                snprintf(why, wlen, "%s chunk %llu: %s (%s): %s", paths[p],
+                         (unsigned long long)ch->index, what, detail, list);
+                ok = 0;
+            }
+        }
+    }
+    free(fi);
+    return ok;
+}
+
+int hfs_wait_chunks(struct h_cluster *c, const char *const *paths, int npaths, unsigned goal,
+                    uint64_t avoid, unsigned forbid, int timeout_ms, char *why, size_t wlen)
+{
+    uint64_t end = hfs_now_ms() + (uint64_t)timeout_ms;
+    for (;;) {
+        if (hfs_chunks_ok(c, paths, npaths, goal, avoid, forbid, why, wlen) == 1) return 0;
+        if (hfs_now_ms() >= end) return -ETIMEDOUT;
+        hfs_sleep_ms(500);
+    }
 }

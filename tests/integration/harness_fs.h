@@ -1,7 +1,8 @@
-/* harness_fs.h - shared helpers of the mount-level integration tests (test_mount_*.c): one
- * cluster and its mounts per test binary, deterministic data patterns that can be checked
- * without a reference copy, whole-buffer I/O, and a tree comparison (names, types, sizes,
- * modes, content, symlink targets, xattrs).
+/* harness_fs.h - shared helpers of the mount-level integration tests (test_mount_*.c,
+ * test_replication_*.c): one cluster and its mounts per test binary, deterministic data
+ * patterns that can be checked without a reference copy, whole-buffer I/O, a tree comparison
+ * (names, types, sizes, modes, content, symlink targets, xattrs), pattern files, and what the
+ * cairn CLI reports about copies (fileinfo, health) as C structures.
  *
  * Every function returns 0 or a negative errno unless it says otherwise; none of them calls
  * Check (only the HFS_OK/HFS_ERR macros at the end do), so they can be used from main(). */
@@ -80,6 +81,104 @@ int hfs_read_file(const char *path, void *buf, size_t cap, size_t *len);
  * regular file content and symlink targets, plus what flags asks for. Returns 0 if equal, 1 on
  * the first difference (described in why), or -errno on an error walking a tree. */
 int hfs_tree_compare(const char *a, const char *b, unsigned flags, char *why, size_t wlen);
+
+/* ---- pattern files ----------------------------------------------------------------------------
+ */
+
+/* Write size bytes of the pattern of seed to path (created/truncated), in 1 MiB writes; fsync
+ * before close when do_fsync. */
+int hfs_write_pattern_file(const char *path, uint64_t seed, off_t size, int do_fsync);
+/* Read path sequentially in 1 MiB reads and compare with the pattern of seed and size: 0 when
+ * equal, 1 when they differ (why says where), -errno when a read failed (why says where). */
+int hfs_verify_pattern_file(const char *path, uint64_t seed, off_t size, char *why, size_t wlen);
+
+/* ---- what the cairn CLI says about replication ------------------------------------------------
+ * `cairn fileinfo --json` and `cairn health --json` are parsed by a small python3 program into
+ * the structures below (the only place that knows the JSON keys). Server ids are the chunk
+ * servers' ids (h_cs_id). Both return 0, or -1 with the reason in why. */
+
+#define HFS_MAX_COPIES 16
+#define HFS_MAX_CHUNKS 1024
+
+/* enum copy_state of proto.h, as the CLI spells them */
+enum hfs_copy_state {
+    HFS_VALID,
+    HFS_STALE,
+    HFS_BAD,
+    HFS_DOWN,
+    HFS_PENDING,
+    HFS_DRAINING,
+    HFS_UNKNOWN
+};
+
+struct hfs_copy {
+    uint64_t server;
+    int state; /* enum hfs_copy_state */
+    uint32_t version;
+    char zone[32];
+    char addr[64];
+};
+
+struct hfs_chunk {
+    uint64_t index, id, length;
+    uint32_t version;
+    int ncopies;
+    int nvalid; /* copies in state valid */
+    struct hfs_copy copy[HFS_MAX_COPIES];
+};
+
+struct hfs_fileinfo {
+    unsigned copies; /* the file's goal */
+    uint64_t chunk_size, size;
+    int n;
+    struct hfs_chunk chunk[HFS_MAX_CHUNKS];
+};
+
+/* The chunks of one file (fi is big: allocate it). */
+int hfs_fileinfo(struct h_cluster *c, const char *path, struct hfs_fileinfo *fi, char *why,
+                 size_t wlen);
+/* Copies of chunk ch on server (any state), or NULL. */
+const struct hfs_copy *hfs_copy_on(const struct hfs_chunk *ch, uint64_t server);
+/* Number of copies of ch in state st. */
+int hfs_count_state(const struct hfs_chunk *ch, int st);
+/* One line per chunk ("0:v3[a7c1..:valid,1b2e..:stale] ...") for failure messages. */
+void hfs_fileinfo_str(const struct hfs_fileinfo *fi, char *out, size_t len);
+
+struct hfs_server {
+    uint64_t id;
+    char addr[64], zone[32], state[16]; /* state: "up", "down", "draining" */
+    uint64_t capacity, free, chunks;
+};
+
+struct hfs_health {
+    int nservers;
+    struct hfs_server s[H_MAX_CS * 2];
+    uint64_t total, full, under, missing, over, stale, bad; /* chunk and copy counts */
+    uint64_t queue, done, bytes, bad_repaired, moves;       /* repairs */
+    int scan_complete;
+};
+
+int hfs_health(struct h_cluster *c, struct hfs_health *h, char *why, size_t wlen);
+/* The entry of server id in h, or NULL. */
+const struct hfs_server *hfs_server(const struct hfs_health *h, uint64_t id);
+/* Used space of a server in percent of its capacity. */
+double hfs_used_pct(const struct hfs_server *s);
+
+/* Whether every chunk of every file in paths is where it should be: as many chunks as the
+ * file's size needs, exactly goal valid copies of each (goal 0: the file's own copies), none of
+ * them on server avoid (0: no such server), and no copy in a state of the forbid bit mask
+ * (1u << HFS_STALE | ...). 1 yes, 0 no (why names the first chunk that is not), -1 the CLI
+ * failed (why says how). */
+int hfs_chunks_ok(struct h_cluster *c, const char *const *paths, int npaths, unsigned goal,
+                  uint64_t avoid, unsigned forbid, char *why, size_t wlen);
+/* Poll hfs_chunks_ok (every 500 ms) until it holds: 0, or -ETIMEDOUT after timeout_ms with the
+ * last reason in why. */
+int hfs_wait_chunks(struct h_cluster *c, const char *const *paths, int npaths, unsigned goal,
+                    uint64_t avoid, unsigned forbid, int timeout_ms, char *why, size_t wlen);
+
+/* Milliseconds of a monotonic clock. */
+uint64_t hfs_now_ms(void);
+void hfs_sleep_ms(int ms);
 
 /* ---- assertions (for the Check tests only; need <check.h>, <errno.h>, <string.h>) --------- */
 
