@@ -7,7 +7,8 @@
  * - stale_copy_never_served: a server holding chunk 0 is killed, chunk 0 is overwritten, the
  *   server comes back with its old copy; then every other server is killed, so that only the
  *   stale copy is left: reading chunk 0 fails with EIO or returns the new bytes, never the old
- *   ones. Once the others are back, the stale copy is refreshed or dropped.
+ *   ones. Once the others are back, the stale copy is refreshed or dropped (no stale copy
+ *   listed, every file of that chunk on the servers' disks holds the new bytes).
  *
  * Each test starts its own cluster (cairn-meta with chunk_size 4M, cs_timeout 2 s, 2 copies;
  * three cairn-chunk servers on their own tmpfs, heartbeat 200 ms; one mount) in a forked
@@ -253,10 +254,33 @@ static void st_verify_file(const char *path)
     }
 }
 
+/* Chunk files of chunk 0 (id) on every server: how many, and how many hold other bytes than
+ * the new ones. */
+static void st_disk_copies(uint64_t id, int *files, int *old)
+{
+    static uint8_t got[CHUNK], want[CHUNK];
+    st_fill(want, CHUNK, 0, 1);
+    *files = *old = 0;
+    for (int i = 0; i < C->ncs; i++) {
+        char path[600];
+        if (h_chunk_file(C, i, id, path, sizeof(path), NULL) != 0) continue;
+        int fd = open(path, O_RDONLY);
+        if (fd < 0) continue; /* deleted meanwhile */
+        size_t n = 0;
+        int rc = hfs_pread_all(fd, got, CHUNK, 64 * 1024, &n);
+        close(fd);
+        (*files)++;
+        if (rc || n != CHUNK || memcmp(got, want, CHUNK) != 0) {
+            (*old)++;
+            fprintf(stderr, "  %s (server %d): not the new bytes of chunk 0\n", path, i);
+        }
+    }
+}
+
 START_TEST(stale_copy_never_served)
 {
     start("stale", 3, "512m");
-    char f[400], why[2048];
+    char f[400];
     snprintf(f, sizeof(f), "%s/f", C->mnt[0]);
     ck_assert_int_eq(hfs_write_pattern_file(f, ST_SEED, ST_SIZE, 1), 0);
     wait_chunks(f, 2, 0, 0, 30, "2 copies after the first write");
@@ -314,9 +338,20 @@ START_TEST(stale_copy_never_served)
     }
     wait_chunks(f, 2, 0, 1u << HFS_STALE | 1u << HFS_BAD, 60,
                 "no stale copy and 2 valid copies once every server is back");
+    /* and on disk: every file of chunk 0 holds the new bytes (the stale one is gone or
+     * rewritten) */
+    uint64_t id = fileinfo(f)->chunk[0].id, end = hfs_now_ms() + 30000;
+    for (;;) {
+        int files, old;
+        st_disk_copies(id, &files, &old);
+        if (old == 0 && files >= 2) break;
+        ck_assert_msg(hfs_now_ms() < end,
+                      "30 s later %d files of chunk 0 on the servers' disks, %d with old bytes",
+                      files, old);
+        hfs_sleep_ms(500);
+    }
     fresh_mount();
     st_verify_file(f);
-    (void)why;
     h_cluster_stop(C);
 }
 END_TEST
