@@ -4,10 +4,10 @@
  *   0 killed with SIGKILL; through an empty page cache and a fresh mount the file reads
  *   byte-exact at once, and within a deadline every chunk has 2 valid copies again, none on
  *   the dead server.
- * - bad_copy_repaired: one byte of one copy flipped on disk (the chunk servers scrub): reads
- *   through fresh mounts stay byte-exact, the bad copy is replaced (2 valid copies, no bad
- *   one, every chunk file of that chunk on disk byte-exact) and `cairn health` counts it in
- *   bad_repaired.
+ * - bad_copy_repaired: one byte of one copy flipped on disk: reads through fresh mounts stay
+ *   byte-exact (they may hit the bad copy; the chunk servers also scrub every 20 s), the bad
+ *   copy is replaced (2 valid copies, no bad one, every chunk file of that chunk on disk
+ *   byte-exact) and `cairn health` counts it in bad_repaired.
  *
  * Each test starts its own cluster (cairn-meta with chunk_size 4M, cs_timeout 2 s, 2 copies,
  * unlimited repair rate; three cairn-chunk servers on their own tmpfs, heartbeat 200 ms; one
@@ -166,7 +166,9 @@ static int chunk_files_exact(int i, uint64_t id, uint64_t index, uint64_t length
 
 START_TEST(bad_copy_repaired)
 {
-    start("bad", 3, CS_OPTS " scrub_rate=200 scrub_interval=1", "512m");
+    /* the scrubber's first pass runs at start (nothing stored yet), the next one 20 s later:
+     * until then only reads can find the damage */
+    start("bad", 3, CS_OPTS " scrub_rate=200 scrub_interval=20", "512m");
     char f[400], why[2048];
     snprintf(f, sizeof(f), "%s/f", C->mnt[0]);
     ck_assert_int_eq(hfs_write_pattern_file(f, BAD_SEED, BAD_SIZE, 1), 0);
@@ -193,6 +195,9 @@ START_TEST(bad_copy_repaired)
 
     /* the damaged copy is replaced: 2 valid copies of every chunk, none bad */
     wait_chunks(f, 2, 0, 1u << HFS_BAD, 60, "the bad copy replaced");
+    char out[200] = "";
+    int scrubbed = h_run(5, out, sizeof(out), "grep -q 'scrub.*bad checksum' '%s'/cs*.log", C->dir);
+    fprintf(stderr, "  (found by %s)\n", scrubbed == 0 ? "the scrubber" : "a read");
     fi = fileinfo(f);
     ch = fi->chunk[BAD_CHUNK];
 
