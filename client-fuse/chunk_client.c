@@ -23,6 +23,7 @@
 struct cc_server {
     struct cc_server *next;
     char addr[CAIRN_ADDR_MAX + 1];
+    uint64_t id; /* the server id, once a chunk_info named it (p->mu) */
     struct rpc_conn *conn[CM_CC_POOL];
     unsigned rr;
     unsigned inflight;    /* requests in flight (atomic) */
@@ -209,12 +210,56 @@ void cc_rank(int n, const unsigned *load, const int *avoid, unsigned rr, int *or
     }
 }
 
+/* Remember the server ids ci names, for cc_avoided_ids. */
+static void learn_ids(struct cc_pool *p, const struct chunk_info *ci)
+{
+    int n = ci->nloc > CAIRN_MAX_LOCS ? CAIRN_MAX_LOCS : ci->nloc;
+    pthread_mutex_lock(&p->mu);
+    for (int i = 0; i < n; i++) {
+        struct cc_server *s = server_find(p, ci->loc[i].addr);
+        if (s) s->id = ci->loc[i].server_id;
+    }
+    pthread_mutex_unlock(&p->mu);
+}
+
+int cc_avoided_ids(struct cc_pool *p, uint64_t *out, int max)
+{
+    int n = 0;
+    uint64_t now = net_now_ms();
+    pthread_mutex_lock(&p->mu);
+    for (struct cc_server *s = p->servers; s && n < max; s = s->next)
+        if (s->id && now < __atomic_load_n(&s->avoid_until, __ATOMIC_RELAXED)) out[n++] = s->id;
+    pthread_mutex_unlock(&p->mu);
+    return n;
+}
+
+void cc_avoid(struct cc_pool *p, const char *addr, uint64_t id)
+{
+    struct cc_server *s = NULL;
+    if (!conn_for(p, addr, &s) || !s) return;
+    pthread_mutex_lock(&p->mu);
+    s->id = id;
+    __atomic_store_n(&s->avoid_until, net_now_ms() + CM_AVOID_MS, __ATOMIC_RELAXED);
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* Whether addr failed (timeout, refused, reset) within the last CM_AVOID_MS. */
+static int avoided(struct cc_pool *p, const char *addr)
+{
+    pthread_mutex_lock(&p->mu);
+    struct cc_server *s = server_find(p, addr);
+    int a = s && net_now_ms() < __atomic_load_n(&s->avoid_until, __ATOMIC_RELAXED);
+    pthread_mutex_unlock(&p->mu);
+    return a;
+}
+
 void cc_order(struct cc_pool *p, const struct chunk_info *ci, int *order)
 {
     unsigned load[CAIRN_MAX_LOCS];
     int avoid[CAIRN_MAX_LOCS];
     int n = ci->nloc > CAIRN_MAX_LOCS ? CAIRN_MAX_LOCS : ci->nloc;
     uint64_t now = net_now_ms();
+    learn_ids(p, ci);
     pthread_mutex_lock(&p->mu);
     for (int i = 0; i < n; i++) {
         struct cc_server *s = server_find(p, ci->loc[i].addr);
@@ -359,6 +404,7 @@ int cc_write_submit(struct cc_pool *p, const struct chunk_info *ci, uint32_t off
     struct cc_server *srv = NULL;
     struct rpc_conn *c = conn_for(p, ci->loc[0].addr, &srv);
     if (!c) return -ENOMEM;
+    learn_ids(p, ci);
     struct wbuf b;
     wbuf_init(&b);
     wbuf_put_u64(&b, ci->chunk_id);
@@ -488,10 +534,20 @@ int cc_fsync(struct cc_pool *p, const struct chunk_info *ci, int *res)
     le_put64(req, ci->chunk_id);
     le_put32(req + 8, ci->version);
     int n = ci->nloc > CAIRN_MAX_LOCS ? CAIRN_MAX_LOCS : ci->nloc;
+    /* a member that just failed is not waited for again (a dead server costs its connect
+     * attempts per chunk otherwise), unless every member did */
+    int skip[CAIRN_MAX_LOCS], nskip = 0;
+    for (int i = 0; i < n; i++)
+        nskip += skip[i] = avoided(p, ci->loc[i].addr);
+    if (nskip == n) memset(skip, 0, sizeof(skip));
     for (int i = 0; i < n; i++) {
         struct cc_server *srv = NULL;
-        struct rpc_conn *c = conn_for(p, ci->loc[i].addr, &srv);
         calls[i].srv = NULL;
+        if (skip[i]) {
+            res[i] = -EHOSTDOWN;
+            continue;
+        }
+        struct rpc_conn *c = conn_for(p, ci->loc[i].addr, &srv);
         res[i] = c ? rpc_submit(c, MSG_CHK_FSYNC, req, sizeof(req), NULL, 0, deadline, &calls[i].k)
                    : -ENOMEM;
         if (res[i])
@@ -501,6 +557,7 @@ int cc_fsync(struct cc_pool *p, const struct chunk_info *ci, int *res)
     }
     int ok = 0;
     for (int i = 0; i < n; i++) {
+        if (skip[i]) continue;
         if (!res[i]) {
             struct rpc_reply rep;
             int w = rpc_wait(calls[i].k, deadline, &rep);

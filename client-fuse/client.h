@@ -149,6 +149,11 @@ struct cc_call {
  * by distance from rr (round robin), so concurrent readers of one chunk use every copy.
  * Pure: the unit tests call it. */
 void cc_rank(int n, const unsigned *load, const int *avoid, unsigned rr, int *order);
+/* Ids of the servers avoided now (a transport failure in the last CM_AVOID_MS; at most max),
+ * for a new lease to leave out. */
+int cc_avoided_ids(struct cc_pool *p, uint64_t *out, int max);
+/* Mark a server avoided (a chain hop below the head failed to reach it). */
+void cc_avoid(struct cc_pool *p, const char *addr, uint64_t id);
 /* The order in which to try ci's locations now (order[0..nloc)). */
 void cc_order(struct cc_pool *p, const struct chunk_info *ci, int *order);
 

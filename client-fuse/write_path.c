@@ -60,7 +60,18 @@ static int lease(struct cm *cm, struct inode_st *s, uint64_t index, struct ist_l
     if (!l) {
         struct chunk_info ci;
         const struct ist_excl *ex = ist_excl_get(s, index);
-        int rc = mc_chunk_lease(&cm->meta, s->ino, index, ex ? ex->id : NULL, ex ? ex->n : 0, &ci);
+        /* leave out this chunk's excluded servers and any server that just failed this
+         * mount (dead, but not yet declared dead by the meta service); if that leaves
+         * nobody, ask again with the chunk's own exclusions only */
+        uint64_t excl[CM_EXCL_MAX + 16];
+        int n = 0;
+        for (int i = 0; ex && i < ex->n; i++)
+            excl[n++] = ex->id[i];
+        int nex = n;
+        n += cc_avoided_ids(cm->cc, excl + n, 16);
+        int rc = mc_chunk_lease(&cm->meta, s->ino, index, excl, (uint8_t)n, &ci);
+        if (rc && n > nex)
+            rc = mc_chunk_lease(&cm->meta, s->ino, index, excl, (uint8_t)nex, &ci);
         if (rc) {
             LOG_WARN("write", "inode %" PRIu64 " chunk %" PRIu64 ": no lease (%u excluded): %s",
                      s->ino, index, ex ? ex->n : 0, strerror(-rc));
@@ -88,6 +99,11 @@ static int relet(struct cm *cm, struct inode_st *s, uint64_t index, const struct
     if (cc_wres_verdict(r, &l->ci, &bad) == 1) {
         int e = ist_excl_add(s, index, bad);
         if (e == -ENOMEM) return e;
+        int err = r->status ? r->status : r->chain_err;
+        if (err == -ECONNREFUSED || err == -ECONNRESET || err == -ETIMEDOUT ||
+            err == -EHOSTDOWN || err == -EPIPE)
+            for (int i = 0; i < l->ci.nloc; i++)
+                if (l->ci.loc[i].server_id == bad) cc_avoid(cm->cc, l->ci.loc[i].addr, bad);
         LOG_WARN("write",
                  "inode %" PRIu64 " chunk %" PRIu64 " v%u: server %016" PRIx64 " failed (%s); "
                  "leasing again without it",

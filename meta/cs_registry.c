@@ -287,7 +287,9 @@ int csr_classify(const struct cs_registry *r, const struct mstore_chunk *ck,
     if (!e) return 0;
     int cur_known = 0;
     for (int k = 0; k < e->n; k++)
-        if (!(e->h[k].flags & CSR_H_NOCOPY) && e->h[k].version == ck->version) cur_known = 1;
+        if (!(e->h[k].flags & (CSR_H_NOCOPY | CSR_H_UNCONFIRMED)) &&
+            e->h[k].version == ck->version)
+            cur_known = 1;
     for (int k = 0; k < e->n && v->n < CSR_HOLD_MAX; k++) {
         const struct csr_holder *h = &e->h[k];
         const struct csr_server *s = &r->srv[h->slot];
@@ -405,6 +407,23 @@ int csr_place(struct cs_registry *r, int n, uint64_t need_bytes, const uint64_t 
         r->srv[chosen].placed += need_bytes;
     }
     return got;
+}
+
+int csr_zone_has(const struct cs_registry *r, const char *zone, const int *slots, int n)
+{
+    return zone_taken(r, zone, slots, n);
+}
+
+int csr_zone_free_exists(const struct cs_registry *r, uint64_t need_bytes, const int *have,
+                         int nhave)
+{
+    for (int s = 0; s < CSR_MAX; s++) {
+        const struct csr_server *sv = &r->srv[s];
+        if (!sv->id || !sv->alive || sv->draining || sv->free < need_bytes || !sv->zone[0])
+            continue;
+        if (!zone_taken(r, sv->zone, have, nhave)) return 1;
+    }
+    return 0;
 }
 
 int csr_live_count(const struct cs_registry *r)

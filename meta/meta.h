@@ -72,6 +72,10 @@ struct csr_server {
 #define CSR_H_BAD 1u    /* a block failed its checksum there: never served */
 #define CSR_H_PENDING 2u /* a replication order makes a copy there now */
 #define CSR_H_NOCOPY 4u /* no copy there yet (only the pending order): not a holder */
+/* listed at lease time, before the server said it has anything: a valid place to read and
+ * write, but no proof that the version exists (not a replication source, and it does not
+ * make the copies of older versions stale) */
+#define CSR_H_UNCONFIRMED 8u
 struct csr_holder {
     uint32_t version;
     uint8_t slot;
@@ -194,6 +198,11 @@ void csr_fill_locs(const struct cs_registry *r, const struct mstore_chunk *ck,
  * weighted by free space and low load. Returns the count chosen (slots in out). */
 int csr_place(struct cs_registry *r, int n, uint64_t need_bytes, const uint64_t *excl, int nexcl,
               const int *have, int nhave, int *out);
+/* Whether one of slots is in zone (never for the empty zone). */
+int csr_zone_has(const struct cs_registry *r, const char *zone, const int *slots, int n);
+/* Whether a live, not draining server with room is in a named zone none of have is in. */
+int csr_zone_free_exists(const struct cs_registry *r, uint64_t need_bytes, const int *have,
+                         int nhave);
 /* Fraction of a server's disk in use (0..1). */
 double csr_usage(const struct csr_server *s);
 /* Live servers registered. */

@@ -27,6 +27,10 @@
 #define REP_MOVES_MAX 4 /* balance moves in flight */
 #define REP_LEASE_QUIET_S 2 /* seconds after a write lease before a chunk is copied */
 
+static int start_order(struct meta *m, const struct mstore_chunk *ck, const struct csr_view *v,
+                       int dest, int move);
+static int busy_servers(struct meta *m, uint64_t *out);
+
 uint32_t repair_goal(struct meta *m, uint64_t ino)
 {
     struct repair *rp = &m->rep;
@@ -125,6 +129,27 @@ static void check_chunk(struct meta *m, const struct mstore_chunk *ck, struct re
             else m->rep.moves_done++;
             csr_drop_copy(&m->reg, ck->id, v.c[k].slot, v.c[k].version);
         }
+        /* copies crowded in one zone while a zone without one has room: move one there (the
+         * surplus copy then goes from the crowded zone) */
+        if ((uint32_t)v.valid == goal && goal > 1) {
+            int slots[CSR_HOLD_MAX], n = 0, crowded = 0;
+            for (int k = 0; k < v.n; k++)
+                if (v.c[k].state == COPY_VALID) {
+                    crowded |= csr_zone_has(&m->reg, m->reg.srv[v.c[k].slot].zone, slots, n);
+                    slots[n++] = v.c[k].slot;
+                }
+            uint64_t busy[CSR_MAX];
+            int nbusy = busy_servers(m, busy), dest;
+            if (!crowded || !csr_zone_free_exists(&m->reg, 0, slots, n)) return;
+            if (m->rep.in_scan) { /* records cannot be written inside the scan */
+                if (m->rep.nzone_fix < 16) m->rep.zone_fix[m->rep.nzone_fix++] = ck->id;
+                return;
+            }
+            if (csr_place(&m->reg, 1, 0, busy, nbusy, slots, n, &dest) == 1 &&
+                !csr_zone_has(&m->reg, m->reg.srv[dest].zone, slots, n))
+                start_order(m, ck, &v, dest, 1);
+            return;
+        }
         /* surplus valid copies (copies lowered, or a balance move finished) */
         for (uint32_t extra = (uint32_t)v.valid - goal; extra > 0; extra--) {
             csr_classify(&m->reg, ck, &v);
@@ -157,7 +182,12 @@ static void scan_slice(struct meta *m)
     struct repair *rp = &m->rep;
     uint64_t next = 0;
     rp->cache_ino = 0;
+    rp->in_scan = 1;
+    rp->nzone_fix = 0;
     int rc = mstore_chunk_scan(m->store, rp->scan_next, REP_SCAN_SLICE, scan_one, m, &next);
+    rp->in_scan = 0;
+    for (int i = 0; i < rp->nzone_fix; i++)
+        repair_check_chunk(m, rp->zone_fix[i]);
     if (rc) {
         LOG_WARN("repair", "chunk scan: %s", strerror(-rc));
         return;
@@ -193,7 +223,8 @@ static int start_order(struct meta *m, const struct mstore_chunk *ck, const stru
     uint8_t src[CAIRN_MAX_CHAIN];
     int nsrc = 0;
     for (int k = 0; k < v->n; k++) {
-        if (v->c[k].flags & CSR_H_NOCOPY) continue;
+        /* only copies a server has reported: a place listed at lease time may hold nothing */
+        if (v->c[k].flags & (CSR_H_NOCOPY | CSR_H_UNCONFIRMED)) continue;
         if (v->c[k].version == ck->version) op.flags |= MOP_LEASE_CUR_KNOWN;
         if ((v->c[k].state == COPY_VALID || v->c[k].state == COPY_DRAINING) &&
             nsrc < CAIRN_MAX_CHAIN) {
@@ -280,6 +311,11 @@ static int try_repair(struct meta *m, uint64_t id)
     int dest;
     uint64_t need = ck.alloc ? ck.alloc : mstore_chunk_size(m->store) / 16;
     if (csr_place(&m->reg, 1, need, busy, nbusy, have, nhave, &dest) != 1) return 0;
+    /* a zone without a copy whose servers are all busy: wait for them rather than put a
+     * second copy in a zone that has one */
+    if (csr_zone_has(&m->reg, m->reg.srv[dest].zone, have, nhave) &&
+        csr_zone_free_exists(&m->reg, need, have, nhave))
+        return 0;
     return start_order(m, &ck, &v, dest, 0) != -EAGAIN;
 }
 
@@ -389,7 +425,7 @@ void repair_done(struct meta *m, int slot, uint64_t chunk_id, uint32_t version, 
         if (rp->fl[i].chunk_id == chunk_id && rp->fl[i].dest == slot) break;
     if (status == 0) {
         csr_holder_set(&m->reg, chunk_id, slot, version, 0,
-                       CSR_H_PENDING | CSR_H_NOCOPY | CSR_H_BAD);
+                       CSR_H_PENDING | CSR_H_NOCOPY | CSR_H_BAD | CSR_H_UNCONFIRMED);
         rp->done++;
         rp->bytes += bytes;
         rp->rate_bucket[(net_now_ms() / 1000) % 10] += bytes;

@@ -47,6 +47,9 @@ struct repair {
     uint64_t balance_cursor; /* where the balancer looks for the next chunk to move */
     uint64_t cache_ino;      /* goal of the last inode looked up */
     uint32_t cache_copies;
+    int in_scan;             /* inside the scan's read transaction: no records now */
+    uint64_t zone_fix[16];   /* chunks the scan found crowded in one zone, fixed after it */
+    int nzone_fix;
 };
 
 struct meta;

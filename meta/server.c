@@ -297,7 +297,7 @@ static int lease_chain_existing(struct meta *m, const struct mstore_chunk *ck,
     op->nchain = 0;
     for (int k = 0; k < v.n; k++) {
         const struct csr_copy *c = &v.c[k];
-        if (!(c->flags & CSR_H_NOCOPY) && c->version == ck->version)
+        if (!(c->flags & (CSR_H_NOCOPY | CSR_H_UNCONFIRMED)) && c->version == ck->version)
             op->flags |= MOP_LEASE_CUR_KNOWN;
         if (c->state != COPY_VALID && c->state != COPY_DRAINING) continue;
         uint64_t id = m->reg.srv[c->slot].id;
@@ -369,7 +369,8 @@ static int do_chunk_lease(struct req *q)
             /* new copies are listed at once (at the version they will have after the first
              * write), so a reader in the same moment finds them */
             if (!exists)
-                csr_holder_set(&m->reg, res.chunk.chunk_id, slot, res.chunk.version, 0, 0);
+                csr_holder_set(&m->reg, res.chunk.chunk_id, slot, res.chunk.version,
+                               CSR_H_UNCONFIRMED, 0);
             struct chunk_loc *l = &res.chunk.loc[res.chunk.nloc++];
             l->server_id = op.chain[i];
             snprintf(l->addr, sizeof(l->addr), "%s", m->reg.srv[slot].addr);

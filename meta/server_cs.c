@@ -107,7 +107,7 @@ static int cs_report(struct meta *m, struct evsrv_conn *conn, const struct wire_
             dropped++;
         } else if (rc == 0) {
             /* valid or stale is decided against the chunk record (repair.c) */
-            csr_holder_set(&m->reg, chunk, slot, ver, 0, CSR_H_NOCOPY);
+            csr_holder_set(&m->reg, chunk, slot, ver, 0, CSR_H_NOCOPY | CSR_H_UNCONFIRMED);
             kept++;
         }
     }
@@ -169,7 +169,7 @@ static int cs_chunk_event(struct meta *m, struct evsrv_conn *conn, const struct 
         else if (rc == -ENOENT || (rc == 0 && ver > cur))
             csr_queue_delete(&m->reg, slot, chunk, ver);
         else if (rc == 0)
-            csr_holder_set(&m->reg, chunk, slot, ver, 0, CSR_H_NOCOPY);
+            csr_holder_set(&m->reg, chunk, slot, ver, 0, CSR_H_NOCOPY | CSR_H_UNCONFIRMED);
     }
     LOG_DEBUG("cs", "server %016" PRIx64 " %s chunk %016" PRIx64 " v%u", id,
               (flags & 1u) ? "gained" : "lost", chunk, ver);

@@ -528,7 +528,8 @@ static struct cairn_attr sample_attr(void)
                            .ctime_s = 1700000000,
                            .ctime_ns = 500,
                            .flags = ATTR_F_XATTRS,
-                           .blocks = 0x0102030405060708ull};
+                           .blocks = 0x0102030405060708ull,
+                           .copies = 3};
     return a;
 }
 
@@ -540,8 +541,8 @@ START_TEST(test_attr_roundtrip)
     proto_put_attr(&b, &a);
     ck_assert_int_eq(b.err, 0);
     /* the layout of proto.h: ino, gen, mode, uid, gid, nlink, rdev, size, 3 x (s, ns), flags,
-     * blocks */
-    ck_assert_uint_eq(b.len, 8 + 8 + 4 * 4 + 8 + 8 + (8 + 4) * 3 + 4 + 8);
+     * blocks, copies */
+    ck_assert_uint_eq(b.len, 8 + 8 + 4 * 4 + 8 + 8 + (8 + 4) * 3 + 4 + 8 + 4);
     struct rcur c;
     rcur_init(&c, b.data, b.len);
     memset(&g, 0x5a, sizeof(g));
@@ -554,6 +555,7 @@ START_TEST(test_attr_roundtrip)
     ck_assert(g.ctime_s == a.ctime_s && g.ctime_ns == a.ctime_ns);
     ck_assert_uint_eq(g.flags, a.flags);
     ck_assert_uint_eq(g.blocks, a.blocks);
+    ck_assert_uint_eq(g.copies, a.copies);
 
     /* every truncation of it is an error */
     for (size_t n = 0; n < b.len; n++) {
