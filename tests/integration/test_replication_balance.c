@@ -16,9 +16,9 @@
  *   chunks were rebuilt.
  *
  * Each test starts its own cluster (cairn-meta with chunk_size 4M, cs_timeout 2 s, 2 copies,
- * unlimited repair rate; cairn-chunk servers on their own tmpfs, heartbeat 200 ms; one mount)
- * in a forked process; the runner keeps the cluster record in shared memory and reaps
- * whatever a failed test left (harness.h). */
+ * unlimited repair rate but 16 MiB/s for balance_and_drain; cairn-chunk servers on their own
+ * tmpfs, heartbeat 200 ms; one mount) in a forked process; the runner keeps the cluster record
+ * in shared memory and reaps whatever a failed test left (harness.h). */
 #include <check.h>
 #include <errno.h>
 #include <signal.h>
@@ -34,6 +34,8 @@
 #define MiB (1024L * 1024L)
 #define BALANCE_PCT 10
 #define META_OPTS "chunk_size=4M cs_timeout=2 default_copies=2 repair_rate=0 balance_pct=10"
+/* moves at 16 MiB/s: the drain lasts a few seconds, long enough to watch it */
+#define META_OPTS_SLOW "chunk_size=4M cs_timeout=2 default_copies=2 repair_rate=16 balance_pct=10"
 #define CS_OPTS "heartbeat_ms=200"
 #define MOUNT_OPTS "io_timeout=10"
 
@@ -42,9 +44,10 @@ static char ROOT[256];      /* every test's cluster folder is made under here */
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
-static void start(const char *tag, int ncs, const char *const *extra, const char *tmpfs)
+static void start(const char *tag, const char *meta_opts, int ncs, const char *const *extra,
+                  const char *tmpfs)
 {
-    int rc = h_cluster_start_opts(C, ROOT, tag, ncs, META_OPTS, CS_OPTS, extra, tmpfs);
+    int rc = h_cluster_start_opts(C, ROOT, tag, ncs, meta_opts, CS_OPTS, extra, tmpfs);
     ck_assert_msg(rc == 0, "cluster of %d chunk servers: %s (logs in %s)", ncs, strerror(-rc),
                   C->dir);
     rc = h_mount_opts(C, MOUNT_OPTS);
@@ -161,7 +164,7 @@ static void no_loss(const struct hfs_health *h, const char *phase)
 
 START_TEST(balance_and_drain)
 {
-    start("balance", 3, NULL, "256m");
+    start("balance", META_OPTS_SLOW, 3, NULL, "256m");
     char f[BAL_FILES][400], s[1000];
     const char *paths[BAL_FILES];
     for (int i = 0; i < BAL_FILES; i++) {
@@ -256,7 +259,7 @@ END_TEST
 
 START_TEST(copies_recursive)
 {
-    start("copies", 4, NULL, "512m");
+    start("copies", META_OPTS, 4, NULL, "512m");
     char d[320], sub[400], f[CP_FILES][500];
     const char *paths[CP_FILES];
     const off_t sizes[CP_FILES] = {16 * MiB, 5 * MiB + 3, 9 * MiB, 0, 100};
@@ -377,7 +380,7 @@ static void wait_zones(const char *const *paths, int n, uint64_t avoid, int time
 START_TEST(zones_spread)
 {
     const char *extra[] = {"zone=a", "zone=a", "zone=b", "zone=b"};
-    start("zones", 4, extra, "512m");
+    start("zones", META_OPTS, 4, extra, "512m");
     char f[Z_FILES][400];
     const char *paths[Z_FILES];
     const off_t sizes[Z_FILES] = {1 * MiB, 4 * MiB, 9 * MiB + 7, 12 * MiB, 20 * MiB};
