@@ -379,6 +379,7 @@ void h_cluster_stop(struct h_cluster *c)
     if (c->dir[0]) umount_below(c->dir); /* the chunk servers' tmpfs */
     memset(c->cs_tmpfs, 0, sizeof(c->cs_tmpfs));
     if (!getenv("KEEP") && c->dir[0]) h_sh(60, "rm -rf '%s'", c->dir);
+    c->stopped = 1;
 }
 
 int h_sh(int timeout_s, const char *fmt, ...)
@@ -728,7 +729,7 @@ void h_cluster_leftovers(struct h_cluster *c)
 {
     if (!c->dir[0]) return;
     struct stat st;
-    if (stat(c->dir, &st) != 0) { /* the test stopped and removed its cluster */
+    if (c->stopped || stat(c->dir, &st) != 0) { /* the test stopped its cluster */
         memset(c, 0, sizeof(*c));
         return;
     }

@@ -31,6 +31,7 @@ struct h_cluster {
     int cs_tmpfs[H_MAX_CS];             /* 1: cs_dir[i] is a tmpfs mounted by h_cs_tmpfs */
     uint64_t cs_id[H_MAX_CS];           /* server id (its server_id file), 0 until read */
     char mount_opts[H_MAX_MOUNTS][256]; /* extra -o options each mount was made with */
+    int stopped;                        /* h_cluster_stop ran */
 };
 
 /* Path of a built program ("cairn-meta") under $BUILD, in a static buffer per call site. */

@@ -389,6 +389,7 @@ int main(void)
     int nf = srunner_ntests_failed(sr);
     srunner_free(sr);
     h_cluster_leftovers(C);
-    if (rmdir(ROOT) != 0) fprintf(stderr, "logs of failed tests: %s\n", ROOT);
+    if (rmdir(ROOT) != 0)
+        fprintf(stderr, "%s: %s\n", getenv("KEEP") ? "kept" : "logs of failed tests", ROOT);
     return nf ? 1 : 0;
 }
