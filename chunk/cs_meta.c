@@ -276,10 +276,19 @@ static void *meta_main(void *arg)
         LOG_ERR("meta", "out of memory");
         return NULL;
     }
-    int registered = 0, warned = 0;
+    int registered = 0, warned = 0, lost_seen = cstore_check_dirs(&s->store);
     uint64_t next_hb = 0;
     while (!s->stop) {
         int rc;
+        /* a data folder went out of service: the meta service must forget what it held, so
+         * register again (it then drops every copy it listed here) and report what is left */
+        int lost = cstore_check_dirs(&s->store);
+        if (lost != lost_seen && registered) {
+            LOG_WARN("meta", "a data folder was lost: registering again so that its chunks "
+                             "are copied elsewhere");
+            registered = 0;
+        }
+        lost_seen = lost;
         if (!registered) {
             rc = meta_register(s, c);
             if (rc) {

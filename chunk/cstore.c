@@ -35,6 +35,7 @@ static void cs_dir_fail(struct cstore *cs, int d, int err)
     pthread_mutex_lock(&cs->dir_lock);
     if (cs->dirs[d].ok) {
         cs->dirs[d].ok = 0;
+        cs->dirs_lost++;
         LOG_ERR("cstore", "data folder %s taken out of service: %s", cs->dirs[d].path,
                 strerror(err));
     }
@@ -836,6 +837,18 @@ int cstore_dirs_ok(struct cstore *cs)
     int n = 0;
     for (int d = 0; d < cs->ndirs; d++)
         n += cs->dirs[d].ok;
+    return n;
+}
+
+int cstore_check_dirs(struct cstore *cs)
+{
+    for (int d = 0; d < cs->ndirs; d++) {
+        struct stat st;
+        if (cs->dirs[d].ok && stat(cs->dirs[d].path, &st) != 0) cs_dir_fail(cs, d, ENOENT);
+    }
+    pthread_mutex_lock(&cs->dir_lock);
+    int n = cs->dirs_lost;
+    pthread_mutex_unlock(&cs->dir_lock);
     return n;
 }
 

@@ -34,6 +34,7 @@ struct cstore {
     struct cstore_dir dirs[CSTORE_MAX_DIRS];
     uint64_t chunk_size;
     pthread_mutex_t dir_lock;
+    int dirs_lost; /* data folders taken out of service so far (dir_lock) */
     pthread_mutex_t locks[CSTORE_LOCKS];
     /* Called (with the chunk's lock held; must not block or call back into the store)
      * whenever a chunk is created or its version changes: by a write or truncate, by
@@ -114,6 +115,9 @@ int cstore_mark_bad(struct cstore *cs, uint64_t id, uint32_t ver);
 void cstore_space(struct cstore *cs, uint64_t *capacity, uint64_t *avail);
 /* Number of data folders in service. */
 int cstore_dirs_ok(struct cstore *cs);
+/* Take out of service every data folder whose root vanished; returns how many folders were
+ * taken out of service since the store opened (a change means copies were lost). */
+int cstore_check_dirs(struct cstore *cs);
 /* Bytes the file system stores for the chunk's data (its header area not counted): what
  * st_blocks of the file it belongs to adds up. */
 int cstore_alloc(struct cstore *cs, uint64_t id, uint64_t *bytes);
