@@ -13,6 +13,7 @@
 
 #include "log.h"
 #include "meta.h"
+#include "net.h"
 
 #define LOCS_MIN_CAP 1024u
 #define DEL_QUEUE_MAX (1u << 20)
@@ -285,8 +286,12 @@ int csr_classify(const struct cs_registry *r, const struct mstore_chunk *ck,
     uint64_t i = locs_find(&r->locs, ck->id);
     const struct csr_entry *e = r->locs.e[i].key ? &r->locs.e[i] : NULL;
     if (!e) return 0;
+    /* while an order is out (its sources move to the new version one event at a time) or a
+     * lease is settling, a chain member one event behind is not stale yet */
+    int settling = (e->flags & CSR_E_INFLIGHT) ||
+                   (e->leased_s && net_now_ms() / 1000 < (uint64_t)e->leased_s + CSR_SETTLE_S);
     int cur_known = 0;
-    for (int k = 0; k < e->n; k++)
+    for (int k = 0; !settling && k < e->n; k++)
         if (!(e->h[k].flags & (CSR_H_NOCOPY | CSR_H_UNCONFIRMED)) &&
             e->h[k].version == ck->version)
             cur_known = 1;

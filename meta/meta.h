@@ -82,6 +82,9 @@ struct csr_holder {
     uint8_t flags; /* CSR_H_* */
 };
 
+/* Seconds after a write lease during which the chain members' version events may still be
+ * arriving: a member one event behind is not taken for stale (nor tidied away) meanwhile. */
+#define CSR_SETTLE_S 2
 #define CSR_E_INFLIGHT 1u /* a replication order for this chunk is out */
 #define CSR_E_QUEUED 2u   /* in the repair queue */
 struct csr_entry {

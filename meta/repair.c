@@ -25,7 +25,6 @@
 #define REP_SCAN_SLICE 8192u
 #define REP_DEADLINE_MS 60000u
 #define REP_MOVES_MAX 4 /* balance moves in flight */
-#define REP_LEASE_QUIET_S 2 /* seconds after a write lease before a chunk is copied */
 
 static int start_order(struct meta *m, const struct mstore_chunk *ck, const struct csr_view *v,
                        int dest, int move);
@@ -107,7 +106,7 @@ static void check_chunk(struct meta *m, const struct mstore_chunk *ck, struct re
     if (!e || (e->flags & CSR_E_INFLIGHT)) return;
     /* right after a write lease the chain members' version events are still arriving: one
      * that lags looks stale for a moment; touch nothing until they are in */
-    if (e->leased_s && net_now_ms() / 1000 < (uint64_t)e->leased_s + REP_LEASE_QUIET_S) return;
+    if (e->leased_s && net_now_ms() / 1000 < (uint64_t)e->leased_s + CSR_SETTLE_S) return;
     /* copies that missed a write: useless once a valid copy exists (kept while none does) */
     if (usable > 0)
         for (int k = 0; k < v.n; k++)
@@ -294,7 +293,7 @@ static int try_repair(struct meta *m, uint64_t id)
     struct csr_entry *e = csr_entry(&m->reg, id);
     if (!e || (e->flags & CSR_E_INFLIGHT)) return 1;
     /* a writer is busy with it: copying now would only make it take a new lease */
-    if (e->leased_s && net_now_ms() / 1000 < (uint64_t)e->leased_s + REP_LEASE_QUIET_S) return 0;
+    if (e->leased_s && net_now_ms() / 1000 < (uint64_t)e->leased_s + CSR_SETTLE_S) return 0;
     struct mstore_chunk ck;
     if (mstore_chunk_by_id(m->store, id, &ck)) return 1;
     uint32_t goal = repair_goal(m, ck.ino);
