@@ -170,6 +170,12 @@ static int scan_one(void *arg, const struct mstore_chunk *ck)
     return 0;
 }
 
+void repair_rescan(struct meta *m)
+{
+    m->rep.scan_next = 0;
+    memset(&m->rep.pass, 0, sizeof(m->rep.pass));
+}
+
 void repair_check_chunk(struct meta *m, uint64_t chunk_id)
 {
     struct mstore_chunk ck;

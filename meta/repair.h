@@ -60,6 +60,8 @@ void repair_stop(struct meta *m);
 /* A destination finished (status 0) or failed an order. */
 void repair_done(struct meta *m, int slot, uint64_t chunk_id, uint32_t version, int status,
                  uint64_t bytes);
+/* Start the scan over from the first chunk (copies changed, a server drains). */
+void repair_rescan(struct meta *m);
 /* Look at one chunk now (after a bad block report or a finished copy). */
 void repair_check_chunk(struct meta *m, uint64_t chunk_id);
 /* Effective copies of an inode (0 when it does not exist). */

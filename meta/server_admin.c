@@ -32,7 +32,7 @@ static int set_copies(struct meta *m, struct evsrv_conn *conn, const struct wire
         LOG_INFO("admin", "inode %" PRIu64 ": copies set to %u (from %s)", op.ino, op.flags,
                  evsrv_conn_peer(conn));
         m->rep.cache_ino = 0;
-        m->rep.scan_next = 0; /* look at every chunk again soon */
+        repair_rescan(m); /* look at every chunk again soon */
         proto_put_attr(out, &res.attr);
     }
     reply_out(conn, h, out, rc);
@@ -163,7 +163,7 @@ static int cs_drain(struct meta *m, struct evsrv_conn *conn, const struct wire_h
     int slot = csr_slot(&m->reg, id);
     if (slot >= 0) {
         m->reg.srv[slot].draining = on != 0;
-        m->rep.scan_next = 0;
+        repair_rescan(m);
         LOG_INFO("admin", "chunk server %016" PRIx64 " at %s: %s (from %s)", id,
                  m->reg.srv[slot].addr, on ? "draining" : "drain stopped",
                  evsrv_conn_peer(conn));
