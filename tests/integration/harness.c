@@ -447,6 +447,16 @@ int h_cs_tmpfs(struct h_cluster *c, int i, const char *size)
     return 0;
 }
 
+int h_cs_lose_data(struct h_cluster *c, int i)
+{
+    if (i < 0 || i >= H_MAX_CS || !c->cs_tmpfs[i]) return -EINVAL;
+    if (!h_cs_id(c, i)) return -ENOENT; /* the id lives in the folder about to vanish */
+    if (umount2(c->cs_dir[i], MNT_DETACH) != 0) return -errno;
+    c->cs_tmpfs[i] = 0;
+    if (rmdir(c->cs_dir[i]) != 0) return -errno;
+    return 0;
+}
+
 int h_cs_kill(struct h_cluster *c, int i, int sig)
 {
     if (i < 0 || i >= H_MAX_CS || c->cs_pid[i] <= 0) return -ESRCH;
@@ -757,19 +767,31 @@ void h_cluster_leftovers(struct h_cluster *c)
     memset(c, 0, sizeof(*c));
 }
 
-static struct h_cluster *sig_cluster;
+static void (*sig_stop)(void *);
+static void *sig_arg;
 static pid_t sig_runner;
 
 static void on_stop_signal(int sig)
 {
-    if (getpid() == sig_runner && sig_cluster) h_cluster_leftovers(sig_cluster);
+    if (getpid() == sig_runner && sig_stop) sig_stop(sig_arg);
     _exit(128 + sig);
+}
+
+void h_stop_on_signal(void (*stop)(void *), void *arg)
+{
+    sig_stop = stop;
+    sig_arg = arg;
+    sig_runner = getpid();
+    signal(SIGINT, on_stop_signal);
+    signal(SIGTERM, on_stop_signal);
+}
+
+static void leftovers_on_signal(void *c)
+{
+    h_cluster_leftovers(c);
 }
 
 void h_cluster_stop_on_signal(struct h_cluster *c)
 {
-    sig_cluster = c;
-    sig_runner = getpid();
-    signal(SIGINT, on_stop_signal);
-    signal(SIGTERM, on_stop_signal);
+    h_stop_on_signal(leftovers_on_signal, c);
 }

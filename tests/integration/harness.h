@@ -93,6 +93,11 @@ int h_cs_set_opts(struct h_cluster *c, int i, const char *opts);
 /* Make chunk server i's data folder (c->dir/csI) a tmpfs of the given size ("256m") before
  * it starts, so that its capacity and usage are its own. Unmounted by h_cluster_stop. */
 int h_cs_tmpfs(struct h_cluster *c, int i, const char *size);
+/* Make chunk server i's data folder vanish while the server keeps running: its tmpfs (h_cs_tmpfs;
+ * -EINVAL without one) is unmounted lazily (MNT_DETACH: the server's open files stay usable)
+ * and the mount point removed, so c->dir/csI no longer exists. The server's id is read first
+ * and kept in c (h_cs_id still works). The server cannot be restarted on that folder. */
+int h_cs_lose_data(struct h_cluster *c, int i);
 /* Stop chunk server i with sig (SIGKILL: a crash; SIGTERM: a clean stop) and wait (10 s at
  * most, then SIGKILL) until it is gone; its port, data folder and id stay for h_cs_restart.
  * Works from a forked test too (the process need not be this process's child). */
@@ -159,5 +164,8 @@ void h_cluster_leftovers(struct h_cluster *c);
 /* SIGINT/SIGTERM in the runner run h_cluster_leftovers(c) before exiting 128+sig; a forked test
  * that gets them just exits (the runner cleans up after it). */
 void h_cluster_stop_on_signal(struct h_cluster *c);
+/* The same with any clean-up: SIGINT/SIGTERM in this process run stop(arg), then exit 128+sig;
+ * in a process forked from it they just exit. The last call wins. */
+void h_stop_on_signal(void (*stop)(void *), void *arg);
 
 #endif

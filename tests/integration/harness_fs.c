@@ -70,21 +70,14 @@ void hfs_env_start(struct hfs_env *env, const char *tag, int ncs, int nmounts, c
     env->ready = 1;
 }
 
-static struct hfs_env *sig_env;
-static pid_t sig_main_pid;
-
-static void on_stop_signal(int sig)
+static void env_stop_on_signal(void *env)
 {
-    if (getpid() == sig_main_pid && sig_env) hfs_env_stop(sig_env);
-    _exit(128 + sig);
+    hfs_env_stop(env);
 }
 
 void hfs_stop_on_signal(struct hfs_env *env)
 {
-    sig_env = env;
-    sig_main_pid = getpid();
-    signal(SIGINT, on_stop_signal);
-    signal(SIGTERM, on_stop_signal);
+    h_stop_on_signal(env_stop_on_signal, env);
 }
 
 void hfs_env_stop(struct hfs_env *env)

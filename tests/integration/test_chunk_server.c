@@ -46,6 +46,17 @@ static struct rpc_conn *cs_conn(struct h_cluster *c, int i)
     return r;
 }
 
+/* Three chunk servers without a meta service: a connection to server 0 (the head) in *r0 and
+ * the addresses of servers 1 and 2 (the rest of its chain) in chain. */
+static void start_chain(struct h_cluster *c, const char *tag, struct rpc_conn **r0,
+                        char chain[2][64])
+{
+    start_no_meta(c, tag, 3);
+    *r0 = cs_conn(c, 0);
+    for (int i = 0; i < 2; i++)
+        snprintf(chain[i], 64, "127.0.0.1:%u", c->cs_port[i + 1]);
+}
+
 /* chain_ok/chain_err of the last chk_write or chk_truncate that succeeded */
 static uint8_t last_cok;
 static int32_t last_cerr;
@@ -236,11 +247,9 @@ END_TEST
 START_TEST(test_chain_three_copies)
 {
     struct h_cluster c;
-    start_no_meta(&c, "cschain", 3);
-    struct rpc_conn *r0 = cs_conn(&c, 0);
+    struct rpc_conn *r0;
     char chain[2][64];
-    snprintf(chain[0], 64, "127.0.0.1:%u", c.cs_port[1]);
-    snprintf(chain[1], 64, "127.0.0.1:%u", c.cs_port[2]);
+    start_chain(&c, "cschain", &r0, chain);
     size_t n = 1u << 20;
     uint8_t *a = malloc(n), *b = malloc(n);
     fill(a, n, 5);
@@ -284,11 +293,9 @@ END_TEST
 START_TEST(test_chain_middle_killed)
 {
     struct h_cluster c;
-    start_no_meta(&c, "csmid", 3);
-    struct rpc_conn *r0 = cs_conn(&c, 0);
+    struct rpc_conn *r0;
     char chain[2][64];
-    snprintf(chain[0], 64, "127.0.0.1:%u", c.cs_port[1]);
-    snprintf(chain[1], 64, "127.0.0.1:%u", c.cs_port[2]);
+    start_chain(&c, "csmid", &r0, chain);
     uint8_t a[100000], b[100000];
     fill(a, sizeof(a), 8);
     uint32_t clen, got;

@@ -29,6 +29,7 @@
 #include "cksum.h"
 #include "codec.h"
 #include "harness.h"
+#include "harness_meta.h"
 #include "net.h"
 #include "proto.h"
 #include "rpc.h"
@@ -49,18 +50,10 @@ static void sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
-static struct rpc_conn *meta_conn(void)
-{
-    struct rpc_opts o = {.call_timeout_ms = 10000, .connect_timeout_ms = 2000};
-    struct rpc_conn *r = rpc_conn_new(C->meta_addr, &o);
-    ck_assert_ptr_nonnull(r);
-    return r;
-}
-
 static void start_meta(const char *tag)
 {
     ck_assert_int_eq(h_meta_start(C, tag), 0);
-    M = meta_conn();
+    M = hm_connect(C->meta_addr);
 }
 
 static int count_registered(void)
@@ -123,33 +116,10 @@ static void reap_leftovers(void)
 
 /* --- requests ------------------------------------------------------------------------------ */
 
-/* Send b (freed here) as a request of type; the reply payload is left in *rep on success (the
- * caller frees it) or dropped when rep is NULL. Returns the status or a transport error. */
+/* A request on M (hm_call): the status, the reply payload left in *rep (or dropped if NULL). */
 static int call(uint16_t type, struct wbuf *b, struct rpc_reply *rep)
 {
-    struct rpc_reply tmp;
-    ck_assert_int_eq(b->err, 0);
-    int rc = rpc_call(M, type, b->data, b->len, NULL, 0, rep ? rep : &tmp);
-    wbuf_free(b);
-    ck_assert_msg(rc != -ECONNRESET && rc != -ETIMEDOUT, "%s: transport error %d",
-                  proto_type_name(type), rc);
-    if (!rep && rc == 0) rpc_reply_free(&tmp);
-    return rc;
-}
-
-/* A reply that is exactly one attr. */
-static int call_attr(uint16_t type, struct wbuf *b, struct cairn_attr *a)
-{
-    struct rpc_reply rep;
-    int rc = call(type, b, &rep);
-    if (rc) return rc;
-    struct rcur r;
-    rcur_init(&r, rep.payload.data, rep.payload.len);
-    struct cairn_attr tmp;
-    proto_get_attr(&r, a ? a : &tmp);
-    ck_assert_msg(rcur_done(&r) == 0, "%s: reply is not one attr", proto_type_name(type));
-    rpc_reply_free(&rep);
-    return 0;
+    return hm_call(M, type, b, rep);
 }
 
 static void put_name(struct wbuf *b, const char *name)
@@ -191,7 +161,7 @@ static int m_lookup(uint64_t parent, const char *name, struct cairn_attr *a)
     wbuf_init(&b);
     wbuf_put_u64(&b, parent);
     put_name(&b, name);
-    return call_attr(MSG_LOOKUP, &b, a);
+    return hm_call_attr(M, MSG_LOOKUP, &b, a);
 }
 
 static int m_getattr(uint64_t ino, struct cairn_attr *a)
@@ -199,7 +169,7 @@ static int m_getattr(uint64_t ino, struct cairn_attr *a)
     struct wbuf b;
     wbuf_init(&b);
     wbuf_put_u64(&b, ino);
-    return call_attr(MSG_GETATTR, &b, a);
+    return hm_call_attr(M, MSG_GETATTR, &b, a);
 }
 
 static int m_setattr(uint64_t ino, uint32_t valid, uint32_t mode, uint64_t size,
@@ -217,7 +187,7 @@ static int m_setattr(uint64_t ino, uint32_t valid, uint32_t mode, uint64_t size,
     wbuf_put_u32(&b, 0);
     wbuf_put_i64(&b, 0);
     wbuf_put_u32(&b, 0);
-    return call_attr(MSG_SETATTR, &b, a);
+    return hm_call_attr(M, MSG_SETATTR, &b, a);
 }
 
 static void enc_mknod(struct wbuf *b, uint64_t parent, const char *name, uint32_t mode)
@@ -235,7 +205,7 @@ static int m_mknod(uint64_t parent, const char *name, uint32_t mode, struct cair
     struct wbuf b;
     wbuf_init(&b);
     enc_mknod(&b, parent, name, mode);
-    return call_attr(MSG_MKNOD, &b, a);
+    return hm_call_attr(M, MSG_MKNOD, &b, a);
 }
 
 static int m_mkdir(uint64_t parent, const char *name, uint32_t mode, struct cairn_attr *a)
@@ -247,7 +217,7 @@ static int m_mkdir(uint64_t parent, const char *name, uint32_t mode, struct cair
     wbuf_put_u32(&b, mode);
     wbuf_put_u32(&b, 1000);
     wbuf_put_u32(&b, 1000);
-    return call_attr(MSG_MKDIR, &b, a);
+    return hm_call_attr(M, MSG_MKDIR, &b, a);
 }
 
 static int m_create(uint64_t parent, const char *name, uint32_t mode, uint32_t flags,
@@ -262,7 +232,7 @@ static int m_create(uint64_t parent, const char *name, uint32_t mode, uint32_t f
     wbuf_put_u32(&b, 1000);
     wbuf_put_u32(&b, flags);
     wbuf_put_u64(&b, session);
-    return call_attr(MSG_CREATE, &b, a);
+    return hm_call_attr(M, MSG_CREATE, &b, a);
 }
 
 static int m_symlink(uint64_t parent, const char *name, const char *target, struct cairn_attr *a)
@@ -274,7 +244,7 @@ static int m_symlink(uint64_t parent, const char *name, const char *target, stru
     put_name(&b, target);
     wbuf_put_u32(&b, 0);
     wbuf_put_u32(&b, 0);
-    return call_attr(MSG_SYMLINK, &b, a);
+    return hm_call_attr(M, MSG_SYMLINK, &b, a);
 }
 
 static int m_readlink(uint64_t ino, char *out, size_t outlen)
@@ -303,7 +273,7 @@ static int m_link(uint64_t ino, uint64_t newparent, const char *newname, struct 
     wbuf_put_u64(&b, ino);
     wbuf_put_u64(&b, newparent);
     put_name(&b, newname);
-    return call_attr(MSG_LINK, &b, a);
+    return hm_call_attr(M, MSG_LINK, &b, a);
 }
 
 static int m_rename(uint64_t p, const char *n, uint64_t np, const char *nn, uint32_t flags)
@@ -373,15 +343,7 @@ static int m_lease(uint64_t ino, uint64_t index, uint64_t session, struct chunk_
     wbuf_put_u64(&b, ino);
     wbuf_put_u64(&b, index);
     wbuf_put_u64(&b, session);
-    struct rpc_reply rep;
-    int rc = call(MSG_CHUNK_LEASE, &b, &rep);
-    if (rc) return rc;
-    struct rcur r;
-    rcur_init(&r, rep.payload.data, rep.payload.len);
-    proto_get_chunk_info(&r, ci);
-    ck_assert_int_eq(rcur_done(&r), 0);
-    rpc_reply_free(&rep);
-    return 0;
+    return hm_call_chunk_info(M, MSG_CHUNK_LEASE, &b, ci);
 }
 
 static int m_locate(uint64_t ino, uint64_t first, uint32_t count, struct chunk_info *ci,
@@ -416,7 +378,7 @@ static int m_commit(uint64_t ino, uint64_t size, int64_t mtime_s, uint32_t flags
     wbuf_put_i64(&b, mtime_s);
     wbuf_put_u32(&b, 0);
     wbuf_put_u32(&b, flags);
-    return call_attr(MSG_COMMIT, &b, a);
+    return hm_call_attr(M, MSG_COMMIT, &b, a);
 }
 
 struct statfs_reply {
@@ -1327,7 +1289,7 @@ END_TEST
 START_TEST(test_new_chunks_spread_over_servers)
 {
     ck_assert_int_eq(h_cluster_start(C, "metad-spread", 3), 0);
-    M = meta_conn();
+    M = hm_connect(C->meta_addr);
     uint64_t sid = session_open("test-spread");
     char addrs[3][64];
     for (int i = 0; i < 3; i++)

@@ -24,6 +24,7 @@
 
 #include "codec.h"
 #include "harness.h"
+#include "harness_meta.h"
 #include "net.h"
 #include "proto.h"
 #include "rpc.h"
@@ -56,15 +57,18 @@ static void start_meta(void)
     snprintf(listen, sizeof(listen), "--listen=%s", meta_addr);
     snprintf(data, sizeof(data), "--data_dir=%s/meta", S->dir);
     snprintf(log, sizeof(log), "%s/meta.log", S->dir);
-    char *argv[] = {(char *)h_prog("cairn-meta", meta, sizeof(meta)), listen, data,
-                    "--cs_timeout=1", "--fsync=false", "--pin_memory=false",
-                    "--log_level=debug", NULL};
+    char *argv[] = {(char *)h_prog("cairn-meta", meta, sizeof(meta)),
+                    listen,
+                    data,
+                    "--cs_timeout=1",
+                    "--fsync=false",
+                    "--pin_memory=false",
+                    "--log_level=debug",
+                    NULL};
     S->meta_pid = h_spawn(argv, log);
     ck_assert_int_gt(S->meta_pid, 0);
     ck_assert_int_eq(h_wait_port(port, 10000), 0);
-    struct rpc_opts o = {.call_timeout_ms = 10000, .connect_timeout_ms = 2000};
-    M = rpc_conn_new(meta_addr, &o);
-    ck_assert_ptr_nonnull(M);
+    M = hm_connect(meta_addr);
     for (int i = 0; i < NCS; i++)
         snprintf(addrs[i], sizeof(addrs[i]), "127.0.0.1:%d", 40001 + i);
 }
@@ -79,16 +83,10 @@ static void stop_meta(void)
     S->dir[0] = 0;
 }
 
+/* A request on M (hm_call). */
 static int call(uint16_t type, struct wbuf *b, struct rpc_reply *rep)
 {
-    struct rpc_reply tmp;
-    ck_assert_int_eq(b->err, 0);
-    int rc = rpc_call(M, type, b->data, b->len, NULL, 0, rep ? rep : &tmp);
-    wbuf_free(b);
-    ck_assert_msg(rc != -ECONNRESET && rc != -ETIMEDOUT, "%s: transport error %d",
-                  proto_type_name(type), rc);
-    if (!rep && rc == 0) rpc_reply_free(&tmp);
-    return rc;
+    return hm_call(M, type, b, rep);
 }
 
 /* --- the chunk servers' side ------------------------------------------------------------- */
@@ -230,20 +228,13 @@ static uint64_t create(uint64_t sid, const char *name)
     wbuf_put_u32(&b, 0);
     wbuf_put_u32(&b, O_EXCL);
     wbuf_put_u64(&b, sid);
-    struct rpc_reply rep;
-    ck_assert_int_eq(call(MSG_CREATE, &b, &rep), 0);
-    struct rcur r;
-    rcur_init(&r, rep.payload.data, rep.payload.len);
     struct cairn_attr a;
-    proto_get_attr(&r, &a);
-    ck_assert_int_eq(rcur_done(&r), 0);
+    ck_assert_int_eq(hm_call_attr(M, MSG_CREATE, &b, &a), 0);
     ck_assert_uint_eq(a.copies, 2);
-    rpc_reply_free(&rep);
     return a.ino;
 }
 
-static int lease(uint64_t ino, uint64_t sid, const uint64_t *excl, int nexcl,
-                 struct chunk_info *ci)
+static int lease(uint64_t ino, uint64_t sid, const uint64_t *excl, int nexcl, struct chunk_info *ci)
 {
     struct wbuf b;
     wbuf_init(&b);
@@ -253,15 +244,7 @@ static int lease(uint64_t ino, uint64_t sid, const uint64_t *excl, int nexcl,
     wbuf_put_u8(&b, (uint8_t)nexcl);
     for (int i = 0; i < nexcl; i++)
         wbuf_put_u64(&b, excl[i]);
-    struct rpc_reply rep;
-    int rc = call(MSG_CHUNK_LEASE, &b, &rep);
-    if (rc) return rc;
-    struct rcur r;
-    rcur_init(&r, rep.payload.data, rep.payload.len);
-    proto_get_chunk_info(&r, ci);
-    ck_assert_int_eq(rcur_done(&r), 0);
-    rpc_reply_free(&rep);
-    return 0;
+    return hm_call_chunk_info(M, MSG_CHUNK_LEASE, &b, ci);
 }
 
 struct finfo {
@@ -368,22 +351,33 @@ static void health(uint64_t c[5], int *complete)
 
 /* ------------------------------------------------------------------------------------------ */
 
-START_TEST(test_copies_placed_lost_and_rebuilt)
+/* A meta service with every server registered, a session (*sid) and a file NAME whose first
+ * chunk is leased (*ci) to two servers (*h0, *h1) that both wrote version 1. Returns its ino. */
+static uint64_t file_with_chunk(const char *name, uint64_t *sid, struct chunk_info *ci, int *h0,
+                                int *h1)
 {
     start_meta();
     for (int i = 0; i < NCS; i++)
         cs_register(i);
-    uint64_t sid = session_open();
-    uint64_t ino = create(sid, "f");
+    *sid = session_open();
+    uint64_t ino = create(*sid, name);
+    ck_assert_int_eq(lease(ino, *sid, NULL, 0, ci), 0);
+    ck_assert_uint_eq(ci->nloc, 2);
+    *h0 = index_of(ci->loc[0].server_id);
+    *h1 = index_of(ci->loc[1].server_id);
+    cs_event(*h0, ci->chunk_id, 1);
+    cs_event(*h1, ci->chunk_id, 1);
+    return ino;
+}
 
+START_TEST(test_copies_placed_lost_and_rebuilt)
+{
     /* a new chunk goes to two servers in two zones */
+    uint64_t sid;
     struct chunk_info ci;
-    ck_assert_int_eq(lease(ino, sid, NULL, 0, &ci), 0);
-    ck_assert_uint_eq(ci.nloc, 2);
-    int h0 = index_of(ci.loc[0].server_id), h1 = index_of(ci.loc[1].server_id);
+    int h0, h1;
+    uint64_t ino = file_with_chunk("f", &sid, &ci, &h0, &h1);
     ck_assert_str_ne(zones[h0], zones[h1]);
-    cs_event(h0, ci.chunk_id, 1);
-    cs_event(h1, ci.chunk_id, 1);
     struct finfo f;
     fileinfo(ino, &f);
     ck_assert_uint_eq(f.copies, 2);
@@ -520,16 +514,10 @@ END_TEST
 
 START_TEST(test_failed_order_is_retried_and_bad_copy_replaced)
 {
-    start_meta();
-    for (int i = 0; i < NCS; i++)
-        cs_register(i);
-    uint64_t sid = session_open();
-    uint64_t ino = create(sid, "g");
+    uint64_t sid;
     struct chunk_info ci;
-    ck_assert_int_eq(lease(ino, sid, NULL, 0, &ci), 0);
-    int h0 = index_of(ci.loc[0].server_id), h1 = index_of(ci.loc[1].server_id);
-    cs_event(h0, ci.chunk_id, 1);
-    cs_event(h1, ci.chunk_id, 1);
+    int h0, h1;
+    uint64_t ino = file_with_chunk("g", &sid, &ci, &h0, &h1);
     /* h1 finds a bad block: the copy is no longer served and a new one is ordered */
     struct wbuf b;
     wbuf_init(&b);

@@ -13,7 +13,7 @@
  * Each test starts its own cluster (cairn-meta with chunk_size 4M, cs_timeout 2 s, 2 copies;
  * three cairn-chunk servers on their own tmpfs, heartbeat 200 ms; one mount) in a forked
  * process; the runner keeps the cluster record in shared memory and reaps whatever a failed
- * test left (harness.h). What the system says about copies comes from `cairn fileinfo --json`
+ * test left (harness_repl.h). What the system says about copies comes from `cairn fileinfo --json`
  * and `cairn health --json` (harness_fs.h). */
 #include <check.h>
 #include <errno.h>
@@ -28,77 +28,14 @@
 
 #include "harness.h"
 #include "harness_fs.h"
+#include "harness_repl.h"
 
 #define MiB (1024L * 1024L)
 #define CHUNK (4 * MiB)
 #define CS_TIMEOUT_S 2
 #define META_OPTS "chunk_size=4M cs_timeout=2 default_copies=2 repair_rate=0"
 #define CS_OPTS "heartbeat_ms=200"
-#define MOUNT_OPTS "io_timeout=10"
 #define HEAL_DEADLINE_S 120
-
-static struct h_cluster *C; /* shared with the runner (h_cluster_shared) */
-static char ROOT[256];      /* every test's cluster folder is made under here */
-
-/* ---- helpers ------------------------------------------------------------------------------ */
-
-static void start(const char *tag, int ncs, const char *tmpfs)
-{
-    int rc = h_cluster_start_opts(C, ROOT, tag, ncs, META_OPTS, CS_OPTS, NULL, tmpfs);
-    ck_assert_msg(rc == 0, "cluster of %d chunk servers: %s (logs in %s)", ncs, strerror(-rc),
-                  C->dir);
-    rc = h_mount_opts(C, MOUNT_OPTS);
-    ck_assert_msg(rc == 0, "mount: %s (logs in %s)", strerror(-rc), C->dir);
-}
-
-static double secs_since(uint64_t t0)
-{
-    return (double)(hfs_now_ms() - t0) / 1000.0;
-}
-
-static struct hfs_fileinfo *fileinfo(const char *path)
-{
-    static struct hfs_fileinfo *fi;
-    if (!fi) fi = malloc(sizeof(*fi));
-    ck_assert_ptr_nonnull(fi);
-    char why[2048];
-    ck_assert_msg(hfs_fileinfo(C, path, fi, why, sizeof(why)) == 0, "%s", why);
-    return fi;
-}
-
-static int index_of(uint64_t server)
-{
-    int i = h_cs_index(C, server);
-    ck_assert_msg(i >= 0, "server %016llx is none of this cluster's chunk servers",
-                  (unsigned long long)server);
-    return i;
-}
-
-static void wait_chunks(const char *path, unsigned goal, uint64_t avoid, unsigned forbid,
-                        int timeout_s, const char *what)
-{
-    char why[4096];
-    const char *paths[] = {path};
-    uint64_t t0 = hfs_now_ms();
-    int rc = hfs_wait_chunks(C, paths, 1, goal, avoid, forbid, timeout_s * 1000, why, sizeof(why));
-    ck_assert_msg(rc == 0, "%s: not within %d s: %s", what, timeout_s, why);
-    fprintf(stderr, "  %s: %.1f s\n", what, secs_since(t0));
-}
-
-/* Read through a fresh client and an empty page cache. */
-static void fresh_mount(void)
-{
-    ck_assert_int_eq(h_drop_caches(), 0);
-    int rc = h_remount(C, 0);
-    ck_assert_msg(rc == 0, "remount: %s", strerror(-rc));
-}
-
-static void verify_file(const char *path, uint64_t seed, off_t size, const char *when)
-{
-    char why[1024];
-    int rc = hfs_verify_pattern_file(path, seed, size, why, sizeof(why));
-    ck_assert_msg(rc == 0, "%s: %s", when, why);
-}
 
 /* Position of descriptor fd of process pid (what dd has written so far), or -1. */
 static long long fd_pos(pid_t pid, int fd)
@@ -122,11 +59,11 @@ static long long fd_pos(pid_t pid, int fd)
 
 START_TEST(dd_kill_chain_hop)
 {
-    start("ddkill", 3, "1g");
+    hr_start("ddkill", 3, META_OPTS, CS_OPTS, NULL, "1g");
     char pat[400], f[400], cmd[1000], log[400];
-    snprintf(pat, sizeof(pat), "%s/pattern", C->dir);
-    snprintf(f, sizeof(f), "%s/f", C->mnt[0]);
-    snprintf(log, sizeof(log), "%s/dd.log", C->dir);
+    snprintf(pat, sizeof(pat), "%s/pattern", hr_c->dir);
+    snprintf(f, sizeof(f), "%s/f", hr_c->mnt[0]);
+    snprintf(log, sizeof(log), "%s/dd.log", hr_c->dir);
     ck_assert_int_eq(hfs_write_pattern_file(pat, DD_SEED, DD_SIZE, 0), 0);
 
     snprintf(cmd, sizeof(cmd), "exec dd if='%s' of='%s' bs=1M conv=fsync", pat, f);
@@ -150,14 +87,14 @@ START_TEST(dd_kill_chain_hop)
     ck_assert_msg(!done, "dd ended (status 0x%x) before it reached %ld MiB", st, KILL_AT / MiB);
 
     /* the victim: the second server of chunk 0's chain (its second copy) */
-    struct hfs_fileinfo *fi = fileinfo(f);
+    struct hfs_fileinfo *fi = hr_fileinfo(f);
     ck_assert_msg(fi->n >= 1 && fi->chunk[0].ncopies >= 2,
                   "chunk 0 has no second copy while dd writes (%d chunks listed)", fi->n);
-    int victim = index_of(fi->chunk[0].copy[1].server);
-    uint64_t victim_id = h_cs_id(C, victim);
-    ck_assert_int_eq(h_cs_kill(C, victim, SIGKILL), 0);
+    int victim = hr_index_of(fi->chunk[0].copy[1].server);
+    uint64_t victim_id = h_cs_id(hr_c, victim);
+    ck_assert_int_eq(h_cs_kill(hr_c, victim, SIGKILL), 0);
     fprintf(stderr, "dd_kill_chain_hop: killed chunk server %d (%016llx) at %lld MiB, %.1f s\n",
-            victim, (unsigned long long)victim_id, pos / MiB, secs_since(t0));
+            victim, (unsigned long long)victim_id, pos / MiB, hr_secs_since(t0));
 
     end = hfs_now_ms() + 180000;
     while (waitpid(dd, &st, WNOHANG) != dd) {
@@ -172,19 +109,19 @@ START_TEST(dd_kill_chain_hop)
         h_run(5, out, sizeof(out), "tail -n 5 '%s'", log);
         ck_abort_msg("dd failed (status 0x%x) after the kill: %s", st, out);
     }
-    fprintf(stderr, "  dd done: %.1f s, %.0f MiB/s\n", secs_since(t0),
-            (double)DD_SIZE / MiB / secs_since(t0));
+    fprintf(stderr, "  dd done: %.1f s, %.0f MiB/s\n", hr_secs_since(t0),
+            (double)DD_SIZE / MiB / hr_secs_since(t0));
 
     struct stat sb;
     ck_assert_int_eq(stat(f, &sb), 0);
     ck_assert_int_eq(sb.st_size, DD_SIZE);
-    fresh_mount();
-    verify_file(f, DD_SEED, DD_SIZE, "read back after the kill");
+    hr_fresh_mount();
+    hr_verify_file(f, DD_SEED, DD_SIZE, "read back after the kill");
 
-    wait_chunks(f, 2, victim_id, 0, HEAL_DEADLINE_S, "every chunk back at 2 valid copies");
-    fresh_mount();
-    verify_file(f, DD_SEED, DD_SIZE, "read back after healing");
-    h_cluster_stop(C);
+    hr_wait_file(f, 2, victim_id, 0, HEAL_DEADLINE_S, "every chunk back at 2 valid copies");
+    hr_fresh_mount();
+    hr_verify_file(f, DD_SEED, DD_SIZE, "read back after healing");
+    h_cluster_stop(hr_c);
 }
 END_TEST
 
@@ -261,9 +198,9 @@ static void st_disk_copies(uint64_t id, int *files, int *old)
     static uint8_t got[CHUNK], want[CHUNK];
     st_fill(want, CHUNK, 0, 1);
     *files = *old = 0;
-    for (int i = 0; i < C->ncs; i++) {
+    for (int i = 0; i < hr_c->ncs; i++) {
         char path[600];
-        if (h_chunk_file(C, i, id, path, sizeof(path), NULL) != 0) continue;
+        if (h_chunk_file(hr_c, i, id, path, sizeof(path), NULL) != 0) continue;
         int fd = open(path, O_RDONLY);
         if (fd < 0) continue; /* deleted meanwhile */
         size_t n = 0;
@@ -279,16 +216,16 @@ static void st_disk_copies(uint64_t id, int *files, int *old)
 
 START_TEST(stale_copy_never_served)
 {
-    start("stale", 3, "512m");
+    hr_start("stale", 3, META_OPTS, CS_OPTS, NULL, "512m");
     char f[400];
-    snprintf(f, sizeof(f), "%s/f", C->mnt[0]);
+    snprintf(f, sizeof(f), "%s/f", hr_c->mnt[0]);
     ck_assert_int_eq(hfs_write_pattern_file(f, ST_SEED, ST_SIZE, 1), 0);
-    wait_chunks(f, 2, 0, 0, 30, "2 copies after the first write");
+    hr_wait_file(f, 2, 0, 0, 30, "2 copies after the first write");
 
-    struct hfs_fileinfo *fi = fileinfo(f);
-    int a = index_of(fi->chunk[0].copy[0].server);
-    uint64_t a_id = h_cs_id(C, a);
-    ck_assert_int_eq(h_cs_kill(C, a, SIGKILL), 0);
+    struct hfs_fileinfo *fi = hr_fileinfo(f);
+    int a = hr_index_of(fi->chunk[0].copy[0].server);
+    uint64_t a_id = h_cs_id(hr_c, a);
+    ck_assert_int_eq(h_cs_kill(hr_c, a, SIGKILL), 0);
 
     /* overwrite part of chunk 0 while server a is down */
     int fd = open(f, O_WRONLY);
@@ -301,11 +238,11 @@ START_TEST(stale_copy_never_served)
     ck_assert_int_eq(close(fd), 0);
 
     /* server a comes back with the copy that missed the overwrite */
-    int before = h_cs_registrations(C, a);
-    ck_assert_int_eq(h_cs_restart(C, a), 0);
-    ck_assert_int_eq(h_cs_wait_registered(C, a, before, 10000), 0);
+    int before = h_cs_registrations(hr_c, a);
+    ck_assert_int_eq(h_cs_restart(hr_c, a), 0);
+    ck_assert_int_eq(h_cs_wait_registered(hr_c, a, before, 10000), 0);
     hfs_sleep_ms(600); /* a few heartbeats: its chunk report reaches the meta service */
-    fi = fileinfo(f);
+    fi = hr_fileinfo(f);
     char list[2048];
     hfs_fileinfo_str(fi, list, sizeof(list));
     fprintf(stderr, "stale_copy_never_served: server %d (%016llx) is back: %s\n", a,
@@ -319,28 +256,28 @@ START_TEST(stale_copy_never_served)
                       fi->chunk[0].copy[k].version, fi->chunk[0].version);
 
     /* only server a is left: its copy of chunk 0 must not be served unless it was refreshed */
-    for (int i = 0; i < C->ncs; i++)
-        if (i != a) ck_assert_int_eq(h_cs_kill(C, i, SIGKILL), 0);
-    fresh_mount();
+    for (int i = 0; i < hr_c->ncs; i++)
+        if (i != a) ck_assert_int_eq(h_cs_kill(hr_c, i, SIGKILL), 0);
+    hr_fresh_mount();
     int r1 = st_read_chunk0(f, "only the restarted server alive");
     hfs_sleep_ms((CS_TIMEOUT_S + 2) * 1000); /* now the meta service knows the others died */
-    fresh_mount();
+    hr_fresh_mount();
     int r2 = st_read_chunk0(f, "only the restarted server alive, the others known dead");
     fprintf(stderr, "  reads with only the restarted server: %s, then %s\n",
             r1 ? "EIO" : "new data", r2 ? "EIO" : "new data");
 
     /* the others come back: the stale copy is refreshed or dropped */
-    for (int i = 0; i < C->ncs; i++) {
+    for (int i = 0; i < hr_c->ncs; i++) {
         if (i == a) continue;
-        int b = h_cs_registrations(C, i);
-        ck_assert_int_eq(h_cs_restart(C, i), 0);
-        ck_assert_int_eq(h_cs_wait_registered(C, i, b, 10000), 0);
+        int b = h_cs_registrations(hr_c, i);
+        ck_assert_int_eq(h_cs_restart(hr_c, i), 0);
+        ck_assert_int_eq(h_cs_wait_registered(hr_c, i, b, 10000), 0);
     }
-    wait_chunks(f, 2, 0, 1u << HFS_STALE | 1u << HFS_BAD, 60,
-                "no stale copy and 2 valid copies once every server is back");
+    hr_wait_file(f, 2, 0, 1u << HFS_STALE | 1u << HFS_BAD, 60,
+                 "no stale copy and 2 valid copies once every server is back");
     /* and on disk: every file of chunk 0 holds the new bytes (the stale one is gone or
      * rewritten) */
-    uint64_t id = fileinfo(f)->chunk[0].id, end = hfs_now_ms() + 30000;
+    uint64_t id = hr_fileinfo(f)->chunk[0].id, end = hfs_now_ms() + 30000;
     for (;;) {
         int files, old;
         st_disk_copies(id, &files, &old);
@@ -350,46 +287,17 @@ START_TEST(stale_copy_never_served)
                       files, old);
         hfs_sleep_ms(500);
     }
-    fresh_mount();
+    hr_fresh_mount();
     st_verify_file(f);
-    h_cluster_stop(C);
+    h_cluster_stop(hr_c);
 }
 END_TEST
 
 /* ---- the suite ------------------------------------------------------------------------------ */
 
-static void leftovers(void)
-{
-    h_cluster_leftovers(C);
-}
-
 int main(void)
 {
-    signal(SIGPIPE, SIG_IGN);
-    C = h_cluster_shared();
-    if (!C || h_mkdtemp("repl-write", ROOT, sizeof(ROOT)) != 0) {
-        perror("test_replication_write: setup");
-        return 1;
-    }
-    h_cluster_stop_on_signal(C);
-    Suite *s = suite_create("replication_write");
-    struct {
-        const char *name;
-        const TTest *t;
-    } tests[] = {{"dd_kill", dd_kill_chain_hop}, {"stale", stale_copy_never_served}};
-    for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
-        TCase *tc = tcase_create(tests[i].name);
-        tcase_set_timeout(tc, 240);
-        tcase_add_unchecked_fixture(tc, NULL, leftovers);
-        tcase_add_test(tc, tests[i].t);
-        suite_add_tcase(s, tc);
-    }
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int nf = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    h_cluster_leftovers(C);
-    if (rmdir(ROOT) != 0)
-        fprintf(stderr, "%s: %s\n", getenv("KEEP") ? "kept" : "logs of failed tests", ROOT);
-    return nf ? 1 : 0;
+    const struct hr_test tests[] = {{"dd_kill", dd_kill_chain_hop},
+                                    {"stale", stale_copy_never_served}};
+    return hr_main("repl-write", "replication_write", tests, sizeof(tests) / sizeof(tests[0]), 240);
 }
