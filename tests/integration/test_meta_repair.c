@@ -50,6 +50,11 @@ static void sleep_ms(int ms)
 
 static void start_meta(void)
 {
+    /* a test that failed before stop_meta left its daemon: kill it (the runner, our
+     * subreaper, reaps it) and its folder */
+    if (S->meta_pid > 0) kill(S->meta_pid, SIGKILL);
+    S->meta_pid = 0;
+    if (S->dir[0] && !getenv("KEEP")) h_sh(30, "rm -rf '%s'", S->dir);
     ck_assert_int_eq(h_mkdtemp("metarep", S->dir, sizeof(S->dir)), 0);
     uint16_t port = h_free_port();
     snprintf(meta_addr, sizeof(meta_addr), "127.0.0.1:%u", port);
