@@ -77,7 +77,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct meta *m = arg;
-    csr_expire(&m->reg, net_now_ms());
+    if (csr_expire(&m->reg, net_now_ms()) > 0) repair_rescan(m); /* their chunks are short */
     meta_sessions_expire(m);
     pin_store(m);
 }

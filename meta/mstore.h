@@ -71,6 +71,7 @@ struct mstore_chunk {
     uint64_t alloc; /* bytes the chunk servers store for it (last commit) */
     uint8_t nchain;
     uint64_t chain[CAIRN_MAX_CHAIN]; /* server ids of the last lease's chain */
+    uint32_t copies; /* mstore_chunk_scan only: the file's effective copies (0: no file) */
 };
 
 /* The chunk at (ino, index): -ENOENT if none. */

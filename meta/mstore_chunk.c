@@ -30,6 +30,7 @@ static int ck_rec_get(const MDB_val *v, struct mstore_chunk *c)
     c->alloc = n >= CK_VAL_LEN ? le_get64(p + 12) : 0;
     c->prev = c->version;
     c->nchain = 0;
+    c->copies = 0;
     if (n >= 25) {
         c->prev = le_get32(p + 20);
         c->nchain = p[24];
@@ -226,6 +227,7 @@ static int chunk_rec_in(MDB_txn *t, struct mstore *s, uint64_t ino, uint64_t ind
     uint8_t k[16];
     ck_key(k, ino, index);
     MDB_val v;
+    memset(out, 0, sizeof(*out));
     int rc = mst_get(t, s->chunk, k, 16, &v);
     if (!rc) rc = ck_rec_get(&v, out);
     out->ino = ino;
@@ -285,12 +287,24 @@ int mstore_chunk_scan(struct mstore *s, uint64_t after, uint32_t max, mstore_chu
     be_put64(k, after + 1);
     MDB_val key = {8, k}, val;
     int mrc = after == UINT64_MAX ? MDB_NOTFOUND : mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
-    uint32_t seen = 0;
+    uint32_t seen = 0, copies_seen = 0;
+    uint64_t ino_seen = 0;
     while (mrc == 0 && seen < max) {
         if (key.mv_size != 8) break;
         uint64_t id = be_get64(key.mv_data);
         struct mstore_chunk ck;
-        if (chunk_by_id_in(t, s, id, &ck) == 0 && fn(arg, &ck)) break;
+        if (chunk_by_id_in(t, s, id, &ck) == 0) {
+            /* the goal in the same transaction: one inode read per file, not per chunk */
+            struct mst_inode r;
+            if (ck.ino != ino_seen) {
+                ino_seen = ck.ino;
+                copies_seen = mst_inode_get(t, s, ck.ino, &r) == 0
+                                  ? (r.copies ? r.copies : mstore_default_copies())
+                                  : 0;
+            }
+            ck.copies = copies_seen;
+            if (fn(arg, &ck)) break;
+        }
         seen++;
         *next = id;
         mrc = mdb_cursor_get(c, &key, &val, MDB_NEXT);

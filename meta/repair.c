@@ -22,7 +22,8 @@
 #include "net.h"
 
 #define REP_TICK_MS 200
-#define REP_SCAN_SLICE 8192u
+#define REP_SCAN_SLICE 4096u    /* chunks looked at per tick */
+#define REP_PASS_REST_MS 1000u  /* rest between whole passes (none after a rescan request) */
 #define REP_DEADLINE_MS 60000u
 #define REP_MOVES_MAX 4 /* balance moves in flight */
 
@@ -85,10 +86,11 @@ static int pick_surplus(struct meta *m, const struct csr_view *v, int which_stat
     return best;
 }
 
-/* Classify one chunk, count it into c (may be NULL), tidy its copies and queue it when short. */
+/* Classify one chunk, count it into c (may be NULL), tidy its copies and queue it when short.
+ * ck->copies is the file's goal when the scan filled it in. */
 static void check_chunk(struct meta *m, const struct mstore_chunk *ck, struct rep_counts *c)
 {
-    uint32_t goal = repair_goal(m, ck->ino);
+    uint32_t goal = ck->copies ? ck->copies : repair_goal(m, ck->ino);
     if (goal == 0) return;
     struct csr_view v;
     csr_classify(&m->reg, ck, &v);
@@ -172,6 +174,7 @@ static int scan_one(void *arg, const struct mstore_chunk *ck)
 
 void repair_rescan(struct meta *m)
 {
+    m->rep.rescan = 1;
     m->rep.scan_next = 0;
     memset(&m->rep.pass, 0, sizeof(m->rep.pass));
 }
@@ -185,6 +188,10 @@ void repair_check_chunk(struct meta *m, uint64_t chunk_id)
 static void scan_slice(struct meta *m)
 {
     struct repair *rp = &m->rep;
+    uint64_t now = net_now_ms();
+    /* between passes the scanner rests, unless something asked for a rescan */
+    if (rp->scan_next == 0 && !rp->rescan && now < rp->pass_end_ms + REP_PASS_REST_MS) return;
+    rp->rescan = 0;
     uint64_t next = 0;
     rp->cache_ino = 0;
     rp->in_scan = 1;
@@ -201,6 +208,7 @@ static void scan_slice(struct meta *m)
     if (next == 0) { /* a whole pass done */
         rp->last = rp->pass;
         rp->have_last = 1;
+        rp->pass_end_ms = now;
         memset(&rp->pass, 0, sizeof(rp->pass));
     }
 }

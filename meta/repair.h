@@ -48,6 +48,8 @@ struct repair {
     uint64_t cache_ino;      /* goal of the last inode looked up */
     uint32_t cache_copies;
     int in_scan;             /* inside the scan's read transaction: no records now */
+    int rescan;              /* a pass is wanted now (servers or copies changed) */
+    uint64_t pass_end_ms;    /* when the last whole pass ended */
     uint64_t zone_fix[16];   /* chunks the scan found crowded in one zone, fixed after it */
     int nzone_fix;
 };
