@@ -34,7 +34,6 @@ struct cc_pool {
     pthread_mutex_t mu;
     struct cc_server *servers;
     int io_timeout_ms;
-    unsigned rr; /* tie breaker of the replica choice (atomic) */
 };
 
 struct cc_pool *cc_pool_new(int io_timeout_ms)
@@ -263,11 +262,11 @@ void cc_order(struct cc_pool *p, const struct chunk_info *ci, int *order)
     pthread_mutex_lock(&p->mu);
     for (int i = 0; i < n; i++) {
         struct cc_server *s = server_find(p, ci->loc[i].addr);
-        load[i] = s ? __atomic_load_n(&s->inflight, __ATOMIC_RELAXED) : 0;
+        load[i] = s ? __atomic_load_n(&s->inflight, __ATOMIC_RELAXED) / CM_LOAD_BAND : 0;
         avoid[i] = s && now < __atomic_load_n(&s->avoid_until, __ATOMIC_RELAXED);
     }
     pthread_mutex_unlock(&p->mu);
-    cc_rank(n, load, avoid, __atomic_fetch_add(&p->rr, 1, __ATOMIC_RELAXED), order);
+    cc_rank(n, load, avoid, (unsigned)(ci->chunk_id % 1000003u), order);
 }
 
 /* ---- reads -------------------------------------------------------------------------------- */

@@ -25,6 +25,10 @@
 #define CM_WRITE_ATTEMPTS 8      /* leases tried for one piece before the write fails */
 #define CM_EXCL_MAX 16           /* servers excluded per chunk while a file is open here */
 #define CM_AVOID_MS 10000        /* a server that timed out or refused is avoided this long */
+/* Requests in flight per server that count as one step of load in the replica choice: below
+ * it a chunk's reads stay on the copy it prefers (its id picks one), so a sequential reader
+ * keeps one stream per chunk on one server (its read-ahead works); busier, they spread. */
+#define CM_LOAD_BAND 4
 #define CM_PREFETCH_THREADS 4
 
 struct cm_cfg {
@@ -154,7 +158,9 @@ void cc_rank(int n, const unsigned *load, const int *avoid, unsigned rr, int *or
 int cc_avoided_ids(struct cc_pool *p, uint64_t *out, int max);
 /* Mark a server avoided (a chain hop below the head failed to reach it). */
 void cc_avoid(struct cc_pool *p, const char *addr, uint64_t id);
-/* The order in which to try ci's locations now (order[0..nloc)). */
+/* The order in which to try ci's locations now (order[0..nloc)): cc_rank over the servers'
+ * loads in steps of CM_LOAD_BAND, ties broken from the copy the chunk id prefers, so
+ * consecutive chunks of a file start on different copies. */
 void cc_order(struct cc_pool *p, const struct chunk_info *ci, int *order);
 
 int cc_read_submit(struct cc_pool *p, const char *addr, uint64_t chunk_id, uint32_t version,

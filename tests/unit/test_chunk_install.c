@@ -14,6 +14,7 @@
 
 #include "cksum.h"
 #include "cstore.h"
+#include "unit_main.h"
 
 #define B CKSUM_BLOCK
 static char dir[256];
@@ -291,9 +292,5 @@ int main(void)
     tcase_add_test(t, test_tmp_ignored_and_cleaned_at_open);
     tcase_add_test(t, test_version_events);
     suite_add_tcase(s, t);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int nf = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return nf ? 1 : 0;
+    return unit_run(s);
 }

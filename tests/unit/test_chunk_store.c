@@ -10,6 +10,7 @@
 
 #include "cksum.h"
 #include "cstore.h"
+#include "unit_main.h"
 
 #define B CKSUM_BLOCK
 static char dir[256];
@@ -283,9 +284,5 @@ int main(void)
     tcase_add_test(t, test_foreach_lists_chunks);
     tcase_add_test(t, test_vanished_folder_out_of_service);
     suite_add_tcase(s, t);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int nf = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return nf ? 1 : 0;
+    return unit_run(s);
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "client.h"
+#include "unit_main.h"
 
 static uint8_t seg_data[CM_SEG_SIZE];
 
@@ -130,9 +131,5 @@ Suite *suite(void)
 
 int main(void)
 {
-    SRunner *r = srunner_create(suite());
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? 1 : 0;
+    return unit_run(suite());
 }

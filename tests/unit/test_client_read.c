@@ -9,6 +9,7 @@
 
 #include "cksum.h"
 #include "client.h"
+#include "unit_main.h"
 
 #define MiB (1ull << 20)
 
@@ -203,9 +204,5 @@ Suite *suite(void)
 
 int main(void)
 {
-    SRunner *r = srunner_create(suite());
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? 1 : 0;
+    return unit_run(suite());
 }

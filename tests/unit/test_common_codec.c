@@ -18,6 +18,7 @@
 #include "conf.h"
 #include "proto.h"
 #include "wire.h"
+#include "unit_main.h"
 
 /* --- codec: wbuf / rcur ---------------------------------------------------------------- */
 
@@ -940,9 +941,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *r = srunner_create(suite());
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return unit_run(suite());
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "meta.h"
+#include "unit_main.h"
 
 static struct cs_registry R;
 static int A, B, C, D;
@@ -166,9 +167,5 @@ int main(void)
     tcase_add_test(t, test_reregister_forgets_copies);
     tcase_add_test(t, test_place_zones_and_exclusions);
     suite_add_tcase(s, t);
-    SRunner *r = srunner_create(s);
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return unit_run(s);
 }

@@ -11,6 +11,7 @@
 
 #include "mop.h"
 #include "mstore.h"
+#include "unit_main.h"
 
 #define CS (1ull << 20) /* 1 MiB chunks in tests */
 
@@ -1366,9 +1367,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *r = srunner_create(suite());
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return unit_run(suite());
 }

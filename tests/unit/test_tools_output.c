@@ -22,6 +22,7 @@
 #include "net.h"
 #include "proto.h"
 #include "wire.h"
+#include "unit_main.h"
 
 /* --- helpers ------------------------------------------------------------------------------ */
 
@@ -527,9 +528,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *r = srunner_create(suite());
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return unit_run(suite());
 }
