@@ -130,7 +130,11 @@ int csr_register(struct cs_registry *r, uint64_t id, const char *addr, const cha
             if (r->srv[i].id == 0) slot = i;
         if (slot < 0) return -ENOSPC;
     } else {
+        /* what it holds is learnt again from its report; queued deletions and orders were
+         * decided on what it held before, so they go */
         drop_slot_holders(r, slot);
+        r->srv[slot].ndel = 0;
+        r->srv[slot].norders = 0;
     }
     struct csr_server *s = &r->srv[slot];
     s->id = id;
@@ -279,19 +283,22 @@ static int in_chain(const struct mstore_chunk *ck, uint64_t server_id)
     return 0;
 }
 
-int csr_classify(const struct cs_registry *r, const struct mstore_chunk *ck,
-                 struct csr_view *v)
+/* strict: for readers, a chain member one event behind is stale even while things settle. */
+static int classify(const struct cs_registry *r, const struct mstore_chunk *ck,
+                    struct csr_view *v, int strict)
 {
     memset(v, 0, sizeof(*v));
     uint64_t i = locs_find(&r->locs, ck->id);
     const struct csr_entry *e = r->locs.e[i].key ? &r->locs.e[i] : NULL;
     if (!e) return 0;
     /* while an order is out (its sources move to the new version one event at a time) or a
-     * lease is settling, a chain member one event behind is not stale yet */
+     * lease is settling, a chain member one event behind is not taken for stale by the
+     * repair scanner; a copy listed at lease time that its server never confirmed counts only
+     * while the lease settles (the writer may have died before it had anything) */
     int settling = (e->flags & CSR_E_INFLIGHT) ||
                    (e->leased_s && net_now_ms() / 1000 < (uint64_t)e->leased_s + CSR_SETTLE_S);
     int cur_known = 0;
-    for (int k = 0; !settling && k < e->n; k++)
+    for (int k = 0; (strict || !settling) && k < e->n; k++)
         if (!(e->h[k].flags & (CSR_H_NOCOPY | CSR_H_UNCONFIRMED)) &&
             e->h[k].version == ck->version)
             cur_known = 1;
@@ -307,6 +314,8 @@ int csr_classify(const struct cs_registry *r, const struct mstore_chunk *ck,
                     (w >= ck->prev && w < ck->version && !cur_known && in_chain(ck, s->id));
         if (h->flags & CSR_H_NOCOPY)
             c->state = (h->flags & CSR_H_PENDING) ? COPY_PENDING : COPY_STALE;
+        else if ((h->flags & CSR_H_UNCONFIRMED) && !settling)
+            c->state = COPY_PENDING; /* never confirmed: not a copy, not served, not dropped */
         else if (h->flags & CSR_H_BAD)
             c->state = COPY_BAD;
         else if (!valid)
@@ -320,18 +329,24 @@ int csr_classify(const struct cs_registry *r, const struct mstore_chunk *ck,
         if (c->state == COPY_VALID) v->valid++;
         if (c->state == COPY_DRAINING) v->draining++;
         if (c->state == COPY_DOWN) v->down++;
-        if (c->state == COPY_STALE && !(h->flags & CSR_H_NOCOPY)) v->stale++;
+        if (c->state == COPY_STALE && !(h->flags & (CSR_H_NOCOPY | CSR_H_UNCONFIRMED)))
+            v->stale++;
         if (c->state == COPY_BAD) v->bad++;
         if (h->flags & CSR_H_PENDING) v->pending++;
     }
     return v->n;
 }
 
+int csr_classify(const struct cs_registry *r, const struct mstore_chunk *ck, struct csr_view *v)
+{
+    return classify(r, ck, v, 0);
+}
+
 void csr_fill_locs(const struct cs_registry *r, const struct mstore_chunk *ck,
                    struct chunk_info *ci)
 {
     struct csr_view v;
-    csr_classify(r, ck, &v);
+    classify(r, ck, &v, 1);
     ci->nloc = 0;
     for (int k = 0; k < v.n && ci->nloc < CAIRN_MAX_LOCS; k++) {
         if (v.c[k].state != COPY_VALID && v.c[k].state != COPY_DRAINING) continue;

@@ -25,6 +25,7 @@
 #define REP_SCAN_SLICE 4096u    /* chunks looked at per tick */
 #define REP_PASS_REST_MS 1000u  /* rest between whole passes (none after a rescan request) */
 #define REP_DEADLINE_MS 60000u
+#define REP_TRIES_PER_TICK 256 /* queued chunks looked at per tick for an order */
 #define REP_MOVES_MAX 4 /* balance moves in flight */
 
 static int start_order(struct meta *m, const struct mstore_chunk *ck, const struct csr_view *v,
@@ -112,7 +113,8 @@ static void check_chunk(struct meta *m, const struct mstore_chunk *ck, struct re
     /* copies that missed a write: useless once a valid copy exists (kept while none does) */
     if (usable > 0)
         for (int k = 0; k < v.n; k++)
-            if (v.c[k].state == COPY_STALE && !(v.c[k].flags & CSR_H_NOCOPY) &&
+            if (v.c[k].state == COPY_STALE &&
+                !(v.c[k].flags & (CSR_H_NOCOPY | CSR_H_UNCONFIRMED)) &&
                 m->reg.srv[v.c[k].slot].alive) {
                 LOG_INFO("repair", "chunk %016" PRIx64 ": dropping stale v%u on %s", ck->id,
                          v.c[k].version, m->reg.srv[v.c[k].slot].addr);
@@ -335,21 +337,31 @@ static int try_repair(struct meta *m, uint64_t id)
 static void dispatch(struct meta *m)
 {
     struct repair *rp = &m->rep;
-    for (int p = 0; p <= 8; p++) {
+    /* a bounded number of tries per tick: with no destination anywhere (fewer live servers
+     * than copies) the whole queue would otherwise be looked at again every tick; what was
+     * tried and stays queued goes to the back, so every chunk gets its turn */
+    int budget = REP_TRIES_PER_TICK;
+    for (int p = 0; p <= 8 && budget > 0; p++) {
         struct rep_queue *q = &rp->q[p];
-        uint32_t keep = 0;
-        for (uint32_t i = 0; i < q->n; i++) {
+        uint32_t n = q->n, keep = 0, nlater = 0, i = 0;
+        uint64_t *later = n ? malloc(n * sizeof(*later)) : NULL;
+        if (n && !later) return;
+        for (; i < n && budget > 0; i++) {
             uint64_t id = q->ids[i];
-            int room = rp->nfl < REP_FLIGHT_MAX &&
-                       (m->cfg.repair_rate <= 0 || rp->tokens > 0);
-            if (room && try_repair(m, id)) {
+            if (rp->nfl >= REP_FLIGHT_MAX || (m->cfg.repair_rate > 0 && rp->tokens <= 0)) break;
+            budget--;
+            if (try_repair(m, id)) {
                 struct csr_entry *e = csr_entry(&m->reg, id);
                 if (e) e->flags &= (uint8_t)~CSR_E_QUEUED;
                 continue;
             }
-            q->ids[keep++] = id;
+            later[nlater++] = id;
         }
-        q->n = keep;
+        for (; i < n; i++) /* not tried this tick: stay in front */
+            q->ids[keep++] = q->ids[i];
+        memcpy(q->ids + keep, later, nlater * sizeof(*later));
+        q->n = keep + nlater;
+        free(later);
     }
 }
 
@@ -421,7 +433,13 @@ static void flight_end(struct meta *m, int i, int ok)
         }
         csr_entry_gc(&m->reg, f->chunk_id);
     }
-    if (m->reg.srv[f->dest].inflight) m->reg.srv[f->dest].inflight--;
+    struct csr_server *d = &m->reg.srv[f->dest];
+    for (int o = 0; o < d->norders; o++) /* not sent yet: it is not wanted any more */
+        if (d->orders[o].chunk_id == f->chunk_id && d->orders[o].version == f->version) {
+            d->orders[o] = d->orders[--d->norders];
+            break;
+        }
+    if (d->inflight) d->inflight--;
     for (int s = 0; s < f->nsrc; s++)
         if (m->reg.srv[f->src[s]].src_inflight) m->reg.srv[f->src[s]].src_inflight--;
     uint64_t id = f->chunk_id;
@@ -435,7 +453,9 @@ void repair_done(struct meta *m, int slot, uint64_t chunk_id, uint32_t version, 
     struct repair *rp = &m->rep;
     int i;
     for (i = 0; i < rp->nfl; i++)
-        if (rp->fl[i].chunk_id == chunk_id && rp->fl[i].dest == slot) break;
+        if (rp->fl[i].chunk_id == chunk_id && rp->fl[i].dest == slot &&
+            rp->fl[i].version == version)
+            break;
     if (status == 0) {
         csr_holder_set(&m->reg, chunk_id, slot, version, 0,
                        CSR_H_PENDING | CSR_H_NOCOPY | CSR_H_BAD | CSR_H_UNCONFIRMED);
@@ -472,6 +492,9 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct meta *m = arg;
     struct repair *rp = &m->rep;
+    /* what the scanner reads must include every record applied so far (a chunk freed or
+     * created in the open group commit), so the batch is made durable first */
+    if (mstore_batch_active(m->store)) meta_flush(m);
     uint64_t now = net_now_ms();
     /* the rate window: clear the buckets of seconds that passed */
     uint64_t sec = now / 1000;

@@ -299,7 +299,13 @@ static int lease_chain_existing(struct meta *m, const struct mstore_chunk *ck,
         const struct csr_copy *c = &v.c[k];
         if (!(c->flags & (CSR_H_NOCOPY | CSR_H_UNCONFIRMED)) && c->version == ck->version)
             op->flags |= MOP_LEASE_CUR_KNOWN;
-        if (c->state != COPY_VALID && c->state != COPY_DRAINING) continue;
+        /* a place listed at an earlier lease that has not confirmed anything yet stays in the
+         * chain (the writer may simply not have reached it): with prev kept where it was it
+         * can still create the chunk, and with a confirmed copy about it refuses (ENOENT) and
+         * the writer leaves it out */
+        int unconfirmed = (c->flags & CSR_H_UNCONFIRMED) && m->reg.srv[c->slot].alive &&
+                          c->state != COPY_BAD;
+        if (c->state != COPY_VALID && c->state != COPY_DRAINING && !unconfirmed) continue;
         uint64_t id = m->reg.srv[c->slot].id;
         int skip = 0;
         for (int i = 0; i < nexcl && !skip; i++)
@@ -340,6 +346,9 @@ static int do_chunk_lease(struct req *q)
     }
     if (rcur_done(&q->r)) return -EBADMSG;
     struct meta *m = q->m;
+    /* the record must include leases of the open group commit (two writers of one new chunk
+     * in one batch would otherwise both create it) */
+    if (mstore_batch_active(m->store)) meta_flush(m);
     struct mstore_chunk ck;
     int rc = mstore_chunk_rec(m->store, op.ino, op.index, &ck);
     int exists = rc == 0;

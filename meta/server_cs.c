@@ -22,6 +22,12 @@ static void put_deletes(struct meta *m, int slot, struct wbuf *b)
     for (uint32_t i = 0; i < n; i++) {
         wbuf_put_u64(b, s->del_id[i]);
         wbuf_put_u32(b, s->del_ver[i]);
+        /* the copy goes now: a report that listed it again since the deletion was queued must
+         * not leave it counted (servers send no event for a deletion meta asked for) */
+        struct csr_entry *e = csr_entry(&m->reg, s->del_id[i]);
+        int k = e ? csr_entry_holder(e, slot) : -1;
+        if (k >= 0 && e->h[k].version <= s->del_ver[i] && !(e->h[k].flags & CSR_H_PENDING))
+            csr_holder_del(&m->reg, s->del_id[i], slot);
     }
     if (n == 0) return;
     memmove(s->del_id, s->del_id + n, (s->ndel - n) * sizeof(*s->del_id));

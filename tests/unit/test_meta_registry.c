@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "meta.h"
+#include "net.h"
 #include "unit_main.h"
 
 static struct cs_registry R;
@@ -100,6 +101,42 @@ START_TEST(test_bad_down_draining)
 }
 END_TEST
 
+START_TEST(test_unconfirmed_counts_only_while_the_lease_settles)
+{
+    /* a new chunk: both chain members listed at lease time, neither has said anything yet */
+    struct mstore_chunk ck = {.id = 9, .version = 1, .prev = 0, .nchain = 2, .chain = {0xa, 0xb}};
+    csr_holder_set(&R, 9, A, 1, CSR_H_UNCONFIRMED, 0);
+    csr_holder_set(&R, 9, B, 1, CSR_H_UNCONFIRMED, 0);
+    struct csr_entry *e = csr_entry(&R, 9);
+    ck_assert_ptr_nonnull(e);
+    e->leased_s = (uint32_t)(net_now_ms() / 1000);
+    struct csr_view v;
+    csr_classify(&R, &ck, &v);
+    ck_assert_int_eq(v.valid, 2); /* the writer is at work: readers may be sent there */
+    /* long after the lease only A confirmed: B is no copy (never served nor counted) */
+    e->leased_s = 1;
+    csr_holder_set(&R, 9, A, 1, 0, CSR_H_UNCONFIRMED);
+    csr_classify(&R, &ck, &v);
+    ck_assert_int_eq(state_of(&v, A), COPY_VALID);
+    ck_assert_int_eq(state_of(&v, B), COPY_PENDING);
+    ck_assert_int_eq(v.valid, 1);
+    ck_assert_int_eq(v.stale, 0);
+    struct chunk_info ci = {0};
+    csr_fill_locs(&R, &ck, &ci);
+    ck_assert_uint_eq(ci.nloc, 1);
+    /* readers never get a chain member one event behind, even while a lease settles */
+    struct mstore_chunk ck2 = {.id = 9, .version = 2, .prev = 1, .nchain = 2, .chain = {0xa, 0xb}};
+    e->leased_s = (uint32_t)(net_now_ms() / 1000);
+    csr_holder_set(&R, 9, A, 2, 0, 0);
+    csr_holder_set(&R, 9, B, 1, 0, CSR_H_UNCONFIRMED);
+    csr_classify(&R, &ck2, &v);
+    ck_assert_int_eq(state_of(&v, B), COPY_VALID); /* the scanner waits for its event */
+    csr_fill_locs(&R, &ck2, &ci);
+    ck_assert_uint_eq(ci.nloc, 1);
+    ck_assert_uint_eq(ci.loc[0].server_id, 0xa);
+}
+END_TEST
+
 START_TEST(test_reregister_forgets_copies)
 {
     for (uint64_t id = 1; id <= 3000; id++)
@@ -164,6 +201,7 @@ int main(void)
     tcase_add_checked_fixture(t, setup, teardown);
     tcase_add_test(t, test_valid_and_stale_by_version);
     tcase_add_test(t, test_bad_down_draining);
+    tcase_add_test(t, test_unconfirmed_counts_only_while_the_lease_settles);
     tcase_add_test(t, test_reregister_forgets_copies);
     tcase_add_test(t, test_place_zones_and_exclusions);
     suite_add_tcase(s, t);
