@@ -344,8 +344,9 @@ static void dispatch(struct meta *m)
     for (int p = 0; p <= 8 && budget > 0; p++) {
         struct rep_queue *q = &rp->q[p];
         uint32_t n = q->n, keep = 0, nlater = 0, i = 0;
-        uint64_t *later = n ? malloc(n * sizeof(*later)) : NULL;
-        if (n && !later) return;
+        if (n == 0) continue;
+        uint64_t *later = malloc(n * sizeof(*later));
+        if (!later) return;
         for (; i < n && budget > 0; i++) {
             uint64_t id = q->ids[i];
             if (rp->nfl >= REP_FLIGHT_MAX || (m->cfg.repair_rate > 0 && rp->tokens <= 0)) break;
@@ -359,7 +360,7 @@ static void dispatch(struct meta *m)
         }
         for (; i < n; i++) /* not tried this tick: stay in front */
             q->ids[keep++] = q->ids[i];
-        memcpy(q->ids + keep, later, nlater * sizeof(*later));
+        if (nlater) memcpy(q->ids + keep, later, nlater * sizeof(*later));
         q->n = keep + nlater;
         free(later);
     }
