@@ -134,6 +134,7 @@ static void check_chunk(struct meta *m, const struct mstore_chunk *ck, struct re
         }
         /* copies crowded in one zone while a zone without one has room: move one there (the
          * surplus copy then goes from the crowded zone) */
+        csr_classify(&m->reg, ck, &v); /* without the copies just dropped */
         if ((uint32_t)v.valid == goal && goal > 1) {
             int slots[CSR_HOLD_MAX], n = 0, crowded = 0;
             for (int k = 0; k < v.n; k++)
