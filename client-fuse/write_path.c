@@ -70,8 +70,7 @@ static int lease(struct cm *cm, struct inode_st *s, uint64_t index, struct ist_l
         int nex = n;
         n += cc_avoided_ids(cm->cc, excl + n, 16);
         int rc = mc_chunk_lease(&cm->meta, s->ino, index, excl, (uint8_t)n, &ci);
-        if (rc && n > nex)
-            rc = mc_chunk_lease(&cm->meta, s->ino, index, excl, (uint8_t)nex, &ci);
+        if (rc && n > nex) rc = mc_chunk_lease(&cm->meta, s->ino, index, excl, (uint8_t)nex, &ci);
         if (rc) {
             LOG_WARN("write", "inode %" PRIu64 " chunk %" PRIu64 ": no lease (%u excluded): %s",
                      s->ino, index, ex ? ex->n : 0, strerror(-rc));
@@ -100,8 +99,8 @@ static int relet(struct cm *cm, struct inode_st *s, uint64_t index, const struct
         int e = ist_excl_add(s, index, bad);
         if (e == -ENOMEM) return e;
         int err = r->status ? r->status : r->chain_err;
-        if (err == -ECONNREFUSED || err == -ECONNRESET || err == -ETIMEDOUT ||
-            err == -EHOSTDOWN || err == -EPIPE)
+        if (err == -ECONNREFUSED || err == -ECONNRESET || err == -ETIMEDOUT || err == -EHOSTDOWN ||
+            err == -EPIPE)
             for (int i = 0; i < l->ci.nloc; i++)
                 if (l->ci.loc[i].server_id == bad) cc_avoid(cm->cc, l->ci.loc[i].addr, bad);
         LOG_WARN("write",

@@ -284,8 +284,8 @@ static int in_chain(const struct mstore_chunk *ck, uint64_t server_id)
 }
 
 /* strict: for readers, a chain member one event behind is stale even while things settle. */
-static int classify(const struct cs_registry *r, const struct mstore_chunk *ck,
-                    struct csr_view *v, int strict)
+static int classify(const struct cs_registry *r, const struct mstore_chunk *ck, struct csr_view *v,
+                    int strict)
 {
     memset(v, 0, sizeof(*v));
     uint64_t i = locs_find(&r->locs, ck->id);
@@ -299,8 +299,7 @@ static int classify(const struct cs_registry *r, const struct mstore_chunk *ck,
                    (e->leased_s && net_now_ms() / 1000 < (uint64_t)e->leased_s + CSR_SETTLE_S);
     int cur_known = 0;
     for (int k = 0; (strict || !settling) && k < e->n; k++)
-        if (!(e->h[k].flags & (CSR_H_NOCOPY | CSR_H_UNCONFIRMED)) &&
-            e->h[k].version == ck->version)
+        if (!(e->h[k].flags & (CSR_H_NOCOPY | CSR_H_UNCONFIRMED)) && e->h[k].version == ck->version)
             cur_known = 1;
     for (int k = 0; k < e->n && v->n < CSR_HOLD_MAX; k++) {
         const struct csr_holder *h = &e->h[k];
@@ -329,8 +328,7 @@ static int classify(const struct cs_registry *r, const struct mstore_chunk *ck,
         if (c->state == COPY_VALID) v->valid++;
         if (c->state == COPY_DRAINING) v->draining++;
         if (c->state == COPY_DOWN) v->down++;
-        if (c->state == COPY_STALE && !(h->flags & (CSR_H_NOCOPY | CSR_H_UNCONFIRMED)))
-            v->stale++;
+        if (c->state == COPY_STALE && !(h->flags & (CSR_H_NOCOPY | CSR_H_UNCONFIRMED))) v->stale++;
         if (c->state == COPY_BAD) v->bad++;
         if (h->flags & CSR_H_PENDING) v->pending++;
     }

@@ -69,9 +69,9 @@ struct csr_server {
 
 /* A holder of a chunk: a server slot and the version it holds. */
 #define CSR_HOLD_MAX 12
-#define CSR_H_BAD 1u    /* a block failed its checksum there: never served */
+#define CSR_H_BAD 1u     /* a block failed its checksum there: never served */
 #define CSR_H_PENDING 2u /* a replication order makes a copy there now */
-#define CSR_H_NOCOPY 4u /* no copy there yet (only the pending order): not a holder */
+#define CSR_H_NOCOPY 4u  /* no copy there yet (only the pending order): not a holder */
 /* listed at lease time, before the server said it has anything: a valid place to read and
  * write, but no proof that the version exists (not a replication source, and it does not
  * make the copies of older versions stale) */

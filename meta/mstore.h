@@ -84,8 +84,8 @@ typedef int (*mstore_chunk_fn)(void *arg, const struct mstore_chunk *c);
 /* Up to max chunks with id > after, in id order, in one read transaction; *next is the last id
  * visited, or 0 when the scan reached the end (start again from 0). fn returns nonzero to
  * stop early. */
-int mstore_chunk_scan(struct mstore *s, uint64_t after, uint32_t max, mstore_chunk_fn fn,
-                      void *arg, uint64_t *next);
+int mstore_chunk_scan(struct mstore *s, uint64_t after, uint32_t max, mstore_chunk_fn fn, void *arg,
+                      uint64_t *next);
 /* Chunks of ino with index in [first, first+count), in order. */
 int mstore_chunk_list(struct mstore *s, uint64_t ino, uint64_t first, uint32_t count,
                       mstore_chunk_fn fn, void *arg);

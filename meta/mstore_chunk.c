@@ -270,8 +270,8 @@ int mstore_chunk_by_id(struct mstore *s, uint64_t id, struct mstore_chunk *out)
     return rc;
 }
 
-int mstore_chunk_scan(struct mstore *s, uint64_t after, uint32_t max, mstore_chunk_fn fn,
-                      void *arg, uint64_t *next)
+int mstore_chunk_scan(struct mstore *s, uint64_t after, uint32_t max, mstore_chunk_fn fn, void *arg,
+                      uint64_t *next)
 {
     MDB_txn *t;
     MDB_cursor *c;
@@ -309,8 +309,10 @@ int mstore_chunk_scan(struct mstore *s, uint64_t after, uint32_t max, mstore_chu
         *next = id;
         mrc = mdb_cursor_get(c, &key, &val, MDB_NEXT);
     }
-    if (mrc == MDB_NOTFOUND) *next = 0; /* the end: start again from the beginning */
-    else if (mrc) rc = mst_err(mrc);
+    if (mrc == MDB_NOTFOUND)
+        *next = 0; /* the end: start again from the beginning */
+    else if (mrc)
+        rc = mst_err(mrc);
     mdb_cursor_close(c);
     mdb_txn_abort(t);
     return rc;

@@ -145,8 +145,10 @@ int mst_inode_new(struct mtx *x, uint32_t mode, uint32_t uid, uint32_t gid, uint
     /* copies are inherited from the directory as stored (0 stays "the default") */
     struct mst_inode dir;
     int rc = mst_inode_get(x->txn, x->s, parent, &dir);
-    if (rc == 0) r->copies = dir.copies;
-    else if (rc != -ENOENT) return rc;
+    if (rc == 0)
+        r->copies = dir.copies;
+    else if (rc != -ENOENT)
+        return rc;
     struct mst_inode old;
     rc = mst_inode_get(x->txn, x->s, op->new_ino, &old);
     if (rc == 0) return -EEXIST; /* a record replayed twice, or a bad prepare */

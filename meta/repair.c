@@ -22,11 +22,11 @@
 #include "net.h"
 
 #define REP_TICK_MS 200
-#define REP_SCAN_SLICE 4096u    /* chunks looked at per tick */
-#define REP_PASS_REST_MS 1000u  /* rest between whole passes (none after a rescan request) */
+#define REP_SCAN_SLICE 4096u   /* chunks looked at per tick */
+#define REP_PASS_REST_MS 1000u /* rest between whole passes (none after a rescan request) */
 #define REP_DEADLINE_MS 60000u
 #define REP_TRIES_PER_TICK 256 /* queued chunks looked at per tick for an order */
-#define REP_MOVES_MAX 4 /* balance moves in flight */
+#define REP_MOVES_MAX 4        /* balance moves in flight */
 
 static int start_order(struct meta *m, const struct mstore_chunk *ck, const struct csr_view *v,
                        int dest, int move);
@@ -98,10 +98,14 @@ static void check_chunk(struct meta *m, const struct mstore_chunk *ck, struct re
     int usable = v.valid + v.draining;
     if (c) {
         c->chunks++;
-        if (usable == 0) c->missing++;
-        else if ((uint32_t)usable < goal) c->under++;
-        else if ((uint32_t)v.valid > goal) c->over++;
-        else c->full++;
+        if (usable == 0)
+            c->missing++;
+        else if ((uint32_t)usable < goal)
+            c->under++;
+        else if ((uint32_t)v.valid > goal)
+            c->over++;
+        else
+            c->full++;
         c->stale += (uint64_t)v.stale;
         c->bad += (uint64_t)v.bad;
     }
@@ -124,12 +128,13 @@ static void check_chunk(struct meta *m, const struct mstore_chunk *ck, struct re
         /* the chunk has its copies without the bad and draining ones: drop those */
         for (int k = 0; k < v.n; k++) {
             int st = v.c[k].state;
-            if ((st != COPY_BAD && st != COPY_DRAINING) || !m->reg.srv[v.c[k].slot].alive)
-                continue;
+            if ((st != COPY_BAD && st != COPY_DRAINING) || !m->reg.srv[v.c[k].slot].alive) continue;
             LOG_INFO("repair", "chunk %016" PRIx64 ": dropping %s copy on %s", ck->id,
                      st == COPY_BAD ? "bad" : "draining", m->reg.srv[v.c[k].slot].addr);
-            if (st == COPY_BAD) m->rep.bad_repaired++;
-            else m->rep.moves_done++;
+            if (st == COPY_BAD)
+                m->rep.bad_repaired++;
+            else
+                m->rep.moves_done++;
             csr_drop_copy(&m->reg, ck->id, v.c[k].slot, v.c[k].version);
         }
         /* copies crowded in one zone while a zone without one has room: move one there (the
@@ -408,8 +413,8 @@ static void balance(struct meta *m)
         if (zlo[0] && strcmp(zlo, zhi) != 0) {
             int clash = 0;
             for (int k = 0; k < v.n; k++)
-                clash |= v.c[k].state == COPY_VALID &&
-                         strcmp(m->reg.srv[v.c[k].slot].zone, zlo) == 0;
+                clash |=
+                    v.c[k].state == COPY_VALID && strcmp(m->reg.srv[v.c[k].slot].zone, zlo) == 0;
             if (clash) continue;
         }
         rp->balance_cursor = i + 1;
@@ -430,8 +435,10 @@ static void flight_end(struct meta *m, int i, int ok)
         e->flags &= (uint8_t)~CSR_E_INFLIGHT;
         int k = csr_entry_holder(e, f->dest);
         if (k >= 0 && !ok) {
-            if (e->h[k].flags & CSR_H_NOCOPY) csr_holder_del(&m->reg, f->chunk_id, f->dest);
-            else e->h[k].flags &= (uint8_t)~CSR_H_PENDING;
+            if (e->h[k].flags & CSR_H_NOCOPY)
+                csr_holder_del(&m->reg, f->chunk_id, f->dest);
+            else
+                e->h[k].flags &= (uint8_t)~CSR_H_PENDING;
         }
         csr_entry_gc(&m->reg, f->chunk_id);
     }

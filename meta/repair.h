@@ -33,7 +33,7 @@ struct rep_queue {
 
 struct repair {
     struct event *tick_ev;
-    uint64_t scan_next;          /* last chunk id of the pass so far */
+    uint64_t scan_next;           /* last chunk id of the pass so far */
     struct rep_counts pass, last; /* this pass so far, the last complete pass */
     int have_last;
     struct rep_queue q[9]; /* chunk ids to copy, by copies left (0..8) */
@@ -47,10 +47,10 @@ struct repair {
     uint64_t balance_cursor; /* where the balancer looks for the next chunk to move */
     uint64_t cache_ino;      /* goal of the last inode looked up */
     uint32_t cache_copies;
-    int in_scan;             /* inside the scan's read transaction: no records now */
-    int rescan;              /* a pass is wanted now (servers or copies changed) */
-    uint64_t pass_end_ms;    /* when the last whole pass ended */
-    uint64_t zone_fix[16];   /* chunks the scan found crowded in one zone, fixed after it */
+    int in_scan;           /* inside the scan's read transaction: no records now */
+    int rescan;            /* a pass is wanted now (servers or copies changed) */
+    uint64_t pass_end_ms;  /* when the last whole pass ended */
+    uint64_t zone_fix[16]; /* chunks the scan found crowded in one zone, fixed after it */
     int nzone_fix;
 };
 

@@ -289,8 +289,8 @@ static int do_chunk_locate(struct req *q)
 /* The write chain of a lease on an existing chunk: its copies that may be served, less the
  * servers the writer saw fail. Sets MOP_LEASE_CUR_KNOWN when a copy at the current version
  * is known. Returns the chain length. */
-static int lease_chain_existing(struct meta *m, const struct mstore_chunk *ck,
-                                const uint64_t *excl, int nexcl, struct mop *op)
+static int lease_chain_existing(struct meta *m, const struct mstore_chunk *ck, const uint64_t *excl,
+                                int nexcl, struct mop *op)
 {
     struct csr_view v;
     csr_classify(&m->reg, ck, &v);
@@ -303,8 +303,8 @@ static int lease_chain_existing(struct meta *m, const struct mstore_chunk *ck,
          * chain (the writer may simply not have reached it): with prev kept where it was it
          * can still create the chunk, and with a confirmed copy about it refuses (ENOENT) and
          * the writer leaves it out */
-        int unconfirmed = (c->flags & CSR_H_UNCONFIRMED) && m->reg.srv[c->slot].alive &&
-                          c->state != COPY_BAD;
+        int unconfirmed =
+            (c->flags & CSR_H_UNCONFIRMED) && m->reg.srv[c->slot].alive && c->state != COPY_BAD;
         if (c->state != COPY_VALID && c->state != COPY_DRAINING && !unconfirmed) continue;
         uint64_t id = m->reg.srv[c->slot].id;
         int skip = 0;

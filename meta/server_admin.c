@@ -94,13 +94,9 @@ static int fileinfo(struct meta *m, struct evsrv_conn *conn, const struct wire_h
     wbuf_put_u64(out, mstore_chunk_size(m->store));
     size_t at = out->len;
     wbuf_put_u32(out, 0);
-    struct fi_ctx x = {.m = m,
-                       .out = out,
-                       .size = a.size,
-                       .chunk_size = mstore_chunk_size(m->store),
-                       .max = max};
-    if (S_ISREG(a.mode))
-        rc = mstore_chunk_list(m->store, ino, first, UINT32_MAX, fi_chunk, &x);
+    struct fi_ctx x = {
+        .m = m, .out = out, .size = a.size, .chunk_size = mstore_chunk_size(m->store), .max = max};
+    if (S_ISREG(a.mode)) rc = mstore_chunk_list(m->store, ino, first, UINT32_MAX, fi_chunk, &x);
     if (!rc && !out->err) {
         le_put32(out->data + at, x.count);
         wbuf_put_u8(out, (uint8_t)x.more);
@@ -109,8 +105,8 @@ static int fileinfo(struct meta *m, struct evsrv_conn *conn, const struct wire_h
     return 0;
 }
 
-static int health(struct meta *m, struct evsrv_conn *conn, const struct wire_hdr *h,
-                  struct rcur *r, struct wbuf *out)
+static int health(struct meta *m, struct evsrv_conn *conn, const struct wire_hdr *h, struct rcur *r,
+                  struct wbuf *out)
 {
     if (rcur_done(r)) return -EBADMSG;
     uint32_t n = 0;
@@ -123,7 +119,7 @@ static int health(struct meta *m, struct evsrv_conn *conn, const struct wire_hdr
         wbuf_put_u64(out, sv->id);
         wbuf_put_str(out, sv->addr, strlen(sv->addr));
         wbuf_put_str(out, sv->zone, strlen(sv->zone));
-        wbuf_put_u8(out, !sv->alive ? CS_STATE_DOWN
+        wbuf_put_u8(out, !sv->alive     ? CS_STATE_DOWN
                          : sv->draining ? CS_STATE_DRAINING
                                         : CS_STATE_UP);
         wbuf_put_u64(out, sv->capacity);
@@ -165,8 +161,7 @@ static int cs_drain(struct meta *m, struct evsrv_conn *conn, const struct wire_h
         m->reg.srv[slot].draining = on != 0;
         repair_rescan(m);
         LOG_INFO("admin", "chunk server %016" PRIx64 " at %s: %s (from %s)", id,
-                 m->reg.srv[slot].addr, on ? "draining" : "drain stopped",
-                 evsrv_conn_peer(conn));
+                 m->reg.srv[slot].addr, on ? "draining" : "drain stopped", evsrv_conn_peer(conn));
     }
     reply_out(conn, h, out, slot < 0 ? -ENOENT : 0);
     return 0;

@@ -153,8 +153,7 @@ static int cs_bad_chunk(struct meta *m, struct evsrv_conn *conn, const struct wi
     /* never hand out a copy known bad; it is replaced from a good one (repair.c) */
     struct csr_entry *e = slot >= 0 ? csr_entry(&m->reg, chunk) : NULL;
     if (e && csr_entry_holder(e, slot) >= 0) {
-        csr_holder_set(&m->reg, chunk, slot, e->h[csr_entry_holder(e, slot)].version, CSR_H_BAD,
-                       0);
+        csr_holder_set(&m->reg, chunk, slot, e->h[csr_entry_holder(e, slot)].version, CSR_H_BAD, 0);
         repair_check_chunk(m, chunk);
     }
     evsrv_reply(conn, h, slot < 0 ? -ENOENT : 0, NULL, 0);

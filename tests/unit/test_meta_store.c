@@ -743,8 +743,12 @@ START_TEST(test_chunk_lease_versions)
     ck_assert_uint_eq(c2.version, 2);
     /* no copy at version 1 was known to the leader: members may still hold anything from 0 */
     ck_assert_uint_eq(c2.prev_version, 0);
-    struct mop l3 = {.type = MOP_CHUNK_LEASE, .ino = f, .index = 0,
-                     .flags = MOP_LEASE_CUR_KNOWN, .nchain = 2, .chain = {7, 9}};
+    struct mop l3 = {.type = MOP_CHUNK_LEASE,
+                     .ino = f,
+                     .index = 0,
+                     .flags = MOP_LEASE_CUR_KNOWN,
+                     .nchain = 2,
+                     .chain = {7, 9}};
     struct mop_result r3 = {0};
     ck_assert_int_eq(mop_prepare(st, &l3), 0);
     ck_assert_int_eq(mstore_apply(st, &l3, &r3), 0);
