@@ -77,6 +77,8 @@ struct mstore_chunk {
 /* The chunk at (ino, index): -ENOENT if none. */
 int mstore_chunk_get(struct mstore *s, uint64_t ino, uint64_t index, uint64_t *chunk_id,
                      uint32_t *version);
+/* The record at (ino, index), including what the open group commit changed (for the writer's
+ * thread only: it reads through the batch's write transaction when one is open). */
 int mstore_chunk_rec(struct mstore *s, uint64_t ino, uint64_t index, struct mstore_chunk *out);
 /* The record of chunk id: -ENOENT if no file references it. */
 int mstore_chunk_by_id(struct mstore *s, uint64_t id, struct mstore_chunk *out);

@@ -237,6 +237,8 @@ static int chunk_rec_in(MDB_txn *t, struct mstore *s, uint64_t ino, uint64_t ind
 
 int mstore_chunk_rec(struct mstore *s, uint64_t ino, uint64_t index, struct mstore_chunk *out)
 {
+    /* the open group commit's records count too (the caller is the store's only writer) */
+    if (s->batch) return chunk_rec_in(s->batch, s, ino, index, out);
     MDB_txn *t;
     int rc = mst_rtxn(s, &t);
     if (rc) return rc;

@@ -346,9 +346,8 @@ static int do_chunk_lease(struct req *q)
     }
     if (rcur_done(&q->r)) return -EBADMSG;
     struct meta *m = q->m;
-    /* the record must include leases of the open group commit (two writers of one new chunk
-     * in one batch would otherwise both create it) */
-    if (mstore_batch_active(m->store)) meta_flush(m);
+    /* the record includes leases of the open group commit (two writers of one new chunk in
+     * one batch must not both create it), without forcing the batch out */
     struct mstore_chunk ck;
     int rc = mstore_chunk_rec(m->store, op.ino, op.index, &ck);
     int exists = rc == 0;

@@ -824,6 +824,26 @@ START_TEST(test_copies_inherited)
 }
 END_TEST
 
+START_TEST(test_chunk_rec_sees_the_open_batch)
+{
+    uint64_t f;
+    ck_assert_int_eq(MKFILE(1, "batched", &f), 0);
+    ck_assert_int_eq(mstore_batch_begin(st), 0);
+    struct mop l = {.type = MOP_CHUNK_LEASE, .ino = f, .index = 0, .nchain = 1, .chain = {5}};
+    struct mop_result r = {0};
+    ck_assert_int_eq(mop_prepare(st, &l), 0);
+    ck_assert_int_eq(mstore_apply(st, &l, &r), 0);
+    /* not durable yet, but the writer's next lease must find the chunk, not create another */
+    struct mstore_chunk ck;
+    ck_assert_int_eq(mstore_chunk_rec(st, f, 0, &ck), 0);
+    ck_assert_uint_eq(ck.id, r.chunk.chunk_id);
+    ck_assert_uint_eq(ck.nchain, 1);
+    ck_assert_int_eq(mstore_batch_commit(st), 0);
+    ck_assert_int_eq(mstore_chunk_rec(st, f, 0, &ck), 0);
+    ck_assert_uint_eq(ck.id, r.chunk.chunk_id);
+}
+END_TEST
+
 START_TEST(test_commit_grows_size_only)
 {
     uint64_t f;
@@ -1349,6 +1369,7 @@ static Suite *suite(void)
     tcase_add_test(t, test_xattr_flag_same_on_replay);
     tcase_add_test(t, test_chunk_lease_versions);
     tcase_add_test(t, test_copies_inherited);
+    tcase_add_test(t, test_chunk_rec_sees_the_open_batch);
     tcase_add_test(t, test_commit_grows_size_only);
     tcase_add_test(t, test_truncate_frees_whole_chunks);
     tcase_add_test(t, test_commit_allocations_give_blocks);
