@@ -258,10 +258,10 @@ void cc_order(struct cc_pool *p, const struct chunk_info *ci, int *order)
     int avoid[CAIRN_MAX_LOCS];
     int n = ci->nloc > CAIRN_MAX_LOCS ? CAIRN_MAX_LOCS : ci->nloc;
     uint64_t now = net_now_ms();
-    learn_ids(p, ci);
     pthread_mutex_lock(&p->mu);
     for (int i = 0; i < n; i++) {
         struct cc_server *s = server_find(p, ci->loc[i].addr);
+        if (s) s->id = ci->loc[i].server_id; /* learn_ids in the same pass */
         load[i] = s ? __atomic_load_n(&s->inflight, __ATOMIC_RELAXED) / CM_LOAD_BAND : 0;
         avoid[i] = s && now < __atomic_load_n(&s->avoid_until, __ATOMIC_RELAXED);
     }
