@@ -66,6 +66,21 @@ static void reply_deletes(struct meta *m, struct evsrv_conn *conn, const struct 
     wbuf_free(&b);
 }
 
+/* Slot says it holds chunk at ver: a copy to list (valid or stale is decided against the chunk
+ * record, repair.c), or, when no file references it or the store never handed that version
+ * out, one to delete. Returns 1 when listed. */
+static int learn_copy(struct meta *m, int slot, uint64_t chunk, uint32_t ver)
+{
+    uint32_t cur = 0;
+    int rc = mstore_chunk_version(m->store, chunk, &cur);
+    if (rc == -ENOENT || (rc == 0 && ver > cur)) {
+        csr_queue_delete(&m->reg, slot, chunk, ver);
+        return 0;
+    }
+    if (rc == 0) csr_holder_set(&m->reg, chunk, slot, ver, 0, CSR_H_NOCOPY | CSR_H_UNCONFIRMED);
+    return rc == 0;
+}
+
 static int cs_register(struct meta *m, struct evsrv_conn *conn, const struct wire_hdr *h,
                        struct rcur *r)
 {
@@ -106,17 +121,11 @@ static int cs_report(struct meta *m, struct evsrv_conn *conn, const struct wire_
     uint32_t kept = 0, dropped = 0;
     for (uint32_t i = 0; i < n; i++) {
         uint64_t chunk = rcur_u64(r);
-        uint32_t ver = rcur_u32(r), cur = 0;
-        int rc = mstore_chunk_version(m->store, chunk, &cur);
-        if (rc == -ENOENT || (rc == 0 && ver > cur)) {
-            /* no file references it, or a version this store never handed out */
-            csr_queue_delete(&m->reg, slot, chunk, ver);
-            dropped++;
-        } else if (rc == 0) {
-            /* valid or stale is decided against the chunk record (repair.c) */
-            csr_holder_set(&m->reg, chunk, slot, ver, 0, CSR_H_NOCOPY | CSR_H_UNCONFIRMED);
+        uint32_t ver = rcur_u32(r);
+        if (learn_copy(m, slot, chunk, ver))
             kept++;
-        }
+        else
+            dropped++;
     }
     if (n)
         LOG_DEBUG("cs", "server %016" PRIx64 " reports %u chunks: %u kept, %u to delete", id, n,
@@ -168,14 +177,10 @@ static int cs_chunk_event(struct meta *m, struct evsrv_conn *conn, const struct 
     if (rcur_done(r)) return -EBADMSG;
     int slot = csr_slot(&m->reg, id);
     if (slot >= 0) {
-        uint32_t cur = 0;
-        int rc = mstore_chunk_version(m->store, chunk, &cur);
-        if (!(flags & 1u))
+        if (flags & 1u)
+            learn_copy(m, slot, chunk, ver);
+        else
             csr_holder_del(&m->reg, chunk, slot);
-        else if (rc == -ENOENT || (rc == 0 && ver > cur))
-            csr_queue_delete(&m->reg, slot, chunk, ver);
-        else if (rc == 0)
-            csr_holder_set(&m->reg, chunk, slot, ver, 0, CSR_H_NOCOPY | CSR_H_UNCONFIRMED);
     }
     LOG_DEBUG("cs", "server %016" PRIx64 " %s chunk %016" PRIx64 " v%u", id,
               (flags & 1u) ? "gained" : "lost", chunk, ver);
