@@ -85,6 +85,24 @@ static int lease(struct cm *cm, struct inode_st *s, uint64_t index, struct ist_l
     return 0;
 }
 
+/* Replace the lease of chunk index (held) by a new one that leaves out the chunk's excluded
+ * servers; what the old lease still owed an fsync and COMMIT carries over (the survivors hold
+ * that data). s->mu held. */
+static int lease_again(struct cm *cm, struct inode_st *s, uint64_t index, struct ist_lease **out)
+{
+    struct ist_lease *l = ist_lease_find(s, index);
+    int unsynced = l->unsynced, alloc_dirty = l->alloc_dirty;
+    uint64_t alloc = l->alloc;
+    ist_lease_drop(s, index);
+    int rc = lease(cm, s, index, &l);
+    if (rc) return rc;
+    l->unsynced |= unsynced;
+    l->alloc = alloc;
+    l->alloc_dirty = alloc_dirty;
+    *out = l;
+    return 0;
+}
+
 /* After a write or truncate of chunk index under lease `version` failed with *r: unless a
  * newer lease was taken meanwhile (for an earlier failed piece), exclude the failed server
  * (not for -ESTALE) and replace the lease; then *out is the lease to write with. What the old
@@ -111,16 +129,7 @@ static int relet(struct cm *cm, struct inode_st *s, uint64_t index, const struct
         LOG_INFO("write", "inode %" PRIu64 " chunk %" PRIu64 " v%u: stale; leasing again", s->ino,
                  index, version);
     }
-    int unsynced = l->unsynced, alloc_dirty = l->alloc_dirty;
-    uint64_t alloc = l->alloc;
-    ist_lease_drop(s, index);
-    int rc = lease(cm, s, index, &l);
-    if (rc) return rc;
-    l->unsynced |= unsynced;
-    l->alloc = alloc;
-    l->alloc_dirty = alloc_dirty;
-    *out = l;
-    return 0;
+    return lease_again(cm, s, index, out);
 }
 
 static int wres_ok(const struct cc_wres *r)
@@ -408,15 +417,7 @@ static int fsync_chunk(struct cm *cm, struct inode_st *s, uint64_t index)
                  "leasing again without it",
                  s->ino, index, ci.loc[i].addr, strerror(-res[i]));
     }
-    if (failed) {
-        int alloc_dirty = l->alloc_dirty;
-        uint64_t alloc = l->alloc;
-        ist_lease_drop(s, index);
-        int rc = lease(cm, s, index, &l);
-        if (rc) return -EIO;
-        l->alloc = alloc;
-        l->alloc_dirty = alloc_dirty;
-    }
+    if (failed && lease_again(cm, s, index, &l)) return -EIO;
     l->unsynced = 0;
     return 0;
 }
