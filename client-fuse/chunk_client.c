@@ -158,10 +158,10 @@ void cc_copy_view(const struct cc_read_view *v, uint32_t off, uint32_t len, uint
 
 /* ---- load and replica choice -------------------------------------------------------------- */
 
-static int transport_err(int rc)
+int cc_transport_err(int rc)
 {
     return rc == -ETIMEDOUT || rc == -ECONNRESET || rc == -ECONNREFUSED || rc == -EHOSTUNREACH ||
-           rc == -ENETUNREACH || rc == -ECONNABORTED || rc == -EPIPE;
+           rc == -ENETUNREACH || rc == -ECONNABORTED || rc == -EPIPE || rc == -EHOSTDOWN;
 }
 
 static void call_begin(struct cc_call *call, struct cc_server *srv)
@@ -176,7 +176,7 @@ static void call_end(struct cc_call *call, int rc)
     struct cc_server *srv = call->srv;
     if (!srv) return;
     __atomic_sub_fetch(&srv->inflight, 1, __ATOMIC_RELAXED);
-    if (transport_err(rc))
+    if (cc_transport_err(rc))
         __atomic_store_n(&srv->avoid_until, net_now_ms() + CM_AVOID_MS, __ATOMIC_RELAXED);
     call->srv = NULL;
 }
@@ -184,7 +184,7 @@ static void call_end(struct cc_call *call, int rc)
 /* A submit that failed before anything was in flight: only the avoidance counts. */
 static void submit_failed(struct cc_server *srv, int rc)
 {
-    if (srv && transport_err(rc))
+    if (srv && cc_transport_err(rc))
         __atomic_store_n(&srv->avoid_until, net_now_ms() + CM_AVOID_MS, __ATOMIC_RELAXED);
 }
 

@@ -156,6 +156,9 @@ void cc_rank(int n, const unsigned *load, const int *avoid, unsigned rr, int *or
 /* Ids of the servers avoided now (a transport failure in the last CM_AVOID_MS; at most max),
  * for a new lease to leave out. */
 int cc_avoided_ids(struct cc_pool *p, uint64_t *out, int max);
+/* Whether rc says the server could not be reached (timeout, refused, reset, unreachable,
+ * down): such a server is avoided for CM_AVOID_MS. */
+int cc_transport_err(int rc);
 /* Mark a server avoided (a chain hop below the head failed to reach it). */
 void cc_avoid(struct cc_pool *p, const char *addr, uint64_t id);
 /* The order in which to try ci's locations now (order[0..nloc)): cc_rank over the servers'

@@ -117,8 +117,7 @@ static int relet(struct cm *cm, struct inode_st *s, uint64_t index, const struct
         int e = ist_excl_add(s, index, bad);
         if (e == -ENOMEM) return e;
         int err = r->status ? r->status : r->chain_err;
-        if (err == -ECONNREFUSED || err == -ECONNRESET || err == -ETIMEDOUT || err == -EHOSTDOWN ||
-            err == -EPIPE)
+        if (cc_transport_err(err))
             for (int i = 0; i < l->ci.nloc; i++)
                 if (l->ci.loc[i].server_id == bad) cc_avoid(cm->cc, l->ci.loc[i].addr, bad);
         LOG_WARN("write",
