@@ -6,7 +6,7 @@
 BUILD ?= build
 CC ?= cc
 SAN ?= 0
-PKGS = libevent lmdb libxxhash libzstd fuse3 check
+PKGS = libevent lmdb libxxhash libzstd fuse3 check raft libuv
 OPT ?= -O2
 CFLAGS_BASE = -std=gnu11 -D_GNU_SOURCE -g $(OPT) -Wall -Wextra -Werror -pthread -Icommon \
               -MMD -MP
@@ -18,6 +18,7 @@ CFLAGS += $(CFLAGS_BASE)
 LIBS_EVENT = -levent -levent_pthreads
 LIBS_LMDB = -llmdb
 LIBS_XXH = -lxxhash
+LIBS_RAFT = -lraft -luv -lzstd
 LIBS_FUSE = $(shell pkg-config --libs fuse3 2>/dev/null || echo -lfuse3)
 CFLAGS_FUSE = $(shell pkg-config --cflags fuse3 2>/dev/null)
 LIBS_CHECK = $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt)
@@ -63,7 +64,7 @@ $(LIBCAIRN): $(call obj,$(COMMON_SRC))
 	rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/cairn-meta: $(call obj,meta/main.c $(META_SRC)) $(LIBCAIRN)
-	$(CC) $(LDFLAGS) -pthread -o $@ $^ $(LIBS_LMDB) $(LIBS_EVENT) $(LIBS_XXH)
+	$(CC) $(LDFLAGS) -pthread -o $@ $^ $(LIBS_LMDB) $(LIBS_EVENT) $(LIBS_XXH) $(LIBS_RAFT)
 
 $(BUILD)/cairn-chunk: $(call obj,chunk/main.c $(CHUNK_SRC)) $(LIBCAIRN)
 	$(CC) $(LDFLAGS) -pthread -o $@ $^ $(LIBS_EVENT) $(LIBS_XXH)
@@ -92,7 +93,7 @@ $(BUILD)/tests/test_common_%: tests/unit/test_common_%.c $(LIBCAIRN)
 	$(CC) $(UNIT_CFLAGS) -o $@ $^ $(UNIT_LIBS) $(LIBS_EVENT)
 $(BUILD)/tests/test_meta_%: tests/unit/test_meta_%.c $(call obj,$(META_SRC)) $(LIBCAIRN)
 	@mkdir -p $(dir $@)
-	$(CC) $(UNIT_CFLAGS) -o $@ $^ $(UNIT_LIBS) $(LIBS_LMDB) $(LIBS_EVENT)
+	$(CC) $(UNIT_CFLAGS) -o $@ $^ $(UNIT_LIBS) $(LIBS_LMDB) $(LIBS_EVENT) $(LIBS_RAFT)
 $(BUILD)/tests/test_chunk_%: tests/unit/test_chunk_%.c $(call obj,$(CHUNK_SRC)) $(LIBCAIRN)
 	@mkdir -p $(dir $@)
 	$(CC) $(UNIT_CFLAGS) -o $@ $^ $(UNIT_LIBS) $(LIBS_EVENT)

@@ -26,7 +26,9 @@ struct evsrv {
     evsrv_handler handler;
     void *arg;
     int hold;
-    struct evsrv_conn *held; /* connections with held replies */
+    struct evsrv_conn *held;   /* connections with held replies */
+    struct evsrv_conn *parked;   /* connections whose first frame was deferred */
+    struct evsrv_conn *resuming; /* the parked ones evsrv_resume is handing over */
 };
 
 struct evsrv_conn {
@@ -38,7 +40,32 @@ struct evsrv_conn {
     struct evbuffer *held_buf; /* replies held until evsrv_release */
     struct evsrv_conn *held_prev, *held_next;
     int is_held;
+    struct evsrv_conn *park_prev, *park_next;
+    int is_parked;
 };
+
+static void park_unlink(struct evsrv_conn *c)
+{
+    if (!c->is_parked) return;
+    struct evsrv_conn **head = c->is_parked == 2 ? &c->srv->resuming : &c->srv->parked;
+    if (c->park_prev)
+        c->park_prev->park_next = c->park_next;
+    else
+        *head = c->park_next;
+    if (c->park_next) c->park_next->park_prev = c->park_prev;
+    c->park_prev = c->park_next = NULL;
+    c->is_parked = 0;
+}
+
+static void park_link(struct evsrv_conn *c)
+{
+    if (c->is_parked) return;
+    c->park_next = c->srv->parked;
+    c->park_prev = NULL;
+    if (c->park_next) c->park_next->park_prev = c;
+    c->srv->parked = c;
+    c->is_parked = 1;
+}
 
 static void held_unlink(struct evsrv_conn *c)
 {
@@ -55,6 +82,7 @@ static void held_unlink(struct evsrv_conn *c)
 static void conn_free(struct evsrv_conn *c)
 {
     held_unlink(c);
+    park_unlink(c);
     if (c->held_buf) evbuffer_free(c->held_buf);
     if (c->data_free) c->data_free(c->data);
     bufferevent_free(c->bev);
@@ -82,7 +110,7 @@ void evsrv_reply(struct evsrv_conn *c, const struct wire_hdr *req, int status, c
 {
     struct wire_hdr h = {.type = (uint16_t)(req->type | WIRE_REPLY_BIT),
                          .reqid = req->reqid,
-                         .length = status < 0 ? 0 : (uint32_t)len,
+                         .length = payload ? (uint32_t)len : 0,
                          .status = status};
     uint8_t hb[WIRE_HDR_SIZE];
     wire_hdr_encode(hb, &h);
@@ -101,7 +129,7 @@ void evsrv_reply(struct evsrv_conn *c, const struct wire_hdr *req, int status, c
         }
     }
     evbuffer_add(out, hb, sizeof(hb));
-    if (status >= 0 && len) evbuffer_add(out, payload, len);
+    if (payload && len) evbuffer_add(out, payload, len);
 }
 
 static void on_read(struct bufferevent *bev, void *arg)
@@ -126,10 +154,17 @@ static void on_read(struct bufferevent *bev, void *arg)
             /* Wait for the rest; make sure libevent reads that far. */
             return;
         }
-        evbuffer_drain(in, WIRE_HDR_SIZE);
-        uint8_t *payload = h.length ? evbuffer_pullup(in, h.length) : NULL;
-        rc = c->srv->handler(c, &h, payload, c->srv->arg);
-        if (h.length) evbuffer_drain(in, h.length);
+        uint8_t *frame = evbuffer_pullup(in, (ssize_t)(WIRE_HDR_SIZE + h.length));
+        if (!frame) {
+            conn_free(c);
+            return;
+        }
+        rc = c->srv->handler(c, &h, h.length ? frame + WIRE_HDR_SIZE : NULL, c->srv->arg);
+        if (rc == EVSRV_DEFER) {
+            park_link(c);
+            return;
+        }
+        evbuffer_drain(in, WIRE_HDR_SIZE + (size_t)h.length);
         if (rc) {
             LOG_WARN("net", "bad %s request from %s (%s): closing the connection",
                      proto_type_name(h.type), c->peer, strerror(-rc));
@@ -221,6 +256,31 @@ void evsrv_release(struct evsrv *s)
         struct evsrv_conn *c = s->held;
         held_unlink(c);
         evbuffer_add_buffer(bufferevent_get_output(c->bev), c->held_buf);
+    }
+}
+
+void evsrv_drop_held(struct evsrv *s)
+{
+    s->hold = 0;
+    while (s->held) {
+        struct evsrv_conn *c = s->held;
+        LOG_WARN("net", "closing the connection of %s: its replies were not committed", c->peer);
+        conn_free(c);
+    }
+}
+
+void evsrv_resume(struct evsrv *s)
+{
+    /* a connection deferred again parks itself anew: hand over the list as it is now */
+    if (s->resuming) return; /* called from a handler during a resume: that one goes on */
+    s->resuming = s->parked;
+    s->parked = NULL;
+    for (struct evsrv_conn *c = s->resuming; c; c = c->park_next)
+        c->is_parked = 2;
+    while (s->resuming) {
+        struct evsrv_conn *c = s->resuming;
+        park_unlink(c);
+        on_read(c->bev, c);
     }
 }
 

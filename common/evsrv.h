@@ -18,7 +18,10 @@ struct evsrv_conn;
 
 /* Called for each complete request frame; payload is valid only during the call. The handler
  * replies (evsrv_reply) before it returns. It returns 0, or a negative errno to have the
- * connection closed (a malformed payload). */
+ * connection closed (a malformed payload), or EVSRV_DEFER: the frame is left unread and the
+ * connection parked (nothing after it is read either, so its order is kept) until
+ * evsrv_resume, which hands the same frame to the handler again. */
+#define EVSRV_DEFER 1
 typedef int (*evsrv_handler)(struct evsrv_conn *conn, const struct wire_hdr *h,
                              const uint8_t *payload, void *arg);
 
@@ -28,7 +31,8 @@ struct evsrv *evsrv_new(struct event_base *base, const char *hostport, uint32_t 
 uint16_t evsrv_port(const struct evsrv *s);
 void evsrv_free(struct evsrv *s);
 
-/* Reply to request h with status and payload (may be NULL/0). */
+/* Reply to request h with status and payload (may be NULL/0; an error reply normally has
+ * none, but may carry one, as CAIRN_ENOTLEADER does). */
 void evsrv_reply(struct evsrv_conn *conn, const struct wire_hdr *req, int status,
                  const void *payload, size_t len);
 /* Hold replies: while on, evsrv_reply keeps each reply in its connection's held buffer instead
@@ -36,6 +40,12 @@ void evsrv_reply(struct evsrv_conn *conn, const struct wire_hdr *req, int status
  * for group commit: no reply leaves before the batch it depends on is durable. */
 void evsrv_hold(struct evsrv *s);
 void evsrv_release(struct evsrv *s);
+/* Close every connection holding replies and turn holding off: what they held promised
+ * something that did not happen (a replicated commit lost with leadership); their clients
+ * see a lost connection and retry. */
+void evsrv_drop_held(struct evsrv *s);
+/* Hand the parked connections' first frames to the handler again. */
+void evsrv_resume(struct evsrv *s);
 
 /* Per-connection user data (e.g. the chunk server id registered on it). */
 void evsrv_conn_set_data(struct evsrv_conn *conn, void *data, void (*free_fn)(void *));

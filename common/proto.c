@@ -81,7 +81,7 @@ void proto_get_chunk_info(struct rcur *c, struct chunk_info *ci)
 
 const char *proto_type_name(uint16_t type)
 {
-    switch (type & ~0x8000u) {
+    switch (type & ~(0x8000u | MSG_F_SEQ)) {
 #define N(x)                                                                                       \
     case MSG_##x:                                                                                  \
         return #x;
@@ -96,7 +96,7 @@ const char *proto_type_name(uint16_t type)
                     N(CS_REPORT) N(CS_HEARTBEAT) N(CS_BAD_CHUNK) N(CS_CHUNK_EVENT) N(CHK_READ)
                         N(CHK_WRITE) N(CHK_TRUNCATE) N(CHK_DELETE) N(CHK_FSYNC) N(CHK_INFO)
                             N(CHK_SETVER) N(SET_COPIES) N(FILEINFO) N(HEALTH) N(CS_DRAIN)
-                                N(CS_REPLICATED)
+                                N(CS_REPLICATED) N(META_STATUS) N(META_ADD) N(META_REMOVE) N(META_WHOAMI)
 #undef N
     }
     return "?";

@@ -29,6 +29,26 @@
 #define CAIRN_ECORRUPT EUCLEAN
 /* A chunk write/read named a version the server does not hold: ESTALE. */
 
+/* A meta replica that is not the leader answers every request that needs the leader (all
+ * client and chunk-server requests, META_ADD/REMOVE) with status -CAIRN_ENOTLEADER and the
+ * payload { str leader_addr }: the leader's client address, or "" while no leader is known
+ * (an election is running: wait ~100 ms and ask again, any replica). Not an errno: never
+ * shown to applications. */
+#define CAIRN_ENOTLEADER 1001
+
+/* Exactly-once mutations across a failover. A request whose type has MSG_F_SEQ set carries,
+ * after its own fields, a 24-byte trailer { u64 session, u64 seq, u64 acked_below } (the
+ * reply's type is the request's type with MSG_F_SEQ too, plus WIRE_REPLY_BIT). seq numbers a
+ * session's mutations from 1 up; a retry of the same request reuses its seq; acked_below is
+ * the lowest seq the client still waits for (every lower one was answered). The meta service
+ * remembers the outcome of each (session, seq) >= acked_below in its replicated state, so a
+ * repeated request is answered with its first outcome (a retried mkdir never fails with
+ * EEXIST) and applies exactly once. Clients set it on MSG_SETATTR, MKNOD, MKDIR, UNLINK,
+ * RMDIR, RENAME, LINK, SYMLINK, SETXATTR, REMOVEXATTR, CREATE, OPEN, RELEASE, CHUNK_LEASE,
+ * COMMIT, SET_COPIES, once they have a session. */
+#define MSG_F_SEQ 0x4000u
+#define MSG_SEQ_TRAILER 24u
+
 enum proto_type {
     /* --- client -> meta ------------------------------------------------------------- */
     /* str client_name, u64 resume_session (0 = new)
@@ -129,6 +149,29 @@ enum proto_type {
     /* u64 server_id, u8 on (1 drain, 0 undrain) -> (empty); -ENOENT unknown server.
      * A draining server gets no new chunks; its copies are made elsewhere, then dropped. */
     MSG_CS_DRAIN = 43,
+    /* --- admin -> any meta replica: the Raft group ---------------------------------- */
+    /* (empty) -> u64 self_id, u8 self_state (META_ST_*), u64 leader_id (0 = none known),
+     *            str leader_addr, u64 term, u64 commit_index, u64 applied_index,
+     *            u64 last_index (of this replica's log), u32 n,
+     *            n x { u64 id, str addr, u8 role (META_ROLE_*), u8 reachable,
+     *                  u64 match_index }
+     * Answered by every replica (a follower too). addr is a member's client address. Only
+     * the leader knows match_index (the last log index a member is known to hold: its lag is
+     * last_index - match_index) and reachable (heard from within the election timeout);
+     * other replicas send match_index 0 and reachable 1. */
+    MSG_META_STATUS = 44,
+    /* str addr (client address of a cairn-meta running with an empty data folder and no
+     * bootstrap) -> u64 id. Leader only. Gives it the next free id, adds it to the group and
+     * replies once it has caught up and votes. -EEXIST: a member has that address;
+     * -ETIMEDOUT: it did not catch up within 60 s (it stays a non-voting member: remove it
+     * or ask again). */
+    MSG_META_ADD = 45,
+    /* u64 id -> (empty). Leader only. Removes a member (the leader itself: it steps down
+     * once the change commits). -ENOENT unknown id; -EBUSY another change is running. */
+    MSG_META_REMOVE = 46,
+    /* str addr -> u64 id (0 = no member has that address yet). What a fresh replica asks
+     * (every replica it knows, repeatedly) to learn the id META_ADD gave it. */
+    MSG_META_WHOAMI = 47,
 
     /* --- chunk server -> meta ------------------------------------------------------- */
     /* u64 server_id, str addr, u64 capacity, u64 free, str zone ("" = none) -> u64 chunk_size */
@@ -211,6 +254,11 @@ enum copy_state {
     COPY_PENDING = 4, /* being copied to this server now */
     COPY_DRAINING = 5 /* valid, on a draining server: served, not counted toward the goal */
 };
+
+/* A replica's state and a member's role in MSG_META_STATUS. */
+enum meta_state { META_ST_UNAVAILABLE = 0, META_ST_FOLLOWER = 1, META_ST_CANDIDATE = 2,
+                  META_ST_LEADER = 3 };
+enum meta_role { META_ROLE_STANDBY = 0, META_ROLE_VOTER = 1, META_ROLE_SPARE = 2 };
 
 /* State of a chunk server in MSG_HEALTH. */
 enum cs_health_state { CS_STATE_UP = 0, CS_STATE_DOWN = 1, CS_STATE_DRAINING = 2 };

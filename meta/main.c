@@ -14,6 +14,7 @@
 #include "daemon.h"
 #include "log.h"
 #include "meta.h"
+#include "mraft.h"
 #include "net.h"
 
 #define O(f) offsetof(struct meta_cfg, f)
@@ -31,8 +32,8 @@ static const struct conf_opt meta_opts[] = {
     {"open_chunks", CONF_INT, "4", O(open_chunks),
      "chunk locations sent with every open (saves round trips for small files)"},
     {"fsync", CONF_BOOL, "true", O(fsync_commits),
-     "make every commit durable on disk before its reply (false: survives a crash of the "
-     "daemon but not of the machine)"},
+     "flush the store to disk every second (the Raft log, written before every reply, is what "
+     "makes a change durable; false: only at snapshots and exit)"},
     {"pin_memory", CONF_BOOL, "true", O(pin_memory),
      "keep the metadata store resident in memory (mlock), so lookups never wait for the disk"},
     {"default_copies", CONF_INT, "2", O(default_copies),
@@ -44,6 +45,19 @@ static const struct conf_opt meta_opts[] = {
     {"balance_pct", CONF_INT, "10", O(balance_pct),
      "percentage points of disk usage between the fullest and the emptiest chunk server that "
      "start moving chunks"},
+    {"peers", CONF_STR, "", O(peers),
+     "client addresses HOST:PORT,... of the replicas that first form the group (ids 1, 2, 3... "
+     "in this order; Raft uses PORT+1); empty: a group of this one replica"},
+    {"join", CONF_STR, "", O(join),
+     "replicas of a running group this new replica (empty data_dir, not in peers) asks for its "
+     "id after `cairn meta add` of its address"},
+    {"election_timeout_ms", CONF_INT, "1000", O(election_timeout_ms),
+     "milliseconds without a leader's heartbeat before a replica starts an election"},
+    {"heartbeat_ms", CONF_INT, "100", O(heartbeat_ms), "milliseconds between leader heartbeats"},
+    {"snapshot_entries", CONF_INT, "8192", O(snapshot_entries),
+     "log entries between two snapshots of the store"},
+    {"snapshot_trailing", CONF_INT, "2048", O(snapshot_trailing),
+     "log entries kept behind a snapshot (a slightly late replica catches up from the log)"},
     {"log_level", CONF_STR, "info", O(log_level), "error, warn, info or debug"},
     {"log_file", CONF_STR, NULL, O(log_file), "log to this file instead of stderr"},
     {"daemon", CONF_FLAG, NULL, O(daemon), "run in the background"},
@@ -77,9 +91,11 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct meta *m = arg;
-    if (csr_expire(&m->reg, net_now_ms()) > 0) repair_rescan(m); /* their chunks are short */
+    if (meta_ready(m) && csr_expire(&m->reg, net_now_ms()) > 0)
+        repair_rescan(m); /* their chunks are short */
     meta_sessions_expire(m);
     pin_store(m);
+    if (m->cfg.fsync_commits) mstore_sync(m->store);
 }
 
 static void on_flush(evutil_socket_t fd, short what, void *arg)
@@ -97,6 +113,13 @@ static int check_cfg(struct meta_cfg *c)
         return -EINVAL;
     }
     if (c->session_timeout < 2) c->session_timeout = 2;
+    if (c->election_timeout_ms < 50 || c->heartbeat_ms < 10 ||
+        c->heartbeat_ms * 2 > c->election_timeout_ms || c->snapshot_entries < 16 ||
+        c->snapshot_trailing < 0) {
+        fprintf(stderr, "cairn-meta: election_timeout_ms >= 50, heartbeat_ms between 10 and half "
+                        "of it, snapshot_entries >= 16, please\n");
+        return -EINVAL;
+    }
     if (c->cs_timeout < 1) c->cs_timeout = 1;
     if (c->default_copies < 1 || c->default_copies > CAIRN_COPIES_MAX) {
         fprintf(stderr, "cairn-meta: default_copies must be between 1 and %d\n", CAIRN_COPIES_MAX);
@@ -126,9 +149,12 @@ static int serve(struct meta *m, int dfd)
         fprintf(stderr, "cairn-meta: log file %s: %s\n", m->cfg.log_file, strerror(-rc));
         return 1;
     }
+    /* the Raft log is the durable point: the store is flushed in the background, and a
+     * replica formats its store only through the group's first record */
     struct mstore_opts so = {.map_size = m->cfg.map_size,
                              .chunk_size = m->cfg.chunk_size,
-                             .no_sync = !m->cfg.fsync_commits};
+                             .no_sync = 1,
+                             .no_format = 1};
     rc = mstore_open(m->cfg.data_dir, &so, &m->store);
     if (rc) {
         LOG_ERR("main", "cannot open the store in %s: %s", m->cfg.data_dir, strerror(-rc));
@@ -163,6 +189,12 @@ static int serve(struct meta *m, int dfd)
         goto out_ev;
     if (repair_start(m)) goto out_ev;
     signal(SIGPIPE, SIG_IGN);
+    wbuf_init(&m->batch_log);
+    rc = mraft_start(m);
+    if (rc) {
+        LOG_ERR("main", "cannot start the Raft replica: %s", strerror(-rc));
+        goto out_raft;
+    }
     pin_store(m);
     LOG_INFO("main", "cairn-meta serving on %s (port %u), data in %s, chunk size %llu",
              m->cfg.listen, evsrv_port(m->srv), m->cfg.data_dir,
@@ -170,8 +202,13 @@ static int serve(struct meta *m, int dfd)
     daemon_done(dfd, 0, 0);
     dfd = -1;
     event_base_dispatch(m->base);
-    meta_flush(m);
+    /* a batch not committed by the group was never acknowledged */
+    if (mstore_batch_active(m->store)) mstore_batch_abort(m->store);
     status = 0;
+out_raft:
+    mraft_stop(m);
+    mstore_sync(m->store);
+    wbuf_free(&m->batch_log);
 out_ev:
     repair_stop(m);
     if (m->flush_ev) event_free(m->flush_ev);

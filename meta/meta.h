@@ -30,6 +30,13 @@ struct meta_cfg {
     int repair_rate;       /* MiB/s of replication over the cluster, 0 = unlimited */
     int repair_per_server; /* replication orders in flight per destination (and source) */
     int balance_pct;       /* disk usage spread that starts rebalancing */
+    /* the Raft group (mraft.c) */
+    char peers[CONF_STR_MAX]; /* client addresses of the first members ("" = just this one) */
+    char join[CONF_STR_MAX];  /* replicas to ask for our id while we wait to be added */
+    int election_timeout_ms;
+    int heartbeat_ms;
+    int snapshot_entries;
+    int snapshot_trailing;
     char log_level[CONF_STR_MAX];
     char log_file[CONF_STR_MAX];
     int daemon;
@@ -39,6 +46,7 @@ struct meta_cfg {
 #define CSR_ORDERS_MAX 32 /* replication orders waiting for one server's heartbeat */
 
 struct csr_order {
+    uint64_t batch; /* the group commit of its version bump: sent once that is committed */
     uint64_t chunk_id;
     uint32_t version;
     uint8_t nsrc;
@@ -125,9 +133,23 @@ struct csr_view {
 
 #include "repair.h"
 
+struct mraft;
+
 struct meta {
     struct meta_cfg cfg;
     struct mstore *store;
+    struct mraft *raft; /* the replication of every record (mraft.c) */
+    /* group commit under Raft: the records of the open batch, encoded for the log */
+    struct wbuf batch_log;
+    uint32_t batch_nrec;
+    uint64_t batch_no;      /* number of the open (or last) batch */
+    uint64_t durable_batch; /* the last batch committed by the group */
+    int inflight;           /* the open batch is in the Raft log, waiting for its commit */
+    uint64_t spec_index;    /* its log index */
+    int tick_pending;       /* a repair tick waits for the batch */
+    /* the numbered request being handled (MSG_F_SEQ), copied into its record */
+    uint64_t cur_session, cur_seq, cur_acked;
+    int64_t lead_since_s; /* when this replica last became a ready leader (session grace) */
     struct cs_registry reg;
     struct event_base *base;
     struct evsrv *srv;
@@ -137,6 +159,23 @@ struct meta {
 };
 
 #define META_BATCH_MAX 512 /* records per group commit at most */
+
+/* Whether this replica is the leader and has applied everything before its term (it may
+ * serve and prepare records). */
+int meta_ready(struct meta *m);
+/* Whether a record may be applied now (ready, and no batch waits in the Raft log). */
+int meta_can_apply(struct meta *m);
+/* A batch was committed by the group (mraft.c, at its apply): release its replies, run what
+ * waited for it. */
+void meta_batch_committed(struct meta *m, uint64_t index);
+/* The open batch is lost (leadership lost before its commit): throw it away and close the
+ * connections whose replies promised it. */
+void meta_batch_lost(struct meta *m);
+/* This replica became a ready leader, or stopped being the leader. */
+void meta_leader_changed(struct meta *m, int leading);
+
+/* Answer h with -CAIRN_ENOTLEADER and the leader's address (or ""). */
+void meta_reply_not_leader(struct meta *m, struct evsrv_conn *conn, const struct wire_hdr *h);
 
 /* server.c: the evsrv handler for every request. */
 int meta_handle(struct evsrv_conn *conn, const struct wire_hdr *h, const uint8_t *payload,

@@ -7,7 +7,7 @@
 #include "mop.h"
 #include "mstore_int.h"
 
-#define MOP_VERSION 2 /* 1: without the chain */
+#define MOP_VERSION 3 /* 1: without the chain; 2: without the (session, seq) */
 
 int mop_prepare(struct mstore *s, struct mop *op)
 {
@@ -69,13 +69,16 @@ void mop_encode(const struct mop *op, struct wbuf *b)
     wbuf_put_u8(b, n);
     for (uint8_t i = 0; i < n; i++)
         wbuf_put_u64(b, op->chain[i]);
+    wbuf_put_u64(b, op->cs_session);
+    wbuf_put_u64(b, op->cs_seq);
+    wbuf_put_u64(b, op->cs_acked);
 }
 
 int mop_decode(struct rcur *c, struct mop *op)
 {
     memset(op, 0, sizeof(*op));
     uint8_t ver = rcur_u8(c);
-    if (ver != 1 && ver != MOP_VERSION) return -EBADMSG;
+    if (ver < 1 || ver > MOP_VERSION) return -EBADMSG;
     op->type = rcur_u16(c);
     op->now_s = rcur_i64(c);
     op->now_ns = rcur_u32(c);
@@ -110,6 +113,11 @@ int mop_decode(struct rcur *c, struct mop *op)
         if (op->nchain > CAIRN_MAX_CHAIN) c->err = -EBADMSG;
         for (uint8_t i = 0; i < op->nchain && !c->err; i++)
             op->chain[i] = rcur_u64(c);
+    }
+    if (ver >= 3) {
+        op->cs_session = rcur_u64(c);
+        op->cs_seq = rcur_u64(c);
+        op->cs_acked = rcur_u64(c);
     }
     if (c->err || op->type < MOP_MKNOD || op->type > MOP_LAST) {
         memset(op, 0, sizeof(*op));

@@ -35,7 +35,9 @@ enum mop_type {
     MOP_SESSION_TOUCH, /* session (last seen = now) */
     MOP_SESSION_CLOSE, /* session: releases its open files, purges orphans */
     MOP_SET_COPIES,    /* ino, flags = copies (0 = the default again) */
-    MOP_LAST = MOP_SET_COPIES
+    MOP_FORMAT,        /* the first record of a new group: now_s = format epoch (generation
+                        * of every inode), size = chunk size; a no-op on a formatted store */
+    MOP_LAST = MOP_FORMAT
 };
 
 /* MOP_CHUNK_LEASE of an existing chunk. The record keeps, besides the new version, the oldest
@@ -74,6 +76,9 @@ struct mop {
     /* CHUNK_LEASE: the server ids of the write chain, fixed by the leader */
     uint8_t nchain;
     uint64_t chain[CAIRN_MAX_CHAIN];
+    /* exactly-once (MSG_F_SEQ): the client's session and the request's seq (0 = none), and
+     * the lowest seq the client still waits for (outcomes below it are forgotten) */
+    uint64_t cs_session, cs_seq, cs_acked;
 };
 
 typedef void (*mop_freed_fn)(void *arg, uint64_t chunk_id, uint32_t version);
@@ -85,6 +90,7 @@ struct mop_result {
      * any more, so the caller can tell chunk servers to delete it. May be NULL. */
     mop_freed_fn freed;
     void *freed_arg;
+    int duplicate; /* set by apply: a repeated (session, seq); the first outcome is returned */
 };
 
 /* Fill the leader's values into op (time now, new inode/gen/chunk id as the type needs; for

@@ -24,7 +24,10 @@ struct mop_result;
 struct mstore_opts {
     uint64_t map_size;   /* LMDB map size; default 8 GiB */
     uint64_t chunk_size; /* fixed at format time; ignored for an existing store */
-    int no_sync;         /* tests only: MDB_NOSYNC */
+    int no_sync;         /* MDB_NOSYNC: commits reach the disk at mstore_sync (Raft: the log is
+                          * the durable point) */
+    int no_meta_sync;    /* MDB_NOMETASYNC */
+    int no_format;       /* leave a new store empty: a MOP_FORMAT record formats it */
 };
 
 /* Open (creating and formatting when empty) the store in directory dir. */
@@ -114,6 +117,23 @@ uint32_t mstore_default_copies(void);
 /* Apply one prepared record in one write transaction, committed (durable) on return. res
  * receives the outcome (attr, chunk info, chunks freed). A failed operation changes nothing. */
 int mstore_apply(struct mstore *s, const struct mop *op, struct mop_result *res);
+
+/* --- replication (Raft) ------------------------------------------------------------ */
+/* Whether the store holds a file system (formatted at open or by a MOP_FORMAT record). */
+int mstore_formatted(const struct mstore *s);
+/* The last Raft log index whose records the store holds (0: none). Recorded in the same
+ * transaction as the records (mstore_batch_commit_at), so a restarted replica resumes exactly
+ * after it. Reads through the open batch when there is one. */
+uint64_t mstore_applied(struct mstore *s);
+/* Commit the open batch (as mstore_batch_commit) recording index as applied. */
+int mstore_batch_commit_at(struct mstore *s, uint64_t index);
+/* Throw the open batch away: nothing of it stays, no freed chunk is reported. */
+void mstore_batch_abort(struct mstore *s);
+/* Write what no_sync commits left in the page cache to the disk. */
+int mstore_sync(struct mstore *s);
+/* Write a consistent, compacted copy of the store (its data file) to fd, in a read
+ * transaction of the calling thread: writers go on meanwhile. Any thread. */
+int mstore_copy_fd(struct mstore *s, int fd);
 
 /* Group commit. Between begin and commit, mstore_apply applies each record in its own nested
  * transaction of one parent transaction (a failed record still changes nothing) and returns

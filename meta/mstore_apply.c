@@ -28,6 +28,7 @@ static const mst_apply_fn mst_ops[] = {
     [MOP_SESSION_TOUCH] = mst_apply_session_touch,
     [MOP_SESSION_CLOSE] = mst_apply_session_close,
     [MOP_SET_COPIES] = mst_apply_set_copies,
+    [MOP_FORMAT] = mst_apply_format,
 };
 
 /* Keep the leader's in-memory counters at or above what the store has handed out, so a
@@ -53,6 +54,16 @@ int mstore_apply(struct mstore *s, const struct mop *op, struct mop_result *res)
 {
     if (op->type == 0 || op->type >= sizeof(mst_ops) / sizeof(mst_ops[0]) || !mst_ops[op->type])
         return -EINVAL;
+    /* a numbered request seen before gets its first outcome (a lease may simply be taken
+     * again: the new version is what the writer uses) */
+    int numbered = op->cs_seq && op->cs_session && op->type != MOP_CHUNK_LEASE;
+    if (numbered) {
+        int first_rc = 0;
+        int found = mst_dedup_find(s, op, res, &first_rc);
+        if (found < 0) return found;
+        if (found) return first_rc;
+    }
+    if (op->type != MOP_FORMAT && !s->formatted && !s->format_pending) return -EAGAIN;
     struct mtx x = {.s = s, .op = op, .res = res};
     wbuf_init(&x.freed);
     int rc = mst_err(mdb_txn_begin(s->env, s->batch, 0, &x.txn));
@@ -60,10 +71,26 @@ int mstore_apply(struct mstore *s, const struct mop *op, struct mop_result *res)
     rc = mst_ops[op->type](&x);
     if (rc) {
         mdb_txn_abort(x.txn);
+        if (numbered && rc != -ENOSPC && rc != -EIO) {
+            int rrc = mst_dedup_record(s, op, rc, res);
+            if (rrc) rc = rrc;
+        }
         goto out;
+    }
+    if (numbered) {
+        /* the outcome goes into the same transaction as the change */
+        rc = mst_dedup_record_txn(x.txn, s, op, 0, res);
+        if (rc) {
+            mdb_txn_abort(x.txn);
+            goto out;
+        }
     }
     rc = mst_err(mdb_txn_commit(x.txn));
     if (rc) goto out;
+    if (!s->batch && s->format_pending) {
+        s->formatted = 1;
+        s->format_pending = 0;
+    }
     mst_sync_counters(s, op);
     if (s->batch) {
         /* reported when the batch is durable */
@@ -106,11 +133,37 @@ uint32_t mstore_batch_size(const struct mstore *s)
     return s->batch ? s->batch_ops : 0;
 }
 
+int mstore_batch_commit_at(struct mstore *s, uint64_t index)
+{
+    if (!s->batch) {
+        int rc = mstore_batch_begin(s);
+        if (rc) return rc;
+    }
+    int rc = mst_counter_put(s->batch, s, "applied", index);
+    if (rc) {
+        mstore_batch_abort(s);
+        return rc;
+    }
+    return mstore_batch_commit(s);
+}
+
+void mstore_batch_abort(struct mstore *s)
+{
+    if (!s->batch) return;
+    mdb_txn_abort(s->batch);
+    s->batch = NULL;
+    s->batch_ops = 0;
+    s->format_pending = 0;
+    wbuf_free(&s->batch_freed);
+}
+
 int mstore_batch_commit(struct mstore *s)
 {
     if (!s->batch) return 0;
     int rc = mst_err(mdb_txn_commit(s->batch));
     s->batch = NULL;
+    if (!rc && s->format_pending) s->formatted = 1;
+    s->format_pending = 0;
     if (!rc) report_freed(&s->batch_freed, s->batch_freed_fn, s->batch_freed_arg);
     wbuf_free(&s->batch_freed);
     return rc;

@@ -94,11 +94,9 @@ int mst_rtxn(struct mstore *s, MDB_txn **t)
     return mst_err(mdb_txn_begin(s->env, NULL, MDB_RDONLY, t));
 }
 
-static int mst_format(struct mstore *s, MDB_txn *t, uint64_t chunk_size)
+int mst_format(struct mstore *s, MDB_txn *t, uint64_t epoch, uint64_t chunk_size)
 {
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    uint64_t epoch = (uint64_t)now.tv_sec;
+    struct timespec now = {.tv_sec = (time_t)epoch};
     struct mst_inode root = {
         .gen = epoch,
         .mode = S_IFDIR | 0755,
@@ -121,6 +119,14 @@ static int mst_format(struct mstore *s, MDB_txn *t, uint64_t chunk_size)
     if (!rc) rc = mst_counter_put(t, s, "inodes", 1);
     if (!rc) rc = mst_counter_put(t, s, "bytes", 0);
     if (!rc) rc = mst_counter_put(t, s, "format", 1);
+    if (!rc) {
+        s->chunk_size = chunk_size;
+        s->epoch = epoch;
+        s->next_ino = 2;
+        s->next_chunk = 1;
+        s->next_session = 1;
+        s->format_pending = 1; /* formatted once committed (mstore_apply, batch commit) */
+    }
     return rc;
 }
 
@@ -134,6 +140,7 @@ static int mst_open_dbs(struct mstore *s, MDB_txn *t)
         {"symlink", &s->symlink}, {"xattr", &s->xattr},     {"chunk", &s->chunk},
         {"chunkid", &s->chunkid}, {"session", &s->session}, {"open", &s->open},
         {"openref", &s->openref}, {"orphan", &s->orphan},   {"meta", &s->meta},
+        {"dedup", &s->dedup},
     };
     for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
         int rc = mdb_dbi_open(t, dbs[i].name, MDB_CREATE, dbs[i].dbi);
@@ -150,10 +157,13 @@ static int mst_load(struct mstore *s, const struct mstore_opts *opts)
     rc = mst_open_dbs(s, t);
     uint64_t formatted = 0;
     if (!rc) rc = mst_counter_get(t, s, "format", &formatted);
-    if (!rc && !formatted) {
+    if (!rc && !formatted && !(opts && opts->no_format)) {
         uint64_t cs = opts && opts->chunk_size ? opts->chunk_size : MST_DEFAULT_CHUNK;
-        rc = mst_format(s, t, cs);
+        rc = mst_format(s, t, (uint64_t)time(NULL), cs);
+        formatted = 1;
     }
+    s->formatted = formatted != 0;
+    s->format_pending = 0;
     if (!rc) rc = mst_counter_get(t, s, "chunk_size", &s->chunk_size);
     if (!rc) rc = mst_counter_get(t, s, "epoch", &s->epoch);
     if (!rc) rc = mst_counter_get(t, s, "next_ino", &s->next_ino);
@@ -182,7 +192,8 @@ int mstore_open(const char *dir, const struct mstore_opts *opts, struct mstore *
     rc = mst_err(mdb_env_set_mapsize(s->env, map));
     if (!rc) rc = mst_err(mdb_env_set_maxdbs(s->env, 16));
     if (!rc) rc = mst_err(mdb_env_set_maxreaders(s->env, 256));
-    unsigned flags = MDB_NOTLS | (opts && opts->no_sync ? MDB_NOSYNC : 0);
+    unsigned flags = MDB_NOTLS | (opts && opts->no_sync ? MDB_NOSYNC : 0) |
+                     (opts && opts->no_meta_sync ? MDB_NOMETASYNC : 0);
     if (!rc) rc = mst_err(mdb_env_open(s->env, dir, flags, 0600));
     if (!rc) rc = mst_load(s, opts);
     if (rc) goto err_env;
@@ -207,6 +218,44 @@ void mstore_close(struct mstore *s)
     mdb_env_close(s->env);
     pthread_mutex_destroy(&s->lock);
     free(s);
+}
+
+int mst_apply_format(struct mtx *x)
+{
+    uint64_t formatted = 0;
+    int rc = mst_counter_get(x->txn, x->s, "format", &formatted);
+    if (rc || formatted) return rc; /* formatted already: nothing to do */
+    return mst_format(x->s, x->txn, (uint64_t)x->op->now_s,
+                      x->op->size ? x->op->size : MST_DEFAULT_CHUNK);
+}
+
+int mstore_formatted(const struct mstore *s)
+{
+    return s->formatted;
+}
+
+uint64_t mstore_applied(struct mstore *s)
+{
+    MDB_txn *t;
+    uint64_t v = 0;
+    if (s->batch) {
+        mst_counter_get(s->batch, s, "applied", &v);
+        return v;
+    }
+    if (mst_rtxn(s, &t)) return 0;
+    mst_counter_get(t, s, "applied", &v);
+    mdb_txn_abort(t);
+    return v;
+}
+
+int mstore_sync(struct mstore *s)
+{
+    return mst_err(mdb_env_sync(s->env, 1));
+}
+
+int mstore_copy_fd(struct mstore *s, int fd)
+{
+    return mst_err(mdb_env_copyfd2(s->env, fd, MDB_CP_COMPACT));
 }
 
 uint64_t mstore_chunk_size(const struct mstore *s)

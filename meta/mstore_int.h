@@ -15,7 +15,8 @@
  *   open    session, ino         -> count u32
  *   openref ino                  -> total open count u32 (over all sessions)
  *   orphan  ino                  -> u8 1 (nlink 0 but still open)
- *   meta    counter name (text)  -> u64 */
+ *   dedup   session, seq         -> rc i32, ino u64 (outcome of a client's numbered request)
+ *   meta    counter name (text)  -> u64 ("applied": the last Raft index applied) */
 #ifndef CAIRN_MSTORE_INT_H
 #define CAIRN_MSTORE_INT_H
 
@@ -31,7 +32,9 @@
 struct mstore {
     MDB_env *env;
     MDB_dbi inode, dirent, dirseq, symlink, xattr, chunk, chunkid, session, open, openref, orphan,
-        meta;
+        dedup, meta;
+    int formatted;      /* committed: reads see the root */
+    int format_pending; /* formatted in a transaction not yet committed */
     uint64_t chunk_size;
     uint64_t epoch;
     pthread_mutex_t lock; /* guards the leader's counters below */
@@ -147,6 +150,22 @@ int mst_apply_removexattr(struct mtx *x);
 int mst_chunks_free_from(struct mtx *x, uint64_t ino, uint64_t first, uint64_t *freed_alloc);
 int mst_apply_chunk_lease(struct mtx *x);
 int mst_apply_commit(struct mtx *x);
+
+/* mstore_dedup.c: exactly-once outcomes of numbered client requests (MSG_F_SEQ) */
+/* Whether op repeats a (session, seq) already applied: then *rc is its first outcome and
+ * res->attr the current attr of the inode it named. Returns 1 found, 0 not, or -errno. */
+int mst_dedup_find(struct mstore *s, const struct mop *op, struct mop_result *res, int *rc);
+/* Remember op's outcome and forget the session's outcomes below op->cs_acked: in t, or (the
+ * first form, for a failed record whose own transaction was aborted) in a transaction of its
+ * own inside the open batch. */
+int mst_dedup_record_txn(MDB_txn *t, struct mstore *s, const struct mop *op, int rc,
+                         const struct mop_result *res);
+int mst_dedup_record(struct mstore *s, const struct mop *op, int rc, const struct mop_result *res);
+/* Forget every outcome of a session (it closed). */
+int mst_dedup_drop_session(MDB_txn *t, struct mstore *s, uint64_t session);
+/* mstore_env.c: format a new store (root inode, counters) with this epoch and chunk size. */
+int mst_format(struct mstore *s, MDB_txn *t, uint64_t epoch, uint64_t chunk_size);
+int mst_apply_format(struct mtx *x);
 
 /* mstore_session.c */
 int mst_is_open(MDB_txn *t, struct mstore *s, uint64_t ino);

@@ -179,6 +179,7 @@ int mst_apply_session_close(struct mtx *x)
     uint8_t sk[8];
     be_put64(sk, sid);
     int rc = mst_del(x->txn, x->s->session, sk, 8);
+    if (!rc) rc = mst_dedup_drop_session(x->txn, x->s, sid);
     if (rc) return rc;
     /* Release every open of the session, one at a time (each drop may change the tree). */
     for (;;) {

@@ -261,9 +261,9 @@ static int start_order(struct meta *m, const struct mstore_chunk *ck, const stru
         LOG_WARN("repair", "chunk %016" PRIx64 ": version bump failed: %s", ck->id, strerror(-rc));
         return rc;
     }
-    meta_flush(m); /* durable before any server hears of the new version */
     uint32_t nv = res.chunk.version;
     struct csr_order *o = &d->orders[d->norders++];
+    o->batch = m->batch_no; /* no server hears of the new version before it is committed */
     o->chunk_id = ck->id;
     o->version = nv;
     o->nsrc = (uint8_t)nsrc;
@@ -499,11 +499,21 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    struct meta *m = arg;
+    repair_tick(arg);
+}
+
+void repair_tick(struct meta *m)
+{
+    m->tick_pending = 0;
     struct repair *rp = &m->rep;
-    /* what the scanner reads must include every record applied so far (a chunk freed or
-     * created in the open group commit), so the batch is made durable first */
-    if (mstore_batch_active(m->store)) meta_flush(m);
+    /* only the leader repairs; what the scanner reads must include every record applied so
+     * far (a chunk freed or created in the open group commit): with a batch open the tick
+     * runs as soon as it is committed */
+    if (!meta_ready(m)) return;
+    if (mstore_batch_active(m->store)) {
+        m->tick_pending = 1;
+        return;
+    }
     uint64_t now = net_now_ms();
     /* the rate window: clear the buckets of seconds that passed */
     uint64_t sec = now / 1000;

@@ -58,6 +58,9 @@ struct meta;
 struct mstore_chunk;
 
 int repair_start(struct meta *m);
+/* One step of the scanner and the repair queue (every 200 ms; at once after a group commit
+ * when a tick found one open). Leader only. */
+void repair_tick(struct meta *m);
 void repair_stop(struct meta *m);
 /* A destination finished (status 0) or failed an order. */
 void repair_done(struct meta *m, int slot, uint64_t chunk_id, uint32_t version, int status,

@@ -9,11 +9,13 @@
 #include <inttypes.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <event2/event.h>
 
 #include "log.h"
 #include "meta.h"
+#include "mraft_int.h"
 #include "net.h"
 
 #define READDIR_MAX_ENTRIES 4096u
@@ -36,13 +38,32 @@ static void freed_chunk(void *arg, uint64_t chunk_id, uint32_t version)
     csr_chunk_freed(&m->reg, chunk_id, version);
 }
 
+int meta_ready(struct meta *m)
+{
+    return mraft_ready(m) && mstore_formatted(m->store);
+}
+
+int meta_can_apply(struct meta *m)
+{
+    return mraft_ready(m) && !m->inflight;
+}
+
 int meta_apply(struct meta *m, struct mop *op, struct mop_result *res)
 {
+    if (!meta_can_apply(m)) return -EAGAIN;
+    op->cs_session = m->cur_session;
+    op->cs_seq = m->cur_seq;
+    op->cs_acked = m->cur_acked;
+    m->cur_seq = 0; /* one record per numbered request */
     int rc = mop_prepare(m->store, op);
     if (rc) return rc;
     if (!mstore_batch_active(m->store)) {
         rc = mstore_batch_begin(m->store);
         if (rc) return rc;
+        m->batch_no++;
+        m->batch_nrec = 0;
+        m->batch_log.len = 0;
+        m->batch_log.err = 0;
         evsrv_hold(m->srv);
         if (m->flush_ev) event_active(m->flush_ev, EV_TIMEOUT, 0);
     }
@@ -51,19 +72,87 @@ int meta_apply(struct meta *m, struct mop *op, struct mop_result *res)
     rc = mstore_apply(m->store, op, res);
     if (rc && rc != -ENOENT && rc != -EEXIST && rc != -ENOTEMPTY && rc != -ENODATA)
         LOG_DEBUG("meta", "%u failed: %s", op->type, strerror(-rc));
-    if (mstore_batch_size(m->store) >= META_BATCH_MAX) meta_flush(m);
+    /* every record goes to the log, a failed one too: the other replicas reach the same
+     * outcome (and remember it for a retry of a numbered request) */
+    mop_encode(op, &m->batch_log);
+    m->batch_nrec++;
+    if (m->batch_nrec >= META_BATCH_MAX) meta_flush(m);
     return rc;
 }
 
 void meta_flush(struct meta *m)
 {
-    int rc = mstore_batch_commit(m->store);
+    if (!mstore_batch_active(m->store) || m->inflight) return;
+    if (m->batch_log.err) {
+        LOG_ERR("meta", "cannot encode a batch: %s", strerror(-m->batch_log.err));
+        meta_batch_lost(m);
+        return;
+    }
+    int rc = mraft_submit(m);
     if (rc) {
-        LOG_ERR("meta", "group commit failed: %s; stopping (nothing of it was acknowledged)",
-                strerror(-rc));
+        meta_batch_lost(m);
+        return;
+    }
+    m->inflight = 1;
+}
+
+void meta_batch_committed(struct meta *m, uint64_t index)
+{
+    int rc = mstore_batch_commit_at(m->store, index);
+    if (rc) {
+        LOG_ERR("meta", "cannot commit the store at index %" PRIu64 ": %s; stopping (the log "
+                        "has it: a restart applies it again)",
+                index, strerror(-rc));
         exit(70);
     }
+    m->inflight = 0;
+    m->durable_batch = m->batch_no;
     evsrv_release(m->srv);
+    if (m->tick_pending) repair_tick(m);
+    evsrv_resume(m->srv);
+}
+
+void meta_batch_lost(struct meta *m)
+{
+    mstore_batch_abort(m->store);
+    m->inflight = 0;
+    m->batch_nrec = 0;
+    m->batch_log.len = 0;
+    m->durable_batch = m->batch_no; /* its orders were never given a committed version... */
+    /* ...so drop them: the repair scanner orders again */
+    for (int i = 0; i < CSR_MAX; i++) m->reg.srv[i].norders = 0;
+    evsrv_drop_held(m->srv);
+}
+
+void meta_leader_changed(struct meta *m, int leading)
+{
+    if (!leading) {
+        if (mstore_batch_active(m->store)) meta_batch_lost(m);
+    } else {
+        m->lead_since_s = (int64_t)time(NULL);
+        /* chunk locations are soft state: learnt again from the servers' reports */
+        csr_free(&m->reg);
+        csr_init(&m->reg, m->cfg.cs_timeout * 1000);
+        repair_rescan(m);
+        if (!mstore_formatted(m->store)) {
+            struct mop op = {.type = MOP_FORMAT, .size = m->cfg.chunk_size};
+            struct mop_result res = {0};
+            int rc = meta_apply(m, &op, &res);
+            LOG_INFO("meta", "formatting a new file system (chunk size %" PRIu64 ")%s",
+                     m->cfg.chunk_size, rc ? ": failed" : "");
+        }
+    }
+    evsrv_resume(m->srv);
+}
+
+void meta_reply_not_leader(struct meta *m, struct evsrv_conn *conn, const struct wire_hdr *h)
+{
+    const char *l = mraft_leader_addr(m);
+    struct wbuf b;
+    wbuf_init(&b);
+    wbuf_put_str(&b, l, strlen(l));
+    evsrv_reply(conn, h, -CAIRN_ENOTLEADER, b.err ? NULL : b.data, b.err ? 0 : b.len);
+    wbuf_free(&b);
 }
 
 /* Read a name (1..255 bytes). A longer one is the caller's ENAMETOOLONG, not a bad frame. */
@@ -659,16 +748,73 @@ static int dispatch(struct req *q)
     }
 }
 
+/* Whether a request of this type applies a record (it waits while a batch is in the log). */
+static int mutates(uint16_t type)
+{
+    switch (type) {
+    case MSG_SESSION_OPEN:
+    case MSG_SESSION_KEEPALIVE:
+    case MSG_SESSION_CLOSE:
+    case MSG_SETATTR:
+    case MSG_MKNOD:
+    case MSG_MKDIR:
+    case MSG_UNLINK:
+    case MSG_RMDIR:
+    case MSG_RENAME:
+    case MSG_LINK:
+    case MSG_SYMLINK:
+    case MSG_SETXATTR:
+    case MSG_REMOVEXATTR:
+    case MSG_CREATE:
+    case MSG_OPEN:
+    case MSG_RELEASE:
+    case MSG_CHUNK_LEASE:
+    case MSG_COMMIT:
+    case MSG_SET_COPIES:
+        return 1;
+    }
+    return 0;
+}
+
 int meta_handle(struct evsrv_conn *conn, const struct wire_hdr *h, const uint8_t *payload,
                 void *arg)
 {
     struct meta *m = arg;
-    if (h->type >= MSG_CS_REGISTER && h->type <= MSG_CS_REPLICATED)
-        return meta_handle_cs(m, conn, h, payload);
-    struct req q = {.m = m, .conn = conn, .h = h};
-    rcur_init(&q.r, payload, h->length);
+    uint16_t type = (uint16_t)(h->type & ~MSG_F_SEQ);
+    if (type >= MSG_META_STATUS && type <= MSG_META_WHOAMI) {
+        struct rcur r;
+        rcur_init(&r, payload, h->length);
+        return mraft_handle_admin(m, conn, h, &r);
+    }
+    /* everything else is the leader's, once it applied what earlier terms left */
+    if (!mraft_ready(m)) {
+        if (mraft_should_wait(m)) return EVSRV_DEFER;
+        meta_reply_not_leader(m, conn, h);
+        return 0;
+    }
+    if (!mstore_formatted(m->store)) return EVSRV_DEFER; /* the format record is on its way */
+    struct wire_hdr hh = *h;
+    hh.type = type;
+    uint64_t sess = 0, seq = 0, acked = 0;
+    if (h->type & MSG_F_SEQ) {
+        if (h->length < MSG_SEQ_TRAILER) return -EBADMSG;
+        const uint8_t *t = payload + h->length - MSG_SEQ_TRAILER;
+        sess = le_get64(t);
+        seq = le_get64(t + 8);
+        acked = le_get64(t + 16);
+        hh.length -= MSG_SEQ_TRAILER;
+    }
+    if (mutates(type) && !meta_can_apply(m)) return EVSRV_DEFER;
+    if (type >= MSG_CS_REGISTER && type <= MSG_CS_REPLICATED)
+        return meta_handle_cs(m, conn, &hh, payload);
+    m->cur_session = sess;
+    m->cur_seq = seq;
+    m->cur_acked = acked;
+    struct req q = {.m = m, .conn = conn, .h = &hh};
+    rcur_init(&q.r, payload, hh.length);
     wbuf_init(&q.out);
     int rc = dispatch(&q);
+    m->cur_seq = 0;
     wbuf_free(&q.out);
     if (rc == -2) {
         /* an unknown type from a newer client: answer, do not drop the connection */

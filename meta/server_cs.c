@@ -39,9 +39,18 @@ static void put_deletes(struct meta *m, int slot, struct wbuf *b)
 static void put_orders(struct meta *m, int slot, struct wbuf *b)
 {
     struct csr_server *s = &m->reg.srv[slot];
-    wbuf_put_u32(b, (uint32_t)s->norders);
+    /* an order goes out only once the version bump it rests on is committed */
+    int ready = 0;
+    for (int i = 0; i < s->norders; i++)
+        ready += s->orders[i].batch <= m->durable_batch;
+    wbuf_put_u32(b, (uint32_t)ready);
+    int keep = 0;
     for (int i = 0; i < s->norders; i++) {
         const struct csr_order *o = &s->orders[i];
+        if (o->batch > m->durable_batch) {
+            s->orders[keep++] = *o;
+            continue;
+        }
         wbuf_put_u64(b, o->chunk_id);
         wbuf_put_u32(b, o->version);
         wbuf_put_u8(b, o->nsrc);
@@ -50,7 +59,7 @@ static void put_orders(struct meta *m, int slot, struct wbuf *b)
             wbuf_put_str(b, a, strlen(a));
         }
     }
-    s->norders = 0;
+    s->norders = keep;
 }
 
 /* Reply to a report or heartbeat with the deletions (and, to a heartbeat, the replication

@@ -17,7 +17,6 @@ struct expire_ctx {
     int n;
 };
 
-static int64_t g_started_s;
 
 static int collect(void *arg, uint64_t session, int64_t last_seen_s)
 {
@@ -30,8 +29,9 @@ static int collect(void *arg, uint64_t session, int64_t last_seen_s)
 void meta_sessions_expire(struct meta *m)
 {
     int64_t now = (int64_t)time(NULL);
-    if (!g_started_s) g_started_s = now;
-    if (now - g_started_s < m->cfg.session_timeout) return; /* grace after a start */
+    if (!meta_can_apply(m) || !mstore_formatted(m->store)) return; /* the leader's job */
+    /* grace after this replica became the leader: clients need a moment to find it */
+    if (now - m->lead_since_s < m->cfg.session_timeout) return;
     struct expire_ctx x = {.cutoff = now - m->cfg.session_timeout};
     if (mstore_session_list(m->store, collect, &x) < 0) return;
     for (int i = 0; i < x.n; i++) {

@@ -552,7 +552,8 @@ static int raw_reply(int fd, struct wire_hdr *h, struct wbuf *payload)
 static void meta_still_serves(const char *after)
 {
     struct cairn_attr a;
-    ck_assert_msg(m_getattr(CAIRN_ROOT_INO, &a) == 0, "no answer after %s", after);
+    int grc = m_getattr(CAIRN_ROOT_INO, &a);
+    ck_assert_msg(grc == 0, "no answer after %s: %d", after, grc);
     ck_assert(S_ISDIR(a.mode));
     ck_assert_msg(h_alive(C->meta_pid), "cairn-meta died after %s", after);
 }

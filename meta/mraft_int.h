@@ -1,0 +1,66 @@
+/* mraft_int.h - private to meta/mraft*.c: the replica's Raft state. */
+#ifndef CAIRN_MRAFT_INT_H
+#define CAIRN_MRAFT_INT_H
+
+#include <raft.h>
+#include <raft/uv.h>
+#include <uv.h>
+
+#include "meta.h"
+#include "mraft.h"
+#include "wire.h"
+
+#define MRAFT_MAX_PEERS 16
+#define MRAFT_ADD_TIMEOUT_MS 60000
+
+/* A membership change asked for by `cairn meta add/remove`, answered when it is done. */
+struct mraft_change {
+    struct raft_change req;
+    struct mraft *r;
+    struct evsrv_conn *conn; /* NULL once the connection closed */
+    struct wire_hdr h;
+    raft_id id;
+    int adding; /* 1: add (then assign voter), 0: remove */
+    uint64_t deadline_ms;
+};
+
+struct mraft {
+    struct meta *m;
+    uv_loop_t loop;
+    struct raft_uv_transport transport;
+    struct raft_io io;
+    struct raft_fsm fsm;
+    struct raft raft;
+    int inited;  /* raft_init done (a joining replica waits for its id first) */
+    int started; /* raft_start done */
+    raft_id id;
+    char dir[CONF_STR_MAX + 8]; /* data_dir/raft */
+    char raft_addr[CAIRN_ADDR_MAX + 1];
+    char self[CAIRN_ADDR_MAX + 1]; /* our client address */
+    /* libuv driven from libevent */
+    struct event *uv_ev, *uv_timer, *kick_ev, *join_ev, *resume_ev;
+    int in_pump;
+    /* leadership as last seen */
+    int leading;        /* raft_state() == RAFT_LEADER at the last look */
+    raft_term lead_term; /* the term we lead in */
+    int ready;          /* the barrier of lead_term was applied */
+    int barrier_out;
+    struct raft_barrier barrier;
+    char leader_client[CAIRN_ADDR_MAX + 1];
+    uint64_t no_leader_since_ms; /* when the leader became unknown (0: one is known) */
+    struct event *park_timer;    /* hands parked requests over again while no leader is known */
+    struct raft_apply apply_req; /* the batch in the log (one at a time) */
+    int apply_out;
+    struct mraft_change *change; /* at most one membership change at a time */
+    struct raft_apply *format_req;
+};
+
+/* mraft.c */
+/* Run libuv's ready work soon (from libevent; never inside a libuv callback directly). */
+void mraft_kick(struct mraft *r);
+/* mraft_fsm.c: the state machine callbacks */
+void mraft_fsm_init(struct mraft *r);
+/* mraft_admin.c */
+void mraft_change_tick(struct mraft *r);
+
+#endif
