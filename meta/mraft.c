@@ -281,7 +281,7 @@ static int init_raft(struct mraft *r, const char (*peers)[CAIRN_ADDR_MAX + 1], i
     }
     raft_uv_set_snapshot_compression(&r->io, false); /* our snapshots are zstd already */
     raft_uv_set_connect_retry_delay(&r->io, 200);
-    mraft_fsm_init(r);
+    mraft_fsm_init(r, &r->raft);
     rc = raft_init(&r->raft, &r->io, &r->fsm, r->id, r->raft_addr);
     if (rc) {
         LOG_ERR("raft", "init: %s", raft_errmsg(&r->raft));

@@ -43,7 +43,7 @@ void mraft_status(struct meta *m, struct wbuf *out)
     wbuf_put_str(out, lc, strlen(lc));
     wbuf_put_u64(out, on ? r->raft.current_term : 0);
     wbuf_put_u64(out, on ? r->raft.commit_index : 0);
-    wbuf_put_u64(out, mstore_applied(m->store));
+    wbuf_put_u64(out, on ? raft_last_applied(&r->raft) : mstore_applied(m->store));
     wbuf_put_u64(out, on ? raft_last_index(&r->raft) : 0);
     const struct raft_configuration *conf = on ? &r->raft.configuration : NULL;
     unsigned n = conf ? conf->n : 0;

@@ -63,7 +63,7 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
 {
     struct mraft *r = fsm->data;
     struct meta *m = r->m;
-    uint64_t index = r->raft.last_applied + 1; /* libraft applies in order, one at a time */
+    uint64_t index = r->rp->last_applied + 1; /* libraft applies in order, one at a time */
     *result = NULL;
     if (m->inflight && index == m->spec_index) {
         meta_batch_committed(m, index);
@@ -164,7 +164,7 @@ static int fsm_snapshot_finalize(struct raft_fsm *fsm, struct raft_buffer *bufs[
     struct mraft *r = fsm->data;
     if (*bufs) {
         LOG_INFO("raft", "snapshot at index %llu: %zu bytes compressed",
-                 (unsigned long long)r->raft.last_applied, (*bufs)[0].len);
+                 (unsigned long long)r->rp->last_applied, (*bufs)[0].len);
         for (unsigned i = 0; i < *n_bufs; i++)
             raft_free((*bufs)[i].base);
         raft_free(*bufs);
@@ -265,8 +265,9 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
     return 0;
 }
 
-void mraft_fsm_init(struct mraft *r)
+void mraft_fsm_init(struct mraft *r, struct raft *rp)
 {
+    r->rp = rp;
     /* version 2: libraft 0.15's libuv backend has no async_work, so the copy runs on the
      * loop (an LMDB read transaction: a pause of the copy's length, no lock) */
     r->fsm.version = 2;

@@ -31,6 +31,7 @@ struct mraft {
     struct raft_io io;
     struct raft_fsm fsm;
     struct raft raft;
+    struct raft *rp; /* the raft the state machine serves: &raft (or a test fixture's) */
     int inited;  /* raft_init done (a joining replica waits for its id first) */
     int started; /* raft_start done */
     raft_id id;
@@ -58,8 +59,8 @@ struct mraft {
 /* mraft.c */
 /* Run libuv's ready work soon (from libevent; never inside a libuv callback directly). */
 void mraft_kick(struct mraft *r);
-/* mraft_fsm.c: the state machine callbacks */
-void mraft_fsm_init(struct mraft *r);
+/* mraft_fsm.c: fill r->fsm with the state machine callbacks, serving raft rp */
+void mraft_fsm_init(struct mraft *r, struct raft *rp);
 /* mraft_admin.c */
 void mraft_change_tick(struct mraft *r);
 
