@@ -31,8 +31,13 @@
 #define CM_LOAD_BAND 4
 #define CM_PREFETCH_THREADS 4
 
+/* The meta service: a Raft group of replicas, named by a comma-separated list of "host:port". */
+#define MC_REPLICAS_MAX 7 /* addresses in meta= */
+#define MC_PEERS_MAX 16   /* replicas known to a mount: meta= plus leaders named by replicas */
+#define MC_LIST_LEN (MC_REPLICAS_MAX * (CAIRN_ADDR_MAX + 1)) /* "a:p,b:p,..." with its NUL */
+
 struct cm_cfg {
-    char meta[CAIRN_ADDR_MAX + 1];
+    char meta[MC_LIST_LEN]; /* the meta= list as given (validated by mc_addrs_parse) */
     double entry_timeout;
     double attr_timeout;
     double negative_timeout; /* seconds the kernel may remember that a name is absent */
@@ -42,23 +47,119 @@ struct cm_cfg {
     int max_threads;
 };
 
-/* ---- meta_client.c: the session and typed meta requests (prefix mc_) ---------------------- */
+/* ---- meta_client.c, meta_route.c, meta_seq.c: the meta session (prefix mc_) ---------------
+ *
+ * Every request goes through mc_call, which sends it to the replica it believes is the leader
+ * (meta_route.c) and follows the service through a failover until io_timeout runs out: a
+ * replica answering -CAIRN_ENOTLEADER with a leader address is left for that address (added
+ * to the known set if it is new); with "" (an election is running) the next known replica is
+ * asked after ~100 ms; a replica that cannot be reached (refused, reset, no reply within the
+ * attempt time) is left for the next one after a pause of 50..200 ms. Reads are safe to
+ * repeat; mutations carry MSG_F_SEQ and a (session, seq, acked_below) trailer (meta_seq.c),
+ * built once per request, so a retry resends the same bytes and the service applies it once.
+ * Applications see a pause, never an error, while a new leader is elected; -EIO only when
+ * io_timeout ran out. */
+
+/* The exactly-once numbering of a session's mutations (meta_seq.c). Its own mutex. */
+struct mc_seq {
+    pthread_mutex_t mu;
+    uint64_t session; /* 0: no session yet (mc_seq_begin fails) */
+    uint64_t next;    /* seq the next request gets; from 1 */
+    uint64_t *out;    /* seqs sent and not answered yet (unordered) */
+    uint32_t nout, cap;
+};
+/* The trailer of one request: what MSG_SEQ_TRAILER carries. */
+struct mc_seq_tag {
+    uint64_t session, seq, acked_below;
+};
+void mc_seq_init(struct mc_seq *w);
+void mc_seq_destroy(struct mc_seq *w);
+/* Number from 1 again for a new session (nothing outstanding); no-op when it is the same. */
+void mc_seq_reset(struct mc_seq *w, uint64_t session);
+/* Give a new request the next seq of the current session and note it outstanding; t gets the
+ * trailer: acked_below is the lowest outstanding seq (t->seq itself at most). 0, -ENOTCONN
+ * (no session yet: send without a seq) or -ENOMEM. Pair with exactly one mc_seq_end. */
+int mc_seq_begin(struct mc_seq *w, struct mc_seq_tag *t);
+/* The request of t is over (answered or given up): no longer outstanding. A tag of an older
+ * session is ignored. */
+void mc_seq_end(struct mc_seq *w, const struct mc_seq_tag *t);
+/* The lowest outstanding seq, or the next seq when none is outstanding. */
+uint64_t mc_seq_acked_below(struct mc_seq *w);
+/* 1 when requests of this type are sent with MSG_F_SEQ once there is a session. */
+int mc_seq_wanted(uint16_t type);
+/* Append the MSG_SEQ_TRAILER bytes of t to b. */
+void mc_seq_put(struct wbuf *b, const struct mc_seq_tag *t);
+
+/* One replica the mount knows (meta_route.c). */
+struct mc_peer {
+    char addr[CAIRN_ADDR_MAX + 1];
+    struct rpc_conn *conn; /* created at first use; freed at mc_close, or when a learned peer
+                            * is evicted (refs 0 only: no call can be using it) */
+    int refs;              /* calls between mc_pick and mc_drop on this peer */
+    int learned;           /* named leader by a replica, not in meta= (may be evicted) */
+};
+
 struct mc {
-    struct rpc_conn *conn;
+    pthread_mutex_t mu; /* guards the session fields and the peer table */
     uint64_t session;
     uint64_t chunk_size;
     uint32_t session_timeout_s;
     int io_timeout_ms;
-    pthread_mutex_t mu; /* guards session */
+    struct mc_peer peer[MC_PEERS_MAX];
+    int npeer;
+    int cur;        /* the peer requests go to: the leader as far as we know */
+    int leader;     /* the peer that last answered as leader (-1: none yet) */
+    uint64_t epoch; /* +1 per move of cur, so concurrent failures move it once */
+    struct rpc_opts ropts;
+    struct mc_seq seq;
     pthread_t keepalive;
     int ka_running;
     int stopping;
     pthread_cond_t stop_cv;
 };
 
-int mc_open(struct mc *m, const char *addr, int io_timeout_ms);
+/* Parse a meta= list ("host:port[,host:port...]", 1..max addresses, each a host and a port
+ * 1..65535, at most CAIRN_ADDR_MAX bytes, none twice) into out[]. Returns the count or -EINVAL
+ * with the reason in why. */
+int mc_addrs_parse(const char *list, char (*out)[CAIRN_ADDR_MAX + 1], int max, char *why,
+                   size_t whylen);
+/* Set m up for the replicas of list (no I/O). 0, -EINVAL (bad list) or -ENOMEM. */
+int mc_init(struct mc *m, const char *list, int io_timeout_ms);
+/* mc_init, open a session (any replica, following the leader) and start the keepalive. */
+int mc_open(struct mc *m, const char *list, int io_timeout_ms);
+/* Close the session (if any), stop the keepalive, free every connection. */
 void mc_close(struct mc *m);
 uint64_t mc_session(struct mc *m);
+/* The address requests go to now (copied into out, CAIRN_ADDR_MAX + 1 bytes). */
+void mc_current(struct mc *m, char *out);
+
+/* Routing (meta_route.c), used by mc_call; pure bookkeeping, the unit tests drive it. */
+struct mc_pick {
+    int idx;        /* peer used */
+    uint64_t epoch; /* m->epoch when picked */
+    struct rpc_conn *conn;
+};
+enum mc_verdict {
+    MC_V_LOCAL,       /* the attempt failed here (no memory, too big): nothing learned */
+    MC_V_ANSWERED,    /* the peer answered as leader */
+    MC_V_REDIRECT,    /* -CAIRN_ENOTLEADER naming a leader: go there */
+    MC_V_NOLEADER,    /* -CAIRN_ENOTLEADER with "": try the next peer */
+    MC_V_UNREACHABLE, /* transport error: try the next peer (timeout: drop its connection) */
+};
+/* Fill the peer table from list (mc_addrs_parse), the first address as the leader guess. */
+int mc_peers_init(struct mc *m, const char *list);
+/* Free every peer's connection (mc_close: no call may be running). */
+void mc_peers_free(struct mc *m);
+/* Hold the current peer's connection for one attempt. 0 or -ENOMEM. */
+int mc_pick(struct mc *m, struct mc_pick *p);
+/* Release p and act on the outcome: move cur (only if nobody moved it since p was picked, so
+ * a failure seen by many threads at once moves it once), learn a named leader, log a change
+ * of leader once. A redirect to a bad address or to the replica itself counts as NOLEADER.
+ * err is the transport error of MC_V_UNREACHABLE; on -ETIMEDOUT the peer's connection is
+ * dropped (the other calls waiting on it fail over at once). Returns the verdict applied. */
+enum mc_verdict mc_drop(struct mc *m, const struct mc_pick *p, enum mc_verdict v, const char *named,
+                        int err);
+
 /* One request/reply; on 0 the caller owns rep->payload. Transport errors become -EIO. */
 int mc_call(struct mc *m, uint16_t type, const struct wbuf *req, struct rpc_reply *rep);
 int mc_lookup(struct mc *m, uint64_t parent, const char *name, struct cairn_attr *a);

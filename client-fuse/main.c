@@ -1,11 +1,13 @@
 /* main.c - cairn-mount (and mount.cairn): command line, daemonizing, and the FUSE session.
  *
- *   cairn-mount MNT [-f] [-d] [-o meta=HOST:PORT,opt[=val],...]
- *   mount.cairn HOST:PORT MNT [-o opts]        (as run by mount(8) and fstab)
+ *   cairn-mount MNT [-f] [-d] [-o meta=HOST:PORT[,HOST:PORT...],opt[=val],...]
+ *   mount.cairn HOST:PORT[,HOST:PORT...][:/] MNT [-o opts]   (as run by mount(8) and fstab)
  *
  * The client's own -o options are one conf_opt table (printed by --help, documented in
  * cairn-mount(8)); options mount(8) adds that mean nothing here are dropped; the rest go to
- * libfuse. Unless -f is given the program forks, and the parent exits only once the child has
+ * libfuse. meta= names the meta service's replicas (up to MC_REPLICAS_MAX); because -o lists
+ * are comma-separated too, the bare host:port items that follow meta= are the rest of its
+ * list. Unless -f is given the program forks, and the parent exits only once the child has
  * connected to the meta service and mounted (exit status 0) or failed (1). */
 #define FUSE_USE_VERSION 312
 
@@ -41,7 +43,8 @@ struct mount_opts {
 
 #define O(f) offsetof(struct mount_opts, f)
 static const struct conf_opt mount_tab[] = {
-    {"meta", CONF_STR, "127.0.0.1:9520", O(meta), "meta service address HOST:PORT"},
+    {"meta", CONF_STR, "127.0.0.1:9520", O(meta),
+     "meta service replicas HOST:PORT[,HOST:PORT...] (up to 7)"},
     {"entry_timeout", CONF_STR, "1.0", O(entry_timeout),
      "seconds the kernel may cache a name lookup"},
     {"attr_timeout", CONF_STR, "1.0", O(attr_timeout), "seconds the kernel may cache attributes"},
@@ -75,8 +78,8 @@ static int ignored_opt(const char *o)
 static void usage(FILE *out, const char *prog)
 {
     fprintf(out,
-            "usage: %s MOUNTPOINT [-f] [-d] [-o meta=HOST:PORT[,option...]]\n"
-            "       mount.cairn HOST:PORT MOUNTPOINT [-o option,...]\n"
+            "usage: %s MOUNTPOINT [-f] [-d] [-o meta=HOST:PORT[,HOST:PORT...][,option...]]\n"
+            "       mount.cairn HOST:PORT[,HOST:PORT...] MOUNTPOINT [-o option,...]\n"
             "  -f  stay in the foreground      -d  FUSE debug output (implies -f)\n"
             "cairn options (-o name=value):\n",
             prog);
@@ -92,22 +95,40 @@ struct args {
     struct mount_opts mo;
 };
 
-/* Apply one comma-separated -o list. */
+/* Apply one comma-separated -o list. A bare "host:port" item continues the meta= list
+ * before it ("meta=a:9520,b:9520,c:9520" is one option); one elsewhere is an error. */
 static int apply_opts(struct args *a, const char *list)
 {
     char *dup = strdup(list), *save = NULL;
     if (!dup) return -ENOMEM;
-    int rc = 0;
+    int rc = 0, in_meta = 0;
     for (char *o = strtok_r(dup, ",", &save); o && !rc; o = strtok_r(NULL, ",", &save)) {
-        if (!*o || ignored_opt(o)) continue;
         char *eq = strchr(o, '=');
+        if (!eq && strchr(o, ':')) {
+            size_t cur = strlen(a->mo.meta);
+            if (!in_meta) {
+                fprintf(stderr, "cairn-mount: -o %s: an address outside a meta= list\n", o);
+                rc = -EINVAL;
+            } else if (cur + 1 + strlen(o) >= sizeof(a->mo.meta)) {
+                fprintf(stderr, "cairn-mount: the meta= list is too long\n");
+                rc = -EINVAL;
+            } else {
+                snprintf(a->mo.meta + cur, sizeof(a->mo.meta) - cur, ",%s", o);
+            }
+            continue;
+        }
+        in_meta = 0;
+        if (!*o || ignored_opt(o)) continue;
         char name[128];
         size_t nl = eq ? (size_t)(eq - o) : strlen(o);
         if (nl >= sizeof(name)) nl = sizeof(name) - 1;
         memcpy(name, o, nl);
         name[nl] = '\0';
         int r = conf_set(mount_tab, &a->mo, name, eq ? eq + 1 : "");
-        if (r == 0) continue;
+        if (r == 0) {
+            in_meta = strcmp(name, "meta") == 0;
+            continue;
+        }
         if (r != -ENOENT) {
             fprintf(stderr, "cairn-mount: bad value in -o %s\n", o);
             rc = -EINVAL;
@@ -166,28 +187,52 @@ static int parse_args(int argc, char **argv, struct args *a)
         usage(stderr, base);
         return -EINVAL;
     }
-    if (a->source && !meta_given && strchr(a->source, ':'))
-        snprintf(a->mo.meta, sizeof(a->mo.meta), "%s", a->source);
+    if (a->source && !meta_given && strchr(a->source, ':')) {
+        /* "a:p,b:p" or, as NFS-style fstab lines write it, "a:p,b:p:/" (the root) */
+        size_t n = strlen(a->source);
+        const char *sub = strstr(a->source, ":/");
+        if (sub && sub != a->source + n - 2) {
+            fprintf(stderr, "%s: %s: only the root (:/) can be mounted\n", base, a->source);
+            return -EINVAL;
+        }
+        if (sub) n -= 2;
+        if (n >= sizeof(a->mo.meta)) {
+            fprintf(stderr, "%s: the meta address list %s is too long\n", base, a->source);
+            return -EINVAL;
+        }
+        memcpy(a->mo.meta, a->source, n);
+        a->mo.meta[n] = '\0';
+    }
     return 0;
 }
 
+/* Check the options and fill cfg; on error says which option is bad on stderr. */
 static int cfg_from_opts(const struct mount_opts *mo, struct cm_cfg *cfg)
 {
     char *end;
     memset(cfg, 0, sizeof(*cfg));
-    if (strlen(mo->meta) > CAIRN_ADDR_MAX || !strchr(mo->meta, ':')) return -EINVAL;
+    char addrs[MC_REPLICAS_MAX][CAIRN_ADDR_MAX + 1], why[160];
+    if (mc_addrs_parse(mo->meta, addrs, MC_REPLICAS_MAX, why, sizeof(why)) < 0 ||
+        strlen(mo->meta) >= sizeof(cfg->meta)) {
+        fprintf(stderr, "cairn-mount: bad meta= list '%s': %s\n", mo->meta,
+                strlen(mo->meta) >= sizeof(cfg->meta) ? "too long" : why);
+        return -EINVAL;
+    }
     memcpy(cfg->meta, mo->meta, strlen(mo->meta) + 1); /* length checked above */
     cfg->entry_timeout = strtod(mo->entry_timeout, &end);
-    if (*end || cfg->entry_timeout < 0) return -EINVAL;
+    if (*end || cfg->entry_timeout < 0) goto bad_timeout;
     cfg->attr_timeout = strtod(mo->attr_timeout, &end);
-    if (*end || cfg->attr_timeout < 0) return -EINVAL;
+    if (*end || cfg->attr_timeout < 0) goto bad_timeout;
     cfg->negative_timeout = strtod(mo->negative_timeout, &end);
-    if (*end || cfg->negative_timeout < 0) return -EINVAL;
+    if (*end || cfg->negative_timeout < 0) goto bad_timeout;
     cfg->readahead_max = mo->readahead_max;
     cfg->cache_size = mo->cache_size;
     cfg->io_timeout_s = mo->io_timeout > 0 ? mo->io_timeout : 30;
     cfg->max_threads = mo->max_threads > 0 ? mo->max_threads : 64;
     return 0;
+bad_timeout:
+    fprintf(stderr, "cairn-mount: bad entry_timeout, attr_timeout or negative_timeout\n");
+    return -EINVAL;
 }
 
 /* Fork; the parent waits for the child's verdict on *fd_out's pipe and exits with it. */
@@ -221,10 +266,7 @@ int main(int argc, char **argv)
     if (rc == 1) return 0;
     if (rc) return 1;
     static struct cm cm;
-    if (cfg_from_opts(&a.mo, &cm.cfg)) {
-        fprintf(stderr, "cairn-mount: bad meta address or timeout\n");
-        return 1;
-    }
+    if (cfg_from_opts(&a.mo, &cm.cfg)) return 1;
     int lvl = log_level_parse(a.mo.log_level);
     if (lvl < 0) {
         fprintf(stderr, "cairn-mount: bad log_level %s\n", a.mo.log_level);

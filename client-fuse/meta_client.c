@@ -1,8 +1,8 @@
-/* meta_client.c - the client's session with the meta service: session open, a keepalive
- * thread that renews (or re-opens) it, and one typed wrapper per meta request over a single
- * pipelined rpc_conn shared by every FUSE thread. Transport failures (timeout, lost
- * connection) are reported as -EIO once io_timeout has run out; read-only requests are
- * retried on a lost connection within that time. */
+/* meta_client.c - the client's session with the meta service: mc_call (one request, followed
+ * across a failover of the meta Raft group until io_timeout runs out), session open, a
+ * keepalive thread that renews (or re-opens) the session, and one typed wrapper per meta
+ * request. The replica a request goes to is meta_route.c's business, the numbering of
+ * mutations meta_seq.c's; see client.h for the behaviour callers get. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -16,63 +16,126 @@
 #include "log.h"
 #include "net.h"
 
-static int transport_err(int rc)
+#define MC_CONNECT_MS 1000     /* one connect attempt to a replica */
+#define MC_ATTEMPT_MIN_MS 2000 /* an attempt waits for its reply max(this, io_timeout / 4) */
+#define MC_NOLEADER_MS 100     /* pause before the next replica while no leader is known */
+#define MC_PAUSE_MIN_MS 50     /* pause after an unreachable replica, doubling per failure */
+#define MC_PAUSE_MAX_MS 200
+#define MC_FAST_REDIRECTS 3 /* redirects a call follows at once; later ones after a pause */
+#define MC_CLOSE_MS 3000    /* SESSION_CLOSE at unmount waits at most this long */
+
+static void sleep_ms(int ms)
 {
-    return rc == -ETIMEDOUT || rc == -ECONNRESET || rc == -ECONNREFUSED || rc == -EAGAIN ||
-           rc == -EPIPE || rc == -EHOSTUNREACH || rc == -ENETUNREACH || rc == -ECONNABORTED;
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
 }
 
-static int idempotent(uint16_t type)
+/* Sleep ms, not past deadline. 0, or -ETIMEDOUT when the deadline has come. */
+static int pause_until(uint64_t deadline, int ms)
 {
-    switch (type) {
-    case MSG_LOOKUP:
-    case MSG_GETATTR:
-    case MSG_READLINK:
-    case MSG_READDIR:
-    case MSG_STATFS:
-    case MSG_GETXATTR:
-    case MSG_LISTXATTR:
-    case MSG_CHUNK_LOCATE:
-    case MSG_SESSION_KEEPALIVE:
-    case MSG_COMMIT:
-    case MSG_SETATTR:
-        return 1;
-    }
-    return 0;
+    uint64_t now = net_now_ms();
+    if (now >= deadline) return -ETIMEDOUT;
+    if ((uint64_t)ms > deadline - now) ms = (int)(deadline - now);
+    sleep_ms(ms);
+    return net_now_ms() >= deadline ? -ETIMEDOUT : 0;
 }
 
-int mc_call(struct mc *m, uint16_t type, const struct wbuf *req, struct rpc_reply *rep)
+/* The leader a -CAIRN_ENOTLEADER reply names into out ("" when none or malformed). */
+static void named_leader(const struct rpc_reply *rep, char *out)
+{
+    struct rcur c;
+    rcur_init(&c, rep->payload.data, rep->payload.len);
+    if (rcur_str(&c, out, CAIRN_ADDR_MAX) < 0 || c.err) out[0] = '\0';
+}
+
+/* mc_call with its own time bound. Every attempt sends the same bytes: the request and, for a
+ * mutation once there is a session, the MSG_F_SEQ trailer numbered once here. */
+static int call_within(struct mc *m, uint16_t type, const struct wbuf *req, struct rpc_reply *rep,
+                       int timeout_ms)
 {
     memset(rep, 0, sizeof(*rep));
     if (req->err) return req->err;
-    uint64_t deadline = net_now_ms() + (uint64_t)m->io_timeout_ms;
-    int rc;
-    for (int attempt = 0;; attempt++) {
-        struct rpc_call *k;
-        rc = rpc_submit(m->conn, type, req->data, req->len, NULL, 0, deadline, &k);
-        if (rc == 0) rc = rpc_wait(k, deadline, rep);
+    uint64_t deadline = net_now_ms() + (uint64_t)timeout_ms;
+    int attempt_ms =
+        m->io_timeout_ms / 4 > MC_ATTEMPT_MIN_MS ? m->io_timeout_ms / 4 : MC_ATTEMPT_MIN_MS;
+    struct mc_seq_tag tag;
+    struct wbuf tr;
+    wbuf_init(&tr);
+    int numbered = 0;
+    uint16_t wtype = type;
+    int rc = 0;
+    if (mc_seq_wanted(type)) {
+        rc = mc_seq_begin(&m->seq, &tag);
         if (rc == 0) {
-            if (rep->status < 0) {
-                rc = rep->status;
-                rpc_reply_free(rep);
-                rep->status = rc;
-            }
-            return rc;
+            numbered = 1;
+            wtype |= MSG_F_SEQ;
+            mc_seq_put(&tr, &tag);
+            rc = tr.err;
+        } else if (rc == -ENOTCONN) {
+            rc = 0; /* no session yet: nothing to number */
         }
-        if (rc == -ECONNRESET && idempotent(type) && net_now_ms() < deadline && attempt < 20) {
-            struct timespec ts = {0, 50 * 1000000L};
-            nanosleep(&ts, NULL);
-            continue;
-        }
-        break;
     }
-    if (transport_err(rc)) {
-        LOG_WARN("meta", "%s to %s failed: %s", proto_type_name(type), rpc_conn_addr(m->conn),
-                 strerror(-rc));
+    char named[CAIRN_ADDR_MAX + 1], last[CAIRN_ADDR_MAX + 1] = "";
+    int redirects = 0, pause = MC_PAUSE_MIN_MS;
+    while (rc == 0) {
+        struct mc_pick p;
+        rc = mc_pick(m, &p);
+        if (rc) break;
+        snprintf(last, sizeof(last), "%s", rpc_conn_addr(p.conn));
+        uint64_t adl = net_now_ms() + (uint64_t)attempt_ms;
+        if (adl > deadline) adl = deadline;
+        struct rpc_call *k;
+        rc = rpc_submit(p.conn, wtype, req->data, req->len, tr.data, tr.len, adl, &k);
+        if (rc == 0) rc = rpc_wait(k, adl, rep);
+        if (rc == 0 && rep->status != -CAIRN_ENOTLEADER) {
+            mc_drop(m, &p, MC_V_ANSWERED, NULL, 0);
+            break;
+        }
+        if (rc == -ENOMEM || rc == -EMSGSIZE) {
+            mc_drop(m, &p, MC_V_LOCAL, NULL, rc);
+            break;
+        }
+        int wait;
+        if (rc == 0) {
+            named_leader(rep, named);
+            rpc_reply_free(rep);
+            memset(rep, 0, sizeof(*rep));
+            rc = -CAIRN_ENOTLEADER;
+            enum mc_verdict v = mc_drop(m, &p, named[0] ? MC_V_REDIRECT : MC_V_NOLEADER, named, 0);
+            wait = v == MC_V_REDIRECT && ++redirects <= MC_FAST_REDIRECTS ? 0 : MC_NOLEADER_MS;
+        } else {
+            mc_drop(m, &p, MC_V_UNREACHABLE, NULL, rc);
+            wait = pause;
+            pause = pause * 2 < MC_PAUSE_MAX_MS ? pause * 2 : MC_PAUSE_MAX_MS;
+        }
+        if (pause_until(deadline, wait)) break;
+        rc = 0;
+    }
+    if (numbered) mc_seq_end(&m->seq, &tag);
+    wbuf_free(&tr);
+    if (rc == 0) {
+        if (rep->status < 0) {
+            rc = rep->status;
+            rpc_reply_free(rep);
+            rep->status = rc;
+        }
+        return rc;
+    }
+    if (rc != -ENOMEM && rc != -EMSGSIZE) {
+        if (rc == -CAIRN_ENOTLEADER)
+            LOG_WARN("meta", "%s: no meta leader within %d ms (last asked %s)",
+                     proto_type_name(type), timeout_ms, last);
+        else
+            LOG_WARN("meta", "%s to %s failed: %s", proto_type_name(type), last, strerror(-rc));
         rc = -EIO;
     }
     rep->status = rc;
     return rc;
+}
+
+int mc_call(struct mc *m, uint16_t type, const struct wbuf *req, struct rpc_reply *rep)
+{
+    return call_within(m, type, req, rep, m->io_timeout_ms);
 }
 
 /* Call with request b (freed here); on success *c reads the reply payload, which the caller
@@ -139,6 +202,7 @@ static int session_open(struct mc *m, uint64_t resume)
     m->chunk_size = csz;
     m->session_timeout_s = to ? to : 60;
     pthread_mutex_unlock(&m->mu);
+    mc_seq_reset(&m->seq, sid); /* a new session numbers its mutations from 1 */
     return 0;
 }
 
@@ -180,48 +244,66 @@ static void *keepalive_main(void *arg)
     return NULL;
 }
 
-int mc_open(struct mc *m, const char *addr, int io_timeout_ms)
+int mc_init(struct mc *m, const char *list, int io_timeout_ms)
 {
     memset(m, 0, sizeof(*m));
+    int rc = mc_peers_init(m, list);
+    if (rc) return rc;
     pthread_mutex_init(&m->mu, NULL);
     pthread_cond_init(&m->stop_cv, NULL);
+    mc_seq_init(&m->seq);
     m->io_timeout_ms = io_timeout_ms;
-    struct rpc_opts o = {.connect_timeout_ms = 2000,
-                         .call_timeout_ms = io_timeout_ms,
-                         .backoff_min_ms = 50,
-                         .backoff_max_ms = 1000};
-    m->conn = rpc_conn_new(addr, &o);
-    if (!m->conn) return -ENOMEM;
-    int rc = session_open(m, 0);
+    /* One connect attempt per try: a dead replica costs a moment, then the next is asked. */
+    m->ropts = (struct rpc_opts){.connect_timeout_ms = MC_CONNECT_MS,
+                                 .call_timeout_ms = io_timeout_ms,
+                                 .backoff_min_ms = MC_PAUSE_MIN_MS,
+                                 .backoff_max_ms = MC_PAUSE_MAX_MS,
+                                 .connect_attempts = 1};
+    return 0;
+}
+
+int mc_open(struct mc *m, const char *list, int io_timeout_ms)
+{
+    int rc = mc_init(m, list, io_timeout_ms);
+    if (rc) return rc;
+    rc = session_open(m, 0);
     if (rc) {
-        LOG_ERR("meta", "cannot open a session with %s: %s", addr, strerror(-rc));
-        rpc_conn_free(m->conn);
-        m->conn = NULL;
+        LOG_ERR("meta", "cannot open a session with the meta service at %s: %s", list,
+                strerror(-rc));
+        mc_close(m);
         return rc;
     }
     if (pthread_create(&m->keepalive, NULL, keepalive_main, m) == 0) m->ka_running = 1;
-    LOG_INFO("meta", "session %" PRIu64 " with %s, chunk size %" PRIu64, m->session, addr,
+    char cur[CAIRN_ADDR_MAX + 1];
+    mc_current(m, cur);
+    LOG_INFO("meta", "session %" PRIu64 " with %s, chunk size %" PRIu64, m->session, cur,
              m->chunk_size);
     return 0;
 }
 
 void mc_close(struct mc *m)
 {
-    if (!m->conn) return;
+    if (m->npeer == 0) return; /* never set up, or closed already */
     pthread_mutex_lock(&m->mu);
     m->stopping = 1;
     pthread_cond_broadcast(&m->stop_cv);
     pthread_mutex_unlock(&m->mu);
     if (m->ka_running) pthread_join(m->keepalive, NULL);
-    struct wbuf b;
-    wbuf_init(&b);
-    wbuf_put_u64(&b, m->session);
-    int saved = m->io_timeout_ms;
-    m->io_timeout_ms = saved < 3000 ? saved : 3000;
-    call_empty(m, MSG_SESSION_CLOSE, &b);
-    m->io_timeout_ms = saved;
-    rpc_conn_free(m->conn);
-    m->conn = NULL;
+    m->ka_running = 0;
+    if (m->session) {
+        struct wbuf b;
+        wbuf_init(&b);
+        wbuf_put_u64(&b, m->session);
+        struct rpc_reply rep;
+        int to = m->io_timeout_ms < MC_CLOSE_MS ? m->io_timeout_ms : MC_CLOSE_MS;
+        if (call_within(m, MSG_SESSION_CLOSE, &b, &rep, to) == 0) rpc_reply_free(&rep);
+        wbuf_free(&b);
+        m->session = 0;
+    }
+    mc_peers_free(m);
+    mc_seq_destroy(&m->seq);
+    pthread_cond_destroy(&m->stop_cv);
+    pthread_mutex_destroy(&m->mu);
 }
 
 int mc_lookup(struct mc *m, uint64_t parent, const char *name, struct cairn_attr *a)
