@@ -149,7 +149,9 @@ struct meta {
     int tick_pending;       /* a repair tick waits for the batch */
     /* the numbered request being handled (MSG_F_SEQ), copied into its record */
     uint64_t cur_session, cur_seq, cur_acked;
-    int64_t lead_since_s; /* when this replica last became a ready leader (session grace) */
+    int64_t lead_since_s;   /* when this replica last became a ready leader (session grace) */
+    uint64_t lead_since_ms; /* the same, monotonic ms (warm-up of chunk locations) */
+    uint64_t cs_seen_ms;    /* the last chunk server registration or report */
     struct cs_registry reg;
     struct event_base *base;
     struct evsrv *srv;
@@ -163,6 +165,10 @@ struct meta {
 /* Whether this replica is the leader and has applied everything before its term (it may
  * serve and prepare records). */
 int meta_ready(struct meta *m);
+/* Whether a new leader has learnt where chunks are: chunk servers found it and reported (at
+ * least one live server, none registering or reporting in the last 700 ms, and 1 s since the
+ * election), or 5 s passed. Requests that hand out locations wait until then. */
+int meta_warm(struct meta *m);
 /* Whether a record may be applied now (ready, and no batch waits in the Raft log). */
 int meta_can_apply(struct meta *m);
 /* A batch was committed by the group (mraft.c, at its apply): release its replies, run what

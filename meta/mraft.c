@@ -166,9 +166,14 @@ int mraft_should_wait(struct meta *m)
     if (r->leader_client[0] || !r->no_leader_since_ms) return 0;
     if (net_now_ms() - r->no_leader_since_ms > 3ull * (uint64_t)m->cfg.election_timeout_ms)
         return 0;
-    struct timeval tv = {0, 100 * 1000};
-    evtimer_add(r->park_timer, &tv);
+    mraft_park_retry(m);
     return 1;
+}
+
+void mraft_park_retry(struct meta *m)
+{
+    struct timeval tv = {0, 100 * 1000};
+    if (m->raft && m->raft->park_timer) evtimer_add(m->raft->park_timer, &tv);
 }
 
 const char *mraft_leader_addr(struct meta *m)

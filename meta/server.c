@@ -43,6 +43,13 @@ int meta_ready(struct meta *m)
     return mraft_ready(m) && mstore_formatted(m->store);
 }
 
+int meta_warm(struct meta *m)
+{
+    uint64_t now = net_now_ms(), since = now - m->lead_since_ms;
+    if (since >= 5000) return 1;
+    return since >= 1000 && now - m->cs_seen_ms >= 700 && csr_live_count(&m->reg) > 0;
+}
+
 int meta_can_apply(struct meta *m)
 {
     return mraft_ready(m) && !m->inflight;
@@ -130,6 +137,7 @@ void meta_leader_changed(struct meta *m, int leading)
         if (mstore_batch_active(m->store)) meta_batch_lost(m);
     } else {
         m->lead_since_s = (int64_t)time(NULL);
+        m->lead_since_ms = net_now_ms();
         /* chunk locations are soft state: learnt again from the servers' reports */
         csr_free(&m->reg);
         csr_init(&m->reg, m->cfg.cs_timeout * 1000);
@@ -776,6 +784,14 @@ static int mutates(uint16_t type)
     return 0;
 }
 
+/* Whether an OPEN request names a file with data (whose chunk locations it returns). */
+static int opens_data(struct meta *m, const uint8_t *payload, uint32_t len)
+{
+    struct cairn_attr a;
+    if (len < 8) return 0;
+    return mstore_getattr(m->store, le_get64(payload), &a) == 0 && a.size > 0;
+}
+
 int meta_handle(struct evsrv_conn *conn, const struct wire_hdr *h, const uint8_t *payload,
                 void *arg)
 {
@@ -805,6 +821,13 @@ int meta_handle(struct evsrv_conn *conn, const struct wire_hdr *h, const uint8_t
         hh.length -= MSG_SEQ_TRAILER;
     }
     if (mutates(type) && !meta_can_apply(m)) return EVSRV_DEFER;
+    /* a new leader hands out no locations (and refuses no lease for want of servers) before
+     * the chunk servers have found it */
+    if ((type == MSG_OPEN || type == MSG_CHUNK_LOCATE || type == MSG_CHUNK_LEASE) &&
+        !meta_warm(m) && (type != MSG_OPEN || opens_data(m, payload, hh.length))) {
+        mraft_park_retry(m);
+        return EVSRV_DEFER;
+    }
     if (type >= MSG_CS_REGISTER && type <= MSG_CS_REPLICATED)
         return meta_handle_cs(m, conn, &hh, payload);
     m->cur_session = sess;

@@ -225,8 +225,10 @@ int meta_handle_cs(struct meta *m, struct evsrv_conn *conn, const struct wire_hd
     rcur_init(&r, payload, h->length);
     switch (h->type) {
     case MSG_CS_REGISTER:
+        m->cs_seen_ms = net_now_ms();
         return cs_register(m, conn, h, &r);
     case MSG_CS_REPORT:
+        m->cs_seen_ms = net_now_ms();
         return cs_report(m, conn, h, &r);
     case MSG_CS_HEARTBEAT:
         return cs_heartbeat(m, conn, h, &r);
