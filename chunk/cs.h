@@ -2,7 +2,8 @@
  * points of its parts: request serving (cs_server.c), chain forwarding (cs_chain.c), meta
  * membership and bad-chunk reports (cs_meta.c), version events and the membership thread's
  * wake-up (cs_events.c), replication orders and their workers (cs_repl.c), the copy of one
- * chunk from other servers (replicate.c), and the scrubber (scrub.c). */
+ * chunk from other servers (replicate.c), and the scrubber (scrub.c). Every request to the
+ * meta service goes through cs_metaconn.h, which finds the leader of the meta replicas. */
 #ifndef CAIRN_CS_H
 #define CAIRN_CS_H
 #include <pthread.h>
@@ -15,7 +16,7 @@
 struct cs_cfg {
     char listen[CONF_STR_MAX];
     char advertise[CONF_STR_MAX];
-    char meta[CONF_STR_MAX];
+    char meta[CONF_STR_MAX]; /* "host:port[,host:port...]": the meta replicas */
     char data_dirs[CONF_STR_MAX];
     int heartbeat_ms;
     int scrub_rate;     /* MiB/s, 0 = off */
@@ -46,6 +47,7 @@ struct cs_ev {
 };
 
 struct cs_repl;
+struct cs_metaconn;
 struct rpc_conn;
 
 struct cs_state {
@@ -57,9 +59,14 @@ struct cs_state {
     int listen_fd;
     int nconns; /* live connection threads (under lock) */
     pthread_mutex_t lock;
+    struct cs_metaconn *meta; /* the way to the meta leader (set before any thread starts) */
     /* bad blocks waiting to be reported to meta */
     struct cs_bad badq[CS_BADQ];
     int nbad;
+    /* bad blocks reported (the newest CS_BADQ, membership thread only): reported again after
+     * every registration, since a new meta leader or a restarted meta does not know them */
+    struct cs_bad badsent[CS_BADQ];
+    int nbadsent;
     uint32_t load; /* requests in progress */
     /* cs_events.c (under lock): the membership thread sleeps on wake until kick */
     pthread_cond_t wake;
@@ -92,16 +99,18 @@ void cs_kick(struct cs_state *s, int heartbeat);
 int cs_wait(struct cs_state *s, uint64_t deadline_ms);
 /* Forget queued events (a full report follows). */
 void cs_events_clear(struct cs_state *s);
-/* Send the queued events on c (pipelined). 0, or a transport error (events kept). */
-int cs_events_send(struct cs_state *s, struct rpc_conn *c);
+/* Send the queued events to the meta leader (pipelined). 0, or a negative errno when some
+ * did not reach it (cs_metaconn_unreached: unreachable, no leader); those stay queued. */
+int cs_events_send(struct cs_state *s);
 
 /* Replication (cs_repl.c). Start the workers; queue one order (drops duplicates of an order
  * queued or running, and orders past the queue bound); send the finished orders' results
- * (MSG_CS_REPLICATED) on c: 0 or a transport error (results kept). */
+ * (MSG_CS_REPLICATED) to the meta leader: 0, or a negative errno when one did not reach it
+ * (it stays queued with the ones after it). */
 int cs_repl_start(struct cs_state *s);
 void cs_repl_order(struct cs_state *s, uint64_t id, uint32_t ver, int nsrc,
                    char (*src)[CAIRN_ADDR_MAX + 1]);
-int cs_repl_send_done(struct cs_state *s, struct rpc_conn *c);
+int cs_repl_send_done(struct cs_state *s);
 
 /* replicate.c: make a copy of chunk id at version ver in st from one of nsrc sources: SETVER
  * ver on every source (best effort), then read it with CHK_INFO and CHK_READ_EXACT from one

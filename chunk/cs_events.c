@@ -4,21 +4,21 @@
  * or changes version (write, truncate, SETVER, installed replica). The event is queued in
  * memory, coalesced per chunk id (the newest version wins), and the membership thread is
  * woken through a condition variable so that it sends MSG_CS_CHUNK_EVENT {server_id, chunk_id,
- * version, flags = 1} within moments, not at the next heartbeat. The I/O path never waits on
- * the network: when the bounded queue overflows, events are dropped and the membership thread
- * reports every chunk again instead. */
+ * version, flags = 1} to the meta leader within moments, not at the next heartbeat. An event
+ * the leader did not answer (unreachable, no leader, a replica that does not lead) stays
+ * queued for the next round. The I/O path never waits on the network: when the bounded queue
+ * overflows, events are dropped and the membership thread reports every chunk again instead. */
 #include <errno.h>
 #include <inttypes.h>
 #include <string.h>
 #include <time.h>
 
 #include "cs.h"
+#include "cs_metaconn.h"
 #include "log.h"
 #include "net.h"
-#include "rpc.h"
 
 #define EV_BATCH 64
-#define EV_CALL_MS 5000
 
 /* Queue (id, ver) under s->lock; 0, or -ENOSPC when full. */
 static int ev_put(struct cs_state *s, uint64_t id, uint32_t ver, int keep_newer)
@@ -96,12 +96,16 @@ void cs_events_clear(struct cs_state *s)
     pthread_mutex_unlock(&s->lock);
 }
 
-/* Send one batch of at most EV_BATCH events; returns the number sent (>= 0) or a transport
- * error (the unsent events are queued again unless a newer event of that chunk came). */
-static int ev_send_batch(struct cs_state *s, struct rpc_conn *c)
+/* Send one batch of at most EV_BATCH events to the meta leader; returns the number the
+ * leader answered (>= 0), or the first failure that did not reach the leader (then the events
+ * not answered are queued again, unless a newer event of that chunk came). A leader that does
+ * not know this server (-ENOENT) counts as answered: it gets every chunk in the full report
+ * that follows the registration. */
+static int ev_send_batch(struct cs_state *s)
 {
     struct cs_ev b[EV_BATCH];
-    struct rpc_call *call[EV_BATCH];
+    struct cs_metaconn_req req[EV_BATCH];
+    int sub[EV_BATCH];
     int n;
     pthread_mutex_lock(&s->lock);
     n = s->nev < EV_BATCH ? s->nev : EV_BATCH;
@@ -110,22 +114,23 @@ static int ev_send_batch(struct cs_state *s, struct rpc_conn *c)
     s->nev -= n;
     pthread_mutex_unlock(&s->lock);
     int terr = 0, sent = 0;
-    uint64_t deadline = net_now_ms() + EV_CALL_MS;
+    uint64_t deadline = net_now_ms() + CS_META_ATTEMPT_MS; /* one attempt */
     for (int i = 0; i < n; i++) {
-        call[i] = NULL;
+        sub[i] = terr;
         if (terr) continue;
-        uint8_t p[28];
+        uint8_t p[24];
         le_put64(p, s->server_id);
         le_put64(p + 8, b[i].id);
         le_put32(p + 16, b[i].ver);
         le_put32(p + 20, 1u); /* gained */
-        terr = rpc_submit(c, MSG_CS_CHUNK_EVENT, p, 24, NULL, 0, deadline, &call[i]);
+        terr = sub[i] = cs_metaconn_submit(s->meta, MSG_CS_CHUNK_EVENT, p, sizeof(p), NULL, 0,
+                                           deadline, &req[i]);
     }
     for (int i = 0; i < n; i++) {
-        int rc = terr;
-        if (call[i]) {
+        int rc = sub[i];
+        if (!rc) {
             struct rpc_reply rep;
-            rc = rpc_wait(call[i], deadline, &rep);
+            rc = cs_metaconn_wait(s->meta, &req[i], deadline, &rep);
             if (!rc) {
                 if (rep.status)
                     LOG_DEBUG("meta", "chunk event %016" PRIx64 " v%u: %s", b[i].id, b[i].ver,
@@ -133,7 +138,7 @@ static int ev_send_batch(struct cs_state *s, struct rpc_conn *c)
                 rpc_reply_free(&rep);
             }
         }
-        if (rc) { /* transport: keep it for the next round */
+        if (rc) { /* not answered by the leader: keep it for the next round */
             if (!terr) terr = rc;
             pthread_mutex_lock(&s->lock);
             if (ev_put(s, b[i].id, b[i].ver, 1)) s->rereport = 1;
@@ -145,10 +150,10 @@ static int ev_send_batch(struct cs_state *s, struct rpc_conn *c)
     return terr ? terr : sent;
 }
 
-int cs_events_send(struct cs_state *s, struct rpc_conn *c)
+int cs_events_send(struct cs_state *s)
 {
     for (int k = 0; k < CS_EVQ / EV_BATCH + 1 && !s->stop; k++) {
-        int rc = ev_send_batch(s, c);
+        int rc = ev_send_batch(s);
         if (rc < 0) return rc;
         if (rc == 0) return 0;
     }

@@ -4,7 +4,9 @@
  * replication order finished), deletion of what meta lists and hand-over of the replication
  * orders its replies carry, delivery of queued MSG_CS_BAD_CHUNK reports, version events and
  * replication results as soon as they are queued (the thread sleeps on cs_wait), and
- * re-registration when meta restarts or forgets us. */
+ * re-registration when meta restarts or forgets us, or when another meta replica becomes the
+ * leader (a new leader epoch of cs_metaconn.h: its registry of chunk servers starts empty).
+ * Every request goes to the leader through s->meta. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -15,12 +17,27 @@
 #include <unistd.h>
 
 #include "cs.h"
+#include "cs_metaconn.h"
 #include "log.h"
 #include "net.h"
-#include "rpc.h"
 
 #define REPORT_BATCH 10000
 #define META_CALL_MS 5000
+
+/* One request to the meta leader with rpc_call's result: 0 (the caller owns rep->payload),
+ * the leader's error status (nothing to free), or a failure to reach the leader
+ * (cs_metaconn_unreached). */
+static int meta_call(struct cs_state *s, uint16_t type, const struct wbuf *b, const void *p2,
+                     size_t n2, struct rpc_reply *rep)
+{
+    if (b->err) return b->err;
+    int rc = cs_metaconn_call(s->meta, type, b->data, b->len, p2, n2, META_CALL_MS, rep);
+    if (!rc && rep->status < 0) {
+        rc = rep->status;
+        rpc_reply_free(rep);
+    }
+    return rc;
+}
 
 int cs_meta_server_id(const char *dir, uint64_t *id)
 {
@@ -112,7 +129,6 @@ bad:
 
 struct report_ctx {
     struct cs_state *s;
-    struct rpc_conn *c;
     struct wbuf b;
     uint32_t n;
     int sent; /* batches sent */
@@ -128,8 +144,7 @@ static int report_flush(struct report_ctx *x, int force)
     wbuf_put_u64(&hdr, x->s->server_id);
     wbuf_put_u32(&hdr, x->n);
     struct rpc_reply rep;
-    int rc = hdr.err ? hdr.err : x->b.err;
-    if (!rc) rc = rpc_call(x->c, MSG_CS_REPORT, hdr.data, hdr.len, x->b.data, x->b.len, &rep);
+    int rc = x->b.err ? x->b.err : meta_call(x->s, MSG_CS_REPORT, &hdr, x->b.data, x->b.len, &rep);
     wbuf_free(&hdr);
     if (!rc) {
         apply_reply(x->s, &rep.payload);
@@ -152,10 +167,10 @@ static int report_one(void *arg, uint64_t id, uint32_t ver)
 
 /* Report every chunk held. The queued version events are dropped first: the scan covers
  * them, and events queued during the scan stay queued. */
-static int meta_report(struct cs_state *s, struct rpc_conn *c)
+static int meta_report(struct cs_state *s)
 {
     cs_events_clear(s);
-    struct report_ctx x = {.s = s, .c = c};
+    struct report_ctx x = {.s = s};
     wbuf_init(&x.b);
     cstore_foreach(&s->store, report_one, &x);
     int rc = x.rc ? x.rc : report_flush(&x, x.n > 0 || !x.sent);
@@ -163,7 +178,33 @@ static int meta_report(struct cs_state *s, struct rpc_conn *c)
     return rc;
 }
 
-static int meta_register(struct cs_state *s, struct rpc_conn *c)
+/* Queue again the bad blocks already reported whose copy is still held at that version (a
+ * meta that registers us afresh knows nothing of them); forget the others. */
+static void meta_requeue_bad(struct cs_state *s)
+{
+    int kept = 0;
+    for (int i = 0; i < s->nbadsent; i++) {
+        struct cs_bad e = s->badsent[i];
+        uint32_t held = 0, len;
+        if (cstore_info(&s->store, e.id, &held, &len) != 0 || held != e.ver) continue;
+        s->badsent[kept++] = e;
+        cs_meta_report_bad(s, e.id, e.ver, e.block);
+    }
+    s->nbadsent = kept;
+}
+
+/* Remember a delivered bad-block report (the oldest is forgotten when full). */
+static void meta_bad_sent(struct cs_state *s, const struct cs_bad *e)
+{
+    for (int i = 0; i < s->nbadsent; i++)
+        if (s->badsent[i].id == e->id && s->badsent[i].ver == e->ver) return;
+    if (s->nbadsent == CS_BADQ) memmove(&s->badsent[0], &s->badsent[1], sizeof(*e) * --s->nbadsent);
+    s->badsent[s->nbadsent++] = *e;
+}
+
+/* Register with the meta leader and report every chunk. *epoch gets the leader epoch of the
+ * REGISTER's answer: a report answered by another leader leaves the epoch newer than it. */
+static int meta_register(struct cs_state *s, uint64_t *epoch)
 {
     uint64_t cap, avail;
     cstore_space(&s->store, &cap, &avail);
@@ -175,9 +216,10 @@ static int meta_register(struct cs_state *s, struct rpc_conn *c)
     wbuf_put_u64(&b, avail);
     wbuf_put_str(&b, s->cfg.zone, strlen(s->cfg.zone));
     struct rpc_reply rep;
-    int rc = b.err ? b.err : rpc_call(c, MSG_CS_REGISTER, b.data, b.len, NULL, 0, &rep);
+    int rc = meta_call(s, MSG_CS_REGISTER, &b, NULL, 0, &rep);
     wbuf_free(&b);
     if (rc) return rc;
+    *epoch = cs_metaconn_epoch(s->meta);
     struct rcur r;
     rcur_init(&r, rep.payload.data, rep.payload.len);
     uint64_t csz = rcur_u64(&r);
@@ -187,12 +229,16 @@ static int meta_register(struct cs_state *s, struct rpc_conn *c)
         LOG_ERR("meta", "meta's chunk size %" PRIu64 " is not usable", csz);
         return -EINVAL;
     }
-    LOG_INFO("meta", "registered with meta %s as %016" PRIx64 " (chunk size %" PRIu64 ")",
-             s->cfg.meta, s->server_id, csz);
-    return meta_report(s, c);
+    char leader[CAIRN_ADDR_MAX + 1];
+    cs_metaconn_leader(s->meta, leader, sizeof(leader));
+    LOG_INFO("meta", "registered with meta %s as %016" PRIx64 " (chunk size %" PRIu64 ")", leader,
+             s->server_id, csz);
+    rc = meta_report(s);
+    if (!rc) meta_requeue_bad(s);
+    return rc;
 }
 
-static int meta_heartbeat(struct cs_state *s, struct rpc_conn *c)
+static int meta_heartbeat(struct cs_state *s)
 {
     uint64_t cap, avail;
     cstore_space(&s->store, &cap, &avail);
@@ -203,7 +249,7 @@ static int meta_heartbeat(struct cs_state *s, struct rpc_conn *c)
     wbuf_put_u64(&b, avail);
     wbuf_put_u32(&b, __atomic_load_n(&s->load, __ATOMIC_RELAXED));
     struct rpc_reply rep;
-    int rc = b.err ? b.err : rpc_call(c, MSG_CS_HEARTBEAT, b.data, b.len, NULL, 0, &rep);
+    int rc = meta_call(s, MSG_CS_HEARTBEAT, &b, NULL, 0, &rep);
     wbuf_free(&b);
     if (rc) return rc;
     apply_reply(s, &rep.payload);
@@ -211,7 +257,10 @@ static int meta_heartbeat(struct cs_state *s, struct rpc_conn *c)
     return 0;
 }
 
-static void meta_send_bad(struct cs_state *s, struct rpc_conn *c)
+/* Deliver the queued bad-block reports in order. One that did not reach the leader, or that a
+ * leader which does not know this server yet refused (-ENOENT: it registers us first), stays
+ * queued with those behind it for the next round. */
+static void meta_send_bad(struct cs_state *s)
 {
     for (int k = 0; k < CS_BADQ; k++) {
         struct cs_bad e;
@@ -227,12 +276,13 @@ static void meta_send_bad(struct cs_state *s, struct rpc_conn *c)
         wbuf_put_u32(&b, e.ver);
         wbuf_put_u32(&b, e.block);
         struct rpc_reply rep;
-        int rc = b.err ? b.err : rpc_call(c, MSG_CS_BAD_CHUNK, b.data, b.len, NULL, 0, &rep);
+        int rc = meta_call(s, MSG_CS_BAD_CHUNK, &b, NULL, 0, &rep);
         wbuf_free(&b);
         if (rc == 0) rpc_reply_free(&rep);
-        if (rc == -ECONNRESET || rc == -ETIMEDOUT || rc == -ECONNREFUSED) return; /* retry later */
+        if (cs_metaconn_unreached(rc) || rc == -ENOENT) return; /* retry later */
         LOG_INFO("meta", "reported bad chunk %016" PRIx64 " v%u block %u: %s", e.id, e.ver, e.block,
                  rc ? strerror(-rc) : "ok");
+        if (rc == 0) meta_bad_sent(s, &e);
         pthread_mutex_lock(&s->lock);
         if (s->nbad > 0) {
             memmove(&s->badq[0], &s->badq[1], sizeof(s->badq[0]) * (s->nbad - 1));
@@ -251,33 +301,25 @@ static void meta_sleep(struct cs_state *s, int ms)
 
 /* Deliver what is queued: bad blocks, version events (or a full report when the event queue
  * overflowed), replication results. Transport errors leave things queued for later. */
-static void meta_deliver(struct cs_state *s, struct rpc_conn *c)
+static void meta_deliver(struct cs_state *s)
 {
-    meta_send_bad(s, c);
+    meta_send_bad(s);
     pthread_mutex_lock(&s->lock);
     int rereport = s->rereport;
     pthread_mutex_unlock(&s->lock);
     if (rereport) {
         LOG_WARN("meta", "too many version events queued: reporting every chunk again");
-        meta_report(s, c);
+        meta_report(s);
     }
-    if (cs_events_send(s, c) == 0) cs_repl_send_done(s, c);
+    if (cs_events_send(s) == 0) cs_repl_send_done(s);
 }
 
 static void *meta_main(void *arg)
 {
     struct cs_state *s = arg;
-    struct rpc_opts o = {.connect_timeout_ms = 1000,
-                         .call_timeout_ms = META_CALL_MS,
-                         .backoff_min_ms = 100,
-                         .backoff_max_ms = 2000};
-    struct rpc_conn *c = rpc_conn_new(s->cfg.meta, &o);
-    if (!c) {
-        LOG_ERR("meta", "out of memory");
-        return NULL;
-    }
     int registered = 0, warned = 0, lost_seen = cstore_check_dirs(&s->store);
-    uint64_t next_hb = 0;
+    uint64_t next_hb = 0, reg_epoch = 0;
+    char leader[CAIRN_ADDR_MAX + 1];
     while (!s->stop) {
         int rc;
         /* a data folder went out of service: the meta service must forget what it held, so
@@ -289,30 +331,40 @@ static void *meta_main(void *arg)
             registered = 0;
         }
         lost_seen = lost;
+        /* another replica leads now: its registry does not hold us yet */
+        if (registered && cs_metaconn_epoch(s->meta) != reg_epoch) {
+            cs_metaconn_leader(s->meta, leader, sizeof(leader));
+            LOG_INFO("meta", "registering with the new meta leader %s", leader);
+            registered = 0;
+        }
         if (!registered) {
-            rc = meta_register(s, c);
+            rc = meta_register(s, &reg_epoch);
             if (rc) {
                 if (!warned++)
-                    LOG_WARN("meta", "register with %s: %s (retrying)", s->cfg.meta, strerror(-rc));
+                    LOG_WARN("meta", "register with meta %s: %s (retrying)", s->cfg.meta,
+                             strerror(-rc));
                 meta_sleep(s, 1000);
                 continue;
             }
             registered = 1;
             warned = 0;
             next_hb = net_now_ms() + (uint64_t)s->cfg.heartbeat_ms;
+            continue; /* the report may have met yet another leader */
         }
-        meta_deliver(s, c);
+        meta_deliver(s);
+        if (cs_metaconn_epoch(s->meta) != reg_epoch) continue;
         int early = cs_wait(s, next_hb);
         if (s->stop) break;
         if (!early && net_now_ms() < next_hb) continue; /* woken to deliver something */
-        rc = meta_heartbeat(s, c);
+        rc = meta_heartbeat(s);
         next_hb = net_now_ms() + (uint64_t)s->cfg.heartbeat_ms;
-        if (rc) {
-            LOG_WARN("meta", "heartbeat to %s: %s; registering again", s->cfg.meta, strerror(-rc));
+        if (rc && cs_metaconn_epoch(s->meta) == reg_epoch) {
+            cs_metaconn_leader(s->meta, leader, sizeof(leader));
+            LOG_WARN("meta", "heartbeat to meta %s: %s; registering again",
+                     leader[0] ? leader : s->cfg.meta, strerror(-rc));
             registered = 0;
-        }
+        } /* a new leader: registering again at the top of the loop */
     }
-    rpc_conn_free(c);
     return NULL;
 }
 

@@ -1,7 +1,7 @@
 /* cs_repl.c - replication orders of the meta service: a bounded queue of orders (duplicates
  * of an order queued, running or not yet answered are dropped), a small pool of worker
  * threads (replication_workers) that run each order with cs_replicate, and the delivery of
- * the results to the meta service (MSG_CS_REPLICATED) by the membership thread, which is
+ * the results to the meta leader (MSG_CS_REPLICATED) by the membership thread, which is
  * woken for an early heartbeat when an order finishes so that the next orders come soon. */
 #include <errno.h>
 #include <inttypes.h>
@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "cs.h"
+#include "cs_metaconn.h"
 #include "log.h"
 #include "net.h"
 #include "rpc.h"
@@ -144,7 +145,7 @@ void cs_repl_order(struct cs_state *s, uint64_t id, uint32_t ver, int nsrc,
         LOG_DEBUG("repl", "chunk %016" PRIx64 " v%u: order queued (%d sources)", id, ver, nsrc);
 }
 
-int cs_repl_send_done(struct cs_state *s, struct rpc_conn *c)
+int cs_repl_send_done(struct cs_state *s)
 {
     struct cs_repl *q = s->repl;
     if (!q) return 0;
@@ -160,14 +161,12 @@ int cs_repl_send_done(struct cs_state *s, struct rpc_conn *c)
         wbuf_put_u32(&b, o.ver);
         wbuf_put_i32(&b, o.status);
         wbuf_put_u64(&b, o.bytes);
-        struct rpc_call *call;
         struct rpc_reply rep;
-        uint64_t deadline = net_now_ms() + REPL_CALL_MS;
         int rc = b.err ? b.err
-                       : rpc_submit(c, MSG_CS_REPLICATED, b.data, b.len, NULL, 0, deadline, &call);
-        if (!rc) rc = rpc_wait(call, deadline, &rep);
+                       : cs_metaconn_call(s->meta, MSG_CS_REPLICATED, b.data, b.len, NULL, 0,
+                                          REPL_CALL_MS, &rep);
         wbuf_free(&b);
-        if (rc) return rc; /* transport: keep it for the next round */
+        if (rc) return rc; /* no leader answered: keep it for the next round */
         if (rep.status)
             LOG_WARN("repl", "chunk %016" PRIx64 " v%u: meta refused the result: %s", o.id, o.ver,
                      strerror(-rep.status));

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cs.h"
+#include "cs_metaconn.h"
 #include "daemon.h"
 #include "log.h"
 #include "net.h"
@@ -21,7 +22,8 @@ static const struct conf_opt cs_opts[] = {
     {"listen", CONF_STR, "0.0.0.0:9530", O(listen), "address to serve clients on"},
     {"advertise", CONF_STR, NULL, O(advertise),
      "address given to meta (default: listen, 0.0.0.0 as 127.0.0.1)"},
-    {"meta", CONF_STR, "127.0.0.1:9520", O(meta), "metadata service address"},
+    {"meta", CONF_STR, "127.0.0.1:9520", O(meta),
+     "metadata service: host:port, or the replicas as host:port,host:port,... (at most 7)"},
     {"data_dirs", CONF_STR, "/var/lib/cairn/chunks", O(data_dirs), "comma separated data folders"},
     {"heartbeat_ms", CONF_INT, "1000", O(heartbeat_ms), "heartbeat period to meta (ms)"},
     {"scrub_rate", CONF_INT, "0", O(scrub_rate), "scrubber read rate in MiB/s (0 = off)"},
@@ -85,7 +87,7 @@ int main(int argc, char **argv)
         conf_print_help(cs_opts, stdout);
         return 0;
     }
-    int lvl = log_level_parse(s->cfg.log_level);
+    int rc, lvl = log_level_parse(s->cfg.log_level);
     if (lvl < 0) {
         fprintf(stderr, "cairn-chunk: bad log_level %s\n", s->cfg.log_level);
         return 2;
@@ -104,6 +106,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "cairn-chunk: replication_workers must be 1..16\n");
         return 2;
     }
+    /* lives until exit: the membership thread may still be in a call at shutdown */
+    if ((rc = cs_metaconn_new(s->cfg.meta, &s->meta, err, sizeof(err)))) {
+        fprintf(stderr, "cairn-chunk: %s\n", err);
+        return rc == -ENOMEM ? 1 : 2;
+    }
 
     char dirbuf[CONF_STR_MAX];
     char *dirs[CSTORE_MAX_DIRS];
@@ -113,7 +120,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "cairn-chunk: bad data_dirs '%s'\n", s->cfg.data_dirs);
         return 2;
     }
-    int rc = cstore_open(&s->store, dirs, nd, CAIRN_DEFAULT_CHUNK_SIZE);
+    rc = cstore_open(&s->store, dirs, nd, CAIRN_DEFAULT_CHUNK_SIZE);
     if (rc) {
         fprintf(stderr, "cairn-chunk: data folders: %s\n", strerror(-rc));
         return 1;
@@ -167,8 +174,9 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    LOG_INFO("main", "cairn-chunk %016llx serving on %s (advertised %s), %d data folder(s)",
-             (unsigned long long)s->server_id, s->cfg.listen, s->advertise, nd);
+    LOG_INFO("main",
+             "cairn-chunk %016llx serving on %s (advertised %s), %d data folder(s), meta %s",
+             (unsigned long long)s->server_id, s->cfg.listen, s->advertise, nd, s->cfg.meta);
     pthread_t meta_th, scrub_th;
     int scrub_on = 0;
     if ((rc = cs_repl_start(s)) || (rc = cs_meta_start(s, &meta_th)) ||
