@@ -1,5 +1,5 @@
 /* cairn_main.c - the `cairn` command: reads the command line and hands it to one command
- * (copies, fileinfo, health, cs), to the local-cluster launcher (cairn local ...) or to the
+ * (copies, fileinfo, health, cs, meta), to the local-cluster launcher (cairn local ...) or to the
  * mount helper (cairn SOURCE MNT -o OPTS). See cairn(1). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,10 +13,8 @@ static const struct {
     const char *name;
     int (*run)(const struct cli *c);
 } commands[] = {
-    {"copies", cmd_copies},
-    {"fileinfo", cmd_fileinfo},
-    {"health", cmd_health},
-    {"cs", cmd_cs},
+    {"copies", cmd_copies}, {"fileinfo", cmd_fileinfo}, {"health", cmd_health},
+    {"cs", cmd_cs},         {"meta", cmd_meta},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -27,20 +25,26 @@ static void usage(FILE *out)
         "       cairn fileinfo PATH...               chunks of files and where their copies are\n"
         "       cairn health                         chunk servers, chunk counts, repairs\n"
         "       cairn cs drain|undrain ID            move every copy off a chunk server, or stop\n"
-        "       cairn local start DIR [--mount MNT] [--chunk-servers N] [--meta-port P]\n"
-        "                             [--copies N] [--zones A,B,...] [--mount-opts OPTS]\n"
+        "       cairn meta status                    the meta replicas: leader, roles, lag\n"
+        "       cairn meta add ADDR                  add a started replica (join=); prints its id\n"
+        "       cairn meta remove ID                 take a replica out of the group\n"
+        "       cairn local start DIR [--mount MNT] [--metas N] [--chunk-servers N]\n"
+        "                             [--meta-port P] [--copies N] [--zones A,B,...]\n"
+        "                             [--mount-opts OPTS] [--meta-opt K=V] [--cs-opt K=V]\n"
         "       cairn local stop DIR\n"
         "       cairn local status DIR\n"
         "       cairn SOURCE MNT [-o OPTS]           mount helper: cairn-mount MNT -o "
         "meta=SOURCE,OPTS\n"
         "       cairn help\n"
-        "options of copies, fileinfo, health, cs:\n"
-        "  --meta ADDR[,ADDR...]  the meta service (default: $CAIRN_META, the mount's\n"
-        "                         user.cairn.meta xattr, 127.0.0.1:9520)\n"
+        "options of copies, fileinfo, health, cs, meta:\n"
+        "  --meta ADDR[,ADDR...]  the meta service replicas (default: $CAIRN_META, the mount's\n"
+        "                         user.cairn.meta xattr, 127.0.0.1:9520); requests follow\n"
+        "                         the replicas' answers to the leader\n"
         "  --json                 one JSON document on stdout\n"
         "  -r, --recursive        copies: every file and directory below each directory\n"
         "  -v, --verbose          copies N: print each path set\n"
-        "exit status: 0 ok, 1 an operation failed, 2 bad usage. See cairn(1).\n",
+        "exit status: 0 ok, 1 an operation failed (meta status: no leader), 2 bad usage.\n"
+        "See cairn(1).\n",
         out);
 }
 

@@ -35,10 +35,15 @@ const char *cli_strerror(int rc);
 
 const char *cli_copy_state_name(uint8_t state); /* COPY_*: "valid", ... "?" */
 const char *cli_cs_state_name(uint8_t state);   /* CS_STATE_*: "up", "down", "draining" */
+/* META_ST_*: "unavailable", "follower", "candidate", "leader"; META_ROLE_*: "standby",
+ * "voter", "spare"; "?" for others. */
+const char *cli_meta_state_name(uint8_t state);
+const char *cli_meta_role_name(uint8_t role);
 
 int cmd_copies(const struct cli *c);
 int cmd_fileinfo(const struct cli *c);
 int cmd_health(const struct cli *c);
 int cmd_cs(const struct cli *c);
+int cmd_meta(const struct cli *c);
 
 #endif

@@ -1,5 +1,5 @@
 /* cli_util.c - the small helpers every cairn command uses: error messages, sizes, the names of
- * copy and server states (see cli.h). */
+ * copy, server and meta replica states (see cli.h). */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -41,6 +41,8 @@ const char *cli_strerror(int rc)
         return "the meta service does not support this request (it is older than this cairn)";
     case -EBADMSG:
         return "malformed reply from the meta service";
+    case -CAIRN_ENOTLEADER:
+        return "this meta service replica is not the leader";
     default:
         return strerror(rc < 0 ? -rc : rc);
     }
@@ -61,6 +63,36 @@ const char *cli_copy_state_name(uint8_t state)
         return "pending";
     case COPY_DRAINING:
         return "draining";
+    default:
+        return "?";
+    }
+}
+
+const char *cli_meta_state_name(uint8_t state)
+{
+    switch (state) {
+    case META_ST_UNAVAILABLE:
+        return "unavailable";
+    case META_ST_FOLLOWER:
+        return "follower";
+    case META_ST_CANDIDATE:
+        return "candidate";
+    case META_ST_LEADER:
+        return "leader";
+    default:
+        return "?";
+    }
+}
+
+const char *cli_meta_role_name(uint8_t role)
+{
+    switch (role) {
+    case META_ROLE_STANDBY:
+        return "standby";
+    case META_ROLE_VOTER:
+        return "voter";
+    case META_ROLE_SPARE:
+        return "spare";
     default:
         return "?";
     }

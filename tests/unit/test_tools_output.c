@@ -1,9 +1,11 @@
 /* test_tools_output.c - unit tests of the cairn command (tools/): the JSON writer (escaping,
  * commas, nesting), the decoders of the FILEINFO and HEALTH replies fed hand-encoded payloads
- * (every field, paging, and the malformed replies they must refuse), their human and JSON
- * printers, and the built program itself against a fake meta service on loopback (health,
- * cs drain, an unreachable meta service answered in bounded time, usage errors). Each test
- * names the behaviour it proves. */
+ * and META_STATUS replies fed hand-encoded payloads (every field, paging, and the malformed
+ * replies they must refuse), their human and JSON printers (the Raft group's view with and
+ * without a leader), and the built program itself against fake meta replicas on loopback (a
+ * leader, a follower that redirects to it, one that is electing forever: health, cs drain,
+ * meta status/add/remove, leader redirects, an unreachable or leaderless meta service answered
+ * in bounded time, usage errors). Each test names the behaviour it proves. */
 #include <check.h>
 #include <errno.h>
 #include <pthread.h>
@@ -17,6 +19,7 @@
 #include "cli.h"
 #include "cmd_fileinfo.h"
 #include "cmd_health.h"
+#include "cmd_meta.h"
 #include "codec.h"
 #include "json_out.h"
 #include "net.h"
@@ -120,6 +123,43 @@ static void put_health(struct wbuf *b)
     wbuf_put_u32(b, 2);  /* default copies */
     wbuf_put_u32(b, 10); /* balance % */
 }
+
+/* A META_STATUS reply; members as (id, addr, role, reachable, match) in m[]. */
+struct fake_member {
+    uint64_t id;
+    const char *addr;
+    uint8_t role, reachable;
+    uint64_t match;
+};
+
+static void put_meta_status(struct wbuf *b, uint64_t self, uint8_t state, uint64_t leader_id,
+                            const char *leader_addr, uint64_t term, uint64_t commit,
+                            uint64_t applied, uint64_t last, const struct fake_member *m,
+                            uint32_t n)
+{
+    wbuf_put_u64(b, self);
+    wbuf_put_u8(b, state);
+    wbuf_put_u64(b, leader_id);
+    put_str(b, leader_addr);
+    wbuf_put_u64(b, term);
+    wbuf_put_u64(b, commit);
+    wbuf_put_u64(b, applied);
+    wbuf_put_u64(b, last);
+    wbuf_put_u32(b, n);
+    for (uint32_t i = 0; i < n; i++) {
+        wbuf_put_u64(b, m[i].id);
+        put_str(b, m[i].addr);
+        wbuf_put_u8(b, m[i].role);
+        wbuf_put_u8(b, m[i].reachable);
+        wbuf_put_u64(b, m[i].match);
+    }
+}
+
+static const struct fake_member three[] = {
+    {1, "127.0.0.1:9520", META_ROLE_VOTER, 1, 104},
+    {2, "127.0.0.1:9522", META_ROLE_VOTER, 1, 101},
+    {3, "127.0.0.1:9524", META_ROLE_STANDBY, 0, 40},
+};
 
 /* --- JSON writer --------------------------------------------------------------------------- */
 
@@ -366,62 +406,337 @@ START_TEST(test_health_refuses_malformed_replies)
 }
 END_TEST
 
-/* --- the program against a fake meta service ----------------------------------------------- */
+/* --- META_STATUS ---------------------------------------------------------------------------- */
 
-/* A fake meta on loopback: answers HEALTH with put_health(), CS_DRAIN with 0 for server 0x2
- * and -ENOENT otherwise, anything else with -EOPNOTSUPP. One connection at a time. */
-static int fake_fd = -1;
-static uint16_t fake_port;
-
-static void *fake_meta(void *arg)
+/* Decode payload b into the replica slot for addr of v. */
+static void view_add(struct mt_view *v, const char *addr, const struct wbuf *b)
 {
-    (void)arg;
-    for (;;) {
-        int c = accept(fake_fd, NULL, NULL);
-        if (c < 0) return NULL;
-        struct wbuf in, out;
-        wbuf_init(&in);
-        wbuf_init(&out);
-        struct wire_hdr h;
-        while (wire_recv(c, &h, &in, WIRE_MAX_PAYLOAD) == 0) {
-            struct wire_hdr r = {.type = h.type | WIRE_REPLY_BIT, .reqid = h.reqid};
-            wbuf_reset(&out);
-            if (h.type == MSG_HEALTH) {
-                put_health(&out);
-            } else if (h.type == MSG_CS_DRAIN) {
-                struct rcur cur;
-                rcur_init(&cur, in.data, in.len);
-                uint64_t id = rcur_u64(&cur);
-                uint8_t on = rcur_u8(&cur);
-                r.status = rcur_done(&cur) ? -EBADMSG : id == 2 && on <= 1 ? 0 : -ENOENT;
-            } else {
-                r.status = -EOPNOTSUPP;
-            }
-            r.length = r.status ? 0 : (uint32_t)out.len;
-            wire_send(c, &r, out.data, r.length, NULL, 0);
+    struct mt_replica *r = mt_view_slot(v, addr);
+    ck_assert_ptr_nonnull(r);
+    r->rc = mt_decode(&r->st, b->data, b->len);
+    ck_assert_int_eq(r->rc, 0);
+}
+
+static void view_down(struct mt_view *v, const char *addr)
+{
+    struct mt_replica *r = mt_view_slot(v, addr);
+    ck_assert_ptr_nonnull(r);
+    r->rc = -ECONNREFUSED;
+    r->down = 1;
+    snprintf(r->why, sizeof(r->why), "Connection refused");
+}
+
+START_TEST(test_meta_status_prints_members_lag_and_each_replica_from_the_leaders_view)
+{
+    struct wbuf b;
+    struct mt_view v;
+    wbuf_init(&b);
+    ck_assert_int_eq(mt_view_init(&v, "127.0.0.1:9522,127.0.0.1:9524", 3), 0);
+    /* a follower first: it names the leader, which is not in the list */
+    put_meta_status(&b, 2, META_ST_FOLLOWER, 1, "127.0.0.1:9520", 7, 100, 99, 101, NULL, 0);
+    view_add(&v, "127.0.0.1:9522", &b);
+    view_down(&v, "127.0.0.1:9524");
+    ck_assert_int_eq(mt_view_find_leader(&v), -1);
+    ck_assert_str_eq(mt_view_named_leader(&v), "127.0.0.1:9520");
+    wbuf_reset(&b);
+    put_meta_status(&b, 1, META_ST_LEADER, 1, "127.0.0.1:9520", 7, 100, 99, 104, three, 3);
+    view_add(&v, "127.0.0.1:9520", &b);
+    ck_assert_int_eq(mt_view_find_leader(&v), 2);
+    ck_assert_ptr_null(mt_view_named_leader(&v));
+    const struct mt_status *l = &v.replicas[2].st;
+    ck_assert_uint_eq(l->nmembers, 3);
+    ck_assert_uint_eq(mt_lag(l, &l->members[0]), 0); /* the leader itself */
+    ck_assert_uint_eq(mt_lag(l, &l->members[1]), 3);
+    ck_assert_uint_eq(mt_lag(l, &l->members[2]), 64);
+
+    struct mem m;
+    mt_print(mem_open(&m), &v);
+    char *t = mem_text(&m);
+    ck_contains(t,
+                "meta group 127.0.0.1:9522,127.0.0.1:9524: leader 1 at 127.0.0.1:9520, term 7\n");
+    ck_contains(t, "commit index 100, applied index 99, last index 104, 3 members\n");
+    ck_contains(
+        t, "  ID  ADDRESS                ROLE     LEADER  REACHABLE       MATCH         LAG\n");
+    ck_contains(
+        t, "   1  127.0.0.1:9520         voter    *       yes               104           0\n");
+    ck_contains(
+        t, "   2  127.0.0.1:9522         voter            yes               101           3\n");
+    ck_contains(
+        t, "   3  127.0.0.1:9524         standby          no                 40          64\n");
+    ck_contains(t, "127.0.0.1:9522            2  follower          7         100          99       "
+                   "  101  1 127.0.0.1:9520\n");
+    ck_contains(t, "127.0.0.1:9524            -  down: Connection refused\n");
+    ck_contains(t, "127.0.0.1:9520            1  leader            7");
+    free(t);
+
+    struct json j;
+    json_init(&j, mem_open(&m));
+    mt_json(&j, &v);
+    json_finish(&j);
+    t = mem_text(&m);
+    ck_contains(t, "\"meta\": \"127.0.0.1:9522,127.0.0.1:9524\"");
+    ck_contains(t, "\"leader_id\": 1,\n  \"leader_addr\": \"127.0.0.1:9520\"");
+    ck_contains(
+        t,
+        "\"term\": 7,\n  \"commit_index\": 100,\n  \"applied_index\": 99,\n  \"last_index\": 104");
+    ck_contains(
+        t,
+        "{\n      \"id\": 3,\n      \"addr\": \"127.0.0.1:9524\",\n      \"role\": \"standby\",\n"
+        "      \"leader\": false,\n      \"reachable\": false,\n      \"match_index\": 40,\n"
+        "      \"lag\": 64\n    }");
+    ck_contains(t, "\"role\": \"voter\",\n      \"leader\": true,\n      \"reachable\": true");
+    ck_contains(t, "{\n      \"addr\": \"127.0.0.1:9524\",\n      \"state\": \"down\",\n"
+                   "      \"reachable\": false,\n      \"error\": \"Connection refused\"\n    }");
+    ck_contains(t, "\"addr\": \"127.0.0.1:9522\",\n      \"state\": \"follower\",\n      "
+                   "\"reachable\": true,\n"
+                   "      \"id\": 2,\n      \"term\": 7,\n      \"leader_id\": 1,\n"
+                   "      \"leader_addr\": \"127.0.0.1:9520\"");
+    free(t);
+    mt_view_free(&v);
+    wbuf_free(&b);
+}
+END_TEST
+
+START_TEST(test_meta_status_without_a_leader_shows_what_each_replica_says)
+{
+    struct wbuf b;
+    struct mt_view v;
+    wbuf_init(&b);
+    ck_assert_int_eq(mt_view_init(&v, "a:1,b:2,c:3", 3), 0);
+    put_meta_status(&b, 1, META_ST_CANDIDATE, 0, "", 9, 50, 50, 52, NULL, 0);
+    view_add(&v, "a:1", &b);
+    view_down(&v, "b:2");
+    struct mt_replica *r = mt_view_slot(&v, "c:3");
+    r->rc = -EOPNOTSUPP;
+    snprintf(r->why, sizeof(r->why), "older");
+    ck_assert_int_eq(mt_view_find_leader(&v), -1);
+    ck_assert_ptr_null(mt_view_named_leader(&v));
+    ck_assert_ptr_null(mt_view_slot(&v, "d:4")); /* full */
+    ck_assert_ptr_eq(mt_view_slot(&v, "b:2"), &v.replicas[1]);
+
+    struct mem m;
+    mt_print(mem_open(&m), &v);
+    char *t = mem_text(&m);
+    ck_contains(t, "meta group a:1,b:2,c:3: no leader (an election is running, or fewer than a "
+                   "majority of the replicas are up)\n");
+    ck_contains(t, "a:1                       1  candidate         9          50          50       "
+                   "   52  -\n");
+    ck_contains(t, "b:2                       -  down: Connection refused\n");
+    ck_contains(t, "c:3                       -  error: older\n");
+    ck_assert_ptr_null(strstr(t, "ROLE"));
+    free(t);
+
+    struct json j;
+    json_init(&j, mem_open(&m));
+    mt_json(&j, &v);
+    json_finish(&j);
+    t = mem_text(&m);
+    ck_contains(t, "\"leader_id\": 0,\n  \"leader_addr\": \"\",\n  \"term\": null");
+    ck_contains(t, "\"members\": [],");
+    ck_contains(t, "\"state\": \"candidate\"");
+    ck_contains(t, "\"state\": \"error\",\n      \"reachable\": true,\n      \"error\": \"older\"");
+    free(t);
+    mt_view_free(&v);
+
+    /* nothing answers at all */
+    ck_assert_int_eq(mt_view_init(&v, "a:1", 1), 0);
+    view_down(&v, "a:1");
+    mt_print(mem_open(&m), &v);
+    t = mem_text(&m);
+    ck_contains(t, "meta group a:1: no leader (no replica answers)\n");
+    free(t);
+    mt_view_free(&v);
+    wbuf_free(&b);
+}
+END_TEST
+
+START_TEST(test_meta_status_refuses_malformed_replies)
+{
+    struct wbuf b;
+    struct mt_status st;
+    wbuf_init(&b);
+    put_meta_status(&b, 1, META_ST_LEADER, 1, "127.0.0.1:9520", 7, 100, 99, 104, three, 3);
+    ck_assert_int_eq(mt_decode(&st, b.data, b.len), 0);
+    ck_assert_str_eq(st.members[2].addr, "127.0.0.1:9524");
+    ck_assert_uint_eq(st.members[2].role, META_ROLE_STANDBY);
+    mt_free(&st);
+    for (size_t cut = 0; cut < b.len; cut += 5)
+        ck_assert_int_eq(mt_decode(&st, b.data, cut), -EBADMSG);
+    wbuf_put_u8(&b, 0);
+    ck_assert_int_eq(mt_decode(&st, b.data, b.len), -EBADMSG);
+    wbuf_reset(&b);
+    put_meta_status(&b, 1, META_ST_LEADER, 1, "", 7, 1, 1, 1, NULL, 0);
+    b.data[b.len - 1] = 0x10; /* 0x10000000 members, far beyond the payload */
+    ck_assert_int_eq(mt_decode(&st, b.data, b.len), -EBADMSG);
+    wbuf_free(&b);
+}
+END_TEST
+
+/* --- the program against fake meta replicas ---------------------------------------------- */
+
+/* A fake meta replica on loopback, one thread per connection. The leader answers HEALTH with
+ * put_health(), CS_DRAIN with 0 for server 0x2 and -ENOENT otherwise, META_STATUS with three
+ * members (1 itself, 2 the follower, 3 a standby it cannot reach), META_ADD with id 4 (-EEXIST
+ * for the follower's address), META_WHOAMI with 2 for the follower's address, META_REMOVE with
+ * 0 for members 2 and 3. The follower answers META_STATUS about itself and everything else with
+ * -CAIRN_ENOTLEADER naming the leader; the electing one the same with no leader known. Anything
+ * else: -EOPNOTSUPP. */
+enum fake_mode { FAKE_LEADER, FAKE_FOLLOWER, FAKE_ELECTING };
+
+struct fake {
+    enum fake_mode mode;
+    int fd;
+    uint16_t port;
+    char addr[32];
+};
+
+static struct fake F_leader = {.mode = FAKE_LEADER, .fd = -1};
+static struct fake F_follower = {.mode = FAKE_FOLLOWER, .fd = -1};
+static struct fake F_electing = {.mode = FAKE_ELECTING, .fd = -1};
+static char dead_addr[32]; /* a port nothing listens on */
+
+/* The reply status and payload (out) of fake f to one request. */
+static int fake_answer(const struct fake *f, const struct wire_hdr *h, const struct wbuf *in,
+                       struct wbuf *out)
+{
+    struct rcur cur;
+    char s[CAIRN_ADDR_MAX + 1];
+    rcur_init(&cur, in->data, in->len);
+    if (h->type == MSG_META_STATUS) {
+        if (f->mode == FAKE_LEADER) {
+            struct fake_member m[3] = {{1, F_leader.addr, META_ROLE_VOTER, 1, 104},
+                                       {2, F_follower.addr, META_ROLE_VOTER, 1, 101},
+                                       {3, dead_addr, META_ROLE_STANDBY, 0, 40}};
+            put_meta_status(out, 1, META_ST_LEADER, 1, F_leader.addr, 7, 100, 99, 104, m, 3);
+        } else if (f->mode == FAKE_FOLLOWER) {
+            put_meta_status(out, 2, META_ST_FOLLOWER, 1, F_leader.addr, 7, 100, 98, 101, NULL, 0);
+        } else {
+            put_meta_status(out, 0, META_ST_CANDIDATE, 0, "", 8, 0, 0, 0, NULL, 0);
         }
-        wbuf_free(&in);
-        wbuf_free(&out);
-        close(c);
+        return 0;
+    }
+    if (f->mode != FAKE_LEADER) {
+        put_str(out, f->mode == FAKE_FOLLOWER ? F_leader.addr : "");
+        return -CAIRN_ENOTLEADER;
+    }
+    switch (h->type) {
+    case MSG_HEALTH:
+        put_health(out);
+        return 0;
+    case MSG_CS_DRAIN: {
+        uint64_t id = rcur_u64(&cur);
+        uint8_t on = rcur_u8(&cur);
+        return rcur_done(&cur) ? -EBADMSG : id == 2 && on <= 1 ? 0 : -ENOENT;
+    }
+    case MSG_META_ADD:
+    case MSG_META_WHOAMI: {
+        rcur_str(&cur, s, CAIRN_ADDR_MAX);
+        if (rcur_done(&cur)) return -EBADMSG;
+        int member = strcmp(s, F_follower.addr) == 0;
+        if (h->type == MSG_META_ADD && member) return -EEXIST;
+        wbuf_put_u64(out, h->type == MSG_META_ADD ? 4 : member ? 2 : 0);
+        return 0;
+    }
+    case MSG_META_REMOVE: {
+        uint64_t id = rcur_u64(&cur);
+        return rcur_done(&cur) ? -EBADMSG : id == 2 || id == 3 ? 0 : -ENOENT;
+    }
+    default:
+        return -EOPNOTSUPP;
     }
 }
 
-static void fake_start(void)
+struct fake_conn {
+    const struct fake *f;
+    int fd;
+};
+
+static void *fake_serve(void *arg)
 {
-    fake_fd = net_listen("127.0.0.1:0", &fake_port);
-    ck_assert_int_ge(fake_fd, 0);
-    pthread_t t;
-    ck_assert_int_eq(pthread_create(&t, NULL, fake_meta, NULL), 0);
-    pthread_detach(t);
+    struct fake_conn *fc = arg;
+    struct wbuf in, out;
+    wbuf_init(&in);
+    wbuf_init(&out);
+    struct wire_hdr h;
+    while (wire_recv(fc->fd, &h, &in, WIRE_MAX_PAYLOAD) == 0) {
+        struct wire_hdr r = {.type = h.type | WIRE_REPLY_BIT, .reqid = h.reqid};
+        wbuf_reset(&out);
+        r.status = fake_answer(fc->f, &h, &in, &out);
+        r.length = (uint32_t)out.len;
+        wire_send(fc->fd, &r, out.data, r.length, NULL, 0);
+    }
+    wbuf_free(&in);
+    wbuf_free(&out);
+    close(fc->fd);
+    free(fc);
+    return NULL;
 }
 
-/* Run build/cairn with args (a shell fragment); stdout+stderr into out. Returns the exit
- * status; *ms gets the time it took. */
-static int run_cairn(const char *args, char *out, size_t len, uint64_t *ms)
+static void *fake_accept(void *arg)
+{
+    struct fake *f = arg;
+    for (;;) {
+        int c = accept(f->fd, NULL, NULL);
+        if (c < 0) return NULL;
+        struct fake_conn *fc = malloc(sizeof(*fc));
+        pthread_t t;
+        if (!fc) {
+            close(c);
+            continue;
+        }
+        fc->f = f;
+        fc->fd = c;
+        if (pthread_create(&t, NULL, fake_serve, fc) != 0) {
+            close(c);
+            free(fc);
+            continue;
+        }
+        pthread_detach(t);
+    }
+}
+
+static void fake_listen(struct fake *f)
+{
+    f->fd = net_listen("127.0.0.1:0", &f->port);
+    ck_assert_int_ge(f->fd, 0);
+    snprintf(f->addr, sizeof(f->addr), "127.0.0.1:%u", f->port);
+}
+
+/* Start the three fakes (addresses first: each names the others). */
+static void fakes_start(void)
+{
+    uint16_t dead = 0;
+    int fd = net_listen("127.0.0.1:0", &dead);
+    close(fd);
+    snprintf(dead_addr, sizeof(dead_addr), "127.0.0.1:%u", dead);
+    struct fake *all[] = {&F_leader, &F_follower, &F_electing};
+    for (int i = 0; i < 3; i++)
+        fake_listen(all[i]);
+    for (int i = 0; i < 3; i++) {
+        pthread_t t;
+        ck_assert_int_eq(pthread_create(&t, NULL, fake_accept, all[i]), 0);
+        pthread_detach(t);
+    }
+}
+
+static void fakes_stop(void)
+{
+    struct fake *all[] = {&F_leader, &F_follower, &F_electing};
+    for (int i = 0; i < 3; i++) {
+        shutdown(all[i]->fd, SHUT_RDWR); /* wakes the accept */
+        close(all[i]->fd);
+    }
+}
+
+/* Run build/cairn with args (a shell fragment) and the environment settings env ("" for none;
+ * CAIRN_META is removed first); stdout+stderr into out. Returns the exit status; *ms gets the
+ * time it took. */
+static int run_cairn_env(const char *env, const char *args, char *out, size_t len, uint64_t *ms)
 {
     const char *b = getenv("BUILD");
     char cmd[1024];
-    snprintf(cmd, sizeof(cmd), "env -u CAIRN_META %s/cairn %s 2>&1", b && *b ? b : "build", args);
+    snprintf(cmd, sizeof(cmd), "env -u CAIRN_META %s %s/cairn %s 2>&1", env, b && *b ? b : "build",
+             args);
     uint64_t t0 = net_now_ms();
     FILE *p = popen(cmd, "r");
     ck_assert_ptr_nonnull(p);
@@ -432,36 +747,133 @@ static int run_cairn(const char *args, char *out, size_t len, uint64_t *ms)
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+static int run_cairn(const char *args, char *out, size_t len, uint64_t *ms)
+{
+    return run_cairn_env("", args, out, len, ms);
+}
+
 START_TEST(test_program_health_and_drain_against_a_fake_meta)
 {
-    fake_start();
+    fakes_start();
     char args[200], out[8192];
-    snprintf(args, sizeof(args), "health --meta 127.0.0.1:%u", fake_port);
+    snprintf(args, sizeof(args), "health --meta %s", F_leader.addr);
     ck_assert_int_eq(run_cairn(args, out, sizeof(out), NULL), 0);
     ck_contains(out, "2 chunk servers");
     ck_contains(out, "rack-a");
-    snprintf(args, sizeof(args), "--json health --meta=127.0.0.1:%u", fake_port);
+    snprintf(args, sizeof(args), "--json health --meta=%s", F_leader.addr);
     ck_assert_int_eq(run_cairn(args, out, sizeof(out), NULL), 0);
     ck_assert_int_eq(out[0], '{');
     ck_contains(out, "\"missing\": 1");
     /* the first address of the list is dead: the second answers */
-    uint16_t dead = 0;
-    int fd = net_listen("127.0.0.1:0", &dead);
-    close(fd);
-    snprintf(args, sizeof(args), "health --meta 127.0.0.1:%u,127.0.0.1:%u", dead, fake_port);
+    snprintf(args, sizeof(args), "health --meta %s,%s", dead_addr, F_leader.addr);
     ck_assert_int_eq(run_cairn(args, out, sizeof(out), NULL), 0);
 
-    snprintf(args, sizeof(args), "cs drain 0x2 --meta 127.0.0.1:%u", fake_port);
+    snprintf(args, sizeof(args), "cs drain 0x2 --meta %s", F_leader.addr);
     ck_assert_int_eq(run_cairn(args, out, sizeof(out), NULL), 0);
     ck_contains(out, "chunk server 0000000000000002: draining");
-    snprintf(args, sizeof(args), "cs undrain 0000000000000002 --meta 127.0.0.1:%u", fake_port);
+    snprintf(args, sizeof(args), "cs undrain 0000000000000002 --meta %s", F_leader.addr);
     ck_assert_int_eq(run_cairn(args, out, sizeof(out), NULL), 0);
     ck_contains(out, "no longer draining");
-    snprintf(args, sizeof(args), "cs drain 3 --meta 127.0.0.1:%u", fake_port);
+    snprintf(args, sizeof(args), "cs drain 3 --meta %s", F_leader.addr);
     ck_assert_int_eq(run_cairn(args, out, sizeof(out), NULL), 1);
     ck_contains(out, "no chunk server 0000000000000003");
-    shutdown(fake_fd, SHUT_RDWR); /* wakes the accept of the fake */
-    close(fake_fd);
+    fakes_stop();
+}
+END_TEST
+
+START_TEST(test_program_follows_not_leader_answers_to_the_leader)
+{
+    fakes_start();
+    char args[300], out[8192];
+    /* a dead address, an electing replica, a follower naming a leader outside the list */
+    snprintf(args, sizeof(args), "health --meta %s,%s,%s", dead_addr, F_electing.addr,
+             F_follower.addr);
+    ck_assert_int_eq(run_cairn(args, out, sizeof(out), NULL), 0);
+    ck_contains(out, "2 chunk servers");
+    snprintf(args, sizeof(args), "cs drain 2 --meta %s", F_follower.addr);
+    ck_assert_int_eq(run_cairn(args, out, sizeof(out), NULL), 0);
+    ck_contains(out, "draining");
+    /* CAIRN_META takes a list too */
+    char env[200];
+    snprintf(env, sizeof(env), "CAIRN_META=%s,%s", dead_addr, F_follower.addr);
+    ck_assert_int_eq(run_cairn_env(env, "health --json", out, sizeof(out), NULL), 0);
+    ck_contains(out, "\"default_copies\": 2");
+    fakes_stop();
+}
+END_TEST
+
+START_TEST(test_program_no_leader_fails_in_bounded_time_saying_so)
+{
+    fakes_start();
+    char args[300], out[8192], want[300];
+    uint64_t ms;
+    snprintf(args, sizeof(args), "health --meta %s,%s", F_electing.addr, dead_addr);
+    ck_assert_int_eq(run_cairn(args, out, sizeof(out), &ms), 1);
+    snprintf(want, sizeof(want),
+             "cairn: health: no leader among the meta service replicas at %s,%s after 5 s",
+             F_electing.addr, dead_addr);
+    ck_contains(out, want);
+    ck_assert_msg(ms >= 4500 && ms < 9000, "took %llu ms", (unsigned long long)ms);
+
+    snprintf(args, sizeof(args), "meta status --meta %s,%s", F_electing.addr, dead_addr);
+    ck_assert_int_eq(run_cairn(args, out, sizeof(out), &ms), 1);
+    ck_contains(out, "no leader (an election is running");
+    ck_contains(out, "candidate");
+    ck_contains(out, "down: Connection refused");
+    ck_contains(out, "cairn: meta status: no leader among the meta service replicas at");
+    ck_assert_msg(ms < 3000, "took %llu ms", (unsigned long long)ms);
+    fakes_stop();
+}
+END_TEST
+
+START_TEST(test_program_meta_status_add_remove)
+{
+    fakes_start();
+    char args[300], out[8192], want[300];
+    /* asked: the follower and a dead one; the leader is found through the follower */
+    snprintf(args, sizeof(args), "meta status --meta %s,%s", F_follower.addr, dead_addr);
+    ck_assert_int_eq(run_cairn(args, out, sizeof(out), NULL), 0);
+    snprintf(want, sizeof(want), "leader 1 at %s, term 7\n", F_leader.addr);
+    ck_contains(out, want);
+    snprintf(want, sizeof(want),
+             "   2  %-21s  voter            yes               101           3\n", F_follower.addr);
+    ck_contains(out, want);
+    snprintf(want, sizeof(want), "%-21s     -  down: ", dead_addr);
+    ck_contains(out, want);
+    snprintf(args, sizeof(args), "meta status --json --meta %s", F_follower.addr);
+    ck_assert_int_eq(run_cairn(args, out, sizeof(out), NULL), 0);
+    ck_assert_int_eq(out[0], '{');
+    snprintf(want, sizeof(want), "\"leader_addr\": \"%s\"", F_leader.addr);
+    ck_contains(out, want);
+    ck_contains(out, "\"lag\": 64");
+
+    /* add: the electing fake plays the fresh replica; the request is redirected */
+    snprintf(args, sizeof(args), "meta add %s --meta %s", F_electing.addr, F_follower.addr);
+    ck_assert_int_eq(run_cairn(args, out, sizeof(out), NULL), 0);
+    ck_assert_str_eq(out, "4\n");
+    snprintf(args, sizeof(args), "meta add %s --json --meta %s", F_electing.addr, F_leader.addr);
+    ck_assert_int_eq(run_cairn(args, out, sizeof(out), NULL), 0);
+    ck_contains(out, "\"id\": 4");
+    snprintf(args, sizeof(args), "meta add %s --meta %s", F_follower.addr, F_leader.addr);
+    ck_assert_int_eq(run_cairn(args, out, sizeof(out), NULL), 1);
+    snprintf(want, sizeof(want), "meta add: %s is already member 2 of the group", F_follower.addr);
+    ck_contains(out, want);
+    snprintf(args, sizeof(args), "meta add %s --meta %s", dead_addr, F_leader.addr);
+    ck_assert_int_eq(run_cairn(args, out, sizeof(out), NULL), 1);
+    snprintf(want, sizeof(want), "meta add: no cairn-meta answers at %s (Connection refused)",
+             dead_addr);
+    ck_contains(out, want);
+
+    snprintf(args, sizeof(args), "meta remove 3 --meta %s", F_follower.addr);
+    ck_assert_int_eq(run_cairn(args, out, sizeof(out), NULL), 0);
+    ck_assert_str_eq(out, "removed member 3\n");
+    snprintf(args, sizeof(args), "meta remove 2 --json --meta %s", F_leader.addr);
+    ck_assert_int_eq(run_cairn(args, out, sizeof(out), NULL), 0);
+    ck_contains(out, "\"removed\": 2");
+    snprintf(args, sizeof(args), "meta remove 9 --meta %s", F_leader.addr);
+    ck_assert_int_eq(run_cairn(args, out, sizeof(out), NULL), 1);
+    ck_contains(out, "has no member 9");
+    fakes_stop();
 }
 END_TEST
 
@@ -492,8 +904,20 @@ START_TEST(test_program_usage_errors_exit_2)
     ck_assert_int_eq(run_cairn("cs drain xyz", out, sizeof(out), NULL), 2);
     ck_assert_int_eq(run_cairn("health --bogus", out, sizeof(out), NULL), 2);
     ck_assert_int_eq(run_cairn("health -r", out, sizeof(out), NULL), 2);
+    ck_assert_int_eq(run_cairn("meta", out, sizeof(out), NULL), 2);
+    ck_contains(out, "usage: cairn meta status | add ADDR | remove ID");
+    ck_assert_int_eq(run_cairn("meta status extra", out, sizeof(out), NULL), 2);
+    ck_assert_int_eq(run_cairn("meta add nohostport", out, sizeof(out), NULL), 2);
+    ck_contains(out, "meta add: 'nohostport' is not an address HOST:PORT");
+    ck_assert_int_eq(run_cairn("meta add 127.0.0.1:70000", out, sizeof(out), NULL), 2);
+    ck_assert_int_eq(run_cairn("meta remove 0", out, sizeof(out), NULL), 2);
+    ck_assert_int_eq(run_cairn("meta remove 0x3", out, sizeof(out), NULL), 2);
+    ck_contains(out, "'0x3' is not a member id");
+    ck_assert_int_eq(run_cairn("meta status --meta 127.0.0.1", out, sizeof(out), NULL), 2);
+    ck_contains(out, "bad meta service address list '127.0.0.1'");
     ck_assert_int_eq(run_cairn("help", out, sizeof(out), NULL), 0);
     ck_contains(out, "cairn fileinfo");
+    ck_contains(out, "cairn meta status");
     /* a path that is not on a CairnFS mount is a failed operation, said so */
     ck_assert_int_eq(run_cairn("copies /", out, sizeof(out), NULL), 1);
     ck_contains(out, "copies: /: not on a CairnFS mount");
@@ -515,11 +939,17 @@ static Suite *suite(void)
     tcase_add_test(t, test_fileinfo_refuses_malformed_replies);
     tcase_add_test(t, test_health_decodes_and_prints_servers_and_counters);
     tcase_add_test(t, test_health_refuses_malformed_replies);
+    tcase_add_test(t, test_meta_status_prints_members_lag_and_each_replica_from_the_leaders_view);
+    tcase_add_test(t, test_meta_status_without_a_leader_shows_what_each_replica_says);
+    tcase_add_test(t, test_meta_status_refuses_malformed_replies);
     suite_add_tcase(s, t);
 
     t = tcase_create("program");
     tcase_set_timeout(t, 60);
     tcase_add_test(t, test_program_health_and_drain_against_a_fake_meta);
+    tcase_add_test(t, test_program_follows_not_leader_answers_to_the_leader);
+    tcase_add_test(t, test_program_no_leader_fails_in_bounded_time_saying_so);
+    tcase_add_test(t, test_program_meta_status_add_remove);
     tcase_add_test(t, test_program_unreachable_meta_fails_fast_with_the_address);
     tcase_add_test(t, test_program_usage_errors_exit_2);
     suite_add_tcase(s, t);
