@@ -170,6 +170,11 @@ int mraft_should_wait(struct meta *m)
     return 1;
 }
 
+void mraft_resume_soon(struct meta *m)
+{
+    if (m->raft && m->raft->resume_ev) event_active(m->raft->resume_ev, EV_TIMEOUT, 0);
+}
+
 void mraft_park_retry(struct meta *m)
 {
     struct timeval tv = {0, 100 * 1000};
@@ -197,12 +202,13 @@ static void on_applied(struct raft_apply *req, int status, void *result)
 {
     (void)result;
     struct mraft *r = req->data;
-    r->apply_out = 0;
     struct meta *m = r->m;
+    raft_index index = req->index;
+    free(req);
     if (status == 0) return; /* committed: mraft_fsm.c's apply already committed the batch */
-    if (m->inflight && req->index == m->spec_index) {
+    if (m->inflight && index == m->spec_index) {
         LOG_WARN("raft", "batch at index %llu not committed (%s): dropped, clients retry",
-                 (unsigned long long)req->index, raft_strerror(status));
+                 (unsigned long long)index, raft_strerror(status));
         meta_batch_lost(m);
     }
     mraft_kick(r);
@@ -211,21 +217,29 @@ static void on_applied(struct raft_apply *req, int status, void *result)
 int mraft_submit(struct meta *m)
 {
     struct mraft *r = m->raft;
-    if (!mraft_ready(m) || r->apply_out) return -EAGAIN;
-    size_t len = 4 + m->batch_log.len;
-    struct raft_buffer buf = {.base = raft_malloc(len), .len = len};
+    if (!mraft_ready(m)) return -EAGAIN;
+    /* libraft's disk format needs entries whose length is a multiple of 8 (a shorter one is
+     * read back misaligned: the segment then fails its checksum on load); the padding after
+     * the last record is never read */
+    size_t len = (4 + m->batch_log.len + 7) & ~(size_t)7;
+    struct raft_buffer buf = {.base = raft_calloc(1, len), .len = len};
     if (!buf.base) return -ENOMEM;
     le_put32(buf.base, m->batch_nrec);
     memcpy((uint8_t *)buf.base + 4, m->batch_log.data, m->batch_log.len);
-    r->apply_req.data = r;
-    int rc = raft_apply(&r->raft, &r->apply_req, &buf, 1, on_applied);
+    struct raft_apply *req = calloc(1, sizeof(*req));
+    if (!req) {
+        raft_free(buf.base);
+        return -ENOMEM;
+    }
+    req->data = r;
+    int rc = raft_apply(&r->raft, req, &buf, 1, on_applied);
     if (rc) {
+        free(req);
         raft_free(buf.base);
         LOG_WARN("raft", "cannot append a batch: %s", raft_strerror(rc));
         return rc == RAFT_NOTLEADER || rc == RAFT_LEADERSHIPLOST ? -EAGAIN : -EIO;
     }
-    r->apply_out = 1;
-    m->spec_index = r->apply_req.index;
+    m->spec_index = req->index;
     mraft_kick(r);
     return 0;
 }
@@ -286,6 +300,9 @@ static int init_raft(struct mraft *r, const char (*peers)[CAIRN_ADDR_MAX + 1], i
     }
     raft_uv_set_snapshot_compression(&r->io, false); /* our snapshots are zstd already */
     raft_uv_set_connect_retry_delay(&r->io, 200);
+    /* a damaged log is reported, not silently moved aside (libraft would rename a corrupt
+     * segment and start without its entries) */
+    raft_uv_set_auto_recovery(&r->io, false);
     mraft_fsm_init(r, &r->raft);
     rc = raft_init(&r->raft, &r->io, &r->fsm, r->id, r->raft_addr);
     if (rc) {
@@ -300,7 +317,13 @@ static int init_raft(struct mraft *r, const char (*peers)[CAIRN_ADDR_MAX + 1], i
     raft_set_snapshot_threshold(&r->raft, (unsigned)c->snapshot_entries);
     raft_set_snapshot_trailing(&r->raft, (unsigned)c->snapshot_trailing);
     raft_set_install_snapshot_timeout(&r->raft, 60000);
-    if (npeers > 0) {
+    char md1[sizeof(r->dir) + 16], md2[sizeof(r->dir) + 16];
+    snprintf(md1, sizeof(md1), "%s/metadata1", r->dir);
+    snprintf(md2, sizeof(md2), "%s/metadata2", r->dir);
+    int fresh = access(md1, F_OK) != 0 && access(md2, F_OK) != 0;
+    /* bootstrap only a log that has never been written: libraft would write its first
+     * configuration entry over an existing log */
+    if (npeers > 0 && fresh) {
         struct raft_configuration conf;
         raft_configuration_init(&conf);
         for (int i = 0; i < npeers && !rc; i++) {
@@ -393,7 +416,7 @@ int mraft_start(struct meta *m)
         fprintf(stderr, "cairn-meta: bad peers list '%s' (HOST:PORT,...)\n", c->peers);
         return -EINVAL;
     }
-    if (npeers == 0) { /* a group of one: ourselves */
+    if (npeers == 0 && !c->join[0]) { /* a group of one: ourselves */
         memcpy(peers[0], r->self, sizeof(peers[0]));
         npeers = 1;
     }

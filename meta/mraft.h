@@ -35,7 +35,9 @@ int mraft_ready(const struct meta *m);
  * no leader is known: this replica leads but has not applied its barrier yet, or the leader
  * has been unknown for less than about an election (one is probably being elected). */
 int mraft_should_wait(struct meta *m);
-/* Hand the parked requests to the handler again in 100 ms. */
+/* Hand the parked requests to the handler again: at once (from the event loop), or in
+ * 100 ms. */
+void mraft_resume_soon(struct meta *m);
 void mraft_park_retry(struct meta *m);
 /* The leader's client address ("" when none is known). */
 const char *mraft_leader_addr(struct meta *m);

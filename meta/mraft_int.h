@@ -50,8 +50,6 @@ struct mraft {
     char leader_client[CAIRN_ADDR_MAX + 1];
     uint64_t no_leader_since_ms; /* when the leader became unknown (0: one is known) */
     struct event *park_timer;    /* hands parked requests over again while no leader is known */
-    struct raft_apply apply_req; /* the batch in the log (one at a time) */
-    int apply_out;
     struct mraft_change *change; /* at most one membership change at a time */
     struct raft_apply *format_req;
 };

@@ -116,7 +116,7 @@ void meta_batch_committed(struct meta *m, uint64_t index)
     m->durable_batch = m->batch_no;
     evsrv_release(m->srv);
     if (m->tick_pending) repair_tick(m);
-    evsrv_resume(m->srv);
+    mraft_resume_soon(m); /* from the event loop, not inside libraft's apply */
 }
 
 void meta_batch_lost(struct meta *m)

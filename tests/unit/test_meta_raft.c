@@ -82,7 +82,8 @@ static raft_index propose(unsigned i, struct mop *ops, int n)
         mop_encode(&ops[k], &b);
     }
     ck_assert_int_eq(b.err, 0);
-    struct raft_buffer buf = {.base = raft_malloc(b.len), .len = b.len};
+    size_t len = (b.len + 7) & ~(size_t)7; /* as mraft_submit pads it */
+    struct raft_buffer buf = {.base = raft_calloc(1, len), .len = len};
     memcpy(buf.base, b.data, b.len);
     wbuf_free(&b);
     static struct raft_apply reqs[64];
