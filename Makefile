@@ -50,7 +50,7 @@ INTEG_BINS = $(patsubst tests/integration/%.c,$(BUILD)/itests/%,$(INTEG_SRC))
 HARNESS_SRC = $(wildcard tests/integration/harness*.c)
 
 PHONY_EXTRA = check-all check-san-run
-PHONY_EXTRA += bench-heal
+PHONY_EXTRA += bench-heal bench-failover
 .PHONY: $(PHONY_EXTRA) all deps check check-unit check-integration check-san fuzz fuzz-smoke format clean run \
         tests
 all: $(PROGS)
@@ -156,6 +156,10 @@ format:
 # Healing rate of a local cluster after a chunk server is killed (bench/heal.sh; GIB=3).
 bench-heal: all
 	BUILD=$(abspath $(BUILD)) bench/heal.sh
+
+# How long a mount pauses when the meta leader is killed (prints median and max of 10).
+bench-failover: all
+	BUILD=$(BUILD) bench/failover.sh
 
 run: all
 	$(BUILD)/cairn local start ./var/local --mount $${MNT:-/mnt/datasets}

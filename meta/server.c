@@ -47,7 +47,7 @@ int meta_warm(struct meta *m)
 {
     uint64_t now = net_now_ms(), since = now - m->lead_since_ms;
     if (since >= 5000) return 1;
-    return since >= 1000 && now - m->cs_seen_ms >= 700 && csr_live_count(&m->reg) > 0;
+    return since >= 300 && now - m->cs_seen_ms >= 300 && csr_live_count(&m->reg) > 0;
 }
 
 int meta_can_apply(struct meta *m)
@@ -453,8 +453,15 @@ static int do_chunk_lease(struct req *q)
         return 0;
     }
     int slots[CAIRN_MAX_CHAIN];
+    uint32_t goal = repair_goal(m, op.ino);
     int n = exists ? lease_chain_existing(m, &ck, excl, nexcl, &op)
-                   : lease_chain_new(m, repair_goal(m, op.ino), excl, nexcl, &op, slots);
+                   : lease_chain_new(m, goal, excl, nexcl, &op, slots);
+    /* a new leader that has not heard from every chunk server yet waits for them rather
+     * than leave copies out (a new chunk needs only enough live servers) */
+    if (!meta_warm(m) && (exists || n < (int)goal)) {
+        mraft_park_retry(m);
+        return EVSRV_DEFER;
+    }
     /* refuse before changing anything when no server could take the data */
     if (n == 0) {
         LOG_ERR("lease", "inode %" PRIu64 " chunk %" PRIu64 ": no live chunk server %s", op.ino,
@@ -823,8 +830,8 @@ int meta_handle(struct evsrv_conn *conn, const struct wire_hdr *h, const uint8_t
     if (mutates(type) && !meta_can_apply(m)) return EVSRV_DEFER;
     /* a new leader hands out no locations (and refuses no lease for want of servers) before
      * the chunk servers have found it */
-    if ((type == MSG_OPEN || type == MSG_CHUNK_LOCATE || type == MSG_CHUNK_LEASE) &&
-        !meta_warm(m) && (type != MSG_OPEN || opens_data(m, payload, hh.length))) {
+    if ((type == MSG_OPEN || type == MSG_CHUNK_LOCATE) && !meta_warm(m) &&
+        (type != MSG_OPEN || opens_data(m, payload, hh.length))) {
         mraft_park_retry(m);
         return EVSRV_DEFER;
     }
@@ -839,6 +846,7 @@ int meta_handle(struct evsrv_conn *conn, const struct wire_hdr *h, const uint8_t
     int rc = dispatch(&q);
     m->cur_seq = 0;
     wbuf_free(&q.out);
+    if (rc == EVSRV_DEFER) return rc;
     if (rc == -2) {
         /* an unknown type from a newer client: answer, do not drop the connection */
         LOG_WARN("meta", "unknown request type %u from %s", h->type, evsrv_conn_peer(conn));
