@@ -198,6 +198,30 @@ static void on_resume(evutil_socket_t fd, short what, void *arg)
 
 /* ---- the log ---------------------------------------------------------------------------------- */
 
+static void on_transferred(struct raft_transfer *req)
+{
+    struct mraft *r = req->data;
+    free(req);
+    LOG_INFO("raft", "leadership hand-over finished: %s",
+             raft_state(&r->raft) == RAFT_LEADER ? "still the leader (no other voter took it)"
+                                                 : "another replica leads");
+}
+
+/* This replica could not write its log (a full or failing disk): it must not go on leading,
+ * since it cannot store what it would acknowledge. libraft 0.15 keeps a leader whose append
+ * failed in place, so leadership is handed to another voter. */
+static void step_down_for_disk(struct mraft *r, int status)
+{
+    if (raft_state(&r->raft) != RAFT_LEADER || r->raft.transfer) return;
+    LOG_ERR("raft", "cannot write the Raft log (%s: %s): handing leadership to another replica",
+            raft_strerror(status), raft_errmsg(&r->raft));
+    struct raft_transfer *t = calloc(1, sizeof(*t));
+    if (!t) return;
+    t->data = r;
+    if (raft_transfer(&r->raft, t, 0, on_transferred)) free(t);
+    mraft_kick(r);
+}
+
 static void on_applied(struct raft_apply *req, int status, void *result)
 {
     (void)result;
@@ -206,6 +230,8 @@ static void on_applied(struct raft_apply *req, int status, void *result)
     raft_index index = req->index;
     free(req);
     if (status == 0) return; /* committed: mraft_fsm.c's apply already committed the batch */
+    if (status == RAFT_IOERR || status == RAFT_NOSPACE || status == RAFT_CORRUPT)
+        step_down_for_disk(r, status);
     if (m->inflight && index == m->spec_index) {
         LOG_WARN("raft", "batch at index %llu not committed (%s): dropped, clients retry",
                  (unsigned long long)index, raft_strerror(status));
@@ -342,6 +368,16 @@ static int init_raft(struct mraft *r, const char (*peers)[CAIRN_ADDR_MAX + 1], i
     rc = raft_start(&r->raft);
     if (rc) {
         damaged(r, "the Raft log is damaged", raft_errmsg(&r->raft));
+        return -EIO;
+    }
+    uint64_t applied = mstore_applied(r->m->store);
+    if (applied > raft_last_index(&r->raft)) {
+        char why[160];
+        snprintf(why, sizeof(why),
+                 "the store holds entries up to %llu but the Raft log ends at %llu (log lost "
+                 "or damaged)",
+                 (unsigned long long)applied, (unsigned long long)raft_last_index(&r->raft));
+        damaged(r, "the Raft log is behind the store", why);
         return -EIO;
     }
     r->started = 1;
