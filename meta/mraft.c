@@ -319,6 +319,17 @@ static void damaged(struct mraft *r, const char *what, const char *detail)
 static int init_raft(struct mraft *r, const char (*peers)[CAIRN_ADDR_MAX + 1], int npeers)
 {
     struct meta_cfg *c = &r->m->cfg;
+    /* libraft says little when its port is taken: try it first */
+    uint16_t port = 0;
+    int lfd = net_listen(r->raft_addr, &port);
+    if (lfd < 0) {
+        LOG_ERR("raft", "cannot listen on the Raft address %s (the client port + 1): %s",
+                r->raft_addr, strerror(-lfd));
+        fprintf(stderr, "cairn-meta: cannot listen on the Raft address %s (port + 1 of listen): %s\n",
+                r->raft_addr, strerror(-lfd));
+        return -EADDRINUSE;
+    }
+    close(lfd);
     int rc = raft_uv_init(&r->io, &r->loop, r->dir, &r->transport);
     if (rc) {
         damaged(r, "the Raft log cannot be opened", r->io.errmsg);
@@ -367,7 +378,13 @@ static int init_raft(struct mraft *r, const char (*peers)[CAIRN_ADDR_MAX + 1], i
     }
     rc = raft_start(&r->raft);
     if (rc) {
-        damaged(r, "the Raft log is damaged", raft_errmsg(&r->raft));
+        const char *why = raft_errmsg(&r->raft);
+        if (rc == RAFT_CORRUPT || rc == RAFT_MALFORMED || rc == RAFT_IOERR) {
+            damaged(r, "the Raft log is damaged", why[0] ? why : raft_strerror(rc));
+        } else {
+            LOG_ERR("raft", "cannot start: %s (%s)", raft_strerror(rc), why);
+            fprintf(stderr, "cairn-meta: cannot start Raft: %s (%s)\n", raft_strerror(rc), why);
+        }
         return -EIO;
     }
     uint64_t applied = mstore_applied(r->m->store);

@@ -42,23 +42,34 @@ int h_mkdtemp(const char *tag, char *out, size_t len)
     return mkdtemp(out) ? 0 : -errno;
 }
 
+static int port_bindable(uint16_t p)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return 0;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_addr.s_addr = htonl(0x7f000001),
+                            .sin_port = htons(p)};
+    int ok = bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+    close(fd);
+    return ok;
+}
+
+/* A port P such that P and P+1 are free (a meta replica uses P+1 for Raft), taken below the
+ * kernel's ephemeral range (32768 and up), so no outgoing connection takes it meanwhile. */
 uint16_t h_free_port(void)
 {
     static uint16_t last;
-    for (int tries = 0; tries < 50; tries++) {
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
-        if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0) {
-            socklen_t l = sizeof(a);
-            getsockname(fd, (struct sockaddr *)&a, &l);
-            close(fd);
-            uint16_t p = ntohs(a.sin_port);
-            if (p != last) {
-                last = p;
-                return p;
-            }
-        } else {
-            close(fd);
+    static unsigned seed;
+    if (!seed) seed = (unsigned)getpid() * 2654435761u ^ (unsigned)time(NULL);
+    for (int tries = 0; tries < 500; tries++) {
+        seed = seed * 1103515245u + 12345u;
+        uint16_t p = (uint16_t)(20000 + (seed >> 8) % 12000);
+        if (p == last || p == last + 1 || p + 1 == last) continue;
+        if (port_bindable(p) && port_bindable((uint16_t)(p + 1))) {
+            last = p;
+            return p;
         }
     }
     return 0;
