@@ -159,6 +159,13 @@ static int serve(struct meta *m, int dfd)
     if (rc) {
         LOG_ERR("main", "cannot open the store in %s: %s", m->cfg.data_dir, strerror(-rc));
         fprintf(stderr, "cairn-meta: store %s: %s\n", m->cfg.data_dir, strerror(-rc));
+        if (rc == -EIO || rc == -EINVAL)
+            fprintf(stderr,
+                    "The store looks damaged. This replica cannot start; the others carry on. "
+                    "To rebuild it: `cairn meta remove ID` on the group, wipe %s, start "
+                    "cairn-meta again with join=<the other replicas>, and `cairn meta add %s` "
+                    "(it then catches up from a snapshot).\n",
+                    m->cfg.data_dir, m->cfg.listen);
         return 1;
     }
     int status = 1;
