@@ -189,7 +189,7 @@ START_TEST(test_new_leader_numbers_follow_what_was_applied)
     assert_same("b", 4);
     /* inode numbers never collide across the two leaders */
     for (int k = 0; k < 4; k++) {
-        char na[8], nb[8];
+        char na[16], nb[16];
         snprintf(na, sizeof(na), "a%d", k);
         for (int j = 0; j < 4; j++) {
             snprintf(nb, sizeof(nb), "b%d", j);
@@ -231,7 +231,7 @@ START_TEST(test_replica_catches_up_from_a_snapshot)
     format(0);
     raft_fixture_kill(&F, 2);
     raft_index idx = 0;
-    char prefix[8];
+    char prefix[16];
     for (int round = 0; round < 10; round++) {
         snprintf(prefix, sizeof(prefix), "r%d_", round);
         idx = mkdirs(0, prefix, 3);
