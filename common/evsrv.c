@@ -26,6 +26,7 @@ struct evsrv {
     evsrv_handler handler;
     void *arg;
     int hold;
+    int bypass;
     struct evsrv_conn *held;   /* connections with held replies */
     struct evsrv_conn *parked;   /* connections whose first frame was deferred */
     struct evsrv_conn *resuming; /* the parked ones evsrv_resume is handing over */
@@ -115,7 +116,7 @@ void evsrv_reply(struct evsrv_conn *c, const struct wire_hdr *req, int status, c
     uint8_t hb[WIRE_HDR_SIZE];
     wire_hdr_encode(hb, &h);
     struct evbuffer *out = bufferevent_get_output(c->bev);
-    if (c->srv->hold) {
+    if (c->srv->hold && !c->srv->bypass) {
         if (!c->held_buf) c->held_buf = evbuffer_new();
         if (c->held_buf) {
             out = c->held_buf;
@@ -247,6 +248,11 @@ struct evsrv *evsrv_new(struct event_base *base, const char *hostport, uint32_t 
 void evsrv_hold(struct evsrv *s)
 {
     s->hold = 1;
+}
+
+void evsrv_bypass(struct evsrv *s, int on)
+{
+    s->bypass = on;
 }
 
 void evsrv_release(struct evsrv *s)

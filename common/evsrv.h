@@ -39,6 +39,9 @@ void evsrv_reply(struct evsrv_conn *conn, const struct wire_hdr *req, int status
  * of sending it; evsrv_release sends everything held (in order) and turns holding off. Used
  * for group commit: no reply leaves before the batch it depends on is durable. */
 void evsrv_hold(struct evsrv *s);
+/* While on, replies are sent at once even when holding: for answers that do not depend on
+ * what the held batch changes (reads of committed state). */
+void evsrv_bypass(struct evsrv *s, int on);
 void evsrv_release(struct evsrv *s);
 /* Close every connection holding replies and turn holding off: what they held promised
  * something that did not happen (a replicated commit lost with leadership); their clients

@@ -835,15 +835,24 @@ int meta_handle(struct evsrv_conn *conn, const struct wire_hdr *h, const uint8_t
         mraft_park_retry(m);
         return EVSRV_DEFER;
     }
-    if (type >= MSG_CS_REGISTER && type <= MSG_CS_REPLICATED)
-        return meta_handle_cs(m, conn, &hh, payload);
+    if (type >= MSG_CS_REGISTER && type <= MSG_CS_REPLICATED) {
+        /* soft state only (deletions and orders wait for their commit by themselves) */
+        evsrv_bypass(m->srv, 1);
+        int crc = meta_handle_cs(m, conn, &hh, payload);
+        evsrv_bypass(m->srv, 0);
+        return crc;
+    }
     m->cur_session = sess;
     m->cur_seq = seq;
     m->cur_acked = acked;
     struct req q = {.m = m, .conn = conn, .h = &hh};
     rcur_init(&q.r, payload, hh.length);
     wbuf_init(&q.out);
+    /* a read answers from committed state: it does not wait for the batch in the log */
+    int reads_only = !mutates(type) && type != MSG_CS_DRAIN;
+    if (reads_only) evsrv_bypass(m->srv, 1);
     int rc = dispatch(&q);
+    if (reads_only) evsrv_bypass(m->srv, 0);
     m->cur_seq = 0;
     wbuf_free(&q.out);
     if (rc == EVSRV_DEFER) return rc;
