@@ -147,6 +147,8 @@ struct meta {
     int inflight;           /* the open batch is in the Raft log, waiting for its commit */
     uint64_t spec_index;    /* its log index */
     int tick_pending;       /* a repair tick waits for the batch */
+    uint64_t submit_ms;     /* when the batch in the log was submitted */
+    uint64_t proof_ms;      /* submit time of the newest entry a majority committed (reads) */
     /* the numbered request being handled (MSG_F_SEQ), copied into its record */
     uint64_t cur_session, cur_seq, cur_acked;
     int64_t lead_since_s;   /* when this replica last became a ready leader (session grace) */
@@ -169,6 +171,10 @@ int meta_ready(struct meta *m);
  * least one live server, none registering or reporting in the last 700 ms, and 1 s since the
  * election), or 5 s passed. Requests that hand out locations wait until then. */
 int meta_warm(struct meta *m);
+/* Whether this replica became the leader less than META_LEARN_MS ago: a chunk with no known
+ * copy then waits for reports (a lease or a locate asks again) rather than fail. */
+#define META_LEARN_MS 5000
+int meta_learning(struct meta *m);
 /* Whether a record may be applied now (ready, and no batch waits in the Raft log). */
 int meta_can_apply(struct meta *m);
 /* A batch was committed by the group (mraft.c, at its apply): release its replies, run what

@@ -196,6 +196,32 @@ static void on_resume(evutil_socket_t fd, short what, void *arg)
     evsrv_resume(r->m->srv);
 }
 
+/* ---- reads ------------------------------------------------------------------------------------ */
+
+static void on_read_barrier(struct raft_barrier *req, int status)
+{
+    struct mraft *r = req->data;
+    r->read_barrier_out = 0;
+    if (status == 0 && r->read_barrier_ms > r->m->proof_ms) r->m->proof_ms = r->read_barrier_ms;
+    mraft_resume_soon(r->m);
+}
+
+int mraft_read_proof(struct meta *m)
+{
+    struct mraft *r = m->raft;
+    uint64_t now = net_now_ms();
+    if (now - m->proof_ms < (uint64_t)m->cfg.election_timeout_ms / 2) return 1;
+    if (!r->read_barrier_out) {
+        r->read_barrier.data = r;
+        if (raft_barrier(&r->raft, &r->read_barrier, on_read_barrier) == 0) {
+            r->read_barrier_out = 1;
+            r->read_barrier_ms = now;
+            mraft_kick(r);
+        }
+    }
+    return 0;
+}
+
 /* ---- the log ---------------------------------------------------------------------------------- */
 
 static void on_transferred(struct raft_transfer *req)
@@ -353,7 +379,7 @@ static int init_raft(struct mraft *r, const char (*peers)[CAIRN_ADDR_MAX + 1], i
     raft_set_pre_vote(&r->raft, true);
     raft_set_snapshot_threshold(&r->raft, (unsigned)c->snapshot_entries);
     raft_set_snapshot_trailing(&r->raft, (unsigned)c->snapshot_trailing);
-    raft_set_install_snapshot_timeout(&r->raft, 60000);
+    raft_set_install_snapshot_timeout(&r->raft, 5000); /* resent when dropped (busy) */
     char md1[sizeof(r->dir) + 16], md2[sizeof(r->dir) + 16];
     snprintf(md1, sizeof(md1), "%s/metadata1", r->dir);
     snprintf(md2, sizeof(md2), "%s/metadata2", r->dir);

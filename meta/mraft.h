@@ -44,6 +44,11 @@ const char *mraft_leader_addr(struct meta *m);
 /* Append the open batch's records (m->batch_log) as one log entry; sets m->spec_index.
  * -errno when it cannot (no longer leader). */
 int mraft_submit(struct meta *m);
+/* Whether a read may be answered now: some entry this leader submitted less than half an
+ * election timeout ago has been committed by a majority (no other leader can exist before
+ * the followers' election timeout runs out from then). Otherwise starts a barrier, whose
+ * commit gives that proof and resumes the parked requests, and returns 0. */
+int mraft_read_proof(struct meta *m);
 /* MSG_META_STATUS reply payload. */
 void mraft_status(struct meta *m, struct wbuf *out);
 /* MSG_META_ADD / MSG_META_REMOVE (leader only; the reply is sent when the change is done)

@@ -49,8 +49,9 @@ static void apply_entry(struct meta *m, const struct raft_buffer *buf, uint64_t 
     for (uint32_t i = 0; i < n && !c.err; i++) {
         struct mop op;
         if (mop_decode(&c, &op)) {
-            LOG_ERR("raft", "entry %" PRIu64 ": record %u does not decode: skipped", index, i);
-            break;
+            /* applying the rest would make this store differ from the others' */
+            LOG_ERR("raft", "entry %" PRIu64 ": record %u does not decode", index, i);
+            fatal_store(m, "a committed record does not decode", -EBADMSG);
         }
         struct mop_result res = {.freed = freed_chunk, .freed_arg = m};
         mstore_apply(m->store, &op, &res); /* a failed record changes nothing, as it did */

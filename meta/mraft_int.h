@@ -50,6 +50,9 @@ struct mraft {
     char leader_client[CAIRN_ADDR_MAX + 1];
     uint64_t no_leader_since_ms; /* when the leader became unknown (0: one is known) */
     struct event *park_timer;    /* hands parked requests over again while no leader is known */
+    struct raft_barrier read_barrier; /* proves leadership for reads (mraft_read_proof) */
+    int read_barrier_out;
+    uint64_t read_barrier_ms;
     struct mraft_change *change; /* at most one membership change at a time */
     struct raft_apply *format_req;
 };

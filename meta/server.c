@@ -50,6 +50,11 @@ int meta_warm(struct meta *m)
     return since >= 300 && now - m->cs_seen_ms >= 300 && csr_live_count(&m->reg) > 0;
 }
 
+int meta_learning(struct meta *m)
+{
+    return net_now_ms() - m->lead_since_ms < META_LEARN_MS;
+}
+
 int meta_can_apply(struct meta *m)
 {
     return mraft_ready(m) && !m->inflight;
@@ -95,6 +100,7 @@ void meta_flush(struct meta *m)
         meta_batch_lost(m);
         return;
     }
+    m->submit_ms = net_now_ms();
     int rc = mraft_submit(m);
     if (rc) {
         meta_batch_lost(m);
@@ -114,6 +120,7 @@ void meta_batch_committed(struct meta *m, uint64_t index)
     }
     m->inflight = 0;
     m->durable_batch = m->batch_no;
+    if (m->submit_ms > m->proof_ms) m->proof_ms = m->submit_ms;
     evsrv_release(m->srv);
     if (m->tick_pending) repair_tick(m);
     mraft_resume_soon(m); /* from the event loop, not inside libraft's apply */
@@ -138,6 +145,7 @@ void meta_leader_changed(struct meta *m, int leading)
     } else {
         m->lead_since_s = (int64_t)time(NULL);
         m->lead_since_ms = net_now_ms();
+        m->proof_ms = 0; /* its barrier's commit proves it from now on */
         /* chunk locations are soft state: learnt again from the servers' reports */
         csr_free(&m->reg);
         csr_init(&m->reg, m->cfg.cs_timeout * 1000);
@@ -379,7 +387,27 @@ static int do_chunk_locate(struct req *q)
     uint32_t count = rcur_u32(&q->r);
     if (rcur_done(&q->r)) return -EBADMSG;
     if (count > LOCATE_MAX) count = LOCATE_MAX;
-    reply(q, put_chunks(q, ino, first, count));
+    int rc = put_chunks(q, ino, first, count);
+    if (!rc && meta_learning(q->m) && q->out.len >= 4) {
+        /* a chunk nobody is known to hold, so soon after an election, is more likely on a
+         * server that has not reported to this leader yet than lost: ask again shortly */
+        struct rcur c;
+        rcur_init(&c, q->out.data, q->out.len);
+        uint32_t n = rcur_u32(&c);
+        struct cairn_attr a;
+        uint64_t size = mstore_getattr(q->m->store, ino, &a) == 0 ? a.size : UINT64_MAX;
+        uint64_t csz = mstore_chunk_size(q->m->store);
+        for (uint32_t i = 0; i < n && !c.err; i++) {
+            struct chunk_info ci;
+            proto_get_chunk_info(&c, &ci);
+            /* only chunks that hold committed data (a lease that wrote nothing has none) */
+            if (!c.err && ci.nloc == 0 && size > ci.index * csz) {
+                mraft_park_retry(q->m);
+                return EVSRV_DEFER;
+            }
+        }
+    }
+    reply(q, rc);
     return 0;
 }
 
@@ -427,6 +455,14 @@ static int lease_chain_new(struct meta *m, uint32_t goal, const uint64_t *excl, 
     return n;
 }
 
+/* Whether the file's committed size reaches into the chunk (acknowledged data may live in it). */
+static int holds_committed_data(struct meta *m, const struct mstore_chunk *ck)
+{
+    struct cairn_attr a;
+    if (mstore_getattr(m->store, ck->ino, &a)) return 1; /* unsure: as if it did */
+    return a.size > ck->index * mstore_chunk_size(m->store) || ck->alloc > 0;
+}
+
 static int do_chunk_lease(struct req *q)
 {
     struct mop op = {.type = MOP_CHUNK_LEASE};
@@ -456,9 +492,18 @@ static int do_chunk_lease(struct req *q)
     uint32_t goal = repair_goal(m, op.ino);
     int n = exists ? lease_chain_existing(m, &ck, excl, nexcl, &op)
                    : lease_chain_new(m, goal, excl, nexcl, &op, slots);
+    int placed = !exists;
+    if (exists && n == 0 && !holds_committed_data(m, &ck)) {
+        /* nobody holds a chunk into which no committed size reaches: a lease whose writer
+         * never got its data anywhere (or whose reply was lost in a failover); place it
+         * anew rather than fail the writer */
+        op.flags = 0;
+        n = lease_chain_new(m, goal, excl, nexcl, &op, slots);
+        placed = 1;
+    }
     /* a new leader that has not heard from every chunk server yet waits for them rather
      * than leave copies out (a new chunk needs only enough live servers) */
-    if (!meta_warm(m) && (exists || n < (int)goal)) {
+    if ((!meta_warm(m) && (!placed || n < (int)goal)) || (n == 0 && meta_learning(m))) {
         mraft_park_retry(m);
         return EVSRV_DEFER;
     }
@@ -480,7 +525,7 @@ static int do_chunk_lease(struct req *q)
             if (slot < 0) continue;
             /* new copies are listed at once (at the version they will have after the first
              * write), so a reader in the same moment finds them */
-            if (!exists)
+            if (placed)
                 csr_holder_set(&m->reg, res.chunk.chunk_id, slot, res.chunk.version,
                                CSR_H_UNCONFIRMED, 0);
             struct chunk_loc *l = &res.chunk.loc[res.chunk.nloc++];
@@ -850,6 +895,9 @@ int meta_handle(struct evsrv_conn *conn, const struct wire_hdr *h, const uint8_t
     wbuf_init(&q.out);
     /* a read answers from committed state: it does not wait for the batch in the log */
     int reads_only = !mutates(type) && type != MSG_CS_DRAIN;
+    /* a leader cut off from the others must not answer from a store the majority has moved
+     * past: a read needs a recent commit as proof of leadership */
+    if (reads_only && !mraft_read_proof(m)) return EVSRV_DEFER;
     if (reads_only) evsrv_bypass(m->srv, 1);
     int rc = dispatch(&q);
     if (reads_only) evsrv_bypass(m->srv, 0);
