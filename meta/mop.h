@@ -36,8 +36,10 @@ enum mop_type {
     MOP_SESSION_CLOSE, /* session: releases its open files, purges orphans */
     MOP_SET_COPIES,    /* ino, flags = copies (0 = the default again) */
     MOP_FORMAT,        /* the first record of a new group: now_s = format epoch (generation
-                        * of every inode), size = chunk size; a no-op on a formatted store */
-    MOP_LAST = MOP_FORMAT
+                        * of every inode), size = chunk size, index = the highest member id
+                        * of the group; a no-op on a formatted store */
+    MOP_MEMBER_ID,     /* size = a Raft member id given out: never given again */
+    MOP_LAST = MOP_MEMBER_ID
 };
 
 /* MOP_CHUNK_LEASE of an existing chunk. The record keeps, besides the new version, the oldest

@@ -49,6 +49,8 @@ int mraft_submit(struct meta *m);
  * the followers' election timeout runs out from then). Otherwise starts a barrier, whose
  * commit gives that proof and resumes the parked requests, and returns 0. */
 int mraft_read_proof(struct meta *m);
+/* The highest member id in the current configuration. */
+uint64_t mraft_max_member_id(struct meta *m);
 /* MSG_META_STATUS reply payload. */
 void mraft_status(struct meta *m, struct wbuf *out);
 /* MSG_META_ADD / MSG_META_REMOVE (leader only; the reply is sent when the change is done)

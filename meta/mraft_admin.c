@@ -24,6 +24,16 @@ static uint8_t role_of(int raft_role)
     }
 }
 
+uint64_t mraft_max_member_id(struct meta *m)
+{
+    uint64_t max = 0;
+    if (!m->raft || !m->raft->started) return 0;
+    for (unsigned i = 0; i < m->raft->raft.configuration.n; i++)
+        if (m->raft->raft.configuration.servers[i].id > max)
+            max = m->raft->raft.configuration.servers[i].id;
+    return max;
+}
+
 void mraft_status(struct meta *m, struct wbuf *out)
 {
     struct mraft *r = m->raft;
@@ -182,6 +192,13 @@ static int do_add(struct meta *m, struct evsrv_conn *conn, const struct wire_hdr
         if (s->id >= next) next = s->id + 1;
     }
     if (r->change) return -EBUSY;
+    /* never an id a removed member had: it could come back and be taken for the new one */
+    uint64_t used = mstore_member_id_max(m->store);
+    if (used >= next) next = used + 1;
+    struct mop op = {.type = MOP_MEMBER_ID, .size = next};
+    struct mop_result res = {0};
+    int arc = meta_apply(m, &op, &res);
+    if (arc) return arc == -EAGAIN ? -EBUSY : arc;
     struct mraft_change *c = change_new(r, conn, h);
     if (!c) return -ENOMEM;
     c->id = next;

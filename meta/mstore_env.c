@@ -225,8 +225,30 @@ int mst_apply_format(struct mtx *x)
     uint64_t formatted = 0;
     int rc = mst_counter_get(x->txn, x->s, "format", &formatted);
     if (rc || formatted) return rc; /* formatted already: nothing to do */
-    return mst_format(x->s, x->txn, (uint64_t)x->op->now_s,
-                      x->op->size ? x->op->size : MST_DEFAULT_CHUNK);
+    rc = mst_format(x->s, x->txn, (uint64_t)x->op->now_s,
+                    x->op->size ? x->op->size : MST_DEFAULT_CHUNK);
+    /* index: the highest member id of the first group (ids are never given again) */
+    if (!rc && x->op->index) rc = mst_counter_raise(x->txn, x->s, "member_id", x->op->index);
+    return rc;
+}
+
+int mst_apply_member_id(struct mtx *x)
+{
+    return mst_counter_raise(x->txn, x->s, "member_id", x->op->size);
+}
+
+uint64_t mstore_member_id_max(struct mstore *s)
+{
+    MDB_txn *t;
+    uint64_t v = 0;
+    if (s->batch) {
+        mst_counter_get(s->batch, s, "member_id", &v);
+        return v;
+    }
+    if (mst_rtxn(s, &t)) return 0;
+    mst_counter_get(t, s, "member_id", &v);
+    mdb_txn_abort(t);
+    return v;
 }
 
 int mstore_formatted(const struct mstore *s)

@@ -166,6 +166,7 @@ int mst_dedup_drop_session(MDB_txn *t, struct mstore *s, uint64_t session);
 /* mstore_env.c: format a new store (root inode, counters) with this epoch and chunk size. */
 int mst_format(struct mstore *s, MDB_txn *t, uint64_t epoch, uint64_t chunk_size);
 int mst_apply_format(struct mtx *x);
+int mst_apply_member_id(struct mtx *x);
 
 /* mstore_session.c */
 int mst_is_open(MDB_txn *t, struct mstore *s, uint64_t ino);

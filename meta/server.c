@@ -151,7 +151,9 @@ void meta_leader_changed(struct meta *m, int leading)
         csr_init(&m->reg, m->cfg.cs_timeout * 1000);
         repair_rescan(m);
         if (!mstore_formatted(m->store)) {
-            struct mop op = {.type = MOP_FORMAT, .size = m->cfg.chunk_size};
+            struct mop op = {.type = MOP_FORMAT,
+                             .size = m->cfg.chunk_size,
+                             .index = mraft_max_member_id(m)};
             struct mop_result res = {0};
             int rc = meta_apply(m, &op, &res);
             LOG_INFO("meta", "formatting a new file system (chunk size %" PRIu64 ")%s",
