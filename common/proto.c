@@ -101,3 +101,27 @@ const char *proto_type_name(uint16_t type)
     }
     return "?";
 }
+
+int proto_numbered(uint16_t type)
+{
+    switch (type) {
+    case MSG_SETATTR:
+    case MSG_MKNOD:
+    case MSG_MKDIR:
+    case MSG_UNLINK:
+    case MSG_RMDIR:
+    case MSG_RENAME:
+    case MSG_LINK:
+    case MSG_SYMLINK:
+    case MSG_SETXATTR:
+    case MSG_REMOVEXATTR:
+    case MSG_CREATE:
+    case MSG_OPEN:
+    case MSG_RELEASE:
+    case MSG_CHUNK_LEASE:
+    case MSG_COMMIT:
+    case MSG_SET_COPIES:
+        return 1;
+    }
+    return 0;
+}

@@ -47,6 +47,9 @@
  * RMDIR, RENAME, LINK, SYMLINK, SETXATTR, REMOVEXATTR, CREATE, OPEN, RELEASE, CHUNK_LEASE,
  * COMMIT, SET_COPIES, once they have a session. */
 #define MSG_F_SEQ 0x4000u
+/* Whether a client numbers requests of this type (the list above): the meta service's
+ * mutations, less the session messages. */
+int proto_numbered(uint16_t type);
 #define MSG_SEQ_TRAILER 24u
 
 enum proto_type {

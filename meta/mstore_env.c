@@ -237,18 +237,24 @@ int mst_apply_member_id(struct mtx *x)
     return mst_counter_raise(x->txn, x->s, "member_id", x->op->size);
 }
 
-uint64_t mstore_member_id_max(struct mstore *s)
+/* A counter as the writer sees it: through the open batch when there is one. */
+static uint64_t counter_now(struct mstore *s, const char *name)
 {
     MDB_txn *t;
     uint64_t v = 0;
     if (s->batch) {
-        mst_counter_get(s->batch, s, "member_id", &v);
+        mst_counter_get(s->batch, s, name, &v);
         return v;
     }
     if (mst_rtxn(s, &t)) return 0;
-    mst_counter_get(t, s, "member_id", &v);
+    mst_counter_get(t, s, name, &v);
     mdb_txn_abort(t);
     return v;
+}
+
+uint64_t mstore_member_id_max(struct mstore *s)
+{
+    return counter_now(s, "member_id");
 }
 
 int mstore_formatted(const struct mstore *s)
@@ -258,16 +264,7 @@ int mstore_formatted(const struct mstore *s)
 
 uint64_t mstore_applied(struct mstore *s)
 {
-    MDB_txn *t;
-    uint64_t v = 0;
-    if (s->batch) {
-        mst_counter_get(s->batch, s, "applied", &v);
-        return v;
-    }
-    if (mst_rtxn(s, &t)) return 0;
-    mst_counter_get(t, s, "applied", &v);
-    mdb_txn_abort(t);
-    return v;
+    return counter_now(s, "applied");
 }
 
 int mstore_sync(struct mstore *s)

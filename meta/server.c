@@ -813,29 +813,8 @@ static int dispatch(struct req *q)
 /* Whether a request of this type applies a record (it waits while a batch is in the log). */
 static int mutates(uint16_t type)
 {
-    switch (type) {
-    case MSG_SESSION_OPEN:
-    case MSG_SESSION_KEEPALIVE:
-    case MSG_SESSION_CLOSE:
-    case MSG_SETATTR:
-    case MSG_MKNOD:
-    case MSG_MKDIR:
-    case MSG_UNLINK:
-    case MSG_RMDIR:
-    case MSG_RENAME:
-    case MSG_LINK:
-    case MSG_SYMLINK:
-    case MSG_SETXATTR:
-    case MSG_REMOVEXATTR:
-    case MSG_CREATE:
-    case MSG_OPEN:
-    case MSG_RELEASE:
-    case MSG_CHUNK_LEASE:
-    case MSG_COMMIT:
-    case MSG_SET_COPIES:
-        return 1;
-    }
-    return 0;
+    return proto_numbered(type) || type == MSG_SESSION_OPEN || type == MSG_SESSION_KEEPALIVE ||
+           type == MSG_SESSION_CLOSE;
 }
 
 /* Whether an OPEN request names a file with data (whose chunk locations it returns). */
