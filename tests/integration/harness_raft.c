@@ -1021,3 +1021,15 @@ int hraft_main(const char *tag, const char *suite, const struct hraft_test *test
         fprintf(stderr, "%s: %s\n", getenv("KEEP") ? "kept" : "logs of failed tests", hraft_root);
     return nf ? 1 : 0;
 }
+
+int hraft_stop_and_compare(struct hraft_group *g, int lead, unsigned mask, char *why, size_t len)
+{
+    int rc = hraft_kill(g, lead, SIGTERM);
+    for (int i = 0; i < g->n && !rc; i++)
+        if (i != lead && hraft_running(g, i)) rc = hraft_kill(g, i, SIGTERM);
+    if (rc) {
+        snprintf(why, len, "cannot stop the replicas: %s", strerror(-rc));
+        return rc;
+    }
+    return hraft_compare_stores(g, mask, why, len);
+}

@@ -645,10 +645,7 @@ START_TEST(leader_killed_under_load)
     rc = hraft_wait_quiet(g, lead, 0, 30000, why, sizeof(why));
     hraft_status_str(g, st, sizeof(st));
     ck_assert_msg(rc == 0, "the group did not settle: %s [%s]", why, st);
-    ck_assert_int_eq(hraft_kill(g, lead, SIGTERM), 0);
-    for (int i = 0; i < g->n; i++)
-        if (i != lead) ck_assert_int_eq(hraft_kill(g, i, SIGTERM), 0);
-    rc = hraft_compare_stores(g, 7u, why, sizeof(why));
+    rc = hraft_stop_and_compare(g, lead, 7u, why, sizeof(why));
     ck_assert_msg(rc == 0, "%s", why);
     fprintf(stderr, "  the three stores hold the same records; %.1f s in all\n",
             (double)(now_us() - t0) / 1e6);

@@ -239,10 +239,7 @@ START_TEST(replace_a_replica_under_load)
     unsigned mask = 0;
     for (int i = 0; i < g->n; i++)
         if (hraft_running(g, i)) mask |= 1u << i;
-    ck_assert_int_eq(hraft_kill(g, lead, SIGTERM), 0);
-    for (int i = 0; i < g->n; i++)
-        if (hraft_running(g, i)) ck_assert_int_eq(hraft_kill(g, i, SIGTERM), 0);
-    rc = hraft_compare_stores(g, mask, why, sizeof(why));
+    rc = hraft_stop_and_compare(g, lead, mask, why, sizeof(why));
     ck_assert_msg(rc == 0, "%s", why);
     fprintf(stderr, "  the stores of the two replicas left hold the same records; %.1f s in all\n",
             (double)(hraft_now_ms() - t0) / 1000.0);

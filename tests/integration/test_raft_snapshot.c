@@ -208,10 +208,7 @@ START_TEST(follower_catches_up_from_snapshot)
     hraft_client_close(&cl);
 
     /* the leader first: nothing can commit behind a stopped follower */
-    ck_assert_int_eq(hraft_kill(g, lead, SIGTERM), 0);
-    for (int i = 0; i < g->n; i++)
-        if (i != lead) ck_assert_int_eq(hraft_kill(g, i, SIGTERM), 0);
-    rc = hraft_compare_stores(g, 7u, why, sizeof(why));
+    rc = hraft_stop_and_compare(g, lead, 7u, why, sizeof(why));
     ck_assert_msg(rc == 0, "%s", why);
     fprintf(stderr, "  the three stores hold the same records; %.1f s in all\n",
             (double)(hraft_now_ms() - t0) / 1000.0);
