@@ -27,7 +27,7 @@ struct evsrv {
     void *arg;
     int hold;
     int bypass;
-    struct evsrv_conn *held;   /* connections with held replies */
+    struct evsrv_conn *held;     /* connections with held replies */
     struct evsrv_conn *parked;   /* connections whose first frame was deferred */
     struct evsrv_conn *resuming; /* the parked ones evsrv_resume is handing over */
 };

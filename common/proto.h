@@ -259,8 +259,12 @@ enum copy_state {
 };
 
 /* A replica's state and a member's role in MSG_META_STATUS. */
-enum meta_state { META_ST_UNAVAILABLE = 0, META_ST_FOLLOWER = 1, META_ST_CANDIDATE = 2,
-                  META_ST_LEADER = 3 };
+enum meta_state {
+    META_ST_UNAVAILABLE = 0,
+    META_ST_FOLLOWER = 1,
+    META_ST_CANDIDATE = 2,
+    META_ST_LEADER = 3
+};
 enum meta_role { META_ROLE_STANDBY = 0, META_ROLE_VOTER = 1, META_ROLE_SPARE = 2 };
 
 /* State of a chunk server in MSG_HEALTH. */

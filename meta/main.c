@@ -151,10 +151,8 @@ static int serve(struct meta *m, int dfd)
     }
     /* the Raft log is the durable point: the store is flushed in the background, and a
      * replica formats its store only through the group's first record */
-    struct mstore_opts so = {.map_size = m->cfg.map_size,
-                             .chunk_size = m->cfg.chunk_size,
-                             .no_sync = 1,
-                             .no_format = 1};
+    struct mstore_opts so = {
+        .map_size = m->cfg.map_size, .chunk_size = m->cfg.chunk_size, .no_sync = 1, .no_format = 1};
     rc = mstore_open(m->cfg.data_dir, &so, &m->store);
     if (rc) {
         LOG_ERR("main", "cannot open the store in %s: %s", m->cfg.data_dir, strerror(-rc));

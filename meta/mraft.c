@@ -196,7 +196,8 @@ static void on_resume(evutil_socket_t fd, short what, void *arg)
     evsrv_resume(r->m->srv);
 }
 
-/* ---- reads ------------------------------------------------------------------------------------ */
+/* ---- reads ------------------------------------------------------------------------------------
+ */
 
 static void on_read_barrier(struct raft_barrier *req, int status)
 {
@@ -222,7 +223,8 @@ int mraft_read_proof(struct meta *m)
     return 0;
 }
 
-/* ---- the log ---------------------------------------------------------------------------------- */
+/* ---- the log ----------------------------------------------------------------------------------
+ */
 
 static void on_transferred(struct raft_transfer *req)
 {
@@ -296,7 +298,8 @@ int mraft_submit(struct meta *m)
     return 0;
 }
 
-/* ---- start ------------------------------------------------------------------------------------ */
+/* ---- start ------------------------------------------------------------------------------------
+ */
 
 static int id_file(struct mraft *r, char *out, size_t len)
 {
@@ -351,7 +354,8 @@ static int init_raft(struct mraft *r, const char (*peers)[CAIRN_ADDR_MAX + 1], i
     if (lfd < 0) {
         LOG_ERR("raft", "cannot listen on the Raft address %s (the client port + 1): %s",
                 r->raft_addr, strerror(-lfd));
-        fprintf(stderr, "cairn-meta: cannot listen on the Raft address %s (port + 1 of listen): %s\n",
+        fprintf(stderr,
+                "cairn-meta: cannot listen on the Raft address %s (port + 1 of listen): %s\n",
                 r->raft_addr, strerror(-lfd));
         return -EADDRINUSE;
     }
@@ -465,8 +469,7 @@ static void on_join(evutil_socket_t fd, short what, void *arg)
         return;
     }
     r->id = id;
-    LOG_INFO("raft", "added to the group as replica %llu: catching up",
-             (unsigned long long)id);
+    LOG_INFO("raft", "added to the group as replica %llu: catching up", (unsigned long long)id);
     if (write_id(r, id) || init_raft(r, NULL, 0)) {
         LOG_ERR("raft", "cannot start after joining: stopping");
         event_base_loopbreak(r->m->base);
@@ -522,8 +525,8 @@ int mraft_start(struct meta *m)
     r->resume_ev = event_new(m->base, -1, 0, on_resume, r);
     r->park_timer = evtimer_new(m->base, on_resume, r);
     r->no_leader_since_ms = net_now_ms();
-    if (!r->park_timer || !r->uv_ev || !r->uv_timer || !r->kick_ev || !r->join_ev || !r->resume_ev ||
-        event_add(r->uv_ev, NULL))
+    if (!r->park_timer || !r->uv_ev || !r->uv_timer || !r->kick_ev || !r->join_ev ||
+        !r->resume_ev || event_add(r->uv_ev, NULL))
         return -ENOMEM;
     event_priority_set(r->resume_ev, 1);
     if (r->id == 0) {

@@ -77,7 +77,8 @@ void mraft_status(struct meta *m, struct wbuf *out)
     }
 }
 
-/* ---- changes ----------------------------------------------------------------------------------- */
+/* ---- changes -----------------------------------------------------------------------------------
+ */
 
 static void change_conn_gone(void *data)
 {
@@ -217,8 +218,7 @@ static int do_add(struct meta *m, struct evsrv_conn *conn, const struct wire_hdr
     return 0;
 }
 
-static int do_remove(struct meta *m, struct evsrv_conn *conn, const struct wire_hdr *h,
-                     uint64_t id)
+static int do_remove(struct meta *m, struct evsrv_conn *conn, const struct wire_hdr *h, uint64_t id)
 {
     struct mraft *r = m->raft;
     int known = 0;

@@ -31,8 +31,9 @@ static void freed_chunk(void *arg, uint64_t chunk_id, uint32_t version)
 
 static void fatal_store(struct meta *m, const char *what, int rc)
 {
-    LOG_ERR("raft", "%s: %s; stopping (the log keeps every committed record: a restart "
-                    "applies them again)",
+    LOG_ERR("raft",
+            "%s: %s; stopping (the log keeps every committed record: a restart "
+            "applies them again)",
             what, strerror(-rc));
     (void)m;
     exit(70);
@@ -78,7 +79,6 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
 }
 
 /* ---- snapshots ----------------------------------------------------------------------------- */
-
 
 /* Append compressed bytes to a growing raft_malloc'd buffer. */
 static int grow(struct raft_buffer *b, size_t *cap, const void *p, size_t n)
@@ -159,8 +159,7 @@ static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsign
     return 0;
 }
 
-static int fsm_snapshot_finalize(struct raft_fsm *fsm, struct raft_buffer *bufs[],
-                                 unsigned *n_bufs)
+static int fsm_snapshot_finalize(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
 {
     struct mraft *r = fsm->data;
     if (*bufs) {
@@ -244,8 +243,9 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
     uint64_t have = mstore_applied(m->store);
     if (have >= snap_applied && mstore_formatted(m->store)) {
         unlink(tmp);
-        LOG_INFO("raft", "snapshot (index %" PRIu64 ") is not ahead of the store (%" PRIu64
-                         "): kept the store",
+        LOG_INFO("raft",
+                 "snapshot (index %" PRIu64 ") is not ahead of the store (%" PRIu64
+                 "): kept the store",
                  snap_applied, have);
     } else {
         if (mstore_batch_active(m->store)) meta_batch_lost(m);

@@ -32,8 +32,8 @@ struct mraft {
     struct raft_fsm fsm;
     struct raft raft;
     struct raft *rp; /* the raft the state machine serves: &raft (or a test fixture's) */
-    int inited;  /* raft_init done (a joining replica waits for its id first) */
-    int started; /* raft_start done */
+    int inited;      /* raft_init done (a joining replica waits for its id first) */
+    int started;     /* raft_start done */
     raft_id id;
     char dir[CONF_STR_MAX + 8]; /* data_dir/raft */
     char raft_addr[CAIRN_ADDR_MAX + 1];
@@ -42,9 +42,9 @@ struct mraft {
     struct event *uv_ev, *uv_timer, *kick_ev, *join_ev, *resume_ev;
     int in_pump;
     /* leadership as last seen */
-    int leading;        /* raft_state() == RAFT_LEADER at the last look */
+    int leading;         /* raft_state() == RAFT_LEADER at the last look */
     raft_term lead_term; /* the term we lead in */
-    int ready;          /* the barrier of lead_term was applied */
+    int ready;           /* the barrier of lead_term was applied */
     int barrier_out;
     struct raft_barrier barrier;
     char leader_client[CAIRN_ADDR_MAX + 1];

@@ -41,8 +41,7 @@ int mst_dedup_find(struct mstore *s, const struct mop *op, struct mop_result *re
 }
 
 /* Delete the session's outcomes with seq in [from, below). */
-static int drop_range(MDB_txn *t, struct mstore *s, uint64_t session, uint64_t from,
-                      uint64_t below)
+static int drop_range(MDB_txn *t, struct mstore *s, uint64_t session, uint64_t from, uint64_t below)
 {
     MDB_cursor *c;
     int rc = mst_err(mdb_cursor_open(t, s->dedup, &c));

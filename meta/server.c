@@ -113,8 +113,9 @@ void meta_batch_committed(struct meta *m, uint64_t index)
 {
     int rc = mstore_batch_commit_at(m->store, index);
     if (rc) {
-        LOG_ERR("meta", "cannot commit the store at index %" PRIu64 ": %s; stopping (the log "
-                        "has it: a restart applies it again)",
+        LOG_ERR("meta",
+                "cannot commit the store at index %" PRIu64 ": %s; stopping (the log "
+                "has it: a restart applies it again)",
                 index, strerror(-rc));
         exit(70);
     }
@@ -134,7 +135,8 @@ void meta_batch_lost(struct meta *m)
     m->batch_log.len = 0;
     m->durable_batch = m->batch_no; /* its orders were never given a committed version... */
     /* ...so drop them: the repair scanner orders again */
-    for (int i = 0; i < CSR_MAX; i++) m->reg.srv[i].norders = 0;
+    for (int i = 0; i < CSR_MAX; i++)
+        m->reg.srv[i].norders = 0;
     evsrv_drop_held(m->srv);
 }
 
@@ -151,9 +153,8 @@ void meta_leader_changed(struct meta *m, int leading)
         csr_init(&m->reg, m->cfg.cs_timeout * 1000);
         repair_rescan(m);
         if (!mstore_formatted(m->store)) {
-            struct mop op = {.type = MOP_FORMAT,
-                             .size = m->cfg.chunk_size,
-                             .index = mraft_max_member_id(m)};
+            struct mop op = {
+                .type = MOP_FORMAT, .size = m->cfg.chunk_size, .index = mraft_max_member_id(m)};
             struct mop_result res = {0};
             int rc = meta_apply(m, &op, &res);
             LOG_INFO("meta", "formatting a new file system (chunk size %" PRIu64 ")%s",

@@ -17,7 +17,6 @@ struct expire_ctx {
     int n;
 };
 
-
 static int collect(void *arg, uint64_t session, int64_t last_seen_s)
 {
     struct expire_ctx *x = arg;

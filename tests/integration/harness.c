@@ -48,9 +48,8 @@ static int port_bindable(uint16_t p)
     if (fd < 0) return 0;
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_addr.s_addr = htonl(0x7f000001),
-                            .sin_port = htons(p)};
+    struct sockaddr_in a = {
+        .sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001), .sin_port = htons(p)};
     int ok = bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
     close(fd);
     return ok;

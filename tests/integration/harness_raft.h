@@ -150,8 +150,7 @@ int hraft_dump_store(struct hraft_group *g, int i, const char *path);
 int hraft_compare_stores(struct hraft_group *g, unsigned mask, char *why, size_t wlen);
 /* Stop the group for a comparison: the leader first (nothing can commit behind a stopped
  * follower), then every running replica, with SIGTERM; then hraft_compare_stores(mask). */
-int hraft_stop_and_compare(struct hraft_group *g, int lead, unsigned mask, char *why,
-                           size_t len);
+int hraft_stop_and_compare(struct hraft_group *g, int lead, unsigned mask, char *why, size_t len);
 
 /* ---- chunk servers --------------------------------------------------------------------------- */
 

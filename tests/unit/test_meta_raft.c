@@ -131,8 +131,8 @@ static void assert_same(const char *prefix, int n)
         uint64_t ino = ino_of(0, name);
         ck_assert_msg(ino != 0, "%s missing on replica 0", name);
         for (int i = 1; i < N; i++)
-            ck_assert_msg(ino_of(i, name) == ino, "%s: replica %d has %lu, replica 0 %lu", name,
-                          i, (unsigned long)ino_of(i, name), (unsigned long)ino);
+            ck_assert_msg(ino_of(i, name) == ino, "%s: replica %d has %lu, replica 0 %lu", name, i,
+                          (unsigned long)ino_of(i, name), (unsigned long)ino);
     }
     struct mstore_stats s0;
     ck_assert_int_eq(mstore_stats(g_m[0].store, &s0), 0);
