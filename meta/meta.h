@@ -209,6 +209,18 @@ int meta_handle_cs(struct meta *m, struct evsrv_conn *conn, const struct wire_hd
 int meta_handle_admin(struct meta *m, struct evsrv_conn *conn, const struct wire_hdr *h,
                       struct rcur *r, struct wbuf *out);
 
+/* soft_opens.c: read-only opens counted in the leader's memory, not in the store */
+typedef int (*soft_open_fn)(void *arg, uint64_t session, uint64_t ino);
+int soft_open_add(uint64_t session, uint64_t ino);
+/* Take one soft open of ino by session off; 1 if there was one, else 0. */
+int soft_open_release(uint64_t session, uint64_t ino);
+int soft_open_has(uint64_t session, uint64_t ino);
+/* Remove every soft open of ino, calling fn once per open (to record it in the store). */
+int soft_open_take(uint64_t ino, soft_open_fn fn, void *arg);
+void soft_open_drop_session(uint64_t session);
+void soft_open_clear(void);
+uint64_t soft_open_count(void);
+
 /* sessions.c: expire client sessions not seen for session_timeout seconds. */
 void meta_sessions_expire(struct meta *m);
 

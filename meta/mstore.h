@@ -40,6 +40,9 @@ int mstore_getattr(struct mstore *s, uint64_t ino, struct cairn_attr *out);
 /* -ENOENT, -ENOTDIR (parent not a directory), -ENAMETOOLONG. */
 int mstore_lookup(struct mstore *s, uint64_t parent, const char *name, struct cairn_attr *out);
 int mstore_readlink(struct mstore *s, uint64_t ino, char *buf, size_t buflen);
+/* The inode the name (parent, name) points to, including what the open group commit changed
+ * (the writer's thread only). -ENOENT. */
+int mstore_child_now(struct mstore *s, uint64_t parent, const char *name, uint64_t *child);
 
 /* Called per entry; return nonzero to stop (the entry is then not consumed). attr is NULL
  * unless plus was asked. cookie_next resumes after this entry. */

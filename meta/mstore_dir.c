@@ -247,6 +247,18 @@ int mst_apply_rmdir(struct mtx *x)
     return rc;
 }
 
+int mstore_child_now(struct mstore *s, uint64_t parent, const char *name, uint64_t *child)
+{
+    uint32_t mode;
+    if (s->batch) return mst_dirent_get(s->batch, s, parent, name, child, &mode);
+    MDB_txn *t;
+    int rc = mst_rtxn(s, &t);
+    if (rc) return rc;
+    rc = mst_dirent_get(t, s, parent, name, child, &mode);
+    mdb_txn_abort(t);
+    return rc;
+}
+
 int mstore_lookup(struct mstore *s, uint64_t parent, const char *name, struct cairn_attr *out)
 {
     if (strnlen(name, CAIRN_NAME_MAX + 1) > CAIRN_NAME_MAX) return -ENAMETOOLONG;

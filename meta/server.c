@@ -26,6 +26,7 @@
 
 struct req {
     struct meta *m;
+    int soft; /* an OPEN or RELEASE of a read-only open kept in memory (soft_opens.c) */
     struct evsrv_conn *conn;
     const struct wire_hdr *h;
     struct rcur r;
@@ -88,7 +89,6 @@ int meta_apply(struct meta *m, struct mop *op, struct mop_result *res)
      * outcome (and remember it for a retry of a numbered request) */
     mop_encode(op, &m->batch_log);
     m->batch_nrec++;
-    if (m->batch_nrec >= META_BATCH_MAX) meta_flush(m);
     return rc;
 }
 
@@ -142,6 +142,7 @@ void meta_batch_lost(struct meta *m)
 
 void meta_leader_changed(struct meta *m, int leading)
 {
+    soft_open_clear(); /* a new leader knows none; a former one must forget its own */
     if (!leading) {
         if (mstore_batch_active(m->store)) meta_batch_lost(m);
     } else {
@@ -227,7 +228,9 @@ static int do_session_simple(struct req *q, uint16_t type)
     op.session = rcur_u64(&q->r);
     if (rcur_done(&q->r)) return -EBADMSG;
     struct mop_result res = {0};
-    reply(q, meta_apply(q->m, &op, &res));
+    int rc = meta_apply(q->m, &op, &res);
+    if (!rc && type == MOP_SESSION_CLOSE) soft_open_drop_session(op.session);
+    reply(q, rc);
     return 0;
 }
 
@@ -659,12 +662,35 @@ static int do_commit(struct req *q)
     return finish_attr_op(q, &op, 0);
 }
 
+static int record_soft_open(void *arg, uint64_t session, uint64_t ino)
+{
+    struct meta *m = arg;
+    struct mop op = {.type = MOP_OPEN, .ino = ino, .session = session, .flags = O_RDONLY};
+    struct mop_result res = {0};
+    return meta_apply(m, &op, &res);
+}
+
+/* Before a record that may remove the last name of (parent, name)'s inode: its read-only
+ * opens, counted in memory so far, become open records, so its data stays until the last
+ * close as POSIX wants. The request's own (session, seq) stays for its own record. */
+static void keep_open_inode(struct meta *m, uint64_t parent, const char *name)
+{
+    uint64_t ino;
+    if (mstore_child_now(m->store, parent, name, &ino)) return;
+    uint64_t seq = m->cur_seq;
+    m->cur_seq = 0;
+    int rc = soft_open_take(ino, record_soft_open, m);
+    m->cur_seq = seq;
+    if (rc) LOG_WARN("meta", "inode %" PRIu64 ": cannot record its opens: %s", ino, strerror(-rc));
+}
+
 static int do_unlink_rmdir(struct req *q, uint16_t type)
 {
     struct mop op = {.type = type};
     int nrc;
     if (get_parent_name(q, &op.parent, op.name, &nrc)) return -EBADMSG;
     if (rcur_done(&q->r)) return -EBADMSG;
+    if (!nrc && type == MOP_UNLINK) keep_open_inode(q->m, op.parent, op.name);
     struct mop_result res = {0};
     reply(q, nrc ? nrc : meta_apply(q->m, &op, &res));
     return 0;
@@ -680,6 +706,7 @@ static int do_rename(struct req *q)
     if (rcur_done(&q->r)) return -EBADMSG;
     struct mop_result res = {0};
     int rc = nrc ? nrc : nrc2;
+    if (!rc) keep_open_inode(q->m, op.parent2, op.name2); /* it may be replaced */
     reply(q, rc ? rc : meta_apply(q->m, &op, &res));
     return 0;
 }
@@ -723,7 +750,13 @@ static int do_open(struct req *q)
     op.session = rcur_u64(&q->r);
     if (rcur_done(&q->r)) return -EBADMSG;
     struct mop_result res = {0};
-    int rc = meta_apply(q->m, &op, &res);
+    int rc;
+    if (q->soft) { /* counted in memory: no record (soft_opens.c) */
+        rc = mstore_getattr(q->m->store, op.ino, &res.attr);
+        if (!rc) rc = soft_open_add(op.session, op.ino);
+    } else {
+        rc = meta_apply(q->m, &op, &res);
+    }
     if (!rc) {
         proto_put_attr(&q->out, &res.attr);
         if (S_ISREG(res.attr.mode) && q->m->cfg.open_chunks > 0) {
@@ -742,6 +775,10 @@ static int do_release(struct req *q)
     op.session = rcur_u64(&q->r);
     if (rcur_done(&q->r)) return -EBADMSG;
     struct mop_result res = {0};
+    if (q->soft && soft_open_release(op.session, op.ino)) {
+        reply(q, 0);
+        return 0;
+    }
     reply(q, meta_apply(q->m, &op, &res));
     return 0;
 }
@@ -812,6 +849,20 @@ static int dispatch(struct req *q)
 }
 
 /* Whether a request of this type applies a record (it waits while a batch is in the log). */
+/* Whether an OPEN is read-only on a linked regular file, or a RELEASE of such an open:
+ * then it is counted in memory and writes no record. */
+static int soft_open_req(struct meta *m, uint16_t type, const uint8_t *p, uint32_t len)
+{
+    if (type == MSG_OPEN && len >= 20) {
+        uint32_t flags = le_get32(p + 8);
+        if ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC)) return 0;
+        struct cairn_attr a;
+        return mstore_getattr(m->store, le_get64(p), &a) == 0 && S_ISREG(a.mode) && a.nlink > 0;
+    }
+    if (type == MSG_RELEASE && len >= 16) return soft_open_has(le_get64(p + 8), le_get64(p));
+    return 0;
+}
+
 static int mutates(uint16_t type)
 {
     return proto_numbered(type) || type == MSG_SESSION_OPEN || type == MSG_SESSION_KEEPALIVE ||
@@ -854,7 +905,8 @@ int meta_handle(struct evsrv_conn *conn, const struct wire_hdr *h, const uint8_t
         acked = le_get64(t + 16);
         hh.length -= MSG_SEQ_TRAILER;
     }
-    if (mutates(type) && !meta_can_apply(m)) return EVSRV_DEFER;
+    int soft = soft_open_req(m, type, payload, hh.length);
+    if (mutates(type) && !soft && !meta_can_apply(m)) return EVSRV_DEFER;
     /* a new leader hands out no locations (and refuses no lease for want of servers) before
      * the chunk servers have found it */
     if ((type == MSG_OPEN || type == MSG_CHUNK_LOCATE) && !meta_warm(m) &&
@@ -872,17 +924,19 @@ int meta_handle(struct evsrv_conn *conn, const struct wire_hdr *h, const uint8_t
     m->cur_session = sess;
     m->cur_seq = seq;
     m->cur_acked = acked;
-    struct req q = {.m = m, .conn = conn, .h = &hh};
+    struct req q = {.m = m, .conn = conn, .h = &hh, .soft = soft};
     rcur_init(&q.r, payload, hh.length);
     wbuf_init(&q.out);
     /* a read answers from committed state: it does not wait for the batch in the log */
-    int reads_only = !mutates(type) && type != MSG_CS_DRAIN;
+    int reads_only = (!mutates(type) || soft) && type != MSG_CS_DRAIN;
     /* a leader cut off from the others must not answer from a store the majority has moved
      * past: a read needs a recent commit as proof of leadership */
     if (reads_only && !mraft_read_proof(m)) return EVSRV_DEFER;
     if (reads_only) evsrv_bypass(m->srv, 1);
     int rc = dispatch(&q);
     if (reads_only) evsrv_bypass(m->srv, 0);
+    /* a full batch goes to the log between requests (never inside one) */
+    if (m->batch_nrec >= META_BATCH_MAX) meta_flush(m);
     m->cur_seq = 0;
     wbuf_free(&q.out);
     if (rc == EVSRV_DEFER) return rc;

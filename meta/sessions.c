@@ -37,6 +37,7 @@ void meta_sessions_expire(struct meta *m)
         struct mop op = {.type = MOP_SESSION_CLOSE, .session = x.ids[i]};
         struct mop_result res = {0};
         int rc = meta_apply(m, &op, &res);
+        if (!rc) soft_open_drop_session(x.ids[i]);
         LOG_INFO("session", "session %" PRIu64 " expired (no keepalive for %d s)%s", x.ids[i],
                  m->cfg.session_timeout, rc ? ": close failed" : "");
     }

@@ -667,6 +667,28 @@ START_TEST(unlink_open)
     fd = xopen("u", O_CREAT | O_EXCL | O_RDWR, 0644);
     ck_assert_int_eq(xfstat(fd).st_size, 0);
     HFS_OK(close(fd));
+
+    /* a read-only open (counted in the meta leader's memory, not in its log) keeps the data
+     * of an unlinked file, and of a file a rename replaced, until its close */
+    fd = xopen("r", O_CREAT | O_EXCL | O_RDWR, 0644);
+    pat_write(fd, 43, 0, 2 * MiB);
+    HFS_OK(close(fd));
+    int ro = xopen("r", O_RDONLY, 0);
+    HFS_OK(unlink("r"));
+    HFS_ERR(stat("r", &st), ENOENT);
+    drop_cache(ro);
+    pat_expect(ro, 43, 0, 2 * MiB);
+    HFS_OK(close(ro));
+    fd = xopen("s", O_CREAT | O_EXCL | O_RDWR, 0644);
+    pat_write(fd, 44, 0, MiB);
+    HFS_OK(close(fd));
+    ro = xopen("s", O_RDONLY, 0);
+    put("t", "new");
+    HFS_OK(rename("t", "s"));
+    expect("s", "new");
+    drop_cache(ro);
+    pat_expect(ro, 44, 0, MiB);
+    HFS_OK(close(ro));
 }
 END_TEST
 
