@@ -676,6 +676,7 @@ START_TEST(unlink_open)
     int ro = xopen("r", O_RDONLY, 0);
     HFS_OK(unlink("r"));
     HFS_ERR(stat("r", &st), ENOENT);
+    sleep_ms(2500); /* deletions of freed chunks reach the chunk servers with a heartbeat */
     drop_cache(ro);
     pat_expect(ro, 43, 0, 2 * MiB);
     HFS_OK(close(ro));
@@ -686,6 +687,7 @@ START_TEST(unlink_open)
     put("t", "new");
     HFS_OK(rename("t", "s"));
     expect("s", "new");
+    sleep_ms(2500);
     drop_cache(ro);
     pat_expect(ro, 44, 0, MiB);
     HFS_OK(close(ro));
