@@ -39,7 +39,8 @@ enum mop_type {
                         * of every inode), size = chunk size, index = the highest member id
                         * of the group; a no-op on a formatted store */
     MOP_MEMBER_ID,     /* size = a Raft member id given out: never given again */
-    MOP_LAST = MOP_MEMBER_ID
+    MOP_CS_DRAIN,      /* index = chunk server id, flags = 1 drain / 0 undrain */
+    MOP_LAST = MOP_CS_DRAIN
 };
 
 /* MOP_CHUNK_LEASE of an existing chunk. The record keeps, besides the new version, the oldest

@@ -128,6 +128,8 @@ int mstore_formatted(const struct mstore *s);
  * transaction as the records (mstore_batch_commit_at), so a restarted replica resumes exactly
  * after it. Reads through the open batch when there is one. */
 uint64_t mstore_applied(struct mstore *s);
+/* Whether chunk server id is being drained (MOP_CS_DRAIN; committed state). */
+int mstore_cs_draining(struct mstore *s, uint64_t id);
 /* The highest Raft member id ever given out (MOP_MEMBER_ID), 0 if none. */
 uint64_t mstore_member_id_max(struct mstore *s);
 /* Commit the open batch (as mstore_batch_commit) recording index as applied. */

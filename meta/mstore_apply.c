@@ -30,6 +30,7 @@ static const mst_apply_fn mst_ops[] = {
     [MOP_SET_COPIES] = mst_apply_set_copies,
     [MOP_FORMAT] = mst_apply_format,
     [MOP_MEMBER_ID] = mst_apply_member_id,
+    [MOP_CS_DRAIN] = mst_apply_cs_drain,
 };
 
 /* Keep the leader's in-memory counters at or above what the store has handed out, so a

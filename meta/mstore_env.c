@@ -140,7 +140,7 @@ static int mst_open_dbs(struct mstore *s, MDB_txn *t)
         {"symlink", &s->symlink}, {"xattr", &s->xattr},     {"chunk", &s->chunk},
         {"chunkid", &s->chunkid}, {"session", &s->session}, {"open", &s->open},
         {"openref", &s->openref}, {"orphan", &s->orphan},   {"meta", &s->meta},
-        {"dedup", &s->dedup},
+        {"dedup", &s->dedup},     {"csdrain", &s->csdrain},
     };
     for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
         int rc = mdb_dbi_open(t, dbs[i].name, MDB_CREATE, dbs[i].dbi);
@@ -230,6 +230,27 @@ int mst_apply_format(struct mtx *x)
     /* index: the highest member id of the first group (ids are never given again) */
     if (!rc && x->op->index) rc = mst_counter_raise(x->txn, x->s, "member_id", x->op->index);
     return rc;
+}
+
+int mst_apply_cs_drain(struct mtx *x)
+{
+    uint8_t k[8], one = 1;
+    be_put64(k, x->op->index);
+    if (x->op->flags) return mst_put(x->txn, x->s->csdrain, k, 8, &one, 1);
+    int rc = mst_del(x->txn, x->s->csdrain, k, 8);
+    return rc == -ENOENT ? 0 : rc;
+}
+
+int mstore_cs_draining(struct mstore *s, uint64_t id)
+{
+    MDB_txn *t;
+    if (mst_rtxn(s, &t)) return 0;
+    uint8_t k[8];
+    be_put64(k, id);
+    MDB_val v;
+    int on = mst_get(t, s->csdrain, k, 8, &v) == 0;
+    mdb_txn_abort(t);
+    return on;
 }
 
 int mst_apply_member_id(struct mtx *x)

@@ -16,6 +16,7 @@
  *   openref ino                  -> total open count u32 (over all sessions)
  *   orphan  ino                  -> u8 1 (nlink 0 but still open)
  *   dedup   session, seq         -> rc i32, ino u64 (outcome of a client's numbered request)
+ *   csdrain chunk server id      -> u8 1 (a server being drained)
  *   meta    counter name (text)  -> u64 ("applied": the last Raft index applied) */
 #ifndef CAIRN_MSTORE_INT_H
 #define CAIRN_MSTORE_INT_H
@@ -32,7 +33,7 @@
 struct mstore {
     MDB_env *env;
     MDB_dbi inode, dirent, dirseq, symlink, xattr, chunk, chunkid, session, open, openref, orphan,
-        dedup, meta;
+        dedup, csdrain, meta;
     int formatted;      /* committed: reads see the root */
     int format_pending; /* formatted in a transaction not yet committed */
     uint64_t chunk_size;
@@ -167,6 +168,7 @@ int mst_dedup_drop_session(MDB_txn *t, struct mstore *s, uint64_t session);
 int mst_format(struct mstore *s, MDB_txn *t, uint64_t epoch, uint64_t chunk_size);
 int mst_apply_format(struct mtx *x);
 int mst_apply_member_id(struct mtx *x);
+int mst_apply_cs_drain(struct mtx *x);
 
 /* mstore_session.c */
 int mst_is_open(MDB_txn *t, struct mstore *s, uint64_t ino);

@@ -866,7 +866,7 @@ static int soft_open_req(struct meta *m, uint16_t type, const uint8_t *p, uint32
 static int mutates(uint16_t type)
 {
     return proto_numbered(type) || type == MSG_SESSION_OPEN || type == MSG_SESSION_KEEPALIVE ||
-           type == MSG_SESSION_CLOSE;
+           type == MSG_SESSION_CLOSE || type == MSG_CS_DRAIN;
 }
 
 /* Whether an OPEN request names a file with data (whose chunk locations it returns). */
@@ -928,7 +928,7 @@ int meta_handle(struct evsrv_conn *conn, const struct wire_hdr *h, const uint8_t
     rcur_init(&q.r, payload, hh.length);
     wbuf_init(&q.out);
     /* a read answers from committed state: it does not wait for the batch in the log */
-    int reads_only = (!mutates(type) || soft) && type != MSG_CS_DRAIN;
+    int reads_only = !mutates(type) || soft;
     /* a leader cut off from the others must not answer from a store the majority has moved
      * past: a read needs a recent commit as proof of leadership */
     if (reads_only && !mraft_read_proof(m)) return EVSRV_DEFER;

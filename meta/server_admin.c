@@ -157,13 +157,19 @@ static int cs_drain(struct meta *m, struct evsrv_conn *conn, const struct wire_h
     uint8_t on = rcur_u8(r);
     if (rcur_done(r)) return -EBADMSG;
     int slot = csr_slot(&m->reg, id);
-    if (slot >= 0) {
+    int rc = slot < 0 ? -ENOENT : 0;
+    if (!rc) { /* a record: a new leader keeps draining it */
+        struct mop op = {.type = MOP_CS_DRAIN, .index = id, .flags = on != 0};
+        struct mop_result res = {0};
+        rc = meta_apply(m, &op, &res);
+    }
+    if (!rc) {
         m->reg.srv[slot].draining = on != 0;
         repair_rescan(m);
         LOG_INFO("admin", "chunk server %016" PRIx64 " at %s: %s (from %s)", id,
                  m->reg.srv[slot].addr, on ? "draining" : "drain stopped", evsrv_conn_peer(conn));
     }
-    reply_out(conn, h, out, slot < 0 ? -ENOENT : 0);
+    reply_out(conn, h, out, rc);
     return 0;
 }
 

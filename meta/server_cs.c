@@ -100,7 +100,10 @@ static int cs_register(struct meta *m, struct evsrv_conn *conn, const struct wir
     if (!r->err && r->left > 0) rcur_str(r, zone, CAIRN_ZONE_MAX);
     if (rcur_done(r) || id == 0) return -EBADMSG;
     int slot = csr_register(&m->reg, id, addr, zone, cap, free_bytes, net_now_ms());
-    if (slot >= 0) repair_rescan(m); /* a new, returning or re-registering server */
+    if (slot >= 0) {
+        repair_rescan(m); /* a new, returning or re-registering server */
+        m->reg.srv[slot].draining = mstore_cs_draining(m->store, id); /* replicated */
+    }
     if (slot < 0) {
         LOG_ERR("cs", "chunk server %016" PRIx64 " at %s refused: %s", id, addr, strerror(-slot));
         evsrv_reply(conn, h, slot, NULL, 0);
