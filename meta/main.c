@@ -95,7 +95,6 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         repair_rescan(m); /* their chunks are short */
     meta_sessions_expire(m);
     pin_store(m);
-    if (m->cfg.fsync_commits) mstore_sync(m->store);
 }
 
 static void on_flush(evutil_socket_t fd, short what, void *arg)
@@ -195,6 +194,7 @@ static int serve(struct meta *m, int dfd)
     if (repair_start(m)) goto out_ev;
     signal(SIGPIPE, SIG_IGN);
     wbuf_init(&m->batch_log);
+    if (m->cfg.fsync_commits && meta_store_sync_start(m)) goto out_ev;
     rc = mraft_start(m);
     if (rc) {
         LOG_ERR("main", "cannot start the Raft replica: %s", strerror(-rc));
@@ -211,6 +211,7 @@ static int serve(struct meta *m, int dfd)
     if (mstore_batch_active(m->store)) mstore_batch_abort(m->store);
     status = 0;
 out_raft:
+    meta_store_sync_stop();
     mraft_stop(m);
     mstore_sync(m->store);
     wbuf_free(&m->batch_log);

@@ -221,6 +221,13 @@ void soft_open_drop_session(uint64_t session);
 void soft_open_clear(void);
 uint64_t soft_open_count(void);
 
+/* store_sync.c: flush the store once a second on a thread of its own (fsync = true);
+ * meta_store_lock guards replacing m->store against it. */
+int meta_store_sync_start(struct meta *m);
+void meta_store_sync_stop(void);
+void meta_store_lock(void);
+void meta_store_unlock(void);
+
 /* sessions.c: expire client sessions not seen for session_timeout seconds. */
 void meta_sessions_expire(struct meta *m);
 

@@ -253,10 +253,12 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
                                  .chunk_size = m->cfg.chunk_size,
                                  .no_sync = 1,
                                  .no_format = 1};
+        meta_store_lock(); /* the flush thread must not touch the store meanwhile */
         mstore_close(m->store);
         m->store = NULL;
         if (rename(tmp, live)) fatal_store(m, "cannot install a snapshot", -errno);
         rc = mstore_open(m->cfg.data_dir, &so, &m->store);
+        meta_store_unlock();
         if (rc) fatal_store(m, "cannot open the restored store", rc);
         m->pinned = 0;
         LOG_INFO("raft", "store restored from a snapshot (index %" PRIu64 ", was %" PRIu64 ")",

@@ -87,8 +87,8 @@ static void expect_refusal(struct hraft_group *g, int i, const char *const *need
     int rc = hraft_start(g, i);
     for (int t = 0; t < 100 && hraft_running(g, i); t++)
         hraft_sleep_ms(100);
-    ck_assert_msg(!hraft_running(g, i), "replica %d started on a damaged folder (start: %d)",
-                  i + 1, rc);
+    ck_assert_msg(!hraft_running(g, i), "replica %d started on a damaged folder (start: %d)", i + 1,
+                  rc);
     for (int k = 0; k < n; k++)
         ck_assert_msg(hraft_log_count(g, i, needles[k]) > 0, "replica %d's log (%s) lacks '%s'",
                       i + 1, g->r[i].log, needles[k]);
