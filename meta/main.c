@@ -33,7 +33,7 @@ static const struct conf_opt meta_opts[] = {
      "chunk locations sent with every open (saves round trips for small files)"},
     {"fsync", CONF_BOOL, "true", O(fsync_commits),
      "flush the store to disk every second (the Raft log, written before every reply, is what "
-     "makes a change durable; false: only at snapshots and exit)"},
+     "makes a change durable; false: only at exit)"},
     {"pin_memory", CONF_BOOL, "true", O(pin_memory),
      "keep the metadata store resident in memory (mlock), so lookups never wait for the disk"},
     {"default_copies", CONF_INT, "2", O(default_copies),
