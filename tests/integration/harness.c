@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -74,11 +75,18 @@ uint16_t h_free_port(void)
     return 0;
 }
 
-pid_t h_spawn(char *const argv[], const char *logpath)
+pid_t h_spawn_ns(const char *ns, char *const argv[], const char *logpath)
 {
     pid_t pid = fork();
     if (pid < 0) return -errno;
     if (pid == 0) {
+        if (ns && ns[0]) {
+            char p[128];
+            snprintf(p, sizeof(p), "/var/run/netns/%s", ns);
+            int fd = open(p, O_RDONLY | O_CLOEXEC);
+            if (fd < 0 || setns(fd, CLONE_NEWNET) != 0) _exit(126);
+            close(fd);
+        }
         int fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND, 0644);
         if (fd >= 0) {
             dup2(fd, 1);
@@ -92,6 +100,11 @@ pid_t h_spawn(char *const argv[], const char *logpath)
         _exit(127);
     }
     return pid;
+}
+
+pid_t h_spawn(char *const argv[], const char *logpath)
+{
+    return h_spawn_ns(NULL, argv, logpath);
 }
 
 static void sleep_ms(int ms)

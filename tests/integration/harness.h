@@ -42,6 +42,8 @@ int h_mkdtemp(const char *tag, char *out, size_t len);
 uint16_t h_free_port(void);
 /* fork+exec argv with stdout/stderr appended to logpath; returns the pid or -errno. */
 pid_t h_spawn(char *const argv[], const char *logpath);
+/* The same inside network namespace ns (NULL or "": ours). */
+pid_t h_spawn_ns(const char *ns, char *const argv[], const char *logpath);
 /* Wait until 127.0.0.1:port accepts a connection; 0 or -ETIMEDOUT. */
 int h_wait_port(uint16_t port, int timeout_ms);
 /* Send sig and reap the child, waiting at most timeout_ms (then SIGKILL). Returns the wait

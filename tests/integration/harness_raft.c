@@ -89,34 +89,6 @@ static int slot_init(struct hraft_group *g, int i)
     return 0;
 }
 
-/* fork+exec argv in network namespace ns ("" = ours), output appended to log. */
-static pid_t spawn_in(const char *ns, char *const argv[], const char *log)
-{
-    pid_t pid = fork();
-    if (pid < 0) return -errno;
-    if (pid == 0) {
-        if (ns[0]) {
-            char p[128];
-            snprintf(p, sizeof(p), "/var/run/netns/%s", ns);
-            int fd = open(p, O_RDONLY | O_CLOEXEC);
-            if (fd < 0 || setns(fd, CLONE_NEWNET) != 0) _exit(126);
-            close(fd);
-        }
-        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-            close(fd);
-        }
-        int nul = open("/dev/null", O_RDONLY);
-        if (nul >= 0) dup2(nul, 0);
-        setpgid(0, 0);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    return pid;
-}
-
 /* Wait until addr accepts a connection; give up early when pid is gone. */
 static int wait_addr(const char *addr, pid_t pid, int timeout_ms)
 {
@@ -333,7 +305,7 @@ int hraft_start(struct hraft_group *g, int i)
         fprintf(f, "=== harness: start %d of replica %d (%s)\n", r->started_at + 1, i + 1, r->addr);
         fclose(f);
     }
-    r->pid = spawn_in(r->ns, argv, r->log);
+    r->pid = h_spawn_ns(r->ns, argv, r->log);
     if (r->pid < 0) {
         int e = (int)r->pid;
         r->pid = 0;
@@ -987,7 +959,7 @@ static void leftovers_on_signal(void *arg)
     hraft_leftovers(arg);
 }
 
-int hraft_main(const char *tag, const char *suite, const struct hraft_test *tests, size_t n,
+int hraft_main(const char *tag, const char *suite, const struct h_test *tests, size_t n,
                int timeout_s, const char *skip)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -1000,22 +972,11 @@ int hraft_main(const char *tag, const char *suite, const struct hraft_test *test
     memset(hraft_g, 0, sizeof(*hraft_g));
     prctl(PR_SET_CHILD_SUBREAPER, 1);
     h_stop_on_signal(leftovers_on_signal, hraft_g);
-    Suite *s = suite_create(suite);
     if (skip) {
         fprintf(stderr, "test_%s: SKIPPED (not run, not passed): %s\n", suite, skip);
         n = 0;
     }
-    for (size_t i = 0; i < n; i++) {
-        TCase *tc = tcase_create(tests[i].name);
-        tcase_set_timeout(tc, timeout_s);
-        tcase_add_unchecked_fixture(tc, NULL, leftovers);
-        tcase_add_test(tc, tests[i].test);
-        suite_add_tcase(s, tc);
-    }
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int nf = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int nf = h_run_cases(suite, tests, n, timeout_s, leftovers);
     hraft_leftovers(hraft_g);
     if (rmdir(hraft_root) != 0)
         fprintf(stderr, "%s: %s\n", getenv("KEEP") ? "kept" : "logs of failed tests", hraft_root);

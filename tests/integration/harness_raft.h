@@ -24,6 +24,7 @@
 
 #include "codec.h"
 #include "harness.h"
+#include "harness_run.h"
 #include "proto.h"
 #include "rpc.h"
 
@@ -205,17 +206,12 @@ int hraft_readdir(struct hraft_group *g, int i, uint64_t ino, char *out, size_t 
 /* The group of the running test case (memory shared with the runner, see hraft_main). */
 extern struct hraft_group *hraft_g;
 
-struct hraft_test {
-    const char *name;
-    const TTest *test;
-};
-
 /* main() of a test binary: a group record shared with the runner (a child subreaper, which
  * runs hraft_leftovers after each test case), a folder /tmp/cairn-test-TAG-XXXXXX for the
  * groups (hraft_root), each test in its own test case (timeout_s) of suite SUITE. When skip is
  * not NULL no test runs: the binary says "SKIPPED: <skip>" and its summary counts no checks
  * (not a pass). Returns main's exit status. */
-int hraft_main(const char *tag, const char *suite, const struct hraft_test *tests, size_t n,
+int hraft_main(const char *tag, const char *suite, const struct h_test *tests, size_t n,
                int timeout_s, const char *skip);
 /* The folder hraft_main made (the parent for hraft_init). */
 extern char hraft_root[256];

@@ -20,8 +20,7 @@ static void leftovers(void)
     h_cluster_leftovers(hr_c);
 }
 
-int hr_main(const char *tag, const char *suite, const struct hr_test *tests, size_t n,
-            int timeout_s)
+int hr_main(const char *tag, const char *suite, const struct h_test *tests, size_t n, int timeout_s)
 {
     signal(SIGPIPE, SIG_IGN);
     hr_c = h_cluster_shared();
@@ -30,18 +29,7 @@ int hr_main(const char *tag, const char *suite, const struct hr_test *tests, siz
         return 1;
     }
     h_cluster_stop_on_signal(hr_c);
-    Suite *s = suite_create(suite);
-    for (size_t i = 0; i < n; i++) {
-        TCase *tc = tcase_create(tests[i].name);
-        tcase_set_timeout(tc, timeout_s);
-        tcase_add_unchecked_fixture(tc, NULL, leftovers);
-        tcase_add_test(tc, tests[i].test);
-        suite_add_tcase(s, tc);
-    }
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int nf = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int nf = h_run_cases(suite, tests, n, timeout_s, leftovers);
     h_cluster_leftovers(hr_c);
     if (rmdir(hr_root) != 0)
         fprintf(stderr, "%s: %s\n", getenv("KEEP") ? "kept" : "logs of failed tests", hr_root);

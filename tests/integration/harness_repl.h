@@ -16,6 +16,7 @@
 #include <sys/types.h>
 
 #include "harness.h"
+#include "harness_run.h"
 #include "harness_fs.h"
 
 /* The cluster of the running test case (set by hr_main before any test runs). */
@@ -26,16 +27,11 @@ extern struct h_cluster *hr_c;
 
 /* ---- the runner ---------------------------------------------------------------------------- */
 
-struct hr_test {
-    const char *name; /* the test case's name (CK_RUN_CASE selects it) */
-    const TTest *test;
-};
-
 /* main() of a replication test binary: sets up hr_c and a folder /tmp/cairn-test-TAG-XXXXXX
  * under which each test case's cluster is made, then runs each of the n tests in a test case
  * of its own (timeout_s each) of the suite SUITE, and removes the folder unless a failed test
  * (or $KEEP) left logs in it (then says where). Returns main's exit status. */
-int hr_main(const char *tag, const char *suite, const struct hr_test *tests, size_t n,
+int hr_main(const char *tag, const char *suite, const struct h_test *tests, size_t n,
             int timeout_s);
 
 /* ---- the cluster ----------------------------------------------------------------------------- */

@@ -739,7 +739,7 @@ END_TEST
 
 int main(void)
 {
-    const struct hraft_test tests[] = {
+    const struct h_test tests[] = {
         {"checker_rejects_what_cannot_happen", checker_rejects_what_cannot_happen},
         {"leader_killed_under_load", leader_killed_under_load},
     };

@@ -141,7 +141,7 @@ END_TEST
 
 int main(void)
 {
-    const struct hraft_test tests[] = {
+    const struct h_test tests[] = {
         {"damaged_replicas_refuse_to_start", damaged_replicas_refuse_to_start},
     };
     return hraft_main("rdmg", "raft_damage", tests, sizeof(tests) / sizeof(tests[0]), 120, NULL);

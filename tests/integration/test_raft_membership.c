@@ -249,7 +249,7 @@ END_TEST
 
 int main(void)
 {
-    const struct hraft_test tests[] = {
+    const struct h_test tests[] = {
         {"replace_a_replica_under_load", replace_a_replica_under_load},
     };
     return hraft_main("rmemb", "raft_membership", tests, sizeof(tests) / sizeof(tests[0]), 120,

@@ -217,7 +217,7 @@ END_TEST
 
 int main(void)
 {
-    const struct hraft_test tests[] = {{"cut_off_leader_yields", cut_off_leader_yields}};
+    const struct h_test tests[] = {{"cut_off_leader_yields", cut_off_leader_yields}};
     char why[700];
     const char *skip = NULL;
     if (hraft_netns_probe(why, sizeof(why)) != 0) skip = why;

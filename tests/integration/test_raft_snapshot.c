@@ -218,7 +218,7 @@ END_TEST
 
 int main(void)
 {
-    const struct hraft_test tests[] = {
+    const struct h_test tests[] = {
         {"follower_catches_up_from_snapshot", follower_catches_up_from_snapshot},
     };
     return hraft_main("rsnap", "raft_snapshot", tests, sizeof(tests) / sizeof(tests[0]), 120, NULL);

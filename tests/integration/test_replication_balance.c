@@ -314,7 +314,7 @@ END_TEST
 
 int main(void)
 {
-    const struct hr_test tests[] = {
+    const struct h_test tests[] = {
         {"balance", balance_and_drain}, {"copies", copies_recursive}, {"zones", zones_spread}};
     return hr_main("repl-balance", "replication_balance", tests, sizeof(tests) / sizeof(tests[0]),
                    240);

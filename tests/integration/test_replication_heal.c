@@ -267,8 +267,8 @@ END_TEST
 
 int main(void)
 {
-    const struct hr_test tests[] = {{"lost", lost_server_rebuilt},
-                                    {"gone", lost_data_folder_rebuilt},
-                                    {"bad", bad_copy_repaired}};
+    const struct h_test tests[] = {{"lost", lost_server_rebuilt},
+                                   {"gone", lost_data_folder_rebuilt},
+                                   {"bad", bad_copy_repaired}};
     return hr_main("repl-heal", "replication_heal", tests, sizeof(tests) / sizeof(tests[0]), 240);
 }

@@ -297,7 +297,7 @@ END_TEST
 
 int main(void)
 {
-    const struct hr_test tests[] = {{"dd_kill", dd_kill_chain_hop},
-                                    {"stale", stale_copy_never_served}};
+    const struct h_test tests[] = {{"dd_kill", dd_kill_chain_hop},
+                                   {"stale", stale_copy_never_served}};
     return hr_main("repl-write", "replication_write", tests, sizeof(tests) / sizeof(tests[0]), 240);
 }
