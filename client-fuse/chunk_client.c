@@ -17,6 +17,7 @@
 
 #include "cksum.h"
 #include "client.h"
+#include "cstats.h"
 #include "log.h"
 #include "net.h"
 
@@ -167,6 +168,7 @@ int cc_transport_err(int rc)
 static void call_begin(struct cc_call *call, struct cc_server *srv)
 {
     call->srv = srv;
+    call->t0_us = st_now_us();
     __atomic_add_fetch(&srv->inflight, 1, __ATOMIC_RELAXED);
 }
 
@@ -308,6 +310,9 @@ int cc_read_finish(struct cc_call *call, uint64_t deadline, uint32_t off, uint32
     rc = cc_verify_read(rep.payload.data, rep.payload.len, off, len, &v);
     if (!rc) cc_copy_view(&v, off, len, out);
     rpc_reply_free(&rep);
+    st_add(ST_CHUNK_READS, 1);
+    st_add(ST_CHUNK_READ_BYTES, len);
+    st_add(ST_CHUNK_READ_US, st_now_us() - call->t0_us);
     return rc;
 }
 

@@ -42,9 +42,11 @@ struct cm_cfg {
     double attr_timeout;
     double negative_timeout; /* seconds the kernel may remember that a name is absent */
     uint64_t readahead_max;
+    uint64_t kernel_readahead; /* the kernel's read-ahead for the mount (kernel_tune.c) */
     uint64_t cache_size;
     int io_timeout_s;
     int max_threads;
+    int dir_prefetch; /* prefetch the next files of a directory read in listing order */
 };
 
 /* ---- meta_client.c, meta_route.c, meta_seq.c: the meta session (prefix mc_) ---------------
@@ -247,6 +249,7 @@ struct cc_server;
 struct cc_call {
     struct rpc_call *k;
     struct cc_server *srv;
+    uint64_t t0_us; /* when submitted (cstats.h) */
 };
 
 /* Replica choice for reads. cc_rank orders n locations: servers avoided (a timeout or a
@@ -326,6 +329,8 @@ struct rc_ent;
 int rc_begin_load(struct rc_cache *c, uint64_t ino, uint64_t seg, struct rc_ent **e);
 /* Finish a load: data (malloc'd, ownership passes to the cache; len bytes) or an error. */
 void rc_end_load(struct rc_cache *c, struct rc_ent *e, uint8_t *data, uint32_t len, int rc);
+/* The entry being loaded is a prefetch: counted as used or wasted (cstats.h) later. */
+void rc_mark_prefetch(struct rc_cache *c, struct rc_ent *e);
 /* Drop every segment of ino (loading ones are discarded when they finish). */
 void rc_drop_ino(struct rc_cache *c, uint64_t ino);
 uint64_t rc_bytes(struct rc_cache *c);
@@ -470,6 +475,7 @@ struct cm {
     struct rc_cache *cache;
     struct rp_prefetcher *pf;
     struct kv_table *kview;
+    struct ds_table *scans;  /* NULL: no prefetch for directory scans (dir_prefetch=0) */
     struct fuse_session *se; /* for cache invalidations sent to the kernel */
 };
 
@@ -495,6 +501,13 @@ struct rp_piece {
 int rp_split(uint64_t off, uint64_t len, uint64_t chunk_size, uint32_t max_piece,
              struct rp_piece *out, int max);
 
+/* A read of len bytes is split into pieces of this size (a multiple of the checksum block):
+ * up to RP_READ_FANOUT pieces of at least RP_PIECE_MIN, sent at once to the copies and
+ * connections, so that one large read keeps several disks and server threads busy. */
+#define RP_READ_FANOUT 4
+#define RP_PIECE_MIN (128u << 10)
+uint32_t rp_piece_size(uint64_t len);
+
 /* Per open file read-ahead state. */
 struct rp_ra {
     uint64_t next_off; /* where a sequential reader reads next */
@@ -506,6 +519,12 @@ struct rp_ra {
 uint64_t rp_ra_update(struct rp_ra *ra, uint64_t off, uint64_t len, uint64_t max);
 
 struct rp_prefetcher *rp_prefetcher_new(struct cm *cm, int nthreads);
+struct ds_file; /* dirscan.c */
+/* Segments of a file prefetched ahead of a directory scan (dirscan.c). */
+#define RP_FILE_SEGS 4
+/* Queue the prefetch of a file a directory scan is about to open (dropped when the queue is
+ * full). */
+void rp_prefetch_file(struct cm *cm, const struct ds_file *f);
 void rp_prefetcher_free(struct rp_prefetcher *p);
 /* Read up to len bytes at off of the file into out; *got gets the bytes (short at EOF). */
 int rp_read(struct cm *cm, struct inode_st *s, struct rp_ra *ra, uint64_t off, size_t len,
@@ -529,6 +548,38 @@ int wp_truncate(struct cm *cm, uint64_t ino, struct inode_st *s, const struct mc
                 struct cairn_attr *out);
 /* Extend the file to at least size (fallocate mode 0). */
 int wp_extend(struct cm *cm, struct inode_st *s, uint64_t size);
+
+/* ---- dirscan.c: opens in directory order (prefix ds_) ------------------------------------ */
+#define DS_AHEAD 16                /* most files handed out ahead of a scanning reader */
+#define DS_AHEAD_BYTES (32u << 20) /* and most bytes of them */
+/* A regular file of a listing; size and mtime are 0 when the listing had no attributes. */
+struct ds_file {
+    uint64_t ino;
+    uint32_t mode;
+    uint64_t size;
+    int64_t mtime_s;
+    uint32_t mtime_ns;
+    int have_attr;
+};
+struct ds_table;
+struct ds_table *ds_new(void);
+void ds_free(struct ds_table *t);
+/* A READDIR(PLUS) of dir from cookie (0: the start) up to cookie end listed the regular
+ * files e[0..n) (in order; other entries are skipped). */
+void ds_note_listing(struct ds_table *t, uint64_t dir, uint64_t cookie, uint64_t end,
+                     const struct ds_file *e, uint32_t n);
+/* ino was opened for reading: the files to prefetch now (each handed out once; at most max,
+ * and at most max_bytes of them ahead of the reader) when the opens in its directory follow
+ * the listing. Returns how many were written to out. */
+int ds_on_open(struct ds_table *t, uint64_t ino, struct ds_file *out, int max, uint64_t max_bytes);
+
+/* ---- kernel_tune.c (prefix kt_) ----------------------------------------------------------- */
+/* Once the mount at mnt has answered the kernel's INIT (a thread waits for it), set the
+ * kernel's read-ahead for it to readahead_bytes (0: leave the default). Failures are logged. */
+void kt_start(const char *mnt, uint64_t readahead_bytes);
+/* Write the read-ahead of the backing device dev. 0 or -errno. */
+#include <sys/types.h>
+int kt_set_readahead(dev_t dev, uint64_t bytes);
 
 /* ---- fs_ops.c ------------------------------------------------------------------------------ */
 struct fuse_lowlevel_ops;

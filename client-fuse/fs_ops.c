@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "client.h"
+#include "cstats.h"
 #include "log.h"
 #include "net.h"
 #include "wire.h"
@@ -456,6 +457,7 @@ static int open_handle(struct cm *cm, const struct cairn_attr *a, struct fuse_fi
 static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     struct cm *cm = CM(req);
+    st_add(ST_FUSE_OPENS, 1);
     struct cairn_attr a;
     struct chunk_info ci[CM_LOCATE_BATCH];
     uint32_t n = 0;
@@ -468,6 +470,12 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     if (rc) {
         fuse_reply_err(req, -rc);
         return;
+    }
+    if (cm->scans && (fi->flags & O_ACCMODE) == O_RDONLY) {
+        struct ds_file next[DS_AHEAD];
+        int k = ds_on_open(cm->scans, ino, next, DS_AHEAD, DS_AHEAD_BYTES);
+        for (int i = 0; i < k; i++)
+            rp_prefetch_file(cm, &next[i]);
     }
     /* close-to-open: the kernel stops reads at the size it caches; when the file changed since
      * the kernel was told, drop its attributes (offset -1: pages are kept_cache's business) */
@@ -527,12 +535,16 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         return;
     }
     size_t got = 0;
+    uint64_t t0 = st_now_us();
     int rc = rp_read(cm, h->s, &h->ra, (uint64_t)off, size, buf, &got);
     if (rc)
         fuse_reply_err(req, -rc);
     else
         fuse_reply_buf(req, (const char *)buf, got);
     free(buf);
+    st_add(ST_FUSE_READS, 1);
+    st_add(ST_FUSE_READ_BYTES, rc ? 0 : got);
+    st_add(ST_FUSE_READ_US, st_now_us() - t0);
 }
 
 static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
@@ -567,6 +579,7 @@ static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 {
     struct cm *cm = CM(req);
     struct fh *h = FH(fi);
+    st_add(ST_FUSE_RELEASES, 1);
     if (h) {
         struct inode_st *s = h->s;
         /* the end of the last write session of this mount makes the data durable on the
@@ -609,6 +622,20 @@ static void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
     fuse_reply_open(req, fi);
 }
 
+/* Append f to a growing page of regular files; on ENOMEM the page just stays shorter (the
+ * scan tracker then misses a file, nothing worse). */
+static void seen_add(struct ds_file **v, uint32_t *n, uint32_t *cap, const struct ds_file *f)
+{
+    if (*n == *cap) {
+        uint32_t c = *cap ? *cap * 2 : 64;
+        struct ds_file *nv = realloc(*v, (size_t)c * sizeof(**v));
+        if (!nv) return;
+        *v = nv;
+        *cap = c;
+    }
+    (*v)[(*n)++] = *f;
+}
+
 /* readdir offsets: 1 after ".", 2 after "..", then 2 + the meta cookie of the entry. */
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, int plus)
 {
@@ -646,6 +673,9 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, i
             pos += n;
     }
     uint64_t cookie = off >= 2 ? (uint64_t)off - 2 : 0;
+    struct ds_file *seen = NULL; /* this page's regular files, for directory scans */
+    uint32_t nseen = 0, seen_cap = 0;
+    uint64_t seen_from = cookie;
     for (int round = 0; round < 1000 && !full && !rc; round++) {
         uint32_t want = (uint32_t)((size - pos) / (plus ? 160 : 32)) + 1;
         if (want > 1024) want = 1024;
@@ -683,6 +713,16 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, i
             }
             pos += n;
             cookie = next;
+            if (cm->scans && S_ISREG(mode)) {
+                struct ds_file f = {.ino = eino, .mode = mode};
+                if (plus) {
+                    f.size = a.size;
+                    f.mtime_s = a.mtime_s;
+                    f.mtime_ns = a.mtime_ns;
+                    f.have_attr = 1;
+                }
+                seen_add(&seen, &nseen, &seen_cap, &f);
+            }
         }
         uint8_t eof = full ? 0 : rcur_u8(&c);
         if (c.err) rc = -EIO;
@@ -694,6 +734,8 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, i
     else
         fuse_reply_buf(req, buf, pos);
     free(buf);
+    if (cm->scans && pos > 0) ds_note_listing(cm->scans, ino, seen_from, cookie, seen, nseen);
+    free(seen);
 }
 
 static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -758,10 +800,21 @@ static void fs_statfs(fuse_req_t req, fuse_ino_t ino)
  * a path. Answered here; never listed (cp -a, tar and rsync must not copy it); setting or
  * removing it is EPERM. */
 #define META_XATTR "user.cairn.meta"
+/* Another, the mount's counters and timings (cstats.h) as "name value" lines. */
+#define STATS_XATTR "user.cairn.stats"
+#define STATS_TEXT_MAX 8192
 
 static int is_meta_xattr(const char *name)
 {
-    return strcmp(name, META_XATTR) == 0;
+    return strcmp(name, META_XATTR) == 0 || strcmp(name, STATS_XATTR) == 0;
+}
+
+/* The value of a virtual xattr (is_meta_xattr) into out (cap bytes); its length. */
+static size_t virtual_xattr(struct cm *cm, const char *name, char *out, size_t cap)
+{
+    if (strcmp(name, STATS_XATTR) == 0) return st_format(out, cap);
+    snprintf(out, cap, "%s", cm->cfg.meta);
+    return strlen(out);
 }
 
 /* POSIX ACLs are not supported: refusing them (rather than storing them as opaque xattrs,
@@ -824,13 +877,17 @@ static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
         return;
     }
     if (is_meta_xattr(name)) {
-        size_t len = strlen(cm->cfg.meta);
-        if (size == 0)
+        char *text = malloc(STATS_TEXT_MAX);
+        size_t len = text ? virtual_xattr(cm, name, text, STATS_TEXT_MAX) : 0;
+        if (!text)
+            fuse_reply_err(req, ENOMEM);
+        else if (size == 0)
             fuse_reply_xattr(req, len);
         else if (len > size)
             fuse_reply_err(req, ERANGE);
         else
-            fuse_reply_buf(req, cm->cfg.meta, len);
+            fuse_reply_buf(req, text, len);
+        free(text);
         return;
     }
     int is_cap = strcmp(name, CAP_XATTR) == 0;

@@ -34,9 +34,11 @@ struct mount_opts {
     char attr_timeout[CONF_STR_MAX];
     char negative_timeout[CONF_STR_MAX];
     uint64_t readahead_max;
+    uint64_t kernel_readahead;
     uint64_t cache_size;
     int io_timeout;
     int max_threads;
+    int dir_prefetch;
     char log_level[CONF_STR_MAX];
     char log_file[CONF_STR_MAX];
 };
@@ -52,10 +54,14 @@ static const struct conf_opt mount_tab[] = {
      "seconds the kernel may remember that a name does not exist (0 = never)"},
     {"readahead_max", CONF_U64, "16M", O(readahead_max),
      "largest read-ahead window of a sequential reader"},
+    {"kernel_readahead", CONF_U64, "4M", O(kernel_readahead),
+     "the kernel's read-ahead for the mount (0 = its default, 128K)"},
     {"cache_size", CONF_U64, "256M", O(cache_size), "bytes of prefetched data held in memory"},
     {"io_timeout", CONF_INT, "30", O(io_timeout),
      "seconds any network request may take before the operation fails with EIO"},
     {"max_threads", CONF_INT, "64", O(max_threads), "most threads serving FUSE requests"},
+    {"dir_prefetch", CONF_INT, "1", O(dir_prefetch),
+     "1: prefetch the next files of a directory read in listing order (tar, rsync, cp -r)"},
     {"log_level", CONF_STR, "warn", O(log_level), "error, warn, info or debug"},
     {"log_file", CONF_STR, NULL, O(log_file), "append logs to this file instead of stderr"},
     {NULL, 0, NULL, 0, NULL},
@@ -226,9 +232,11 @@ static int cfg_from_opts(const struct mount_opts *mo, struct cm_cfg *cfg)
     cfg->negative_timeout = strtod(mo->negative_timeout, &end);
     if (*end || cfg->negative_timeout < 0) goto bad_timeout;
     cfg->readahead_max = mo->readahead_max;
+    cfg->kernel_readahead = mo->kernel_readahead;
     cfg->cache_size = mo->cache_size;
     cfg->io_timeout_s = mo->io_timeout > 0 ? mo->io_timeout : 30;
     cfg->max_threads = mo->max_threads > 0 ? mo->max_threads : 64;
+    cfg->dir_prefetch = mo->dir_prefetch != 0;
     return 0;
 bad_timeout:
     fprintf(stderr, "cairn-mount: bad entry_timeout, attr_timeout or negative_timeout\n");
@@ -246,6 +254,7 @@ static int cm_start(struct cm *cm)
     cm->kview = kv_new();
     if (!cm->cc || !cm->inodes || !cm->cache || !cm->kview) return -ENOMEM;
     cm->pf = rp_prefetcher_new(cm, CM_PREFETCH_THREADS);
+    if (cm->cfg.dir_prefetch && !(cm->scans = ds_new())) return -ENOMEM;
     return 0;
 }
 
@@ -257,6 +266,7 @@ static void cm_stop(struct cm *cm)
     rc_free(cm->cache);
     ist_free(cm->inodes);
     kv_free(cm->kview);
+    ds_free(cm->scans);
 }
 
 int main(int argc, char **argv)
@@ -315,6 +325,7 @@ int main(int argc, char **argv)
         goto out_sig;
     }
     LOG_INFO("mount", "mounted %s at %s", cm.cfg.meta, mnt);
+    kt_start(mnt, cm.cfg.kernel_readahead);
     daemon_done(dfd, 0, a.mo.log_file[0] == 0 && a.foreground);
     dfd = -1;
 

@@ -13,6 +13,7 @@
 
 #include "cksum.h"
 #include "client.h"
+#include "cstats.h"
 #include "log.h"
 #include "net.h"
 
@@ -135,7 +136,10 @@ static int call_within(struct mc *m, uint16_t type, const struct wbuf *req, stru
 
 int mc_call(struct mc *m, uint16_t type, const struct wbuf *req, struct rpc_reply *rep)
 {
-    return call_within(m, type, req, rep, m->io_timeout_ms);
+    uint64_t t0 = st_now_us();
+    int rc = call_within(m, type, req, rep, m->io_timeout_ms);
+    st_meta_call(type, st_now_us() - t0);
+    return rc;
 }
 
 /* Call with request b (freed here); on success *c reads the reply payload, which the caller

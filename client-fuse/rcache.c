@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "client.h"
+#include "cstats.h"
 
 #define RC_BUCKETS 16384
 
@@ -29,6 +30,8 @@ struct rc_ent {
     uint8_t *data;
     uint32_t len;
     uint64_t charge; /* bytes counted in `bytes` */
+    int prefetched;  /* loaded ahead of a reader (rc_mark_prefetch) */
+    int used;        /* read at least once (counts a prefetch used, cstats.h) */
 };
 
 struct rc_cache {
@@ -114,6 +117,7 @@ static void detach(struct rc_cache *c, struct rc_ent *e)
     c->bytes -= e->charge;
     e->charge = 0;
     e->dead = 1;
+    if (e->prefetched && !e->used && e->state == RC_READY) st_add(ST_PREFETCH_WASTED, 1);
 }
 
 static void maybe_free(struct rc_ent *e)
@@ -169,6 +173,8 @@ int rc_read(struct rc_cache *c, uint64_t ino, uint64_t seg, uint32_t off, uint32
         uint32_t n = off >= e->len ? 0 : e->len - off;
         if (n > len) n = len;
         if (n) memcpy(out, e->data + off, n);
+        if (e->prefetched && !e->used) st_add(ST_PREFETCH_USED, 1);
+        e->used = 1;
         lru_unlink(e);
         lru_front(c, e);
         rc = (int)n;
@@ -237,6 +243,14 @@ void rc_end_load(struct rc_cache *c, struct rc_ent *e, uint8_t *data, uint32_t l
     pthread_cond_broadcast(&c->cv);
     maybe_free(e);
     pthread_mutex_unlock(&c->mu);
+}
+
+void rc_mark_prefetch(struct rc_cache *c, struct rc_ent *e)
+{
+    pthread_mutex_lock(&c->mu);
+    e->prefetched = 1;
+    pthread_mutex_unlock(&c->mu);
+    st_add(ST_PREFETCH_SEGMENTS, 1);
 }
 
 void rc_put(struct rc_cache *c, uint64_t ino, uint64_t seg, const uint8_t *data, uint32_t len)

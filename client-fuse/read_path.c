@@ -9,8 +9,11 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "cksum.h"
 #include "client.h"
+#include "cstats.h"
 #include "log.h"
 #include "net.h"
 
@@ -83,11 +86,21 @@ int rp_locate(struct cm *cm, struct inode_st *s, uint64_t index, struct chunk_in
     return 0;
 }
 
+uint32_t rp_piece_size(uint64_t len)
+{
+    if (len < 2 * RP_PIECE_MIN) return CAIRN_IO_MAX;
+    uint64_t p = (len + RP_READ_FANOUT - 1) / RP_READ_FANOUT;
+    p = (p + CKSUM_BLOCK - 1) / CKSUM_BLOCK * CKSUM_BLOCK; /* whole checksum blocks */
+    if (p < RP_PIECE_MIN) p = RP_PIECE_MIN;
+    return p < CAIRN_IO_MAX ? (uint32_t)p : CAIRN_IO_MAX;
+}
+
 /* Read [off, off+len) of the file (inside its size) from chunk servers into out. */
 static int fetch(struct cm *cm, struct inode_st *s, uint64_t off, uint64_t len, uint8_t *out)
 {
     uint64_t csz = cm->meta.chunk_size;
-    uint64_t unit = csz < CAIRN_IO_MAX ? csz : CAIRN_IO_MAX;
+    uint32_t piece = rp_piece_size(len);
+    uint64_t unit = csz < piece ? csz : piece;
     int max = (int)(len / unit) + 3;
     struct rp_piece stack_p[8];
     struct rp_piece *p = max <= 8 ? stack_p : calloc((size_t)max, sizeof(*p));
@@ -104,7 +117,7 @@ static int fetch(struct cm *cm, struct inode_st *s, uint64_t off, uint64_t len, 
         rc = -ENOMEM;
         goto out;
     }
-    int n = rp_split(off, len, csz, CAIRN_IO_MAX, p, max);
+    int n = rp_split(off, len, csz, piece, p, max);
     if (n < 0) {
         rc = n;
         goto out;
@@ -174,10 +187,12 @@ out:
 /* ---- prefetch workers --------------------------------------------------------------------- */
 
 struct rp_job {
-    struct inode_st *s; /* holds a reference */
+    struct inode_st *s; /* holds a reference (a segment job) */
     uint64_t seg;
     uint64_t size;
     struct rc_ent *e;
+    int whole_file; /* a file job (rp_prefetch_file): f says which; s, e unused */
+    struct ds_file f;
 };
 
 struct rp_prefetcher {
@@ -208,6 +223,60 @@ static void load_segment(struct cm *cm, struct inode_st *s, uint64_t seg, uint64
     rc_end_load(cm->cache, e, buf, len, rc);
 }
 
+/* The attributes f will be read with: the listing's, or asked for. 0 or -errno. */
+static int file_attr(struct cm *cm, const struct ds_file *f, uint64_t *size, int64_t *ms,
+                     uint32_t *mns)
+{
+    if (f->have_attr) {
+        *size = f->size;
+        *ms = f->mtime_s;
+        *mns = f->mtime_ns;
+        return 0;
+    }
+    struct cairn_attr a;
+    int rc = mc_getattr(&cm->meta, f->ino, &a);
+    if (rc) return rc;
+    if (!S_ISREG(a.mode)) return -EINVAL;
+    *size = a.size;
+    *ms = a.mtime_s;
+    *mns = a.mtime_ns;
+    return 0;
+}
+
+/* Prefetch the first RP_FILE_SEGS segments of a file a directory scan is about to open. The
+ * inode's state records the attributes the data goes with (as an open would), so the open
+ * that follows keeps the prefetched segments when the file is unchanged and drops them
+ * otherwise. A file open or written here is left alone. */
+static void load_file(struct cm *cm, const struct ds_file *f)
+{
+    uint64_t size;
+    int64_t ms;
+    uint32_t mns;
+    if (file_attr(cm, f, &size, &ms, &mns)) return;
+    struct inode_st *s = ist_get(cm->inodes, f->ino);
+    if (!s) return;
+    pthread_mutex_lock(&s->mu);
+    int busy = s->refs > 1 || s->writers || s->nleases || s->dlen || s->need_commit;
+    if (!busy && !(s->have_open_attr && s->open_mtime_s == ms && s->open_mtime_ns == mns &&
+                   s->open_size == size)) {
+        rc_drop_ino(cm->cache, f->ino);
+        ist_chunks_clear(s);
+        s->open_mtime_s = ms;
+        s->open_mtime_ns = mns;
+        s->open_size = size;
+        s->size_meta = s->size_local = size;
+        s->have_open_attr = 1;
+    }
+    pthread_mutex_unlock(&s->mu);
+    for (uint64_t seg = 0; !busy && seg < RP_FILE_SEGS && seg * CM_SEG_SIZE < size; seg++) {
+        struct rc_ent *e;
+        if (rc_begin_load(cm->cache, f->ino, seg, &e) != 1) continue;
+        rc_mark_prefetch(cm->cache, e);
+        load_segment(cm, s, seg, size, e);
+    }
+    ist_put(cm->inodes, s);
+}
+
 static void *pf_main(void *arg)
 {
     struct rp_prefetcher *p = arg;
@@ -220,11 +289,15 @@ static void *pf_main(void *arg)
         p->head = (p->head + 1) % RP_QUEUE_MAX;
         p->n--;
         pthread_mutex_unlock(&p->mu);
-        if (p->stop)
-            rc_end_load(p->cm->cache, j.e, NULL, 0, -ECANCELED);
-        else
-            load_segment(p->cm, j.s, j.seg, j.size, j.e);
-        ist_put(p->cm->inodes, j.s);
+        if (j.whole_file) {
+            if (!p->stop) load_file(p->cm, &j.f);
+        } else {
+            if (p->stop)
+                rc_end_load(p->cm->cache, j.e, NULL, 0, -ECANCELED);
+            else
+                load_segment(p->cm, j.s, j.seg, j.size, j.e);
+            ist_put(p->cm->inodes, j.s);
+        }
         pthread_mutex_lock(&p->mu);
     }
     pthread_mutex_unlock(&p->mu);
@@ -258,6 +331,28 @@ void rp_prefetcher_free(struct rp_prefetcher *p)
     free(p);
 }
 
+/* Queue a job unless the queue is full or stopping; 0 or -EAGAIN. */
+static int pf_enqueue(struct rp_prefetcher *p, const struct rp_job *j)
+{
+    pthread_mutex_lock(&p->mu);
+    if (p->n == RP_QUEUE_MAX || p->stop) {
+        pthread_mutex_unlock(&p->mu);
+        return -EAGAIN;
+    }
+    p->q[(p->head + p->n) % RP_QUEUE_MAX] = *j;
+    p->n++;
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    return 0;
+}
+
+void rp_prefetch_file(struct cm *cm, const struct ds_file *f)
+{
+    if (!cm->pf || cm->pf->nthreads == 0) return;
+    struct rp_job j = {.whole_file = 1, .f = *f};
+    pf_enqueue(cm->pf, &j);
+}
+
 /* Queue segment seg of s for prefetching (if not cached and there is room). */
 static void prefetch(struct cm *cm, struct inode_st *s, uint64_t seg, uint64_t size)
 {
@@ -269,18 +364,13 @@ static void prefetch(struct cm *cm, struct inode_st *s, uint64_t seg, uint64_t s
     if (full) return;
     struct rc_ent *e;
     if (rc_begin_load(cm->cache, s->ino, seg, &e) != 1) return;
+    rc_mark_prefetch(cm->cache, e);
     struct inode_st *ref = ist_get(cm->inodes, s->ino); /* the job's reference */
-    pthread_mutex_lock(&p->mu);
-    if (!ref || p->n == RP_QUEUE_MAX || p->stop) {
-        pthread_mutex_unlock(&p->mu);
+    struct rp_job j = {.s = ref, .seg = seg, .size = size, .e = e};
+    if (!ref || pf_enqueue(p, &j)) {
         rc_end_load(cm->cache, e, NULL, 0, -EAGAIN);
         ist_put(cm->inodes, ref);
-        return;
     }
-    p->q[(p->head + p->n) % RP_QUEUE_MAX] = (struct rp_job){ref, seg, size, e};
-    p->n++;
-    pthread_cond_signal(&p->cv);
-    pthread_mutex_unlock(&p->mu);
 }
 
 int rp_read(struct cm *cm, struct inode_st *s, struct rp_ra *ra, uint64_t off, size_t len,
@@ -317,9 +407,11 @@ int rp_read(struct cm *cm, struct inode_st *s, struct rp_ra *ra, uint64_t off, s
         uint8_t *dst = out + (pos - off);
         int n = rc_read(cm->cache, s->ino, seg, soff, (uint32_t)part, dst, tmo);
         if (n == (int)part) {
+            st_add(ST_CACHE_HIT_BYTES, part);
             pos += part;
             continue;
         }
+        st_add(ST_CACHE_MISS_BYTES, part);
         struct rc_ent *e;
         if (window && n < 0 && rc_begin_load(cm->cache, s->ino, seg, &e) == 1) {
             /* sequential: load the whole segment into the cache, then copy our part */

@@ -240,6 +240,10 @@ enum proto_type {
      * (-ESTALE) from then on and takes a new lease. Held == version: nothing to do.
      * Held newer: -ESTALE. Not held: -ENOENT. A bad copy: -EUCLEAN. */
     MSG_CHK_SETVER = 76,
+    /* (empty) -> str text: the server's counters and timings, one "name value" per line
+     * (names [a-z0-9_], values decimal; times in microseconds, summed since start), for
+     * `cairn cs stats` and the read-path breakdown in docs/ARCHITECTURE.md */
+    MSG_CHK_STATS = 77,
 };
 
 #define CHK_READ_EXACT 1u

@@ -1,0 +1,43 @@
+/* cstats.h - the mount's counters and timings: how many FUSE reads, meta calls (per message
+ * type) and chunk server reads it made, their bytes, and the microseconds they took (summed),
+ * the read cache's hits and the prefetches that were used or wasted. One process-wide set,
+ * lock-free (relaxed atomics), cheap enough to count every request. Read as text through the
+ * virtual xattr user.cairn.stats (fs_ops.c) and by `cairn stats`; docs/ARCHITECTURE.md's read
+ * path breakdown comes from these. */
+#ifndef CAIRN_CSTATS_H
+#define CAIRN_CSTATS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum st_id {
+    ST_FUSE_READS,      /* FUSE READ requests answered */
+    ST_FUSE_READ_BYTES, /* bytes returned to the kernel */
+    ST_FUSE_READ_US,    /* time spent answering them */
+    ST_FUSE_OPENS,      /* FUSE OPEN requests */
+    ST_FUSE_RELEASES,   /* FUSE RELEASE requests */
+    ST_CHUNK_READS,     /* CHK_READ requests sent */
+    ST_CHUNK_READ_BYTES,
+    ST_CHUNK_READ_US,        /* submit to verified reply, summed over requests */
+    ST_CACHE_HIT_BYTES,      /* bytes served from the memory read cache */
+    ST_CACHE_MISS_BYTES,     /* bytes the memory read cache did not have */
+    ST_PREFETCH_SEGMENTS,    /* segments queued for prefetching */
+    ST_PREFETCH_USED,        /* prefetched segments read at least once */
+    ST_PREFETCH_WASTED,      /* prefetched segments dropped unread */
+    ST_DISK_CACHE_HIT_BYTES, /* bytes served from the disk cache (dcache.c) */
+    ST_DISK_CACHE_MISS_BYTES,
+    ST_NIDS
+};
+
+/* Add v to counter id. */
+void st_add(enum st_id id, uint64_t v);
+uint64_t st_get(enum st_id id);
+/* One meta call of message type (its base type, without flags) that took us microseconds. */
+void st_meta_call(uint16_t type, uint64_t us);
+/* Microseconds on a monotonic clock. */
+uint64_t st_now_us(void);
+/* Every counter as "name value\n" lines (meta calls as meta_<type>_calls / _us for the types
+ * that were called), NUL-terminated, truncated to cap. Returns the length written. */
+size_t st_format(char *out, size_t cap);
+
+#endif
