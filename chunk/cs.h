@@ -29,6 +29,7 @@ struct cs_cfg {
     char zone[CONF_STR_MAX]; /* at most CAIRN_ZONE_MAX bytes (checked at start) */
     int replication_workers; /* threads running replication orders */
     int chain_timeout_ms;    /* wait for the next hop, per hop below it */
+    int open_chunks;         /* chunk files kept open with their headers (cstore cache) */
 };
 
 #define CS_BADQ 256

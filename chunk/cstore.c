@@ -2,7 +2,9 @@
  * their header (magic, id, version, length, flags, per-block xxh3 checksums), verified reads,
  * read-modify-write of partial blocks, version moves, truncation, scrubbing of one chunk, and
  * the health of the data folders (a folder that vanishes or returns EIO is taken out of
- * service). Layout and invariants: see cstore.h. */
+ * service). Every operation on a chunk works on its entry of the open-chunk cache
+ * (cstore_cache.c): readers pin it, changes take it out and put it back or drop it (the rules
+ * are in cstore_priv.h). Layout and invariants: see cstore.h. */
 #include "cstore.h"
 
 #include <dirent.h>
@@ -40,6 +42,7 @@ static void cs_dir_fail(struct cstore *cs, int d, int err)
                 strerror(err));
     }
     pthread_mutex_unlock(&cs->dir_lock);
+    cc_drop_dir(cs, d); /* its files are not served from the cache either */
 }
 
 /* An error from a data folder: EIO or a vanished root take the folder out of service. */
@@ -54,7 +57,9 @@ int cs_dir_err(struct cstore *cs, int d, int rc)
 int cstore_set_chunk_size(struct cstore *cs, uint64_t chunk_size)
 {
     if (chunk_size < B || chunk_size > CSTORE_MAX_CHUNK_SIZE || chunk_size % B) return -EINVAL;
+    int changed = cs->chunk_size != chunk_size;
     cs->chunk_size = chunk_size;
+    if (changed) cc_drop_dir(cs, -1); /* entries hold checksum arrays sized for the old one */
     return 0;
 }
 
@@ -72,6 +77,7 @@ int cstore_open(struct cstore *cs, char *const *dirs, int ndirs, uint64_t chunk_
         cs->dirs[i].ok = 1;
     }
     cs->ndirs = ndirs;
+    if (cc_init(cs)) return -ENOMEM;
     pthread_mutex_init(&cs->dir_lock, NULL);
     for (int i = 0; i < CSTORE_LOCKS; i++)
         pthread_mutex_init(&cs->locks[i], NULL);
@@ -81,14 +87,30 @@ int cstore_open(struct cstore *cs, char *const *dirs, int ndirs, uint64_t chunk_
 
 void cstore_close(struct cstore *cs)
 {
+    cc_fini(cs);
     pthread_mutex_destroy(&cs->dir_lock);
     for (int i = 0; i < CSTORE_LOCKS; i++)
         pthread_mutex_destroy(&cs->locks[i]);
 }
 
-pthread_mutex_t *cs_lock(struct cstore *cs, uint64_t id)
+static pthread_mutex_t *cs_lock(struct cstore *cs, uint64_t id)
 {
     return &cs->locks[(id ^ (id >> 17)) % CSTORE_LOCKS];
+}
+
+void cs_lock_shared(struct cstore *cs, uint64_t id)
+{
+    pthread_mutex_lock(cs_lock(cs, id));
+}
+
+void cs_lock_excl(struct cstore *cs, uint64_t id)
+{
+    pthread_mutex_lock(cs_lock(cs, id));
+}
+
+void cs_unlock(struct cstore *cs, uint64_t id)
+{
+    pthread_mutex_unlock(cs_lock(cs, id));
 }
 
 void cs_chunk_path(struct cstore *cs, int d, uint64_t id, uint32_t ver, char *out, size_t len)
@@ -183,7 +205,7 @@ static int cs_find_ver(struct cstore *cs, uint64_t id, uint32_t want, int *dir, 
     return cs_find(cs, id, dir, ver);
 }
 
-static void cf_free(struct chunkf *f)
+void cf_free(struct chunkf *f)
 {
     if (f->fd >= 0) close(f->fd);
     free(f->cks);
@@ -342,44 +364,137 @@ static int cf_create(struct cstore *cs, uint64_t id, uint32_t ver, struct chunkf
     return rc;
 }
 
-/* Apply the version rules of write/truncate; on success f is open at version ver. */
-static int cs_take(struct cstore *cs, uint64_t id, uint32_t ver, uint32_t prev, struct chunkf *f)
+/* Load the header of chunk id at version ver in folder d into a new entry owned by the
+ * caller. */
+static int cs_load_at(struct cstore *cs, int d, uint64_t id, uint32_t ver, struct cs_open **out)
+{
+    struct cs_open *o = cc_new();
+    if (!o) return -ENOMEM;
+    int rc = cf_load(cs, d, id, ver, &o->f);
+    if (rc) {
+        cc_unpin(o);
+        return rc;
+    }
+    *out = o;
+    return 0;
+}
+
+/* Load chunk id from disk at the version held (want: the version expected, 0 = none) into a
+ * new entry owned by the caller. */
+static int cs_load(struct cstore *cs, uint64_t id, uint32_t want, struct cs_open **out)
 {
     int d;
     uint32_t cur;
-    /* the common cases first: another write under the same lease (the file is at ver), then
-     * the first write of a new lease (at prev); the scan for anything else */
-    int rc = cs_find_exact(cs, id, ver, &d);
-    if (!rc) {
-        cur = ver;
-    } else {
-        rc = cs_find_ver(cs, id, prev != ver ? prev : 0, &d, &cur);
-    }
-    if (rc == -ENOENT) {
-        if (prev != 0) return -ENOENT;
-        rc = cf_create(cs, id, ver, f);
-        if (!rc) cs_gained(cs, id, ver);
+    int rc = cs_find_ver(cs, id, want, &d, &cur);
+    return rc ? rc : cs_load_at(cs, d, id, cur, out);
+}
+
+/* Chunk's lock held (either mode): the entry of chunk id pinned, from the cache or loaded from
+ * disk and cached. The caller unpins it before unlocking. */
+static int cs_pin(struct cstore *cs, uint64_t id, uint32_t want, struct cs_open **out)
+{
+    *out = cc_pin(cs, id);
+    if (*out) return 0;
+    int rc = cs_load(cs, id, want, out);
+    if (!rc) cc_insert(cs, *out);
+    return rc;
+}
+
+/* Chunk's lock held exclusively: the entry of chunk id taken out of the cache, or loaded from
+ * disk, for a change; cs_put ends it. */
+static int cs_own(struct cstore *cs, uint64_t id, uint32_t want, struct cs_open **out)
+{
+    *out = cc_take(cs, id);
+    return *out ? 0 : cs_load(cs, id, want, out);
+}
+
+/* End of a change on o (may be NULL): keep, when the file and o->f agree, puts it back in the
+ * cache; otherwise it is closed and the next user reads the header from disk. */
+static void cs_put(struct cstore *cs, struct cs_open *o, int keep)
+{
+    if (!o) return;
+    if (keep) cc_insert(cs, o);
+    cc_unpin(o);
+}
+
+/* Create chunk id at version ver in a new entry owned by the caller. */
+static int cs_create(struct cstore *cs, uint64_t id, uint32_t ver, struct cs_open **out)
+{
+    struct cs_open *o = cc_new();
+    if (!o) return -ENOMEM;
+    int rc = cf_create(cs, id, ver, &o->f);
+    if (rc) {
+        cc_unpin(o);
         return rc;
+    }
+    cs_gained(cs, id, ver);
+    *out = o;
+    return 0;
+}
+
+/* Move the file of chunk id in folder d from version from up to version to (a rename, data
+ * unchanged); f (may be NULL) is the open file, renamed with it. */
+static int cs_move(struct cstore *cs, int d, uint64_t id, uint32_t from, uint32_t to,
+                   struct chunkf *f)
+{
+    char a[640], b[640];
+    cs_chunk_path(cs, d, id, from, a, sizeof(a));
+    cs_chunk_path(cs, d, id, to, b, sizeof(b));
+    if (rename(a, b) != 0) return cs_dir_err(cs, d, -errno);
+    if (f) {
+        f->ver = to;
+        memcpy(f->path, b, sizeof(f->path));
+    }
+    cs_gained(cs, id, to);
+    return 0;
+}
+
+/* Apply the version rules of write/truncate (chunk's lock held exclusively); on success *out
+ * is the chunk's entry at version ver, owned by the caller (cs_put). */
+static int cs_take(struct cstore *cs, uint64_t id, uint32_t ver, uint32_t prev,
+                   struct cs_open **out)
+{
+    int d, rc = 0;
+    uint32_t cur;
+    struct cs_open *o = cc_take(cs, id);
+    if (o) {
+        d = o->f.dir;
+        cur = o->f.ver;
+    } else {
+        /* the common cases first: another write under the same lease (the file is at ver),
+         * then the first write of a new lease (at prev); the scan for anything else */
+        rc = cs_find_exact(cs, id, ver, &d);
+        if (!rc)
+            cur = ver;
+        else
+            rc = cs_find_ver(cs, id, prev != ver ? prev : 0, &d, &cur);
+        if (rc == -ENOENT) return prev != 0 ? -ENOENT : cs_create(cs, id, ver, out);
+        if (rc) return rc;
     }
     /* A holder older than prev missed only leases that wrote nothing (a lease bumps the version
      * before the data comes); the meta service chains only holders it trusts. */
-    (void)prev;
-    if (cur > ver) return -ESTALE;
-    if (cur != ver) {
-        char from[640], to[640];
-        cs_chunk_path(cs, d, id, cur, from, sizeof(from));
-        cs_chunk_path(cs, d, id, ver, to, sizeof(to));
-        if (rename(from, to) != 0) return cs_dir_err(cs, d, -errno);
-        LOG_DEBUG("cstore", "chunk %016" PRIx64 " v%u -> v%u", id, cur, ver);
-        cs_gained(cs, id, ver);
+    if (cur > ver) {
+        cs_put(cs, o, 1);
+        return -ESTALE;
     }
-    rc = cf_load(cs, d, id, ver, f);
-    if (rc) return rc;
-    /* a crash may have left bytes past the recorded length: drop them */
-    struct stat st;
-    if (fstat(f->fd, &st) == 0 && st.st_size > (off_t)CSTORE_DATA_OFF + f->len)
-        if (ftruncate(f->fd, (off_t)CSTORE_DATA_OFF + f->len) != 0) { /* harmless */
+    if (cur != ver) {
+        rc = cs_move(cs, d, id, cur, ver, o ? &o->f : NULL);
+        if (rc) {
+            cs_put(cs, o, 1); /* nothing changed */
+            return rc;
         }
+        LOG_DEBUG("cstore", "chunk %016" PRIx64 " v%u -> v%u", id, cur, ver);
+    }
+    if (!o) {
+        rc = cs_load_at(cs, d, id, ver, &o);
+        if (rc) return rc;
+        /* a crash may have left bytes past the recorded length: drop them */
+        struct stat st;
+        if (fstat(o->f.fd, &st) == 0 && st.st_size > (off_t)CSTORE_DATA_OFF + o->f.len)
+            if (ftruncate(o->f.fd, (off_t)CSTORE_DATA_OFF + o->f.len) != 0) { /* harmless */
+            }
+    }
+    *out = o;
     return 0;
 }
 
@@ -435,141 +550,148 @@ int cstore_write(struct cstore *cs, uint64_t id, uint32_t ver, uint32_t prev, ui
                  const void *data, uint32_t len, int sync, uint32_t *chunk_len)
 {
     if ((uint64_t)off + len > cs->chunk_size) return -EINVAL;
-    pthread_mutex_t *lk = cs_lock(cs, id);
-    struct chunkf f = {.fd = -1};
+    struct cs_open *o = NULL;
     uint8_t *buf = NULL;
-    pthread_mutex_lock(lk);
-    int rc = cs_take(cs, id, ver, prev, &f);
+    int keep = 0;
+    cs_lock_excl(cs, id);
+    int rc = cs_take(cs, id, ver, prev, &o);
     if (rc) goto out;
-    if (f.flags & CSTORE_FLAG_BAD) {
+    struct chunkf *f = &o->f;
+    keep = 1;                                          /* refusals below change nothing */
+    if ((uint64_t)off + len > (uint64_t)f->ncap * B) { /* the chunk size changed meanwhile */
+        rc = -EINVAL;
+        goto out;
+    }
+    if (f->flags & CSTORE_FLAG_BAD) {
         rc = -EUCLEAN;
         goto out;
     }
     if (len == 0) {
-        *chunk_len = f.len;
+        *chunk_len = f->len;
         goto hdr;
     }
+    keep = 0;
     uint32_t end = off + len;
     uint32_t b0 = off / B, b1 = (end - 1) / B;
     uint32_t nblk = b1 - b0 + 1;
+    uint32_t saved_len = f->len;
     buf = malloc((size_t)nblk * B);
     if (!buf) {
         rc = -ENOMEM;
         goto out;
     }
-    struct chunkf saved = f;
-    uint64_t *saved_cks = malloc((size_t)f.ncap * 8);
-    if (!saved_cks) {
-        rc = -ENOMEM;
-        goto out;
-    }
-    memcpy(saved_cks, f.cks, (size_t)f.ncap * 8);
     uint32_t lo = b0;
-    if (off > f.len) { /* extend past a gap: fix the old last block first */
+    if (off > f->len) { /* extend past a gap: fix the old last block first */
         uint8_t *tmp = malloc(B);
         uint32_t glo = 0;
-        rc = tmp ? cf_grow(&f, off, &glo, tmp) : -ENOMEM;
+        rc = tmp ? cf_grow(f, off, &glo, tmp) : -ENOMEM;
         free(tmp);
         if (rc) goto restore;
         if (glo < lo) lo = glo;
     }
     /* read-modify-write of the partial head and tail blocks */
     memset(buf, 0, (size_t)nblk * B);
-    if (off % B && b0 * B < f.len) {
-        rc = cf_read_block(&f, b0, buf);
+    if (off % B && b0 * B < f->len) {
+        rc = cf_read_block(f, b0, buf);
         if (rc) goto restore;
     }
-    if (end % B && b1 != b0 && b1 * B < f.len) {
-        rc = cf_read_block(&f, b1, buf + (size_t)(nblk - 1) * B);
+    if (end % B && b1 != b0 && b1 * B < f->len) {
+        rc = cf_read_block(f, b1, buf + (size_t)(nblk - 1) * B);
         if (rc) goto restore;
-    } else if (end % B && b1 == b0 && !(off % B) && b0 * B < f.len) {
-        rc = cf_read_block(&f, b0, buf);
+    } else if (end % B && b1 == b0 && !(off % B) && b0 * B < f->len) {
+        rc = cf_read_block(f, b0, buf);
         if (rc) goto restore;
     }
     memcpy(buf + (off - b0 * B), data, len);
-    uint32_t new_len = end > f.len ? end : f.len;
+    uint32_t new_len = end > f->len ? end : f->len;
     uint32_t wend = (b1 + 1) * B < new_len ? (b1 + 1) * B : new_len;
     size_t wlen = wend - b0 * B;
-    ssize_t n = pwrite(f.fd, buf, wlen, (off_t)CSTORE_DATA_OFF + (off_t)b0 * B);
+    ssize_t n = pwrite(f->fd, buf, wlen, (off_t)CSTORE_DATA_OFF + (off_t)b0 * B);
     if (n != (ssize_t)wlen) {
         rc = n < 0 ? -errno : -ENOSPC;
         goto restore;
     }
-    f.len = new_len;
+    f->len = new_len;
     for (uint32_t b = b0; b <= b1; b++) {
         uint32_t valid = new_len - b * B < B ? new_len - b * B : B;
-        f.cks[b] = cksum_xxh3(buf + (size_t)(b - b0) * B, valid);
+        f->cks[b] = cksum_xxh3(buf + (size_t)(b - b0) * B, valid);
     }
-    free(saved_cks);
-    *chunk_len = f.len;
-    rc = cf_store_hdr(&f, lo, b1 + 1);
+    *chunk_len = f->len;
+    rc = cf_store_hdr(f, lo, b1 + 1);
     if (rc) goto out;
-    if (sync && fdatasync(f.fd) != 0) rc = -errno;
-    if (sync && !rc && ver != prev) cs_sync_dir(f.path);
+    if (sync && fdatasync(f->fd) != 0) rc = -errno;
+    if (sync && !rc && ver != prev) cs_sync_dir(f->path);
+    keep = !rc;
     goto out;
 restore:
-    /* leave the old length and checksums: put the file size back as it was */
-    if (ftruncate(saved.fd, (off_t)CSTORE_DATA_OFF + saved.len) != 0) { /* best effort */
+    /* leave the old length and checksums (the entry is dropped): put the file size back */
+    if (ftruncate(f->fd, (off_t)CSTORE_DATA_OFF + saved_len) != 0) { /* best effort */
     }
-    free(saved_cks);
     if (rc == -ENOSPC) LOG_WARN("cstore", "chunk %016" PRIx64 " v%u: no space", id, ver);
     goto out;
 hdr:
-    rc = cf_store_hdr(&f, 0, 0);
-    if (!rc && sync && fdatasync(f.fd) != 0) rc = -errno;
+    rc = cf_store_hdr(f, 0, 0);
+    if (!rc && sync && fdatasync(f->fd) != 0) rc = -errno;
+    keep = !rc;
 out:
-    if (rc == -EIO) cs_dir_err(cs, f.dir, rc);
+    if (rc == -EIO && o) cs_dir_err(cs, o->f.dir, rc);
     free(buf);
-    cf_free(&f);
-    pthread_mutex_unlock(lk);
+    cs_put(cs, o, keep);
+    cs_unlock(cs, id);
     return rc;
 }
 
 int cstore_truncate(struct cstore *cs, uint64_t id, uint32_t ver, uint32_t prev, uint32_t len)
 {
     if (len > cs->chunk_size) return -EINVAL;
-    pthread_mutex_t *lk = cs_lock(cs, id);
-    struct chunkf f = {.fd = -1};
+    struct cs_open *o = NULL;
     uint8_t *tmp = malloc(B);
     if (!tmp) return -ENOMEM;
-    pthread_mutex_lock(lk);
-    int rc = cs_take(cs, id, ver, prev, &f);
+    cs_lock_excl(cs, id);
+    int rc = cs_take(cs, id, ver, prev, &o);
     if (rc) goto out;
+    struct chunkf *f = &o->f;
     uint32_t lo = 0, hi = cksum_nblocks(len);
-    if (len > f.len) {
-        uint32_t old = f.len;
-        rc = cf_grow(&f, len, &lo, tmp);
+    if (hi > f->ncap) { /* the chunk size changed meanwhile */
+        rc = -EINVAL;
+        goto out;
+    }
+    if (len > f->len) {
+        uint32_t old = f->len;
+        rc = cf_grow(f, len, &lo, tmp);
         if (rc) goto out;
-        if (ftruncate(f.fd, (off_t)CSTORE_DATA_OFF + len) != 0) {
+        if (ftruncate(f->fd, (off_t)CSTORE_DATA_OFF + len) != 0) {
             rc = -errno;
-            f.len = old;
+            f->len = old;
             goto out;
         }
-    } else if (len < f.len) {
+    } else if (len < f->len) {
         if (len % B) {
             uint32_t lb = len / B;
-            rc = cf_read_block(&f, lb, tmp);
+            rc = cf_read_block(f, lb, tmp);
             if (rc) goto out;
-            f.cks[lb] = cksum_xxh3(tmp, len - lb * B);
+            f->cks[lb] = cksum_xxh3(tmp, len - lb * B);
             lo = lb;
         } else {
             lo = hi;
         }
         /* header first: a crash leaves a shorter length over longer data, still consistent */
-        f.len = len;
-        rc = cf_store_hdr(&f, lo, hi);
+        f->len = len;
+        rc = cf_store_hdr(f, lo, hi);
         if (rc) goto out;
-        if (ftruncate(f.fd, (off_t)CSTORE_DATA_OFF + len) != 0) rc = -errno;
+        if (ftruncate(f->fd, (off_t)CSTORE_DATA_OFF + len) != 0) rc = -errno;
         goto out;
     } else {
         lo = hi;
     }
-    rc = cf_store_hdr(&f, lo, hi);
+    rc = cf_store_hdr(f, lo, hi);
 out:
-    if (rc == -EIO) cs_dir_err(cs, f.dir, rc);
+    if (rc == -EIO && o) cs_dir_err(cs, o->f.dir, rc);
     free(tmp);
-    cf_free(&f);
-    pthread_mutex_unlock(lk);
+    /* a failure may have left f ahead of the file: drop it (but a refused bad block or a size
+     * check changed nothing) */
+    cs_put(cs, o, !rc || rc == -EUCLEAN || rc == -EINVAL);
+    cs_unlock(cs, id);
     return rc;
 }
 
@@ -577,46 +699,42 @@ int cstore_read(struct cstore *cs, uint64_t id, uint32_t ver, uint32_t off, uint
                 uint8_t *buf, uint32_t *data_off, uint32_t *chunk_len, uint32_t *nblocks,
                 uint64_t *cks, uint32_t *datalen, uint32_t *bad_block, int exact)
 {
-    pthread_mutex_t *lk = cs_lock(cs, id);
-    struct chunkf f = {.fd = -1};
-    int d;
-    uint32_t cur;
+    struct cs_open *o = NULL;
     *bad_block = 0;
-    pthread_mutex_lock(lk);
-    int rc = cs_find_ver(cs, id, ver, &d, &cur);
+    cs_lock_shared(cs, id);
+    int rc = cs_pin(cs, id, ver, &o);
     if (rc) goto out;
+    struct chunkf *f = &o->f;
     /* Older than asked: a writer took a lease but has not written yet, the data is unchanged
      * (served unless the caller wants exactly ver). Newer than asked: stale request. */
-    if (cur > ver || (exact && cur != ver)) {
+    if (f->ver > ver || (exact && f->ver != ver)) {
         rc = -ESTALE;
         goto out;
     }
-    rc = cf_load(cs, d, id, cur, &f);
-    if (rc) goto out;
-    *chunk_len = f.len;
-    if (f.flags & CSTORE_FLAG_BAD) {
+    *chunk_len = f->len;
+    if (f->flags & CSTORE_FLAG_BAD) {
         rc = -EUCLEAN;
         goto out;
     }
-    if (len == 0 || off >= f.len) {
-        *data_off = (off < f.len ? off : f.len) / B * B;
+    if (len == 0 || off >= f->len) {
+        *data_off = (off < f->len ? off : f->len) / B * B;
         *nblocks = 0;
         *datalen = 0;
         goto out;
     }
-    uint32_t end = (uint64_t)off + len < f.len ? off + len : f.len;
+    uint32_t end = (uint64_t)off + len < f->len ? off + len : f->len;
     uint32_t b0 = off / B, b1 = (end - 1) / B;
-    uint32_t dstart = b0 * B, dend = (b1 + 1) * B < f.len ? (b1 + 1) * B : f.len;
-    ssize_t n = pread(f.fd, buf, dend - dstart, (off_t)CSTORE_DATA_OFF + dstart);
+    uint32_t dstart = b0 * B, dend = (b1 + 1) * B < f->len ? (b1 + 1) * B : f->len;
+    ssize_t n = pread(f->fd, buf, dend - dstart, (off_t)CSTORE_DATA_OFF + dstart);
     if (n < 0) {
         rc = -errno;
         goto out;
     }
     if (n < (ssize_t)(dend - dstart)) memset(buf + n, 0, dend - dstart - n);
     for (uint32_t b = b0; b <= b1; b++) {
-        uint32_t valid = f.len - b * B < B ? f.len - b * B : B;
+        uint32_t valid = f->len - b * B < B ? f->len - b * B : B;
         cks[b - b0] = cksum_xxh3(buf + (size_t)(b - b0) * B, valid);
-        if (cks[b - b0] != f.cks[b]) {
+        if (cks[b - b0] != f->cks[b]) {
             *bad_block = b;
             LOG_ERR("cstore", "chunk %016" PRIx64 " v%u block %u: checksum mismatch on read", id,
                     ver, b);
@@ -628,19 +746,19 @@ int cstore_read(struct cstore *cs, uint64_t id, uint32_t ver, uint32_t off, uint
     *nblocks = b1 - b0 + 1;
     *datalen = dend - dstart;
 out:
-    if (rc == -EIO) cs_dir_err(cs, d, rc);
-    cf_free(&f);
-    pthread_mutex_unlock(lk);
+    if (rc == -EIO && o) cs_dir_err(cs, o->f.dir, rc);
+    if (o) cc_unpin(o);
+    cs_unlock(cs, id);
     return rc;
 }
 
 int cstore_delete(struct cstore *cs, uint64_t id, uint32_t ver)
 {
-    pthread_mutex_t *lk = cs_lock(cs, id);
     int d, rc;
     uint32_t cur;
     char path[640];
-    pthread_mutex_lock(lk);
+    cs_lock_excl(cs, id);
+    cc_drop(cs, id);
     rc = cs_find_ver(cs, id, ver, &d, &cur);
     /* an older version than named is deleted too: it only missed leases (see cs_take) */
     if (!rc && ver != 0 && cur > ver) rc = -ESTALE;
@@ -651,46 +769,37 @@ int cstore_delete(struct cstore *cs, uint64_t id, uint32_t ver)
         else
             LOG_DEBUG("cstore", "chunk %016" PRIx64 " v%u deleted", id, cur);
     }
-    pthread_mutex_unlock(lk);
+    cs_unlock(cs, id);
     return rc;
 }
 
 int cstore_fsync(struct cstore *cs, uint64_t id, uint32_t ver)
 {
-    pthread_mutex_t *lk = cs_lock(cs, id);
-    int d, rc;
-    uint32_t cur;
-    char path[640];
-    pthread_mutex_lock(lk);
-    rc = cs_find_ver(cs, id, ver, &d, &cur);
-    if (!rc && cur != ver) rc = -ESTALE;
+    struct cs_open *o = NULL;
+    cs_lock_shared(cs, id);
+    int rc = cs_pin(cs, id, ver, &o);
+    if (!rc && o->f.ver != ver) rc = -ESTALE;
     if (!rc) {
-        cs_chunk_path(cs, d, id, cur, path, sizeof(path));
-        int fd = open(path, O_RDWR | O_CLOEXEC);
-        if (fd < 0)
-            rc = -errno;
-        else {
-            if (fsync(fd) != 0) rc = -errno;
-            close(fd);
-            cs_sync_dir(path);
-        }
-        if (rc == -EIO) cs_dir_err(cs, d, rc);
+        if (fsync(o->f.fd) != 0) rc = -errno;
+        cs_sync_dir(o->f.path);
+        if (rc == -EIO) cs_dir_err(cs, o->f.dir, rc);
     }
-    pthread_mutex_unlock(lk);
+    if (o) cc_unpin(o);
+    cs_unlock(cs, id);
     return rc;
 }
 
 int cstore_info(struct cstore *cs, uint64_t id, uint32_t *ver, uint32_t *len)
 {
-    pthread_mutex_t *lk = cs_lock(cs, id);
-    struct chunkf f = {.fd = -1};
-    int d;
-    pthread_mutex_lock(lk);
-    int rc = cs_find(cs, id, &d, ver);
-    if (!rc) rc = cf_load(cs, d, id, *ver, &f);
-    if (!rc) *len = f.len;
-    cf_free(&f);
-    pthread_mutex_unlock(lk);
+    struct cs_open *o = NULL;
+    cs_lock_shared(cs, id);
+    int rc = cs_pin(cs, id, 0, &o);
+    if (!rc) {
+        *ver = o->f.ver;
+        *len = o->f.len;
+        cc_unpin(o);
+    }
+    cs_unlock(cs, id);
     return rc;
 }
 
@@ -729,87 +838,89 @@ int cstore_foreach(struct cstore *cs, int (*fn)(void *arg, uint64_t id, uint32_t
     return 0;
 }
 
+/* Mark chunk id at version ver bad, under its exclusive lock. block < 0: at once; else only
+ * when that block still fails its checksum (tmp: B bytes) - a write may have replaced it since
+ * it was found bad. 0 when marked (or already bad), -EAGAIN when the block is good now, or the
+ * error (-ESTALE: another version is held). */
+static int cs_mark(struct cstore *cs, uint64_t id, uint32_t ver, int64_t block, uint8_t *tmp)
+{
+    struct cs_open *o = NULL;
+    cs_lock_excl(cs, id);
+    int rc = cs_own(cs, id, ver, &o);
+    if (!rc && o->f.ver != ver) rc = -ESTALE;
+    if (!rc && !(o->f.flags & CSTORE_FLAG_BAD) && block >= 0) {
+        if (block >= cksum_nblocks(o->f.len) || cf_read_block(&o->f, (uint32_t)block, tmp) == 0)
+            rc = -EAGAIN;
+    }
+    if (!rc && !(o->f.flags & CSTORE_FLAG_BAD)) {
+        /* kept bad in memory even when the header cannot be written: never served again */
+        o->f.flags |= CSTORE_FLAG_BAD;
+        rc = cf_store_hdr(&o->f, 0, 0);
+    }
+    cs_put(cs, o, 1);
+    cs_unlock(cs, id);
+    return rc;
+}
+
 int cstore_mark_bad(struct cstore *cs, uint64_t id, uint32_t ver)
 {
-    pthread_mutex_t *lk = cs_lock(cs, id);
-    struct chunkf f = {.fd = -1};
-    int d;
-    uint32_t cur;
-    pthread_mutex_lock(lk);
-    int rc = cs_find_ver(cs, id, ver, &d, &cur);
-    if (!rc && cur != ver) rc = -ESTALE;
-    if (!rc) rc = cf_load(cs, d, id, ver, &f);
-    if (!rc) {
-        f.flags |= CSTORE_FLAG_BAD;
-        rc = cf_store_hdr(&f, 0, 0);
-    }
-    cf_free(&f);
-    pthread_mutex_unlock(lk);
-    return rc;
+    return cs_mark(cs, id, ver, -1, NULL);
 }
 
 int cstore_setver(struct cstore *cs, uint64_t id, uint32_t ver, uint32_t *held)
 {
-    pthread_mutex_t *lk = cs_lock(cs, id);
-    struct chunkf f = {.fd = -1};
-    int d;
+    struct cs_open *o = NULL;
     uint32_t cur = 0;
-    pthread_mutex_lock(lk);
-    int rc = cs_find(cs, id, &d, &cur);
+    cs_lock_excl(cs, id);
+    int rc = cs_own(cs, id, 0, &o);
+    if (!rc) cur = o->f.ver;
     if (!rc && cur > ver) rc = -ESTALE;
-    if (!rc) rc = cf_load(cs, d, id, cur, &f);
-    if (!rc && (f.flags & CSTORE_FLAG_BAD)) rc = -EUCLEAN;
-    cf_free(&f);
+    if (!rc && (o->f.flags & CSTORE_FLAG_BAD)) rc = -EUCLEAN;
     if (!rc && cur != ver) {
-        char from[640], to[640];
-        cs_chunk_path(cs, d, id, cur, from, sizeof(from));
-        cs_chunk_path(cs, d, id, ver, to, sizeof(to));
-        if (rename(from, to) != 0) {
-            rc = cs_dir_err(cs, d, -errno);
-        } else {
-            cs_sync_dir(to);
+        rc = cs_move(cs, o->f.dir, id, cur, ver, &o->f);
+        if (!rc) {
+            cs_sync_dir(o->f.path);
             LOG_INFO("cstore", "chunk %016" PRIx64 " v%u -> v%u (setver)", id, cur, ver);
             cur = ver;
-            cs_gained(cs, id, ver);
         }
     }
     *held = cur;
-    pthread_mutex_unlock(lk);
+    cs_put(cs, o, 1);
+    cs_unlock(cs, id);
     return rc;
 }
 
 int cstore_scrub_chunk(struct cstore *cs, uint64_t id, uint32_t ver, uint32_t *bad_block,
                        void (*rate_fn)(void *arg, uint32_t bytes), void *arg)
 {
-    pthread_mutex_t *lk = cs_lock(cs, id);
     uint8_t *tmp = malloc(B);
     if (!tmp) return -ENOMEM;
+    /* read the header from disk again: damage to a cached chunk's checksums is found too */
+    cs_lock_excl(cs, id);
+    cc_drop(cs, id);
+    cs_unlock(cs, id);
     int rc = 0;
     uint32_t nb = 0;
     for (uint32_t b = 0; !rc && (b == 0 || b < nb); b++) {
         /* lock per block so that clients are not held up behind a whole chunk */
-        struct chunkf f = {.fd = -1};
-        int d;
-        uint32_t cur;
-        pthread_mutex_lock(lk);
-        rc = cs_find_ver(cs, id, ver, &d, &cur);
-        if (!rc && cur != ver) rc = -ESTALE;
-        if (!rc) rc = cf_load(cs, d, id, ver, &f);
+        struct cs_open *o = NULL;
+        cs_lock_shared(cs, id);
+        rc = cs_pin(cs, id, ver, &o);
+        if (!rc && o->f.ver != ver) rc = -ESTALE;
         if (!rc) {
-            nb = cksum_nblocks(f.len);
-            if (f.flags & CSTORE_FLAG_BAD)
+            nb = cksum_nblocks(o->f.len);
+            if (o->f.flags & CSTORE_FLAG_BAD)
                 rc = 1; /* already known bad */
-            else if (b < nb) {
-                rc = cf_read_block(&f, b, tmp);
-                if (rc == -EUCLEAN) {
-                    *bad_block = b;
-                    f.flags |= CSTORE_FLAG_BAD;
-                    cf_store_hdr(&f, 0, 0);
-                }
-            }
+            else if (b < nb)
+                rc = cf_read_block(&o->f, b, tmp);
         }
-        cf_free(&f);
-        pthread_mutex_unlock(lk);
+        if (o) cc_unpin(o);
+        cs_unlock(cs, id);
+        if (rc == -EUCLEAN) {
+            int m = cs_mark(cs, id, ver, b, tmp);
+            if (m == 0) *bad_block = b;
+            rc = m == 0 ? -EUCLEAN : m == -EAGAIN ? 0 : m;
+        }
         if (!rc && rate_fn && b < nb) rate_fn(arg, B);
         if (nb == 0) break;
     }

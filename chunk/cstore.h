@@ -9,7 +9,18 @@
  * Every function returns 0 or a negative errno; -ESTALE for a version the store does not hold
  * or an older version than held, -ENOENT for a chunk it does not have, -EUCLEAN for a block
  * that fails its checksum (never served). Thread safe: operations on one chunk id serialise on
- * a striped lock. */
+ * a striped lock.
+ *
+ * Open-chunk cache: the store keeps up to open_max recently used chunk files open with their
+ * header (length, flags, checksums) in memory, so that a read of a cached chunk costs one
+ * pread of its data and the xxh3 of its blocks. Only the header is cached: the data is read
+ * from disk by every read and verified against the cached checksums, so a damaged data block
+ * is always caught. Every change to a chunk made through the store (write, truncate, delete,
+ * version move, bad mark, an installed replica, a data folder taken out of service) updates or
+ * drops its entry; a change made behind the store's back to the header of a cached chunk is
+ * found by the scrubber, which reads the header from disk again at the start of each chunk. A
+ * vanished data folder is noticed by cstore_check_dirs (reads of cached chunks do not look at
+ * the folder). */
 #ifndef CAIRN_CSTORE_H
 #define CAIRN_CSTORE_H
 #include <stdint.h>
@@ -23,6 +34,7 @@
 #define CSTORE_MAX_CHUNK_SIZE (512ull << 20) /* header area holds at most 8190 checksums */
 #define CSTORE_LOCKS 64
 #define CSTORE_FLAG_BAD 1u
+#define CSTORE_OPEN_DEFAULT 512 /* chunk files kept open (cstore_set_open_max) */
 
 struct cstore_dir {
     char path[512];
@@ -36,6 +48,7 @@ struct cstore {
     pthread_mutex_t dir_lock;
     int dirs_lost; /* data folders taken out of service so far (dir_lock) */
     pthread_mutex_t locks[CSTORE_LOCKS];
+    struct cstore_cache *cache; /* open chunks (cstore_cache.c) */
     /* Called (with the chunk's lock held; must not block or call back into the store)
      * whenever a chunk is created or its version changes: by a write or truncate, by
      * cstore_setver and by cstore_tmp_install. Set after cstore_open; may be NULL. */
@@ -63,6 +76,12 @@ struct cstore_tmp {
 int cstore_open(struct cstore *cs, char *const *dirs, int ndirs, uint64_t chunk_size);
 void cstore_close(struct cstore *cs);
 int cstore_set_chunk_size(struct cstore *cs, uint64_t chunk_size);
+/* Keep at most n chunk files open (0 = none; CSTORE_OPEN_DEFAULT after cstore_open); closes
+ * the least recently used ones beyond n. -EINVAL for n < 0. */
+int cstore_set_open_max(struct cstore *cs, int n);
+/* The open-chunk cache's counters: lookups that found the chunk open, lookups that had to
+ * open it, and the chunks open now. */
+void cstore_cache_counts(struct cstore *cs, uint64_t *hits, uint64_t *misses, int *open);
 
 /* Read: verify every block touching [off, off+len) and return whole blocks from *data_off
  * (block aligned) to cover it, clipped to the chunk length, with their checksums. buf must

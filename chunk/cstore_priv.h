@@ -26,12 +26,54 @@ struct chunkf {
     char path[640];
 };
 
+/* An entry of the open-chunk cache (cstore_cache.c): one chunk file, open, at the version the
+ * store holds, with its header as on disk. refs counts its holders: the cache while the entry
+ * is listed, and every user who pinned or took it; the last one closes and frees it, so an
+ * entry evicted or dropped while in use stays valid until its user is done.
+ * Rules: an entry is pinned (cc_pin, or loaded and cc_insert-ed) only under its chunk's lock,
+ * and unpinned before that lock is released; f is read-only while listed or pinned. A change
+ * to a chunk takes its entry out of the cache (cc_take) under the chunk's lock held
+ * exclusively, changes f and the file together, then puts it back (cc_insert) once file and f
+ * agree, or drops it (cc_unpin alone). A change that does not go through an entry (a rename,
+ * an unlink, an install) drops the chunk's entry (cc_drop) under the same lock. */
+struct cs_open {
+    struct chunkf f;
+    int refs;                            /* atomic */
+    int listed;                          /* in the cache (cache lock) */
+    struct cs_open *hnext, *prev, *next; /* hash chain, LRU list (cache lock) */
+};
+
+/* A new entry (refs 1, owned by the caller, f.fd -1), or NULL on ENOMEM. */
+struct cs_open *cc_new(void);
+/* Drop one reference; the last closes the file and frees the entry. */
+void cc_unpin(struct cs_open *o);
+/* The listed entry of chunk id with a reference for the caller, or NULL (a miss). Counts hits
+ * and misses. An entry made for another chunk size is dropped and missed. */
+struct cs_open *cc_pin(struct cstore *cs, uint64_t id);
+/* List o (the caller keeps its own reference) as the entry of its chunk, replacing any other,
+ * evicting the least recently used beyond the bound. Not listed: a cache of size 0, an entry
+ * whose folder is out of service or made for another chunk size. */
+void cc_insert(struct cstore *cs, struct cs_open *o);
+/* Unlist the entry of chunk id and hand the cache's reference to the caller (NULL if none, or
+ * made for another chunk size). Chunk's lock held exclusively. */
+struct cs_open *cc_take(struct cstore *cs, uint64_t id);
+/* Unlist the entry of chunk id, if any. */
+void cc_drop(struct cstore *cs, uint64_t id);
+/* Unlist every entry in data folder d (d < 0: every entry). */
+void cc_drop_dir(struct cstore *cs, int d);
+int cc_init(struct cstore *cs);
+void cc_fini(struct cstore *cs);
+/* Close the file of f and free its checksums. */
+void cf_free(struct chunkf *f);
+
 uint32_t cs_ncap(const struct cstore *cs);
 /* An error from data folder d: EIO or a vanished root take the folder out of service.
  * Returns rc. */
 int cs_dir_err(struct cstore *cs, int d, int rc);
-/* The striped lock of chunk id. */
-pthread_mutex_t *cs_lock(struct cstore *cs, uint64_t id);
+/* The striped lock of chunk id: shared by readers, exclusive for changes. */
+void cs_lock_shared(struct cstore *cs, uint64_t id);
+void cs_lock_excl(struct cstore *cs, uint64_t id);
+void cs_unlock(struct cstore *cs, uint64_t id);
 void cs_chunk_path(struct cstore *cs, int d, uint64_t id, uint32_t ver, char *out, size_t len);
 /* Parse "<id:016x>_<ver>.chk"; 0 or -1. */
 int cs_parse_name(const char *name, uint64_t *id, uint32_t *ver);

@@ -165,8 +165,8 @@ int cstore_tmp_install(struct cstore *cs, struct cstore_tmp *t)
         cstore_tmp_abort(cs, t);
         return rc;
     }
-    pthread_mutex_t *lk = cs_lock(cs, t->id);
-    pthread_mutex_lock(lk);
+    cs_lock_excl(cs, t->id);
+    cc_drop(cs, t->id); /* whatever happens below, the next read loads from disk */
     int d;
     uint32_t cur;
     char sub[600], to[640];
@@ -190,7 +190,7 @@ int cstore_tmp_install(struct cstore *cs, struct cstore_tmp *t)
     LOG_INFO("cstore", "chunk %016" PRIx64 " v%u installed (%u bytes)", t->id, t->ver, t->len);
     cs_gained(cs, t->id, t->ver);
 out:
-    pthread_mutex_unlock(lk);
+    cs_unlock(cs, t->id);
     cstore_tmp_abort(cs, t);
     return rc;
 }

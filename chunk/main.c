@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "cs.h"
@@ -39,6 +40,8 @@ static const struct conf_opt cs_opts[] = {
      "threads copying chunks for replication orders (1..16)"},
     {"chain_timeout_ms", CONF_INT, "5000", O(chain_timeout_ms),
      "wait for the next server of a write chain, per server below this one (ms)"},
+    {"open_chunks", CONF_INT, "512", O(open_chunks),
+     "chunk files kept open with their checksums in memory, for reads (0..65536, 0 = none)"},
     {NULL, 0, NULL, 0, NULL},
 };
 
@@ -61,6 +64,20 @@ static int split_dirs(char *s, char **out, int max)
         out[n++] = t;
     }
     return n ? n : -EINVAL;
+}
+
+/* Raise the limit of open files to its ceiling: every connection and every open chunk
+ * (open_chunks) takes one. Returns the limit. */
+static long raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return 1024;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    return rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > (1L << 30) ? 1L << 30 : (long)rl.rlim_cur;
 }
 
 /* Copy src into dst (size n); -ENAMETOOLONG when it does not fit. */
@@ -106,6 +123,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "cairn-chunk: replication_workers must be 1..16\n");
         return 2;
     }
+    if (s->cfg.open_chunks < 0 || s->cfg.open_chunks > 65536) {
+        fprintf(stderr, "cairn-chunk: open_chunks must be 0..65536\n");
+        return 2;
+    }
     /* lives until exit: the membership thread may still be in a call at shutdown */
     if ((rc = cs_metaconn_new(s->cfg.meta, &s->meta, err, sizeof(err)))) {
         fprintf(stderr, "cairn-chunk: %s\n", err);
@@ -125,6 +146,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "cairn-chunk: data folders: %s\n", strerror(-rc));
         return 1;
     }
+    /* connections, open chunks, and some for everything else (meta, chain, scrubber) */
+    long nofile = raise_nofile(), spare = nofile - s->cfg.max_conns - 256;
+    if (s->cfg.open_chunks > spare) {
+        int n = spare > 0 ? (int)spare : 0;
+        fprintf(stderr, "cairn-chunk: open file limit %ld: open_chunks lowered to %d\n", nofile, n);
+        s->cfg.open_chunks = n;
+    }
+    cstore_set_open_max(&s->store, s->cfg.open_chunks);
     rc = cs_meta_server_id(dirs[0], &s->server_id);
     if (rc) {
         fprintf(stderr, "cairn-chunk: server id in %s: %s\n", dirs[0], strerror(-rc));
