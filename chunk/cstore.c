@@ -79,8 +79,12 @@ int cstore_open(struct cstore *cs, char *const *dirs, int ndirs, uint64_t chunk_
     cs->ndirs = ndirs;
     if (cc_init(cs)) return -ENOMEM;
     pthread_mutex_init(&cs->dir_lock, NULL);
+    pthread_rwlockattr_t ra;
+    pthread_rwlockattr_init(&ra);
+    pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
     for (int i = 0; i < CSTORE_LOCKS; i++)
-        pthread_mutex_init(&cs->locks[i], NULL);
+        pthread_rwlock_init(&cs->locks[i], &ra);
+    pthread_rwlockattr_destroy(&ra);
     cs_tmp_clean(cs);
     return 0;
 }
@@ -90,27 +94,27 @@ void cstore_close(struct cstore *cs)
     cc_fini(cs);
     pthread_mutex_destroy(&cs->dir_lock);
     for (int i = 0; i < CSTORE_LOCKS; i++)
-        pthread_mutex_destroy(&cs->locks[i]);
+        pthread_rwlock_destroy(&cs->locks[i]);
 }
 
-static pthread_mutex_t *cs_lock(struct cstore *cs, uint64_t id)
+static pthread_rwlock_t *cs_lock(struct cstore *cs, uint64_t id)
 {
     return &cs->locks[(id ^ (id >> 17)) % CSTORE_LOCKS];
 }
 
 void cs_lock_shared(struct cstore *cs, uint64_t id)
 {
-    pthread_mutex_lock(cs_lock(cs, id));
+    pthread_rwlock_rdlock(cs_lock(cs, id));
 }
 
 void cs_lock_excl(struct cstore *cs, uint64_t id)
 {
-    pthread_mutex_lock(cs_lock(cs, id));
+    pthread_rwlock_wrlock(cs_lock(cs, id));
 }
 
 void cs_unlock(struct cstore *cs, uint64_t id)
 {
-    pthread_mutex_unlock(cs_lock(cs, id));
+    pthread_rwlock_unlock(cs_lock(cs, id));
 }
 
 void cs_chunk_path(struct cstore *cs, int d, uint64_t id, uint32_t ver, char *out, size_t len)

@@ -8,8 +8,10 @@
  * created, so a failed (ENOSPC) data write never touches the header of existing data.
  * Every function returns 0 or a negative errno; -ESTALE for a version the store does not hold
  * or an older version than held, -ENOENT for a chunk it does not have, -EUCLEAN for a block
- * that fails its checksum (never served). Thread safe: operations on one chunk id serialise on
- * a striped lock.
+ * that fails its checksum (never served). Thread safe: every chunk id maps to one of
+ * CSTORE_LOCKS striped read-write locks; reads, info and fsync share it, changes (write,
+ * truncate, delete, version moves, bad marks, installs) hold it alone, so a read never sees a
+ * block half written and readers of one chunk never wait for each other.
  *
  * Open-chunk cache: the store keeps up to open_max recently used chunk files open with their
  * header (length, flags, checksums) in memory, so that a read of a cached chunk costs one
@@ -32,7 +34,7 @@
 #define CSTORE_DATA_OFF (64u * 1024u)
 #define CSTORE_MAX_DIRS 16
 #define CSTORE_MAX_CHUNK_SIZE (512ull << 20) /* header area holds at most 8190 checksums */
-#define CSTORE_LOCKS 64
+#define CSTORE_LOCKS 256
 #define CSTORE_FLAG_BAD 1u
 #define CSTORE_OPEN_DEFAULT 512 /* chunk files kept open (cstore_set_open_max) */
 
@@ -46,10 +48,10 @@ struct cstore {
     struct cstore_dir dirs[CSTORE_MAX_DIRS];
     uint64_t chunk_size;
     pthread_mutex_t dir_lock;
-    int dirs_lost; /* data folders taken out of service so far (dir_lock) */
-    pthread_mutex_t locks[CSTORE_LOCKS];
-    struct cstore_cache *cache; /* open chunks (cstore_cache.c) */
-    /* Called (with the chunk's lock held; must not block or call back into the store)
+    int dirs_lost;                        /* data folders taken out of service so far (dir_lock) */
+    pthread_rwlock_t locks[CSTORE_LOCKS]; /* writers first (no writer waits forever) */
+    struct cstore_cache *cache;           /* open chunks (cstore_cache.c) */
+    /* Called (with the chunk's lock held exclusively; must not block or call back into the store)
      * whenever a chunk is created or its version changes: by a write or truncate, by
      * cstore_setver and by cstore_tmp_install. Set after cstore_open; may be NULL. */
     void (*on_gain)(void *arg, uint64_t id, uint32_t ver);

@@ -70,7 +70,8 @@ uint32_t cs_ncap(const struct cstore *cs);
 /* An error from data folder d: EIO or a vanished root take the folder out of service.
  * Returns rc. */
 int cs_dir_err(struct cstore *cs, int d, int rc);
-/* The striped lock of chunk id: shared by readers, exclusive for changes. */
+/* The striped lock of chunk id: shared by readers (never taken twice by one thread: a writer
+ * waiting in between would deadlock it), exclusive for changes. */
 void cs_lock_shared(struct cstore *cs, uint64_t id);
 void cs_lock_excl(struct cstore *cs, uint64_t id);
 void cs_unlock(struct cstore *cs, uint64_t id);
