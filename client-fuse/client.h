@@ -43,7 +43,9 @@ struct cm_cfg {
     double negative_timeout; /* seconds the kernel may remember that a name is absent */
     uint64_t readahead_max;
     uint64_t kernel_readahead; /* the kernel's read-ahead for the mount (kernel_tune.c) */
-    uint64_t cache_size;
+    uint64_t cache_size;       /* the disk cache's limit */
+    uint64_t mem_cache_size;   /* the memory read cache's limit */
+    char cache_dir[4096];      /* the disk cache's folder ("" = none) */
     int io_timeout_s;
     int max_threads;
     int dir_prefetch; /* prefetch the next files of a directory read in listing order */
@@ -476,6 +478,7 @@ struct cm {
     struct rp_prefetcher *pf;
     struct kv_table *kview;
     struct ds_table *scans;  /* NULL: no prefetch for directory scans (dir_prefetch=0) */
+    struct dcache *dcache;   /* the local disk cache (dcache.h); NULL without cache_dir */
     struct fuse_session *se; /* for cache invalidations sent to the kernel */
 };
 
@@ -529,6 +532,10 @@ void rp_prefetcher_free(struct rp_prefetcher *p);
 /* Read up to len bytes at off of the file into out; *got gets the bytes (short at EOF). */
 int rp_read(struct cm *cm, struct inode_st *s, struct rp_ra *ra, uint64_t off, size_t len,
             uint8_t *out, size_t *got);
+/* Whether reads of s may use the disk cache (s->mu held): the file is as it was opened here
+ * and nothing is being written to it through this mount; *tag gets the entry tag for its
+ * attributes at open (a file changed since has another tag). */
+int rp_disk_cacheable(const struct inode_st *s, uint64_t *tag);
 /* Chunk info for (s, index): cached or located. *present = 0 for a hole. s->mu held. */
 int rp_locate(struct cm *cm, struct inode_st *s, uint64_t index, struct chunk_info *ci,
               int *present);

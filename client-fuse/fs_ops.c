@@ -20,6 +20,7 @@
 
 #include "client.h"
 #include "cstats.h"
+#include "dcache.h"
 #include "log.h"
 #include "net.h"
 #include "wire.h"
@@ -429,6 +430,14 @@ static int open_handle(struct cm *cm, const struct cairn_attr *a, struct fuse_fi
     int first = s->writers == 0 && s->nleases == 0 && s->dlen == 0 && !s->need_commit;
     int same = s->have_open_attr && s->open_mtime_s == a->mtime_s &&
                s->open_mtime_ns == a->mtime_ns && s->open_size == a->size;
+    /* a chunk rewritten since (a new version) changed the data even when the size and an
+     * mtime put back say otherwise (rsync, tar -x and cp -p restore mtimes) */
+    for (uint32_t i = 0; same && i < nci; i++) {
+        struct ist_chunk *c = ist_chunk_find(s, ci[i].index);
+        if (c && c->present && !ist_lease_find(s, ci[i].index) &&
+            (c->ci.chunk_id != ci[i].chunk_id || c->ci.version != ci[i].version))
+            same = 0;
+    }
     s->size_meta = a->size;
     if (first) s->size_local = a->size;
     s->mode = a->mode;
@@ -471,6 +480,8 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         fuse_reply_err(req, -rc);
         return;
     }
+    for (uint32_t i = 0; cm->dcache && i < n; i++) /* older versions are never read again */
+        dc_drop_old(cm->dcache, ci[i].chunk_id, ci[i].version);
     if (cm->scans && (fi->flags & O_ACCMODE) == O_RDONLY) {
         struct ds_file next[DS_AHEAD];
         int k = ds_on_open(cm->scans, ino, next, DS_AHEAD, DS_AHEAD_BYTES);
@@ -812,7 +823,24 @@ static int is_meta_xattr(const char *name)
 /* The value of a virtual xattr (is_meta_xattr) into out (cap bytes); its length. */
 static size_t virtual_xattr(struct cm *cm, const char *name, char *out, size_t cap)
 {
-    if (strcmp(name, STATS_XATTR) == 0) return st_format(out, cap);
+    if (strcmp(name, STATS_XATTR) == 0) {
+        size_t n = st_format(out, cap);
+        struct dc_stats d;
+        dc_get_stats(cm->dcache, &d);
+        if (cm->dcache && n < cap)
+            snprintf(out + n, cap - n,
+                     "disk_cache_hits %llu\ndisk_cache_misses %llu\ndisk_cache_stale %llu\n"
+                     "disk_cache_corrupt %llu\ndisk_cache_puts %llu\ndisk_cache_put_dropped %llu\n"
+                     "disk_cache_write_errors %llu\ndisk_cache_evicted %llu\n"
+                     "disk_cache_bytes_used %llu\ndisk_cache_entries %llu\ndisk_cache_limit %llu\n",
+                     (unsigned long long)d.hits, (unsigned long long)d.misses,
+                     (unsigned long long)d.stale, (unsigned long long)d.corrupt,
+                     (unsigned long long)d.put, (unsigned long long)d.put_dropped,
+                     (unsigned long long)d.write_errors, (unsigned long long)d.evicted,
+                     (unsigned long long)d.bytes_used, (unsigned long long)d.entries,
+                     (unsigned long long)d.limit);
+        return strlen(out);
+    }
     snprintf(out, cap, "%s", cm->cfg.meta);
     return strlen(out);
 }

@@ -25,6 +25,7 @@
 
 #include "client.h"
 #include "conf.h"
+#include "dcache.h"
 #include "daemon.h"
 #include "log.h"
 
@@ -35,7 +36,9 @@ struct mount_opts {
     char negative_timeout[CONF_STR_MAX];
     uint64_t readahead_max;
     uint64_t kernel_readahead;
+    uint64_t mem_cache_size;
     uint64_t cache_size;
+    char cache_dir[CONF_STR_MAX];
     int io_timeout;
     int max_threads;
     int dir_prefetch;
@@ -56,7 +59,11 @@ static const struct conf_opt mount_tab[] = {
      "largest read-ahead window of a sequential reader"},
     {"kernel_readahead", CONF_U64, "4M", O(kernel_readahead),
      "the kernel's read-ahead for the mount (0 = its default, 128K)"},
-    {"cache_size", CONF_U64, "256M", O(cache_size), "bytes of prefetched data held in memory"},
+    {"mem_cache_size", CONF_U64, "256M", O(mem_cache_size),
+     "bytes of file data (read ahead, prefetched) held in memory"},
+    {"cache_dir", CONF_STR, "", O(cache_dir),
+     "a folder on a local disk where data read is kept for later reads (empty = none)"},
+    {"cache_size", CONF_U64, "10G", O(cache_size), "most bytes kept in cache_dir"},
     {"io_timeout", CONF_INT, "30", O(io_timeout),
      "seconds any network request may take before the operation fails with EIO"},
     {"max_threads", CONF_INT, "64", O(max_threads), "most threads serving FUSE requests"},
@@ -234,6 +241,8 @@ static int cfg_from_opts(const struct mount_opts *mo, struct cm_cfg *cfg)
     cfg->readahead_max = mo->readahead_max;
     cfg->kernel_readahead = mo->kernel_readahead;
     cfg->cache_size = mo->cache_size;
+    cfg->mem_cache_size = mo->mem_cache_size;
+    snprintf(cfg->cache_dir, sizeof(cfg->cache_dir), "%s", mo->cache_dir);
     cfg->io_timeout_s = mo->io_timeout > 0 ? mo->io_timeout : 30;
     cfg->max_threads = mo->max_threads > 0 ? mo->max_threads : 64;
     cfg->dir_prefetch = mo->dir_prefetch != 0;
@@ -250,7 +259,7 @@ static int cm_start(struct cm *cm)
     if (rc) return rc;
     cm->cc = cc_pool_new(cm->cfg.io_timeout_s * 1000);
     cm->inodes = ist_new();
-    cm->cache = rc_new(cm->cfg.cache_size);
+    cm->cache = rc_new(cm->cfg.mem_cache_size);
     cm->kview = kv_new();
     if (!cm->cc || !cm->inodes || !cm->cache || !cm->kview) return -ENOMEM;
     cm->pf = rp_prefetcher_new(cm, CM_PREFETCH_THREADS);
@@ -267,6 +276,7 @@ static void cm_stop(struct cm *cm)
     ist_free(cm->inodes);
     kv_free(cm->kview);
     ds_free(cm->scans);
+    dc_close(cm->dcache);
 }
 
 int main(int argc, char **argv)
@@ -298,6 +308,15 @@ int main(int argc, char **argv)
     if (!a.foreground && daemon_start(&dfd)) {
         fprintf(stderr, "cairn-mount: cannot fork\n");
         return 1;
+    }
+    if (cm.cfg.cache_dir[0]) {
+        char why[256];
+        cm.dcache = dc_open(cm.cfg.cache_dir, cm.cfg.cache_size, why, sizeof(why));
+        if (!cm.dcache) {
+            fprintf(stderr, "cairn-mount: cache_dir %s: %s\n", cm.cfg.cache_dir, why);
+            daemon_done(dfd, 1, 1);
+            return 1;
+        }
     }
     rc = cm_start(&cm);
     if (rc) {

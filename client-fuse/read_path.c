@@ -14,6 +14,7 @@
 #include "cksum.h"
 #include "client.h"
 #include "cstats.h"
+#include "dcache.h"
 #include "log.h"
 #include "net.h"
 
@@ -95,6 +96,41 @@ uint32_t rp_piece_size(uint64_t len)
     return p < CAIRN_IO_MAX ? (uint32_t)p : CAIRN_IO_MAX;
 }
 
+int rp_disk_cacheable(const struct inode_st *s, uint64_t *tag)
+{
+    if (!s->have_open_attr || s->writers || s->nleases || s->dlen || s->need_commit ||
+        s->size_local != s->open_size || s->size_meta != s->open_size)
+        return 0;
+    /* the file as it was opened: mtime and size (FNV-1a over their bytes) */
+    uint64_t h = 0xcbf29ce484222325ull;
+    uint64_t v[3] = {(uint64_t)s->open_mtime_s, s->open_mtime_ns, s->open_size};
+    for (int i = 0; i < 3; i++)
+        for (int b = 0; b < 8; b++) {
+            h ^= (v[i] >> (8 * b)) & 0xff;
+            h *= 0x100000001b3ull;
+        }
+    *tag = h;
+    return 1;
+}
+
+/* Serve piece pc of chunk ci from the disk cache into dst; 1 on a hit. A piece crossing a
+ * segment boundary is not looked up (the read path's pieces never do when aligned). */
+static int dc_piece(struct cm *cm, const struct chunk_info *ci, const struct rp_piece *pc,
+                    uint64_t tag, uint8_t *dst)
+{
+    uint32_t seg_off = pc->off / CAIRN_IO_MAX * CAIRN_IO_MAX;
+    uint32_t within = pc->off - seg_off;
+    int r = within + pc->len <= CAIRN_IO_MAX
+                ? dc_read(cm->dcache, ci->chunk_id, ci->version, seg_off, tag, within, pc->len, dst)
+                : -ENOENT;
+    if (r == (int)pc->len) {
+        st_add(ST_DISK_CACHE_HIT_BYTES, pc->len);
+        return 1;
+    }
+    st_add(ST_DISK_CACHE_MISS_BYTES, pc->len);
+    return 0;
+}
+
 /* Read [off, off+len) of the file (inside its size) from chunk servers into out. */
 static int fetch(struct cm *cm, struct inode_st *s, uint64_t off, uint64_t len, uint8_t *out)
 {
@@ -109,6 +145,7 @@ static int fetch(struct cm *cm, struct inode_st *s, uint64_t off, uint64_t len, 
         int present;
         int order[CAIRN_MAX_LOCS];
         int sub;
+        int cached; /* served by the disk cache */
         struct cc_call call;
     } stack_st[8], *st;
     st = max <= 8 ? (void *)stack_st : calloc((size_t)max, sizeof(*st));
@@ -125,12 +162,19 @@ static int fetch(struct cm *cm, struct inode_st *s, uint64_t off, uint64_t len, 
     pthread_mutex_lock(&s->mu);
     for (int i = 0; i < n && !rc; i++)
         rc = rp_locate(cm, s, p[i].index, &st[i].ci, &st[i].present);
+    uint64_t tag = 0, size_at_open = s->open_size;
+    int use_dc = cm->dcache && rp_disk_cacheable(s, &tag);
     pthread_mutex_unlock(&s->mu);
     if (rc) goto out;
     uint64_t deadline = net_now_ms() + (uint64_t)cm->cfg.io_timeout_s * 1000;
     for (int i = 0; i < n; i++) {
         st[i].sub = -ENOENT;
+        st[i].cached = 0;
         if (!st[i].present || st[i].ci.nloc == 0) continue;
+        if (use_dc && dc_piece(cm, &st[i].ci, &p[i], tag, out + p[i].buf_off)) {
+            st[i].cached = 1;
+            continue;
+        }
         /* chosen one piece at a time, so the pieces submitted so far count as load */
         cc_order(cm->cc, &st[i].ci, st[i].order);
         st[i].sub = cc_read_submit(cm->cc, st[i].ci.loc[st[i].order[0]].addr, st[i].ci.chunk_id,
@@ -142,6 +186,7 @@ static int fetch(struct cm *cm, struct inode_st *s, uint64_t off, uint64_t len, 
             memset(dst, 0, p[i].len);
             continue;
         }
+        if (st[i].cached) continue;
         int r = st[i].sub;
         if (r == 0) r = cc_read_finish(&st[i].call, deadline, p[i].off, p[i].len, dst);
         if (r == 0) continue;
@@ -177,6 +222,20 @@ static int fetch(struct cm *cm, struct inode_st *s, uint64_t off, uint64_t len, 
                     s->ino, p[i].index, strerror(-r));
             if (!rc) rc = -EIO;
         }
+    }
+    /* offer the disk cache the whole segments this read fetched from the servers */
+    for (int i = 0; use_dc && !rc && i < n; i++) {
+        if (!st[i].present || st[i].cached) continue;
+        uint32_t seg_off = p[i].off / CAIRN_IO_MAX * CAIRN_IO_MAX;
+        uint64_t seg_file = p[i].index * csz + seg_off; /* the segment's file offset */
+        uint64_t seg_end = seg_file + CAIRN_IO_MAX;
+        if (seg_end > (p[i].index + 1) * csz) seg_end = (p[i].index + 1) * csz;
+        if (seg_end > size_at_open) seg_end = size_at_open;
+        /* once per segment: by the piece that starts it, when the read covers all of it */
+        if (p[i].off != seg_off || seg_file < off || seg_end > off + len || seg_end <= seg_file)
+            continue;
+        dc_put(cm->dcache, st[i].ci.chunk_id, st[i].ci.version, seg_off, tag,
+               out + (seg_file - off), (uint32_t)(seg_end - seg_file));
     }
 out:
     if (p != stack_p) free(p);

@@ -14,7 +14,7 @@ static const struct {
     int (*run)(const struct cli *c);
 } commands[] = {
     {"copies", cmd_copies}, {"fileinfo", cmd_fileinfo}, {"health", cmd_health},
-    {"cs", cmd_cs},         {"meta", cmd_meta},
+    {"cs", cmd_cs},         {"meta", cmd_meta},         {"warmup", cmd_warmup},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -25,6 +25,7 @@ static void usage(FILE *out)
         "       cairn fileinfo PATH...               chunks of files and where their copies are\n"
         "       cairn health                         chunk servers, chunk counts, repairs\n"
         "       cairn cs drain|undrain ID            move every copy off a chunk server, or stop\n"
+        "       cairn warmup PATH...                 read files through the mount into its caches\n"
         "       cairn meta status                    the meta replicas: leader, roles, lag\n"
         "       cairn meta add ADDR                  add a started replica (join=); prints its id\n"
         "       cairn meta remove ID                 take a replica out of the group\n"

@@ -45,5 +45,6 @@ int cmd_fileinfo(const struct cli *c);
 int cmd_health(const struct cli *c);
 int cmd_cs(const struct cli *c);
 int cmd_meta(const struct cli *c);
+int cmd_warmup(const struct cli *c);
 
 #endif
