@@ -1,5 +1,6 @@
 /* cs.h - the chunk server daemon's state (one struct, shared by its threads) and the entry
- * points of its parts: request serving (cs_server.c), chain forwarding (cs_chain.c), meta
+ * points of its parts: request serving (cs_server.c, one thread per connection; its CHK_READs
+ * go to the read workers of cs_reads.c, see cs_conn.h), chain forwarding (cs_chain.c), meta
  * membership and bad-chunk reports (cs_meta.c), version events and the membership thread's
  * wake-up (cs_events.c), replication orders and their workers (cs_repl.c), the copy of one
  * chunk from other servers (replicate.c), and the scrubber (scrub.c). Every request to the
@@ -8,6 +9,7 @@
 #define CAIRN_CS_H
 #include <pthread.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "conf.h"
 #include "cstore.h"
@@ -30,6 +32,8 @@ struct cs_cfg {
     int replication_workers; /* threads running replication orders */
     int chain_timeout_ms;    /* wait for the next hop, per hop below it */
     int open_chunks;         /* chunk files kept open with their headers (cstore cache) */
+    int read_threads;        /* read workers (cs_reads.c) */
+    int conn_reads;          /* CHK_READs of one connection in flight at most */
 };
 
 #define CS_BADQ 256
@@ -48,6 +52,7 @@ struct cs_ev {
 };
 
 struct cs_repl;
+struct cs_reads;
 struct cs_metaconn;
 struct rpc_conn;
 
@@ -76,10 +81,20 @@ struct cs_state {
     int rereport; /* the event queue overflowed: report every chunk again */
     struct cs_ev evq[CS_EVQ];
     int nev;
-    struct cs_repl *repl; /* cs_repl.c; NULL until cs_repl_start */
+    struct cs_repl *repl;   /* cs_repl.c; NULL until cs_repl_start */
+    struct cs_reads *reads; /* cs_reads.c; NULL until cs_reads_start */
 };
 
-/* Serve connections on s->listen_fd until s->stop; returns 0. */
+/* Microseconds of CLOCK_MONOTONIC: the clock of the server's timings. */
+static inline uint64_t cs_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* Serve connections on s->listen_fd until s->stop (the read workers must be started, see
+ * cs_conn.h); returns 0. */
 int cs_server_run(struct cs_state *s);
 /* Forwarding down the chain: one cached connection per downstream address. */
 struct rpc_conn *cs_chain_conn(const char *addr);

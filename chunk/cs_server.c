@@ -1,8 +1,11 @@
 /* cs_server.c - the chunk server's request handling: an accept loop and one thread per
- * connection (bounded by max_conns), blocking frame I/O, requests on one connection handled in
- * order. Decodes and validates every MSG_CHK_* request, applies it to the chunk store,
- * forwards writes and truncates down the chain, and fsyncs the chunks a connection wrote when
- * it closes cleanly. A malformed frame closes that connection only. */
+ * connection (bounded by max_conns), blocking frame I/O. The connection thread reads every
+ * frame; it hands CHK_READs to the read workers (cs_reads.c, several in flight per
+ * connection) and handles every other request itself, in order, once the reads before it are
+ * answered (cs_conn.h). Decodes and validates every MSG_CHK_* request, applies it to the chunk
+ * store, forwards writes and truncates down the chain, and fsyncs the chunks a connection
+ * wrote when it closes cleanly. A malformed frame closes that connection only; a connection
+ * closing with reads in flight is freed when the last one is done. */
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
@@ -12,28 +15,17 @@
 #include <unistd.h>
 
 #include "cksum.h"
-#include "cs.h"
+#include "cs_conn.h"
 #include "log.h"
 #include "net.h"
 #include "rpc.h"
 #include "wire.h"
 
 #define CS_MAX_PAYLOAD (CAIRN_IO_MAX + 4096)
-#define CS_DIRTY_MAX 64
 #define CS_CHAIN_CONNECT_MS 3000 /* give up on an unreachable downstream after this */
-
-struct cs_conn {
-    struct cs_state *s;
-    int fd;
-    struct {
-        uint64_t id;
-        uint32_t ver;
-    } dirty[CS_DIRTY_MAX];
-    int ndirty;
-    int dirty_overflow;
-    uint8_t *rbuf; /* read buffer: CAIRN_IO_MAX + 2 blocks */
-    uint64_t *rcks;
-};
+/* A client that takes no reply bytes for this long is dropped: it would hold up the read
+ * workers waiting to send to it. */
+#define CS_SEND_TIMEOUT_S 60
 
 static void conn_dirty(struct cs_conn *c, uint64_t id, uint32_t ver)
 {
@@ -219,39 +211,14 @@ static int do_truncate(struct cs_conn *c, struct rcur *r, struct wbuf *out)
     return rc;
 }
 
-static int do_read(struct cs_conn *c, struct rcur *r, struct wbuf *out, const uint8_t **data,
-                   uint32_t *dlen)
-{
-    uint64_t id = rcur_u64(r);
-    uint32_t ver = rcur_u32(r), off = rcur_u32(r), len = rcur_u32(r);
-    uint8_t flags = r->left > 0 ? rcur_u8(r) : 0; /* optional; absent = 0 */
-    if (rcur_done(r)) return -EBADMSG;
-    if (len > CAIRN_IO_MAX) return -EINVAL;
-    uint32_t doff = 0, clen = 0, nb = 0, bad = 0;
-    int rc = cstore_read(&c->s->store, id, ver, off, len, c->rbuf, &doff, &clen, &nb, c->rcks, dlen,
-                         &bad, (flags & CHK_READ_EXACT) != 0);
-    if (rc == -EUCLEAN) cs_meta_report_bad(c->s, id, ver, bad);
-    if (rc) return rc;
-    wbuf_put_u32(out, doff);
-    wbuf_put_u32(out, clen);
-    wbuf_put_u32(out, nb);
-    for (uint32_t i = 0; i < nb; i++)
-        wbuf_put_u64(out, c->rcks[i]);
-    wbuf_put_u32(out, *dlen); /* bytes: u32 length then the data (sent as the second piece) */
-    *data = c->rbuf;
-    return 0;
-}
-
-static int handle(struct cs_conn *c, uint16_t type, struct rcur *r, struct wbuf *out,
-                  const uint8_t **data, uint32_t *dlen)
+/* Every request but CHK_READ (cs_reads.c). */
+static int handle(struct cs_conn *c, uint16_t type, struct rcur *r, struct wbuf *out)
 {
     struct cstore *st = &c->s->store;
     uint64_t id;
     uint32_t ver, len;
     int rc;
     switch (type) {
-    case MSG_CHK_READ:
-        return do_read(c, r, out, data, dlen);
     case MSG_CHK_WRITE:
         return do_write(c, r, out);
     case MSG_CHK_TRUNCATE:
@@ -287,6 +254,56 @@ static int handle(struct cs_conn *c, uint16_t type, struct rcur *r, struct wbuf 
     }
 }
 
+int cs_conn_dead(struct cs_conn *c)
+{
+    return __atomic_load_n(&c->dead, __ATOMIC_ACQUIRE);
+}
+
+void cs_conn_kill(struct cs_conn *c)
+{
+    if (!__atomic_exchange_n(&c->dead, 1, __ATOMIC_ACQ_REL)) shutdown(c->fd, SHUT_RDWR);
+}
+
+int cs_conn_reply(struct cs_conn *c, const struct wire_hdr *req, int rc, const struct wbuf *out,
+                  const void *data, uint32_t dlen)
+{
+    if (!rc && out->err) rc = out->err;
+    struct wire_hdr rh = {.type = req->type | WIRE_REPLY_BIT, .reqid = req->reqid, .status = rc};
+    size_t n1 = rc ? 0 : out->len;
+    if (rc) dlen = 0;
+    rh.length = (uint32_t)(n1 + dlen);
+    pthread_mutex_lock(&c->wlock);
+    int r = cs_conn_dead(c) ? -EPIPE : wire_send(c->fd, &rh, out->data, n1, data, dlen);
+    pthread_mutex_unlock(&c->wlock);
+    if (r && !cs_conn_dead(c)) {
+        LOG_WARN("cs", "connection closed: reply to %s: %s", proto_type_name(req->type),
+                 strerror(-r));
+        cs_conn_kill(c);
+    }
+    return r;
+}
+
+void cs_conn_wait_reads(struct cs_conn *c, int n)
+{
+    pthread_mutex_lock(&c->lock);
+    while (c->reads > n)
+        pthread_cond_wait(&c->done, &c->lock);
+    pthread_mutex_unlock(&c->lock);
+}
+
+static struct cs_conn *conn_new(struct cs_state *s, int fd)
+{
+    struct cs_conn *c = calloc(1, sizeof(*c));
+    if (!c) return NULL;
+    c->s = s;
+    c->fd = fd;
+    pthread_mutex_init(&c->wlock, NULL);
+    pthread_mutex_init(&c->lock, NULL);
+    pthread_cond_init(&c->done, NULL);
+    return c;
+}
+
+/* No read of c is in flight any more (cs_conn_wait_reads(c, 0)). */
 static void conn_close(struct cs_conn *c, int clean)
 {
     if (clean) { /* close of a write session: make what it wrote durable */
@@ -295,8 +312,9 @@ static void conn_close(struct cs_conn *c, int clean)
             cstore_fsync(&c->s->store, c->dirty[i].id, c->dirty[i].ver);
     }
     close(c->fd);
-    free(c->rbuf);
-    free(c->rcks);
+    pthread_mutex_destroy(&c->wlock);
+    pthread_mutex_destroy(&c->lock);
+    pthread_cond_destroy(&c->done);
     pthread_mutex_lock(&c->s->lock);
     c->s->nconns--;
     pthread_mutex_unlock(&c->s->lock);
@@ -314,38 +332,36 @@ static void *conn_main(void *arg)
         struct wire_hdr h;
         int rc = wire_recv(c->fd, &h, &in, CS_MAX_PAYLOAD);
         if (rc) {
-            clean = rc == -ECONNRESET; /* orderly EOF */
-            if (rc != -ECONNRESET) LOG_WARN("cs", "connection closed: %s", strerror(-rc));
+            clean = rc == -ECONNRESET && !cs_conn_dead(c); /* orderly EOF */
+            if (rc != -ECONNRESET && !cs_conn_dead(c))
+                LOG_WARN("cs", "connection closed: %s", strerror(-rc));
             break;
         }
+        uint64_t t_recv = cs_now_us();
         if (h.type & WIRE_REPLY_BIT) {
             LOG_WARN("cs", "connection closed: unexpected reply frame");
             break;
         }
         struct rcur r;
         rcur_init(&r, in.data, in.len);
-        wbuf_reset(&out);
-        const uint8_t *data = NULL;
-        uint32_t dlen = 0;
-        __atomic_add_fetch(&c->s->load, 1, __ATOMIC_RELAXED);
-        rc = handle(c, h.type, &r, &out, &data, &dlen);
-        __atomic_sub_fetch(&c->s->load, 1, __ATOMIC_RELAXED);
-        if (rc == -EBADMSG) {
+        if (h.type == MSG_CHK_READ) {
+            rc = cs_reads_submit(c, &h, &r, t_recv);
+        } else {
+            cs_conn_wait_reads(c, 0); /* in order: after the reads sent before it */
+            wbuf_reset(&out);
+            __atomic_add_fetch(&c->s->load, 1, __ATOMIC_RELAXED);
+            rc = handle(c, h.type, &r, &out);
+            __atomic_sub_fetch(&c->s->load, 1, __ATOMIC_RELAXED);
+            if (rc != -EBADMSG) rc = cs_conn_reply(c, &h, rc, &out, NULL, 0) ? -EPIPE : 0;
+        }
+        if (rc == -EBADMSG)
             LOG_WARN("cs", "malformed %s request: closing connection", proto_type_name(h.type));
-            break;
-        }
-        if (out.err) rc = out.err;
-        struct wire_hdr rh = {.type = h.type | WIRE_REPLY_BIT, .reqid = h.reqid, .status = rc};
-        if (rc) {
-            out.len = 0;
-            data = NULL;
-            dlen = 0;
-        }
-        rh.length = (uint32_t)(out.len + dlen);
-        if (wire_send(c->fd, &rh, out.data, out.len, data, dlen)) break;
+        if (rc) break;
     }
     wbuf_free(&in);
     wbuf_free(&out);
+    if (!clean) cs_conn_kill(c); /* reads still queued are dropped, sends fail at once */
+    cs_conn_wait_reads(c, 0);
     conn_close(c, clean);
     return NULL;
 }
@@ -370,30 +386,18 @@ int cs_server_run(struct cs_state *s)
             close(fd);
             continue;
         }
-        struct cs_conn *c = calloc(1, sizeof(*c));
-        if (c) {
-            c->rbuf = malloc(CAIRN_IO_MAX + 2 * CKSUM_BLOCK);
-            c->rcks = malloc(sizeof(uint64_t) * (cksum_nblocks(CAIRN_IO_MAX) + 2));
-        }
+        struct timeval tv = {.tv_sec = CS_SEND_TIMEOUT_S};
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+        struct cs_conn *c = conn_new(s, fd);
         pthread_t th;
-        if (!c || !c->rbuf || !c->rcks) {
-            if (c) {
-                free(c->rbuf);
-                free(c->rcks);
-            }
-            free(c);
+        if (!c) {
             close(fd);
             pthread_mutex_lock(&s->lock);
             s->nconns--;
             pthread_mutex_unlock(&s->lock);
             continue;
         }
-        c->s = s;
-        c->fd = fd;
-        if (pthread_create(&th, &attr, conn_main, c) != 0) {
-            c->ndirty = 0;
-            conn_close(c, 0);
-        }
+        if (pthread_create(&th, &attr, conn_main, c) != 0) conn_close(c, 0);
     }
     pthread_attr_destroy(&attr);
     /* let connection threads notice stop (bounded wait) */

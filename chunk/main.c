@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cs.h"
+#include "cs_conn.h"
 #include "cs_metaconn.h"
 #include "daemon.h"
 #include "log.h"
@@ -42,6 +43,10 @@ static const struct conf_opt cs_opts[] = {
      "wait for the next server of a write chain, per server below this one (ms)"},
     {"open_chunks", CONF_INT, "512", O(open_chunks),
      "chunk files kept open with their checksums in memory, for reads (0..65536, 0 = none)"},
+    {"read_threads", CONF_INT, "8", O(read_threads),
+     "threads reading chunks for clients' reads, each with a 1 MiB buffer (1..256)"},
+    {"conn_reads", CONF_INT, "8", O(conn_reads),
+     "reads of one connection served at once (1..64); other requests stay in order"},
     {NULL, 0, NULL, 0, NULL},
 };
 
@@ -121,6 +126,14 @@ int main(int argc, char **argv)
     }
     if (s->cfg.replication_workers < 1 || s->cfg.replication_workers > 16) {
         fprintf(stderr, "cairn-chunk: replication_workers must be 1..16\n");
+        return 2;
+    }
+    if (s->cfg.read_threads < 1 || s->cfg.read_threads > 256) {
+        fprintf(stderr, "cairn-chunk: read_threads must be 1..256\n");
+        return 2;
+    }
+    if (s->cfg.conn_reads < 1 || s->cfg.conn_reads > 64) {
+        fprintf(stderr, "cairn-chunk: conn_reads must be 1..64\n");
         return 2;
     }
     if (s->cfg.open_chunks < 0 || s->cfg.open_chunks > 65536) {
@@ -208,7 +221,7 @@ int main(int argc, char **argv)
              (unsigned long long)s->server_id, s->cfg.listen, s->advertise, nd, s->cfg.meta);
     pthread_t meta_th, scrub_th;
     int scrub_on = 0;
-    if ((rc = cs_repl_start(s)) || (rc = cs_meta_start(s, &meta_th)) ||
+    if ((rc = cs_reads_start(s)) || (rc = cs_repl_start(s)) || (rc = cs_meta_start(s, &meta_th)) ||
         (rc = cs_scrub_start(s, &scrub_th, &scrub_on))) {
         LOG_ERR("main", "cannot start threads: %s", strerror(-rc));
         daemon_done(dfd, 1, 1);
