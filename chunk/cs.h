@@ -34,6 +34,7 @@ struct cs_cfg {
     int open_chunks;         /* chunk files kept open with their headers (cstore cache) */
     int read_threads;        /* read workers (cs_reads.c) */
     int conn_reads;          /* CHK_READs of one connection in flight at most */
+    int keep_page_cache;     /* leave the data served in the page cache */
 };
 
 #define CS_BADQ 256

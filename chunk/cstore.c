@@ -502,6 +502,14 @@ static int cs_take(struct cstore *cs, uint64_t id, uint32_t ver, uint32_t prev,
     return 0;
 }
 
+/* The data [off, off+len) of f was read and will not be needed again: out of the page cache
+ * unless the store keeps it. */
+static void cf_drop_pages(struct cstore *cs, struct chunkf *f, uint32_t off, uint32_t len)
+{
+    if (!cs->keep_page_cache)
+        posix_fadvise(f->fd, (off_t)CSTORE_DATA_OFF + off, len, POSIX_FADV_DONTNEED);
+}
+
 /* Read the valid bytes of block b (file holes read as zeros) into buf (B bytes, zero padded)
  * and verify them against the stored checksum. */
 static int cf_read_block(struct chunkf *f, uint32_t b, uint8_t *buf)
@@ -746,6 +754,7 @@ int cstore_read(struct cstore *cs, uint64_t id, uint32_t ver, uint32_t off, uint
             goto out;
         }
     }
+    cf_drop_pages(cs, f, dstart, dend - dstart);
     *data_off = dstart;
     *nblocks = b1 - b0 + 1;
     *datalen = dend - dstart;
@@ -915,8 +924,8 @@ int cstore_scrub_chunk(struct cstore *cs, uint64_t id, uint32_t ver, uint32_t *b
             nb = cksum_nblocks(o->f.len);
             if (o->f.flags & CSTORE_FLAG_BAD)
                 rc = 1; /* already known bad */
-            else if (b < nb)
-                rc = cf_read_block(&o->f, b, tmp);
+            else if (b < nb && !(rc = cf_read_block(&o->f, b, tmp)))
+                cf_drop_pages(cs, &o->f, b * B, B);
         }
         if (o) cc_unpin(o);
         cs_unlock(cs, id);

@@ -56,6 +56,9 @@ struct cstore {
      * cstore_setver and by cstore_tmp_install. Set after cstore_open; may be NULL. */
     void (*on_gain)(void *arg, uint64_t id, uint32_t ver);
     void *on_gain_arg;
+    /* 0 (cstore_open): the data a read or the scrubber read is dropped from the page cache
+     * right after (POSIX_FADV_DONTNEED): clients cache what they read. Set after cstore_open. */
+    int keep_page_cache;
 };
 
 /* A replica being copied in: a chunk file under a temporary name in a data folder (see

@@ -47,6 +47,9 @@ static const struct conf_opt cs_opts[] = {
      "threads reading chunks for clients' reads, each with a 1 MiB buffer (1..256)"},
     {"conn_reads", CONF_INT, "8", O(conn_reads),
      "reads of one connection served at once (1..64); other requests stay in order"},
+    {"keep_page_cache", CONF_BOOL, "0", O(keep_page_cache),
+     "keep the data served in the page cache (default: drop it after each read, since the "
+     "clients cache what they read)"},
     {NULL, 0, NULL, 0, NULL},
 };
 
@@ -167,6 +170,7 @@ int main(int argc, char **argv)
         s->cfg.open_chunks = n;
     }
     cstore_set_open_max(&s->store, s->cfg.open_chunks);
+    s->store.keep_page_cache = s->cfg.keep_page_cache;
     rc = cs_meta_server_id(dirs[0], &s->server_id);
     if (rc) {
         fprintf(stderr, "cairn-chunk: server id in %s: %s\n", dirs[0], strerror(-rc));
