@@ -168,6 +168,10 @@ enum mc_verdict mc_drop(struct mc *m, const struct mc_pick *p, enum mc_verdict v
 int mc_call(struct mc *m, uint16_t type, const struct wbuf *req, struct rpc_reply *rep);
 int mc_lookup(struct mc *m, uint64_t parent, const char *name, struct cairn_attr *a);
 int mc_getattr(struct mc *m, uint64_t ino, struct cairn_attr *a);
+/* LOOKUP asking also for the first chunks' locations of a regular file with data (up to max
+ * into ci, *n of them; 0 when the service left them out). */
+int mc_lookup_chunks(struct mc *m, uint64_t parent, const char *name, struct cairn_attr *a,
+                     struct chunk_info *ci, uint32_t max, uint32_t *n);
 struct mc_setattr {
     uint32_t valid; /* SETATTR_* */
     uint32_t mode, uid, gid;
@@ -395,6 +399,10 @@ struct inode_st {
     int have_open_attr;
     uint32_t mode;
     uint32_t copies; /* the file's copies goal at the last open (attr.copies) */
+    /* what the last LOOKUP said (with chunk locations, put in the cache below), and when:
+     * a read-only open right after it needs no round trip (fs_ops.c) */
+    struct cairn_attr lk_attr;
+    uint64_t lk_ms; /* net_now_ms() of that LOOKUP, 0 = none */
     /* chunk location cache */
     struct ist_chunk *chunks;
     size_t nchunks, capchunks;
@@ -479,6 +487,7 @@ struct cm {
     struct kv_table *kview;
     struct ds_table *scans;  /* NULL: no prefetch for directory scans (dir_prefetch=0) */
     struct dcache *dcache;   /* the local disk cache (dcache.h); NULL without cache_dir */
+    struct ma_queue *notify; /* opens and releases told after the fact (meta_async.c) */
     struct fuse_session *se; /* for cache invalidations sent to the kernel */
 };
 
@@ -579,6 +588,23 @@ void ds_note_listing(struct ds_table *t, uint64_t dir, uint64_t cookie, uint64_t
  * and at most max_bytes of them ahead of the reader) when the opens in its directory follow
  * the listing. Returns how many were written to out. */
 int ds_on_open(struct ds_table *t, uint64_t ino, struct ds_file *out, int max, uint64_t max_bytes);
+
+/* ---- meta_async.c: opens and releases told after the fact (prefix ma_) ---------------------- */
+/* A read-only open within this many ms of a LOOKUP that brought the file's attributes and
+ * chunk locations is answered without asking meta (the LOOKUP was part of the same open(2)
+ * path walk; a later open asks as usual, for close-to-open consistency). */
+#define CM_LOOKUP_FRESH_MS 20
+struct ma_queue;
+struct ma_queue *ma_new(struct mc *m);
+void ma_free(struct ma_queue *q);
+/* Queue an OPEN (flags) of ino: 0, or -EAGAIN when the queue is full (open the usual way). */
+int ma_open(struct ma_queue *q, uint64_t ino, uint32_t flags);
+/* Wait until everything queued so far was sent (before an unlink or a rename, so the opens of
+ * this mount are counted first). */
+void ma_drain(struct ma_queue *q);
+/* Queue a RELEASE of ino after the opens queued before it (waits for room). 0 or
+ * -ESHUTDOWN at unmount (the session's close releases it). */
+int ma_release(struct ma_queue *q, uint64_t ino);
 
 /* ---- kernel_tune.c (prefix kt_) ----------------------------------------------------------- */
 /* Once the mount at mnt has answered the kernel's INIT (a thread waits for it), set the

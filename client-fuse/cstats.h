@@ -11,12 +11,13 @@
 #include <stdint.h>
 
 enum st_id {
-    ST_FUSE_READS,      /* FUSE READ requests answered */
-    ST_FUSE_READ_BYTES, /* bytes returned to the kernel */
-    ST_FUSE_READ_US,    /* time spent answering them */
-    ST_FUSE_OPENS,      /* FUSE OPEN requests */
-    ST_FUSE_RELEASES,   /* FUSE RELEASE requests */
-    ST_CHUNK_READS,     /* CHK_READ requests sent */
+    ST_FUSE_READS,       /* FUSE READ requests answered */
+    ST_FUSE_READ_BYTES,  /* bytes returned to the kernel */
+    ST_FUSE_READ_US,     /* time spent answering them */
+    ST_FUSE_OPENS,       /* FUSE OPEN requests */
+    ST_FUSE_RELEASES,    /* FUSE RELEASE requests */
+    ST_OPENS_TOLD_AFTER, /* read-only opens answered from their LOOKUP (meta told after) */
+    ST_CHUNK_READS,      /* CHK_READ requests sent */
     ST_CHUNK_READ_BYTES,
     ST_CHUNK_READ_US,        /* submit to verified reply, summed over requests */
     ST_CACHE_HIT_BYTES,      /* bytes served from the memory read cache */

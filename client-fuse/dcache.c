@@ -296,10 +296,15 @@ static int hdr_decode(const uint8_t *h, struct dc_hdr *out)
 
 /* Open name (relative to the cache folder) and read and decode its header. Returns the fd,
  * -ENOENT (no such file), -EUCLEAN (not a valid entry file; fd closed), or another -errno. */
-static int hdr_open(int dirfd, const char *name, struct dc_hdr *h, struct stat *st)
+static int hdr_open(int dirfd, const char *name, struct dc_hdr *h, struct stat *st, uint32_t ra_off,
+                    uint32_t ra_len)
 {
     int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (fd < 0) return errno == ELOOP ? -EUCLEAN : -errno;
+    /* start reading the data wanted while the header is read: one disk wait, not two */
+    if (ra_len)
+        posix_fadvise(fd, DC_DATA_OFF + ra_off / CKSUM_BLOCK * CKSUM_BLOCK,
+                      ra_len + ra_off % CKSUM_BLOCK + CKSUM_BLOCK, POSIX_FADV_WILLNEED);
     uint8_t b[DC_HDR_LEN];
     int rc = 0;
     if (fstat(fd, st) < 0) rc = -errno;
@@ -373,7 +378,7 @@ static int read_entry(struct dcache *c, const struct dc_ent *snap, uint32_t off,
     struct dc_hdr h;
     struct stat st;
     ent_name(name, snap->id, snap->ver, snap->seg_off, snap->gen);
-    int fd = hdr_open(c->rootfd, name, &h, &st);
+    int fd = hdr_open(c->rootfd, name, &h, &st, off, len);
     if (fd == -ENOENT || fd == -EUCLEAN) return fd;
     if (fd < 0) return fd == -EIO ? -EUCLEAN : -EAGAIN;
     int rc = 0;
@@ -569,7 +574,7 @@ static int scan_file(struct dcache *c, int dfd, unsigned sub, const char *name)
     if (kind != NAME_ENTRY) goto remove;
     struct dc_hdr h;
     struct stat st;
-    int fd = hdr_open(dfd, name, &h, &st);
+    int fd = hdr_open(dfd, name, &h, &st, 0, 0);
     if (fd == -EUCLEAN) goto remove;
     if (fd < 0) goto keep; /* gone meanwhile, or cannot tell */
     close(fd);

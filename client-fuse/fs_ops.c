@@ -193,6 +193,61 @@ static int check_name(const char *name)
     return strlen(name) > CAIRN_NAME_MAX ? -ENAMETOOLONG : 0;
 }
 
+/* A LOOKUP brought a regular file's attributes and first chunk locations: keep them for a
+ * read-only open that follows at once (fs_open). A file open or written here is left alone.
+ * When the file changed since it was last opened here, what is cached of it goes now. */
+static void note_lookup(struct cm *cm, const struct cairn_attr *a, const struct chunk_info *ci,
+                        uint32_t n)
+{
+    struct inode_st *s = ist_get(cm->inodes, a->ino);
+    if (!s) return;
+    pthread_mutex_lock(&s->mu);
+    if (s->refs == 1 && !s->writers && !s->nleases && !s->dlen && !s->need_commit && !s->wq_n) {
+        int changed = !(s->have_open_attr && s->open_mtime_s == a->mtime_s &&
+                        s->open_mtime_ns == a->mtime_ns && s->open_size == a->size);
+        for (uint32_t i = 0; i < n && !changed; i++) {
+            struct ist_chunk *c = ist_chunk_find(s, ci[i].index);
+            changed = c && c->present &&
+                      (c->ci.chunk_id != ci[i].chunk_id || c->ci.version != ci[i].version);
+        }
+        if (changed) {
+            rc_drop_ino(cm->cache, a->ino);
+            ist_chunks_clear(s);
+            s->have_open_attr = 0; /* so the open drops the kernel's pages too */
+        }
+        for (uint32_t i = 0; i < n; i++)
+            ist_chunk_set(s, ci[i].index, 1, &ci[i]);
+        s->lk_attr = *a;
+        s->lk_ms = net_now_ms();
+    }
+    pthread_mutex_unlock(&s->mu);
+    ist_put(cm->inodes, s);
+}
+
+/* For a read-only open of ino right after its LOOKUP: the attributes and chunk locations that
+ * LOOKUP brought (into a, ci, *n), once. 1 when there are such, else 0 (ask meta). */
+static int fresh_lookup(struct cm *cm, uint64_t ino, struct cairn_attr *a, struct chunk_info *ci,
+                        uint32_t max, uint32_t *n)
+{
+    struct inode_st *s = ist_find(cm->inodes, ino);
+    if (!s) return 0;
+    pthread_mutex_lock(&s->mu);
+    int fresh = s->lk_ms && net_now_ms() - s->lk_ms <= CM_LOOKUP_FRESH_MS && s->refs == 1 &&
+                !s->writers && !s->nleases && !s->dlen && !s->need_commit;
+    *n = 0;
+    if (fresh) {
+        *a = s->lk_attr;
+        for (uint32_t i = 0; i < max; i++) {
+            struct ist_chunk *c = ist_chunk_find(s, i);
+            if (c && c->present) ci[(*n)++] = c->ci;
+        }
+    }
+    s->lk_ms = 0;
+    pthread_mutex_unlock(&s->mu);
+    ist_put(cm->inodes, s);
+    return fresh;
+}
+
 /* ---- operations ----------------------------------------------------------------------------- */
 
 static void fs_init(void *userdata, struct fuse_conn_info *conn)
@@ -219,10 +274,13 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
     struct cairn_attr a;
     int rc = check_name(name);
     if (!rc) {
+        struct chunk_info ci[CM_LOCATE_BATCH];
+        uint32_t n = 0;
         if (!strcmp(name, "."))
             rc = mc_getattr(&cm->meta, parent, &a);
         else
-            rc = mc_lookup(&cm->meta, parent, name, &a);
+            rc = mc_lookup_chunks(&cm->meta, parent, name, &a, ci, CM_LOCATE_BATCH, &n);
+        if (!rc && n > 0 && S_ISREG(a.mode)) note_lookup(cm, &a, ci, n);
     }
     if (rc == -ENOENT && cm->cfg.negative_timeout > 0) {
         /* a negative entry: the kernel remembers the name is absent (saves the lookup before
@@ -360,6 +418,7 @@ static void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 
 static void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
+    ma_drain(CM(req)->notify); /* the opens of this mount are counted first */
     int rc = mc_unlink(&CM(req)->meta, parent, name);
     fuse_reply_err(req, -rc);
 }
@@ -391,6 +450,7 @@ static void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
     if (flags & RENAME_NOREPLACE) f |= PROTO_RENAME_NOREPLACE;
     if (flags & RENAME_EXCHANGE) f |= PROTO_RENAME_EXCHANGE;
     if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE)) rc = -EINVAL;
+    if (!rc) ma_drain(CM(req)->notify); /* a file renamed over may be open here */
     if (!rc) rc = mc_rename(&CM(req)->meta, parent, name, newparent, newname, f);
     fuse_reply_err(req, -rc);
 }
@@ -406,8 +466,11 @@ static void fs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 
 /* Tell meta this mount closed one open of ino; a failure is only logged (the session still
  * counts the open, until it is closed or expires). */
-static void release_meta(struct cm *cm, uint64_t ino)
+static void release_meta(struct cm *cm, uint64_t ino, int read_only)
 {
+    /* a read-only open may have been told after the fact: its release goes the same way,
+     * behind it */
+    if (read_only && ma_release(cm->notify, ino) == 0) return;
     int rc = mc_release(&cm->meta, ino);
     if (rc) LOG_WARN("fuse", "release of inode %" PRIu64 ": %s", ino, strerror(-rc));
 }
@@ -471,8 +534,15 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     struct chunk_info ci[CM_LOCATE_BATCH];
     uint32_t n = 0;
     uint32_t flags = (uint32_t)(fi->flags & (O_ACCMODE | O_TRUNC));
+    int read_only = (fi->flags & O_ACCMODE) == O_RDONLY;
     uint64_t tk = xa_ticket(cm);
-    int rc = mc_open_file(&cm->meta, ino, flags, &a, ci, CM_LOCATE_BATCH, &n);
+    int rc;
+    if (read_only && !(fi->flags & O_TRUNC) && fresh_lookup(cm, ino, &a, ci, CM_LOCATE_BATCH, &n) &&
+        ma_open(cm->notify, ino, flags) == 0) {
+        rc = 0; /* the LOOKUP of this open said it all; meta is told after the fact */
+        st_add(ST_OPENS_TOLD_AFTER, 1);
+    } else
+        rc = mc_open_file(&cm->meta, ino, flags, &a, ci, CM_LOCATE_BATCH, &n);
     if (!rc) ist_xa_note_attr(cm->inodes, &a, xa_ttl_ms(cm), tk); /* for killpriv on write */
     if (!rc && !S_ISREG(a.mode)) rc = S_ISDIR(a.mode) ? -EISDIR : 0;
     if (!rc) rc = open_handle(cm, &a, fi, ci, n, 0);
@@ -500,7 +570,7 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         pthread_mutex_unlock(&h->s->mu);
         ist_put(cm->inodes, h->s);
         free(h);
-        release_meta(cm, ino);
+        release_meta(cm, ino, read_only);
     }
 }
 
@@ -529,7 +599,7 @@ static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
         pthread_mutex_unlock(&h->s->mu);
         ist_put(cm->inodes, h->s);
         free(h);
-        release_meta(cm, a.ino);
+        release_meta(cm, a.ino, 0);
     }
 }
 
@@ -591,6 +661,7 @@ static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
     struct cm *cm = CM(req);
     struct fh *h = FH(fi);
     st_add(ST_FUSE_RELEASES, 1);
+    int read_only = h && !h->writable;
     if (h) {
         struct inode_st *s = h->s;
         /* the end of the last write session of this mount makes the data durable on the
@@ -614,7 +685,7 @@ static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
         free(h);
     }
     fuse_reply_err(req, 0); /* req is gone after this */
-    release_meta(cm, ino);
+    release_meta(cm, ino, read_only);
 }
 
 static void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)

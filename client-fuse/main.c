@@ -264,12 +264,14 @@ static int cm_start(struct cm *cm)
     if (!cm->cc || !cm->inodes || !cm->cache || !cm->kview) return -ENOMEM;
     cm->pf = rp_prefetcher_new(cm, CM_PREFETCH_THREADS);
     if (cm->cfg.dir_prefetch && !(cm->scans = ds_new())) return -ENOMEM;
+    if (!(cm->notify = ma_new(&cm->meta))) return -ENOMEM;
     return 0;
 }
 
 static void cm_stop(struct cm *cm)
 {
     rp_prefetcher_free(cm->pf);
+    ma_free(cm->notify);
     mc_close(&cm->meta);
     cc_pool_free(cm->cc);
     rc_free(cm->cache);

@@ -319,6 +319,40 @@ int mc_lookup(struct mc *m, uint64_t parent, const char *name, struct cairn_attr
     return call_attr(m, MSG_LOOKUP, &b, a);
 }
 
+/* Decode u32 n, n x chunkinfo into ci[0..max). */
+static int get_chunk_infos(struct rcur *c, struct chunk_info *ci, uint32_t max, uint32_t *n)
+{
+    uint32_t cnt = rcur_u32(c);
+    *n = 0;
+    for (uint32_t i = 0; i < cnt && !c->err; i++) {
+        struct chunk_info tmp;
+        proto_get_chunk_info(c, &tmp);
+        if (c->err) break;
+        if (*n < max) ci[(*n)++] = tmp;
+    }
+    return c->err ? -EIO : 0;
+}
+
+int mc_lookup_chunks(struct mc *m, uint64_t parent, const char *name, struct cairn_attr *a,
+                     struct chunk_info *ci, uint32_t max, uint32_t *n)
+{
+    struct wbuf b;
+    wbuf_init(&b);
+    wbuf_put_u64(&b, parent);
+    put_name(&b, name);
+    wbuf_put_u8(&b, LOOKUP_CHUNKS);
+    struct rpc_reply rep;
+    struct rcur c;
+    *n = 0;
+    int rc = call_cur(m, MSG_LOOKUP, &b, &rep, &c);
+    if (rc) return rc;
+    proto_get_attr(&c, a);
+    rc = c.err ? -EIO : 0;
+    if (!rc && c.left > 0 && get_chunk_infos(&c, ci, max, n)) *n = 0; /* only a hint */
+    rpc_reply_free(&rep);
+    return rc;
+}
+
 int mc_getattr(struct mc *m, uint64_t ino, struct cairn_attr *a)
 {
     struct wbuf b;
@@ -530,20 +564,6 @@ int mc_create(struct mc *m, uint64_t parent, const char *name, uint32_t mode, ui
     wbuf_put_u32(&b, flags);
     wbuf_put_u64(&b, mc_session(m));
     return call_attr(m, MSG_CREATE, &b, a);
-}
-
-/* Decode u32 n, n x chunkinfo into ci[0..max). */
-static int get_chunk_infos(struct rcur *c, struct chunk_info *ci, uint32_t max, uint32_t *n)
-{
-    uint32_t cnt = rcur_u32(c);
-    *n = 0;
-    for (uint32_t i = 0; i < cnt && !c->err; i++) {
-        struct chunk_info tmp;
-        proto_get_chunk_info(c, &tmp);
-        if (c->err) break;
-        if (*n < max) ci[(*n)++] = tmp;
-    }
-    return c->err ? -EIO : 0;
 }
 
 int mc_open_file(struct mc *m, uint64_t ino, uint32_t flags, struct cairn_attr *a,

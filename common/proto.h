@@ -61,7 +61,11 @@ enum proto_type {
     MSG_SESSION_KEEPALIVE = 2,
     /* u64 session_id -> (empty); releases every open file of the session */
     MSG_SESSION_CLOSE = 3,
-    /* u64 parent, str name -> attr */
+    /* u64 parent, str name, [u8 flags] -> attr [, u32 n, n x chunkinfo]
+     * With LOOKUP_CHUNKS in flags, a regular file with data also gets its first chunks'
+     * locations (as OPEN gives them), so that a client can open it for reading without
+     * another round trip; left out (n absent) while a new leader is still learning where
+     * chunks are. */
     MSG_LOOKUP = 10,
     /* u64 ino -> attr */
     MSG_GETATTR = 11,
@@ -247,6 +251,7 @@ enum proto_type {
 };
 
 #define CHK_READ_EXACT 1u
+#define LOOKUP_CHUNKS 1u
 
 /* Copies per file (the replication goal). */
 #define CAIRN_COPIES_MAX 8

@@ -236,15 +236,31 @@ static int do_session_simple(struct req *q, uint16_t type)
 
 /* --- reads ---------------------------------------------------------------------------- */
 
+static int put_chunks(struct req *q, uint64_t ino, uint64_t first, uint32_t count);
+
 static int do_lookup(struct req *q)
 {
     uint64_t parent = rcur_u64(&q->r);
     char name[CAIRN_NAME_MAX + 1];
     int rc = get_name(&q->r, name);
+    uint8_t flags = q->r.left > 0 ? rcur_u8(&q->r) : 0; /* optional; absent = 0 */
     if (rc == -EBADMSG || rcur_done(&q->r)) return -EBADMSG;
     struct cairn_attr a;
     if (!rc) rc = mstore_lookup(q->m->store, parent, name, &a);
-    reply_attr(q, rc, &a);
+    if (!rc) {
+        proto_put_attr(&q->out, &a);
+        /* the locations an OPEN would give, for a read-only open without a round trip */
+        if ((flags & LOOKUP_CHUNKS) && S_ISREG(a.mode) && a.size > 0 && a.nlink > 0 &&
+            q->m->cfg.open_chunks > 0 && meta_warm(q->m) && !meta_learning(q->m)) {
+            uint32_t n = (uint32_t)q->m->cfg.open_chunks;
+            size_t attr_end = q->out.len;
+            if (put_chunks(q, a.ino, 0, n < OPEN_CHUNKS_MAX ? n : OPEN_CHUNKS_MAX) || q->out.err) {
+                q->out.len = attr_end; /* the locations are a hint: the attr alone */
+                q->out.err = 0;
+            }
+        }
+    }
+    reply(q, rc);
     return 0;
 }
 
