@@ -9,7 +9,6 @@
 #define CAIRN_CS_H
 #include <pthread.h>
 #include <stdint.h>
-#include <time.h>
 
 #include "conf.h"
 #include "cstore.h"
@@ -52,6 +51,34 @@ struct cs_ev {
     uint32_t ver;
 };
 
+/* Request types counted apart (cs_stats.c) */
+enum cs_stat_type {
+    CS_T_READ,
+    CS_T_WRITE,
+    CS_T_TRUNCATE,
+    CS_T_DELETE,
+    CS_T_FSYNC,
+    CS_T_INFO,
+    CS_T_SETVER,
+    CS_T_STATS,
+    CS_T_OTHER,
+    CS_T_N
+};
+
+/* Counters and timings (atomics; microseconds of cstore_now_us, summed). Per request type:
+ * requests, errors (status < 0), payload bytes received and sent, time from the frame received
+ * to the reply written. A read's time is split into queue (frame received until a worker takes
+ * it), disk (pread), checksum (xxh3) and send (waiting for the socket and writing the reply);
+ * a write's into disk (the store's work but fdatasync), chain (waiting for the next server)
+ * and fsync (fdatasync). */
+struct cs_stats {
+    uint64_t req[CS_T_N], err[CS_T_N], bytes[CS_T_N], us[CS_T_N];
+    uint64_t read_queue_us, read_disk_us, read_checksum_us, read_send_us;
+    uint64_t write_disk_us, write_chain_us, write_fsync_us;
+    uint64_t reads_in_flight, reads_in_flight_max; /* handed to the workers, not answered */
+    uint64_t start_us;
+};
+
 struct cs_repl;
 struct cs_reads;
 struct cs_metaconn;
@@ -84,15 +111,8 @@ struct cs_state {
     int nev;
     struct cs_repl *repl;   /* cs_repl.c; NULL until cs_repl_start */
     struct cs_reads *reads; /* cs_reads.c; NULL until cs_reads_start */
+    struct cs_stats stats;  /* cs_stats.c */
 };
-
-/* Microseconds of CLOCK_MONOTONIC: the clock of the server's timings. */
-static inline uint64_t cs_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 /* Serve connections on s->listen_fd until s->stop (the read workers must be started, see
  * cs_conn.h); returns 0. */
@@ -137,6 +157,18 @@ int cs_repl_send_done(struct cs_state *s);
  * failure (-EINVAL for bad arguments). */
 int cs_replicate(struct cstore *st, uint64_t id, uint32_t ver, int nsrc,
                  char (*src)[CAIRN_ADDR_MAX + 1], int timeout_ms, uint64_t *bytes);
+
+/* Counters (cs_stats.c; thread safe, never block). cs_stats_init before any thread starts;
+ * cs_stats_request when a request of type was answered with status rc (bytes: payload in and
+ * out; t_recv: cstore_now_us when its frame was received); cs_stat_add adds v to one counter
+ * of s->stats; cs_stats_read_begin/end around a read in flight; cs_stats_put appends the
+ * MSG_CHK_STATS reply (str: "name value" lines) to out (0 or out's error). */
+void cs_stats_init(struct cs_state *s);
+void cs_stats_request(struct cs_state *s, uint16_t type, int rc, uint64_t bytes, uint64_t t_recv);
+void cs_stat_add(uint64_t *counter, uint64_t v);
+void cs_stats_read_begin(struct cs_state *s);
+void cs_stats_read_end(struct cs_state *s);
+int cs_stats_put(struct cs_state *s, struct wbuf *out);
 
 /* Scrubber thread (returns 0 without starting one when scrub_rate is 0). */
 int cs_scrub_start(struct cs_state *s, pthread_t *th, int *started);

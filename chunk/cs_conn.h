@@ -37,11 +37,12 @@ struct cs_conn {
     int dirty_overflow;
 };
 
-/* Send the reply to request req: status rc, and when rc is 0 the payload out (its error, if
- * any, becomes the status) followed by dlen bytes of data. 0, or the send's error: the
- * connection is then dead and its socket shut down, so its thread stops. */
+/* Send the reply to request req (received at t_recv, cstore_now_us) and count it
+ * (cs_stats_request): status rc, and when rc is 0 the payload out (its error, if any, becomes
+ * the status) followed by dlen bytes of data. 0, or the send's error (-EPIPE on a dead
+ * connection): the connection is then dead and its socket shut down, so its thread stops. */
 int cs_conn_reply(struct cs_conn *c, const struct wire_hdr *req, int rc, const struct wbuf *out,
-                  const void *data, uint32_t dlen);
+                  const void *data, uint32_t dlen, uint64_t t_recv);
 /* Mark the connection dead and shut its socket down (in-flight sends fail at once). */
 void cs_conn_kill(struct cs_conn *c);
 int cs_conn_dead(struct cs_conn *c);
@@ -50,7 +51,7 @@ void cs_conn_wait_reads(struct cs_conn *c, int n);
 
 /* The read workers (cs_reads.c). cs_reads_start starts cfg.read_threads of them (0 or a
  * negative errno). cs_reads_submit decodes the CHK_READ in r (header h, received at t_recv,
- * cs_now_us time) and queues it, after waiting for a free slot of the connection's bound:
+ * cstore_now_us time) and queues it, after waiting for a free slot of the connection's bound:
  * 0 when queued or answered at once (a refused request), -EBADMSG for a malformed one (the
  * caller closes the connection), or a send error. */
 int cs_reads_start(struct cs_state *s);

@@ -22,7 +22,7 @@ struct cs_rjob {
     uint64_t id;
     uint32_t ver, off, len;
     uint8_t flags;
-    uint64_t t_recv; /* cs_now_us: the frame was received */
+    uint64_t t_recv; /* cstore_now_us: the frame was received */
 };
 
 struct cs_reads {
@@ -45,8 +45,11 @@ static int rd_chunk(struct cs_rworker *w, const struct cs_rjob *j, uint32_t *dle
 {
     struct cs_state *s = w->p->s;
     uint32_t doff = 0, clen = 0, nb = 0, bad = 0;
-    int rc = cstore_read(&s->store, j->id, j->ver, j->off, j->len, w->buf, &doff, &clen, &nb,
-                         w->cks, dlen, &bad, (j->flags & CHK_READ_EXACT) != 0);
+    struct cstore_times tm = {0};
+    int rc = cstore_read_timed(&s->store, j->id, j->ver, j->off, j->len, w->buf, &doff, &clen, &nb,
+                               w->cks, dlen, &bad, (j->flags & CHK_READ_EXACT) != 0, &tm);
+    cs_stat_add(&s->stats.read_disk_us, tm.disk_us);
+    cs_stat_add(&s->stats.read_checksum_us, tm.cksum_us);
     if (rc == -EUCLEAN) cs_meta_report_bad(s, j->id, j->ver, bad);
     if (rc) return rc;
     wbuf_put_u32(&w->out, doff);
@@ -62,6 +65,7 @@ static int rd_chunk(struct cs_rworker *w, const struct cs_rjob *j, uint32_t *dle
 static void rd_done(struct cs_conn *c)
 {
     __atomic_sub_fetch(&c->s->load, 1, __ATOMIC_RELAXED);
+    cs_stats_read_end(c->s);
     pthread_mutex_lock(&c->lock);
     c->reads--;
     pthread_cond_broadcast(&c->done);
@@ -71,12 +75,16 @@ static void rd_done(struct cs_conn *c)
 static void rd_serve(struct cs_rworker *w, struct cs_rjob *j)
 {
     struct cs_conn *c = j->c;
-    if (!cs_conn_dead(c)) {
-        uint32_t dlen = 0;
-        wbuf_reset(&w->out);
-        int rc = rd_chunk(w, j, &dlen);
-        cs_conn_reply(c, &j->h, rc, &w->out, w->buf, dlen);
-    }
+    struct cs_stats *st = &c->s->stats;
+    uint64_t t0 = cstore_now_us();
+    cs_stat_add(&st->read_queue_us, t0 - j->t_recv);
+    uint32_t dlen = 0;
+    int rc = -ECONNRESET; /* a dead connection's read is dropped, not read */
+    wbuf_reset(&w->out);
+    if (!cs_conn_dead(c)) rc = rd_chunk(w, j, &dlen);
+    uint64_t t1 = cstore_now_us();
+    cs_conn_reply(c, &j->h, rc, &w->out, w->buf, dlen, j->t_recv);
+    cs_stat_add(&st->read_send_us, cstore_now_us() - t1);
     rd_done(c);
 }
 
@@ -144,9 +152,9 @@ int cs_reads_submit(struct cs_conn *c, const struct wire_hdr *h, struct rcur *r,
     j.flags = r->left > 0 ? rcur_u8(r) : 0; /* optional; absent = 0 */
     struct wbuf none = {0};
     if (rcur_done(r)) return -EBADMSG;
-    if (j.len > CAIRN_IO_MAX) return cs_conn_reply(c, h, -EINVAL, &none, NULL, 0);
+    if (j.len > CAIRN_IO_MAX) return cs_conn_reply(c, h, -EINVAL, &none, NULL, 0, t_recv);
     struct cs_rjob *q = malloc(sizeof(*q));
-    if (!q) return cs_conn_reply(c, h, -ENOMEM, &none, NULL, 0);
+    if (!q) return cs_conn_reply(c, h, -ENOMEM, &none, NULL, 0, t_recv);
     *q = j;
     pthread_mutex_lock(&c->lock);
     while (c->reads >= s->cfg.conn_reads)
@@ -154,6 +162,7 @@ int cs_reads_submit(struct cs_conn *c, const struct wire_hdr *h, struct rcur *r,
     c->reads++;
     pthread_mutex_unlock(&c->lock);
     __atomic_add_fetch(&s->load, 1, __ATOMIC_RELAXED);
+    cs_stats_read_begin(s);
     struct cs_reads *p = s->reads;
     pthread_mutex_lock(&p->lock);
     if (p->tail)

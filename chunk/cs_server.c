@@ -164,14 +164,22 @@ static int do_write(struct cs_conn *c, struct rcur *r, struct wbuf *out)
         wbuf_free(&fwd);
     }
     uint32_t clen = 0;
-    rc = cstore_write(&c->s->store, id, ver, prev, off, data, (uint32_t)len, flags & CHK_WRITE_SYNC,
-                      &clen);
+    struct cs_stats *st = &c->s->stats;
+    struct cstore_times tm = {0};
+    rc = cstore_write_timed(&c->s->store, id, ver, prev, off, data, (uint32_t)len,
+                            flags & CHK_WRITE_SYNC, &clen, &tm);
+    cs_stat_add(&st->write_disk_us, tm.disk_us);
+    cs_stat_add(&st->write_fsync_us, tm.sync_us);
     if (rc)
         LOG_DEBUG("cs", "chunk %016" PRIx64 " v%u write: %s", id, ver, strerror(-rc));
     else
         conn_dirty(c, id, ver);
     struct chain_res res = {.ok = 1, .err = 0};
-    if (n > 0) chain_wait(c, MSG_CHK_WRITE, call, sub, chain[0], n, &res);
+    if (n > 0) {
+        uint64_t t0 = cstore_now_us();
+        chain_wait(c, MSG_CHK_WRITE, call, sub, chain[0], n, &res);
+        cs_stat_add(&st->write_chain_us, cstore_now_us() - t0);
+    }
     if (!rc) {
         uint64_t alloc = 0;
         cstore_alloc(&c->s->store, id, &alloc); /* 0 if it cannot tell: st_blocks only */
@@ -242,6 +250,9 @@ static int handle(struct cs_conn *c, uint16_t type, struct rcur *r, struct wbuf 
             wbuf_put_u32(out, len);
         }
         return rc;
+    case MSG_CHK_STATS:
+        if (rcur_done(r)) return -EBADMSG;
+        return cs_stats_put(c->s, out);
     case MSG_CHK_SETVER:
         id = rcur_u64(r);
         ver = rcur_u32(r);
@@ -265,7 +276,7 @@ void cs_conn_kill(struct cs_conn *c)
 }
 
 int cs_conn_reply(struct cs_conn *c, const struct wire_hdr *req, int rc, const struct wbuf *out,
-                  const void *data, uint32_t dlen)
+                  const void *data, uint32_t dlen, uint64_t t_recv)
 {
     if (!rc && out->err) rc = out->err;
     struct wire_hdr rh = {.type = req->type | WIRE_REPLY_BIT, .reqid = req->reqid, .status = rc};
@@ -275,6 +286,7 @@ int cs_conn_reply(struct cs_conn *c, const struct wire_hdr *req, int rc, const s
     pthread_mutex_lock(&c->wlock);
     int r = cs_conn_dead(c) ? -EPIPE : wire_send(c->fd, &rh, out->data, n1, data, dlen);
     pthread_mutex_unlock(&c->wlock);
+    cs_stats_request(c->s, req->type, rc ? rc : r, req->length + (r ? 0 : rh.length), t_recv);
     if (r && !cs_conn_dead(c)) {
         LOG_WARN("cs", "connection closed: reply to %s: %s", proto_type_name(req->type),
                  strerror(-r));
@@ -337,7 +349,7 @@ static void *conn_main(void *arg)
                 LOG_WARN("cs", "connection closed: %s", strerror(-rc));
             break;
         }
-        uint64_t t_recv = cs_now_us();
+        uint64_t t_recv = cstore_now_us();
         if (h.type & WIRE_REPLY_BIT) {
             LOG_WARN("cs", "connection closed: unexpected reply frame");
             break;
@@ -352,7 +364,7 @@ static void *conn_main(void *arg)
             __atomic_add_fetch(&c->s->load, 1, __ATOMIC_RELAXED);
             rc = handle(c, h.type, &r, &out);
             __atomic_sub_fetch(&c->s->load, 1, __ATOMIC_RELAXED);
-            if (rc != -EBADMSG) rc = cs_conn_reply(c, &h, rc, &out, NULL, 0) ? -EPIPE : 0;
+            if (rc != -EBADMSG) rc = cs_conn_reply(c, &h, rc, &out, NULL, 0, t_recv) ? -EPIPE : 0;
         }
         if (rc == -EBADMSG)
             LOG_WARN("cs", "malformed %s request: closing connection", proto_type_name(h.type));

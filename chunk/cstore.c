@@ -561,10 +561,27 @@ static int cf_grow(struct chunkf *f, uint32_t new_len, uint32_t *lo, uint8_t *tm
 int cstore_write(struct cstore *cs, uint64_t id, uint32_t ver, uint32_t prev, uint32_t off,
                  const void *data, uint32_t len, int sync, uint32_t *chunk_len)
 {
+    return cstore_write_timed(cs, id, ver, prev, off, data, len, sync, chunk_len, NULL);
+}
+
+/* fdatasync f, adding its time to *sync_us. */
+static int cf_datasync(struct chunkf *f, uint64_t *sync_us)
+{
+    uint64_t t0 = cstore_now_us();
+    int rc = fdatasync(f->fd) != 0 ? -errno : 0;
+    *sync_us += cstore_now_us() - t0;
+    return rc;
+}
+
+int cstore_write_timed(struct cstore *cs, uint64_t id, uint32_t ver, uint32_t prev, uint32_t off,
+                       const void *data, uint32_t len, int sync, uint32_t *chunk_len,
+                       struct cstore_times *t)
+{
     if ((uint64_t)off + len > cs->chunk_size) return -EINVAL;
     struct cs_open *o = NULL;
     uint8_t *buf = NULL;
     int keep = 0;
+    uint64_t t0 = cstore_now_us(), sync_us = 0;
     cs_lock_excl(cs, id);
     int rc = cs_take(cs, id, ver, prev, &o);
     if (rc) goto out;
@@ -631,7 +648,7 @@ int cstore_write(struct cstore *cs, uint64_t id, uint32_t ver, uint32_t prev, ui
     *chunk_len = f->len;
     rc = cf_store_hdr(f, lo, b1 + 1);
     if (rc) goto out;
-    if (sync && fdatasync(f->fd) != 0) rc = -errno;
+    if (sync) rc = cf_datasync(f, &sync_us);
     if (sync && !rc && ver != prev) cs_sync_dir(f->path);
     keep = !rc;
     goto out;
@@ -643,13 +660,17 @@ restore:
     goto out;
 hdr:
     rc = cf_store_hdr(f, 0, 0);
-    if (!rc && sync && fdatasync(f->fd) != 0) rc = -errno;
+    if (!rc && sync) rc = cf_datasync(f, &sync_us);
     keep = !rc;
 out:
     if (rc == -EIO && o) cs_dir_err(cs, o->f.dir, rc);
     free(buf);
     cs_put(cs, o, keep);
     cs_unlock(cs, id);
+    if (t) {
+        t->sync_us = sync_us;
+        t->disk_us = cstore_now_us() - t0 - sync_us;
+    }
     return rc;
 }
 
@@ -711,6 +732,16 @@ int cstore_read(struct cstore *cs, uint64_t id, uint32_t ver, uint32_t off, uint
                 uint8_t *buf, uint32_t *data_off, uint32_t *chunk_len, uint32_t *nblocks,
                 uint64_t *cks, uint32_t *datalen, uint32_t *bad_block, int exact)
 {
+    return cstore_read_timed(cs, id, ver, off, len, buf, data_off, chunk_len, nblocks, cks, datalen,
+                             bad_block, exact, NULL);
+}
+
+int cstore_read_timed(struct cstore *cs, uint64_t id, uint32_t ver, uint32_t off, uint32_t len,
+                      uint8_t *buf, uint32_t *data_off, uint32_t *chunk_len, uint32_t *nblocks,
+                      uint64_t *cks, uint32_t *datalen, uint32_t *bad_block, int exact,
+                      struct cstore_times *t)
+{
+    struct cstore_times tm = {0};
     struct cs_open *o = NULL;
     *bad_block = 0;
     cs_lock_shared(cs, id);
@@ -737,13 +768,16 @@ int cstore_read(struct cstore *cs, uint64_t id, uint32_t ver, uint32_t off, uint
     uint32_t end = (uint64_t)off + len < f->len ? off + len : f->len;
     uint32_t b0 = off / B, b1 = (end - 1) / B;
     uint32_t dstart = b0 * B, dend = (b1 + 1) * B < f->len ? (b1 + 1) * B : f->len;
+    uint64_t t0 = cstore_now_us();
     ssize_t n = pread(f->fd, buf, dend - dstart, (off_t)CSTORE_DATA_OFF + dstart);
+    uint64_t t1 = cstore_now_us();
+    tm.disk_us = t1 - t0;
     if (n < 0) {
         rc = -errno;
         goto out;
     }
     if (n < (ssize_t)(dend - dstart)) memset(buf + n, 0, dend - dstart - n);
-    for (uint32_t b = b0; b <= b1; b++) {
+    for (uint32_t b = b0; b <= b1 && !rc; b++) {
         uint32_t valid = f->len - b * B < B ? f->len - b * B : B;
         cks[b - b0] = cksum_xxh3(buf + (size_t)(b - b0) * B, valid);
         if (cks[b - b0] != f->cks[b]) {
@@ -751,9 +785,10 @@ int cstore_read(struct cstore *cs, uint64_t id, uint32_t ver, uint32_t off, uint
             LOG_ERR("cstore", "chunk %016" PRIx64 " v%u block %u: checksum mismatch on read", id,
                     ver, b);
             rc = -EUCLEAN;
-            goto out;
         }
     }
+    tm.cksum_us = cstore_now_us() - t1;
+    if (rc) goto out;
     cf_drop_pages(cs, f, dstart, dend - dstart);
     *data_off = dstart;
     *nblocks = b1 - b0 + 1;
@@ -762,6 +797,7 @@ out:
     if (rc == -EIO && o) cs_dir_err(cs, o->f.dir, rc);
     if (o) cc_unpin(o);
     cs_unlock(cs, id);
+    if (t) *t = tm;
     return rc;
 }
 

@@ -28,6 +28,7 @@
 #include <stdint.h>
 #include <stddef.h>
 #include <pthread.h>
+#include <time.h>
 
 #define CSTORE_MAGIC 0x4b4e484343524143ull /* "CARCCHNK" */
 #define CSTORE_HDR_SIZE 64
@@ -88,6 +89,22 @@ int cstore_set_open_max(struct cstore *cs, int n);
  * open it, and the chunks open now. */
 void cstore_cache_counts(struct cstore *cs, uint64_t *hits, uint64_t *misses, int *open);
 
+/* Where one read or write spent its time, in microseconds of cstore_now_us (the server's
+ * counters add them up). */
+struct cstore_times {
+    uint64_t disk_us;  /* read: the pread of the data; write: everything but the fdatasync */
+    uint64_t cksum_us; /* read: the xxh3 of its blocks */
+    uint64_t sync_us;  /* write: the fdatasync (sync writes) */
+};
+
+/* CLOCK_MONOTONIC in microseconds: the clock of struct cstore_times. */
+static inline uint64_t cstore_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
 /* Read: verify every block touching [off, off+len) and return whole blocks from *data_off
  * (block aligned) to cover it, clipped to the chunk length, with their checksums. buf must
  * hold len + 2 * CKSUM_BLOCK bytes, cks cksum_nblocks(len) + 2 entries. *bad_block gets the
@@ -96,10 +113,19 @@ void cstore_cache_counts(struct cstore *cs, uint64_t *hits, uint64_t *misses, in
 int cstore_read(struct cstore *cs, uint64_t id, uint32_t ver, uint32_t off, uint32_t len,
                 uint8_t *buf, uint32_t *data_off, uint32_t *chunk_len, uint32_t *nblocks,
                 uint64_t *cks, uint32_t *datalen, uint32_t *bad_block, int exact);
+/* cstore_read that also says where its time went (t may be NULL). */
+int cstore_read_timed(struct cstore *cs, uint64_t id, uint32_t ver, uint32_t off, uint32_t len,
+                      uint8_t *buf, uint32_t *data_off, uint32_t *chunk_len, uint32_t *nblocks,
+                      uint64_t *cks, uint32_t *datalen, uint32_t *bad_block, int exact,
+                      struct cstore_times *t);
 /* Write len bytes at off under the version rules (moves prev_version -> ver). sync: fdatasync
  * before returning. *chunk_len gets the new length. -EINVAL beyond chunk_size. */
 int cstore_write(struct cstore *cs, uint64_t id, uint32_t ver, uint32_t prev, uint32_t off,
                  const void *data, uint32_t len, int sync, uint32_t *chunk_len);
+/* cstore_write that also says where its time went (t may be NULL). */
+int cstore_write_timed(struct cstore *cs, uint64_t id, uint32_t ver, uint32_t prev, uint32_t off,
+                       const void *data, uint32_t len, int sync, uint32_t *chunk_len,
+                       struct cstore_times *t);
 int cstore_truncate(struct cstore *cs, uint64_t id, uint32_t ver, uint32_t prev, uint32_t len);
 /* Delete version ver (0 = whatever version is held). */
 int cstore_delete(struct cstore *cs, uint64_t id, uint32_t ver);

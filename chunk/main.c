@@ -210,6 +210,7 @@ int main(int argc, char **argv)
         return 1;
     }
     pthread_mutex_init(&s->lock, NULL);
+    cs_stats_init(s);
     if ((rc = cs_events_init(s))) {
         LOG_ERR("main", "events: %s", strerror(-rc));
         daemon_done(dfd, 1, 1);

@@ -25,6 +25,7 @@ static void usage(FILE *out)
         "       cairn fileinfo PATH...               chunks of files and where their copies are\n"
         "       cairn health                         chunk servers, chunk counts, repairs\n"
         "       cairn cs drain|undrain ID            move every copy off a chunk server, or stop\n"
+        "       cairn cs stats ADDR                  a chunk server's counters and timings\n"
         "       cairn warmup PATH...                 read files through the mount into its caches\n"
         "       cairn meta status                    the meta replicas: leader, roles, lag\n"
         "       cairn meta add ADDR                  add a started replica (join=); prints its id\n"

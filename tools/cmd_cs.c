@@ -1,5 +1,7 @@
 /* cmd_cs.c - `cairn cs drain ID` and `cairn cs undrain ID`: MSG_CS_DRAIN for one chunk server,
- * named by its id in hex as `cairn health` prints it (with or without 0x). */
+ * named by its id in hex as `cairn health` prints it (with or without 0x), through the meta
+ * service; `cairn cs stats ADDR`: MSG_CHK_STATS straight to the chunk server at ADDR, its
+ * counters and timings ("name value" lines, checked and printed as they come). */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -9,6 +11,9 @@
 #include "cli.h"
 #include "cli_meta.h"
 #include "json_out.h"
+#include "rpc.h"
+
+#define CS_STATS_MAX 65535 /* the reply is one str */
 
 /* "0x1f", "001f" -> id; -EINVAL unless 1..16 hex digits. */
 static int parse_id(const char *s, uint64_t *id)
@@ -20,12 +25,93 @@ static int parse_id(const char *s, uint64_t *id)
     return 0;
 }
 
+/* Whether text is "name value\n" lines: names [a-z0-9_], values decimal. */
+static int stats_valid(const char *text)
+{
+    for (const char *p = text; *p;) {
+        size_t n = strspn(p, "abcdefghijklmnopqrstuvwxyz0123456789_");
+        if (n == 0 || p[n] != ' ') return 0;
+        p += n + 1;
+        n = strspn(p, "0123456789");
+        if (n == 0 || n > 20 || p[n] != '\n') return 0;
+        p += n + 1;
+    }
+    return 1;
+}
+
+/* Print the checked lines of text: aligned, or as one JSON object. */
+static void stats_print(const struct cli *c, const char *addr, char *text)
+{
+    struct json j;
+    if (c->json) {
+        json_init(&j, stdout);
+        json_obj_begin(&j, NULL);
+        json_str(&j, "addr", addr);
+        json_obj_begin(&j, "stats");
+    }
+    for (char *save = NULL, *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        char *v = strchr(l, ' ');
+        *v++ = '\0';
+        if (c->json)
+            json_u64(&j, l, strtoull(v, NULL, 10));
+        else
+            printf("%-24s %s\n", l, v);
+    }
+    if (c->json) {
+        json_obj_end(&j);
+        json_obj_end(&j);
+        json_finish(&j);
+    }
+}
+
+static int cs_stats(const struct cli *c)
+{
+    const char *addr = c->argv[1];
+    if (!cli_addr_valid(addr)) {
+        cli_err("cs stats: '%s' is not a chunk server address (HOST:PORT)", addr);
+        return CLI_USAGE;
+    }
+    struct rpc_opts o = {.connect_timeout_ms = 2000,
+                         .call_timeout_ms = CLI_REPLY_MS,
+                         .connect_attempts = 2,
+                         .backoff_min_ms = 50,
+                         .backoff_max_ms = 500};
+    struct rpc_conn *r = rpc_conn_new(addr, &o);
+    if (!r) {
+        cli_err("cs stats: out of memory");
+        return CLI_FAIL;
+    }
+    struct rpc_reply rep;
+    int rc = rpc_call(r, MSG_CHK_STATS, NULL, 0, NULL, 0, &rep);
+    rpc_conn_free(r);
+    if (rc) {
+        cli_err("cs stats: %s: %s", addr,
+                rc == -EOPNOTSUPP ? "the chunk server does not answer this request (it is older "
+                                    "than this cairn)"
+                                  : strerror(-rc));
+        return CLI_FAIL;
+    }
+    static char text[CS_STATS_MAX + 1];
+    struct rcur cur;
+    rcur_init(&cur, rep.payload.data, rep.payload.len);
+    rc = rcur_str(&cur, text, CS_STATS_MAX);
+    if (rc >= 0) rc = rcur_done(&cur);
+    rpc_reply_free(&rep);
+    if (rc < 0 || !stats_valid(text)) {
+        cli_err("cs stats: %s: malformed reply", addr);
+        return CLI_FAIL;
+    }
+    stats_print(c, addr, text);
+    return CLI_OK;
+}
+
 int cmd_cs(const struct cli *c)
 {
     uint64_t id;
     int on;
+    if (c->argc == 2 && strcmp(c->argv[0], "stats") == 0) return cs_stats(c);
     if (c->argc != 2 || (strcmp(c->argv[0], "drain") && strcmp(c->argv[0], "undrain"))) {
-        cli_err("usage: cairn cs drain|undrain ID");
+        cli_err("usage: cairn cs drain|undrain ID, or cairn cs stats ADDR");
         return CLI_USAGE;
     }
     on = strcmp(c->argv[0], "drain") == 0;
