@@ -116,34 +116,38 @@ static struct cs_open *cc_lookup(struct cstore *cs, uint64_t id, struct cs_open 
     return o;
 }
 
-struct cs_open *cc_pin(struct cstore *cs, uint64_t id)
+/* The listed entry of chunk id: pinned (a reference more, counted as a hit or a miss), or
+ * taken (unlisted, the cache's reference handed over). */
+static struct cs_open *cc_get(struct cstore *cs, uint64_t id, int take)
 {
     struct cstore_cache *c = cs->cache;
     struct cs_open *dead = NULL;
     pthread_mutex_lock(&c->lock);
     struct cs_open *o = cc_lookup(cs, id, &dead);
-    if (o) {
+    if (o && take) {
+        cc_unlist(c, o, 1, &dead);
+    } else if (o) {
         __atomic_add_fetch(&o->refs, 1, __ATOMIC_RELAXED);
         lru_unlink(o);
         lru_push(c, o);
-        c->hits++;
-    } else {
-        c->misses++;
     }
+    if (!take && o)
+        c->hits++;
+    else if (!take)
+        c->misses++;
     pthread_mutex_unlock(&c->lock);
     cc_free_list(dead);
     return o;
 }
 
+struct cs_open *cc_pin(struct cstore *cs, uint64_t id)
+{
+    return cc_get(cs, id, 0);
+}
+
 struct cs_open *cc_take(struct cstore *cs, uint64_t id)
 {
-    struct cstore_cache *c = cs->cache;
-    struct cs_open *dead = NULL;
-    pthread_mutex_lock(&c->lock);
-    struct cs_open *o = cc_lookup(cs, id, &dead);
-    if (o) cc_unlist(c, o, 1, &dead);
-    pthread_mutex_unlock(&c->lock);
-    cc_free_list(dead);
+    struct cs_open *o = cc_get(cs, id, 1);
     /* under the chunk's exclusive lock nobody else can hold it */
     assert(!o || __atomic_load_n(&o->refs, __ATOMIC_RELAXED) == 1);
     return o;

@@ -1,7 +1,10 @@
 /* test_chunk_server.c - cairn-chunk as a real process: verified write/read, chain writes over
  * three servers and how far a write got when a hop dies (chain_ok/chain_err), SETVER and exact
  * reads, durability across kill -9, corruption detection on read and by the scrubber, ENOSPC
- * on a tiny tmpfs, malformed frames, the zone option, registration with cairn-meta, and
+ * on a tiny tmpfs, malformed frames, several reads in flight on one connection (in order with
+ * the writes around them, a close while they run), counters and timings (MSG_CHK_STATS and
+ * `cairn cs stats`), the zone option, registration with
+ * cairn-meta, and
  * against a stand-in meta: membership, version events and replication orders run end to end
  * between real chunk servers (a flipped byte on a source is detected). */
 #include <check.h>
@@ -61,22 +64,30 @@ static void start_chain(struct h_cluster *c, const char *tag, struct rpc_conn **
 static uint8_t last_cok;
 static int32_t last_cerr;
 
+/* A CHK_WRITE request without its data (which follows as the second piece). */
+static void write_req(struct wbuf *b, uint64_t id, uint32_t ver, uint32_t prev, uint32_t off,
+                      const void *data, uint32_t len, uint8_t flags, int nchain,
+                      const char chain[][64])
+{
+    wbuf_put_u64(b, id);
+    wbuf_put_u32(b, ver);
+    wbuf_put_u32(b, prev);
+    wbuf_put_u32(b, off);
+    wbuf_put_u64(b, cksum_xxh3(data, len));
+    wbuf_put_u8(b, flags);
+    wbuf_put_u8(b, (uint8_t)nchain);
+    for (int i = 0; i < nchain; i++)
+        wbuf_put_str(b, chain[i], strlen(chain[i]));
+    wbuf_put_u32(b, len);
+}
+
 static int chk_write(struct rpc_conn *r, uint64_t id, uint32_t ver, uint32_t prev, uint32_t off,
                      const void *data, uint32_t len, uint8_t flags, int nchain,
                      const char chain[][64], uint32_t *clen)
 {
     struct wbuf b;
     wbuf_init(&b);
-    wbuf_put_u64(&b, id);
-    wbuf_put_u32(&b, ver);
-    wbuf_put_u32(&b, prev);
-    wbuf_put_u32(&b, off);
-    wbuf_put_u64(&b, cksum_xxh3(data, len));
-    wbuf_put_u8(&b, flags);
-    wbuf_put_u8(&b, (uint8_t)nchain);
-    for (int i = 0; i < nchain; i++)
-        wbuf_put_str(&b, chain[i], strlen(chain[i]));
-    wbuf_put_u32(&b, len);
+    write_req(&b, id, ver, prev, off, data, len, flags, nchain, chain);
     struct rpc_reply rep;
     int rc = rpc_call(r, MSG_CHK_WRITE, b.data, b.len, data, len, &rep);
     wbuf_free(&b);
@@ -95,18 +106,25 @@ static int chk_write(struct rpc_conn *r, uint64_t id, uint32_t ver, uint32_t pre
     return 0;
 }
 
+/* A CHK_TRUNCATE request. */
+static void truncate_req(struct wbuf *b, uint64_t id, uint32_t ver, uint32_t prev, uint32_t len,
+                         int nchain, const char chain[][64])
+{
+    wbuf_put_u64(b, id);
+    wbuf_put_u32(b, ver);
+    wbuf_put_u32(b, prev);
+    wbuf_put_u32(b, len);
+    wbuf_put_u8(b, (uint8_t)nchain);
+    for (int i = 0; i < nchain; i++)
+        wbuf_put_str(b, chain[i], strlen(chain[i]));
+}
+
 static int chk_truncate(struct rpc_conn *r, uint64_t id, uint32_t ver, uint32_t prev, uint32_t len,
                         int nchain, const char chain[][64])
 {
     struct wbuf b;
     wbuf_init(&b);
-    wbuf_put_u64(&b, id);
-    wbuf_put_u32(&b, ver);
-    wbuf_put_u32(&b, prev);
-    wbuf_put_u32(&b, len);
-    wbuf_put_u8(&b, (uint8_t)nchain);
-    for (int i = 0; i < nchain; i++)
-        wbuf_put_str(&b, chain[i], strlen(chain[i]));
+    truncate_req(&b, id, ver, prev, len, nchain, chain);
     struct rpc_reply rep;
     int rc = rpc_call(r, MSG_CHK_TRUNCATE, b.data, b.len, NULL, 0, &rep);
     wbuf_free(&b);
@@ -154,23 +172,25 @@ static int chk_info(struct rpc_conn *r, uint64_t id, uint32_t *ver, uint32_t *le
     return 0;
 }
 
-/* Read and verify every block checksum of the reply; copies [off, off+len) into out. */
-static int chk_read_fl(struct rpc_conn *r, uint64_t id, uint32_t ver, uint32_t off, uint32_t len,
-                       int flags, uint8_t *out, uint32_t *got)
+/* A CHK_READ request: u64 id, u32 ver, u32 off, u32 len, [u8 flags] (flags < 0: none, as
+ * older clients send). */
+static void read_req(struct wbuf *b, uint64_t id, uint32_t ver, uint32_t off, uint32_t len,
+                     int flags)
 {
-    struct wbuf b;
-    wbuf_init(&b);
-    wbuf_put_u64(&b, id);
-    wbuf_put_u32(&b, ver);
-    wbuf_put_u32(&b, off);
-    wbuf_put_u32(&b, len);
-    if (flags >= 0) wbuf_put_u8(&b, (uint8_t)flags); /* < 0: no flags byte (older clients) */
-    struct rpc_reply rep;
-    int rc = rpc_call(r, MSG_CHK_READ, b.data, b.len, NULL, 0, &rep);
-    wbuf_free(&b);
-    if (rc) return rc;
+    wbuf_put_u64(b, id);
+    wbuf_put_u32(b, ver);
+    wbuf_put_u32(b, off);
+    wbuf_put_u32(b, len);
+    if (flags >= 0) wbuf_put_u8(b, (uint8_t)flags);
+}
+
+/* Check a CHK_READ reply payload for a read of [off, off+len): every block checksum
+ * verifies; copies the bytes of the range into out, their count into *got. */
+static void read_check(const struct wbuf *p, uint32_t off, uint32_t len, uint8_t *out,
+                       uint32_t *got)
+{
     struct rcur c;
-    rcur_init(&c, rep.payload.data, rep.payload.len);
+    rcur_init(&c, p->data, p->len);
     uint32_t doff = rcur_u32(&c), clen = rcur_u32(&c), nb = rcur_u32(&c);
     ck_assert_uint_le(nb, 32);
     uint64_t cks[32];
@@ -189,6 +209,20 @@ static int chk_read_fl(struct rpc_conn *r, uint64_t id, uint32_t ver, uint32_t o
     uint32_t end = off + len < clen ? off + len : clen;
     *got = end > off ? end - off : 0;
     if (*got) memcpy(out, d + (off - doff), *got);
+}
+
+/* Read and verify every block checksum of the reply; copies [off, off+len) into out. */
+static int chk_read_fl(struct rpc_conn *r, uint64_t id, uint32_t ver, uint32_t off, uint32_t len,
+                       int flags, uint8_t *out, uint32_t *got)
+{
+    struct wbuf b;
+    wbuf_init(&b);
+    read_req(&b, id, ver, off, len, flags);
+    struct rpc_reply rep;
+    int rc = rpc_call(r, MSG_CHK_READ, b.data, b.len, NULL, 0, &rep);
+    wbuf_free(&b);
+    if (rc) return rc;
+    read_check(&rep.payload, off, len, out, got);
     rpc_reply_free(&rep);
     return 0;
 }
@@ -574,6 +608,226 @@ START_TEST(test_malformed_frame_closes_one_conn)
     ck_assert_mem_eq(b, "data", 4);
     ck_assert(h_alive(c.cs_pid[0]));
     rpc_conn_free(good);
+    h_cluster_stop(&c);
+}
+END_TEST
+
+/* Submit a CHK_READ of [off, off+len) of chunk id v1 on r without waiting. */
+static struct rpc_call *read_submit(struct rpc_conn *r, uint64_t id, uint32_t off, uint32_t len)
+{
+    struct wbuf b;
+    wbuf_init(&b);
+    read_req(&b, id, 1, off, len, 0);
+    struct rpc_call *call = NULL;
+    ck_assert_int_eq(rpc_submit(r, MSG_CHK_READ, b.data, b.len, NULL, 0, 0, &call), 0);
+    wbuf_free(&b);
+    return call;
+}
+
+/* Wait for a read submitted with read_submit and check it returned want (wlen bytes). */
+static void read_wait_eq(struct rpc_call *call, uint32_t off, uint32_t len, const uint8_t *want,
+                         uint32_t wlen, uint8_t *buf)
+{
+    struct rpc_reply rep;
+    uint32_t got;
+    ck_assert_int_eq(rpc_wait(call, 0, &rep), 0);
+    ck_assert_int_eq(rep.status, 0);
+    read_check(&rep.payload, off, len, buf, &got);
+    ck_assert_uint_eq(got, wlen);
+    ck_assert_mem_eq(buf, want, wlen);
+    rpc_reply_free(&rep);
+}
+
+/* Submit a CHK_WRITE (no chain) on r without waiting. */
+static struct rpc_call *write_submit(struct rpc_conn *r, uint64_t id, uint32_t prev, uint32_t off,
+                                     const uint8_t *data, uint32_t len)
+{
+    struct wbuf b;
+    wbuf_init(&b);
+    write_req(&b, id, 1, prev, off, data, len, 0, 0, NULL);
+    struct rpc_call *call = NULL;
+    ck_assert_int_eq(rpc_submit(r, MSG_CHK_WRITE, b.data, b.len, data, len, 0, &call), 0);
+    wbuf_free(&b);
+    return call;
+}
+
+static void wait_ok(struct rpc_call *call)
+{
+    struct rpc_reply rep;
+    ck_assert_int_eq(rpc_wait(call, 0, &rep), 0);
+    ck_assert_int_eq(rep.status, 0);
+    rpc_reply_free(&rep);
+}
+
+START_TEST(test_pipelined_reads_one_connection)
+{
+    struct h_cluster c;
+    start_no_meta(&c, "cspipe", 1);
+    struct rpc_conn *r = cs_conn(&c, 0);
+    const uint32_t mib = 1u << 20, n = 3 * mib + 12345;
+    uint8_t *a = malloc(n), *b = malloc(mib);
+    fill(a, n, 13);
+    uint32_t clen;
+    for (uint32_t off = 0; off < n; off += mib)
+        ck_assert_int_eq(chk_write(r, 0x900, 1, 0, off, a + off, n - off < mib ? n - off : mib, 0,
+                                   0, NULL, &clen),
+                         0);
+    /* many reads in flight on one connection, large and small, across block borders: every
+     * reply is right whatever order they come back in */
+    enum { NP = 24 };
+    struct rpc_call *calls[NP];
+    uint32_t offs[NP], lens[NP];
+    for (int i = 0; i < NP; i++) {
+        offs[i] = (uint32_t)(((uint64_t)i * 397 * 1024 + (uint64_t)i * 13) % (n - 1));
+        lens[i] = i % 3 == 0 ? mib : 1 + (uint32_t)(i * 7919) % 200000;
+        calls[i] = read_submit(r, 0x900, offs[i], lens[i]);
+    }
+    for (int i = 0; i < NP; i++) {
+        uint32_t want = n - offs[i] < lens[i] ? n - offs[i] : lens[i];
+        read_wait_eq(calls[i], offs[i], lens[i], a + offs[i], want, b);
+    }
+    /* a read sent right behind a write on the same connection sees the write */
+    uint8_t piece[5000];
+    for (int k = 0; k < 20; k++) {
+        uint32_t off = (uint32_t)(k * 100003) % (n - sizeof(piece));
+        fill(piece, sizeof(piece), 100 + k);
+        memcpy(a + off, piece, sizeof(piece));
+        struct rpc_call *w = write_submit(r, 0x900, 1, off, piece, sizeof(piece));
+        struct rpc_call *rd = read_submit(r, 0x900, off, sizeof(piece));
+        wait_ok(w);
+        read_wait_eq(rd, off, sizeof(piece), piece, sizeof(piece), b);
+    }
+    /* and a change never overtakes the reads sent before it */
+    struct rpc_call *before[4], *after;
+    for (int i = 0; i < 4; i++)
+        before[i] = read_submit(r, 0x900, (uint32_t)i * mib / 2, mib);
+    struct wbuf t;
+    wbuf_init(&t);
+    truncate_req(&t, 0x900, 1, 1, 1000, 0, NULL);
+    struct rpc_call *tr = NULL;
+    ck_assert_int_eq(rpc_submit(r, MSG_CHK_TRUNCATE, t.data, t.len, NULL, 0, 0, &tr), 0);
+    wbuf_free(&t);
+    after = read_submit(r, 0x900, 0, mib);
+    for (int i = 0; i < 4; i++)
+        read_wait_eq(before[i], (uint32_t)i * mib / 2, mib, a + (uint32_t)i * mib / 2, mib, b);
+    wait_ok(tr);
+    read_wait_eq(after, 0, mib, a, 1000, b);
+    /* connections closed with reads in flight and queued (raw frames, no reply read) */
+    ck_assert_int_eq(chk_write(r, 0x901, 1, 0, 0, a, mib, 0, 0, NULL, &clen), 0);
+    char addr[64];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%u", c.cs_port[0]);
+    for (int round = 0; round < 8; round++) {
+        int fd = net_connect(addr, 2000);
+        ck_assert_int_ge(fd, 0);
+        for (int i = 0; i < 40; i++) {
+            struct wbuf q;
+            wbuf_init(&q);
+            read_req(&q, 0x901, 1, (uint32_t)(i % 4) * 1000, mib, 0);
+            struct wire_hdr h = {
+                .type = MSG_CHK_READ, .reqid = (uint64_t)i + 1, .length = (uint32_t)q.len};
+            int rc = wire_send(fd, &h, q.data, q.len, NULL, 0);
+            wbuf_free(&q);
+            if (rc) break; /* the server stopped reading: its bound of reads in flight */
+            if (round % 2 && i == 20) shutdown(fd, SHUT_RD);
+        }
+        close(fd);
+    }
+    /* the server is alive and serves the first connection as before */
+    ck_assert(h_alive(c.cs_pid[0]));
+    uint32_t got;
+    ck_assert_int_eq(chk_read(r, 0x901, 1, 0, mib, b, &got), 0);
+    ck_assert_uint_eq(got, mib);
+    ck_assert_mem_eq(b, a, mib);
+    rpc_conn_free(r);
+    free(a);
+    free(b);
+    h_cluster_stop(&c);
+}
+END_TEST
+
+/* MSG_CHK_STATS of the server behind r into text (size len): checks every line is
+ * "name value" with a name of [a-z0-9_] and a decimal value. */
+static void stats_fetch(struct rpc_conn *r, char *text, size_t len)
+{
+    struct rpc_reply rep;
+    ck_assert_int_eq(rpc_call(r, MSG_CHK_STATS, NULL, 0, NULL, 0, &rep), 0);
+    struct rcur c;
+    rcur_init(&c, rep.payload.data, rep.payload.len);
+    ck_assert_int_gt(rcur_str(&c, text, len - 1), 0);
+    ck_assert_int_eq(rcur_done(&c), 0);
+    rpc_reply_free(&rep);
+    for (const char *p = text; *p;) {
+        size_t n = strspn(p, "abcdefghijklmnopqrstuvwxyz0123456789_");
+        ck_assert_msg(n > 0 && p[n] == ' ', "bad stats line: %.40s", p);
+        p += n + 1;
+        n = strspn(p, "0123456789");
+        ck_assert_msg(n > 0 && p[n] == '\n', "bad stats value: %.40s", p);
+        p += n + 1;
+    }
+}
+
+/* The value of counter name in text (it must be there). */
+static uint64_t stats_val(const char *text, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = text; *p; p = strchr(p, '\n') + 1)
+        if (strncmp(p, name, n) == 0 && p[n] == ' ') return strtoull(p + n + 1, NULL, 10);
+    ck_abort_msg("no counter %s", name);
+    return 0;
+}
+
+START_TEST(test_stats_count_reads)
+{
+    struct h_cluster c;
+    start_no_meta(&c, "csstats", 1);
+    struct rpc_conn *r = cs_conn(&c, 0);
+    uint8_t *a = malloc(300000), *b = malloc(300000);
+    fill(a, 300000, 17);
+    uint32_t clen, got;
+    ck_assert_int_eq(chk_write(r, 0xa00, 1, 0, 0, a, 300000, CHK_WRITE_SYNC, 0, NULL, &clen), 0);
+    static char t0[65536], t1[65536];
+    stats_fetch(r, t0, sizeof(t0));
+    ck_assert_uint_eq(stats_val(t0, "write_requests"), 1);
+    ck_assert_uint_ge(stats_val(t0, "write_bytes"), 300000);
+    for (int i = 0; i < 10; i++) {
+        ck_assert_int_eq(chk_read(r, 0xa00, 1, (uint32_t)i * 20000, 100000, b, &got), 0);
+        ck_assert_mem_eq(b, a + i * 20000, got);
+    }
+    ck_assert_int_eq(chk_read(r, 0xa01, 1, 0, 10, b, &got), -ENOENT);
+    stats_fetch(r, t1, sizeof(t1));
+    ck_assert_uint_eq(stats_val(t1, "read_requests") - stats_val(t0, "read_requests"), 11);
+    ck_assert_uint_eq(stats_val(t1, "read_errors") - stats_val(t0, "read_errors"), 1);
+    ck_assert_uint_ge(stats_val(t1, "read_bytes") - stats_val(t0, "read_bytes"), 10 * 100000);
+    ck_assert_uint_gt(stats_val(t1, "read_us"), 0);
+    ck_assert_uint_le(stats_val(t1, "read_disk_us") + stats_val(t1, "read_checksum_us"),
+                      stats_val(t1, "read_us"));
+    ck_assert_uint_ge(stats_val(t1, "open_cache_hits") - stats_val(t0, "open_cache_hits"), 10);
+    ck_assert_uint_ge(stats_val(t1, "reads_in_flight_max"), 1);
+    ck_assert_uint_eq(stats_val(t1, "reads_in_flight"), 0);
+    ck_assert_uint_eq(stats_val(t1, "stats_requests"), 1); /* counted once answered */
+    ck_assert_uint_ge(stats_val(t1, "connections"), 1);
+    /* a request with a payload is malformed: that connection only is closed */
+    char addr[64], prog[512], out[256];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%u", c.cs_port[0]);
+    int fd = net_connect(addr, 2000);
+    ck_assert_int_ge(fd, 0);
+    struct wire_hdr h = {.type = MSG_CHK_STATS, .reqid = 1, .length = 1};
+    ck_assert_int_eq(wire_send(fd, &h, "x", 1, NULL, 0), 0);
+    char x;
+    ck_assert_int_le(read(fd, &x, 1), 0);
+    close(fd);
+    /* the cairn command prints them */
+    h_prog("cairn", prog, sizeof(prog));
+    ck_assert_int_eq(h_run(10, out, sizeof(out),
+                           "'%s' cs stats %s | grep -q '^read_requests  *11$'", prog, addr),
+                     0);
+    ck_assert_int_eq(h_run(10, out, sizeof(out),
+                           "'%s' cs stats %s --json | grep -q '\"read_disk_us\": [0-9]'", prog,
+                           addr),
+                     0);
+    rpc_conn_free(r);
+    free(a);
+    free(b);
     h_cluster_stop(&c);
 }
 END_TEST
@@ -1011,6 +1265,8 @@ int main(void)
     tcase_add_test(t, test_flipped_byte_detected);
     tcase_add_test(t, test_enospc_clean);
     tcase_add_test(t, test_malformed_frame_closes_one_conn);
+    tcase_add_test(t, test_pipelined_reads_one_connection);
+    tcase_add_test(t, test_stats_count_reads);
     tcase_add_test(t, test_register_with_meta);
     tcase_add_test(t, test_membership_with_fake_meta);
     tcase_add_test(t, test_replication_orders);
