@@ -209,6 +209,17 @@ static int cs_find_ver(struct cstore *cs, uint64_t id, uint32_t want, int *dir, 
     return cs_find(cs, id, dir, ver);
 }
 
+int cf_cks_full(struct chunkf *f)
+{
+    if (f->ncks >= f->ncap) return 0;
+    uint64_t *c = realloc(f->cks, (size_t)f->ncap * sizeof(uint64_t));
+    if (!c) return -ENOMEM;
+    memset(c + f->ncks, 0, (size_t)(f->ncap - f->ncks) * sizeof(uint64_t));
+    f->cks = c;
+    f->ncks = f->ncap;
+    return 0;
+}
+
 void cf_free(struct chunkf *f)
 {
     if (f->fd >= 0) close(f->fd);
@@ -218,7 +229,14 @@ void cf_free(struct chunkf *f)
 }
 
 /* Open and load the header of the chunk file found in dir d at version ver. */
-static int cf_load(struct cstore *cs, int d, uint64_t id, uint32_t ver, struct chunkf *f)
+/* The data range a read is about to need (chunk offsets), read ahead while the header is
+ * read; NULL: the first block. */
+struct cs_ra {
+    uint32_t off, len;
+};
+
+static int cf_load(struct cstore *cs, int d, uint64_t id, uint32_t ver, struct chunkf *f,
+                   const struct cs_ra *ra)
 {
     uint8_t h[CSTORE_HDR_SIZE];
     memset(f, 0, sizeof(*f));
@@ -230,10 +248,14 @@ static int cf_load(struct cstore *cs, int d, uint64_t id, uint32_t ver, struct c
     cs_chunk_path(cs, d, id, ver, f->path, sizeof(f->path));
     f->fd = open(f->path, O_RDWR | O_CLOEXEC);
     if (f->fd < 0) return cs_dir_err(cs, d, -errno);
-    /* start reading the first data block while the header is read: a small file's read then
-     * costs one disk wait, not two */
-    posix_fadvise(f->fd, CSTORE_DATA_OFF, CKSUM_BLOCK, POSIX_FADV_WILLNEED);
-    f->cks = calloc(f->ncap ? f->ncap : 1, sizeof(uint64_t));
+    /* start reading the data wanted (or the first block) while the header is read: a cold
+     * read then costs one disk wait, not two */
+    posix_fadvise(f->fd, CSTORE_DATA_OFF + (ra ? ra->off / CKSUM_BLOCK * CKSUM_BLOCK : 0),
+                  ra ? ra->len + ra->off % CKSUM_BLOCK : CKSUM_BLOCK, POSIX_FADV_WILLNEED);
+    /* only what the chunk holds now: a cached header costs 8 bytes a block in use, not a
+     * full chunk's table (cf_cks_full grows it before a change) */
+    f->ncks = 1;
+    f->cks = calloc(1, sizeof(uint64_t));
     if (!f->cks) {
         cf_free(f);
         return -ENOMEM;
@@ -256,6 +278,15 @@ static int cf_load(struct cstore *cs, int d, uint64_t id, uint32_t ver, struct c
         return -EUCLEAN;
     }
     uint32_t nb = cksum_nblocks(f->len);
+    if (nb > f->ncks) {
+        uint64_t *c = realloc(f->cks, (size_t)nb * sizeof(uint64_t));
+        if (!c) {
+            cf_free(f);
+            return -ENOMEM;
+        }
+        f->cks = c;
+        f->ncks = nb;
+    }
     if (nb) {
         uint8_t *raw = malloc((size_t)nb * 8);
         if (!raw) {
@@ -352,6 +383,7 @@ static int cf_create(struct cstore *cs, uint64_t id, uint32_t ver, struct chunkf
     f->fd = open(f->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (f->fd < 0) return cs_dir_err(cs, d, -errno);
     f->cks = calloc(f->ncap, sizeof(uint64_t));
+    f->ncks = f->ncap;
     int rc = f->cks ? 0 : -ENOMEM;
     size_t hsz = CSTORE_HDR_SIZE + (size_t)f->ncap * 8;
     uint8_t *z = rc ? NULL : calloc(1, hsz);
@@ -370,11 +402,12 @@ static int cf_create(struct cstore *cs, uint64_t id, uint32_t ver, struct chunkf
 
 /* Load the header of chunk id at version ver in folder d into a new entry owned by the
  * caller. */
-static int cs_load_at(struct cstore *cs, int d, uint64_t id, uint32_t ver, struct cs_open **out)
+static int cs_load_at(struct cstore *cs, int d, uint64_t id, uint32_t ver, struct cs_open **out,
+                      const struct cs_ra *ra)
 {
     struct cs_open *o = cc_new();
     if (!o) return -ENOMEM;
-    int rc = cf_load(cs, d, id, ver, &o->f);
+    int rc = cf_load(cs, d, id, ver, &o->f, ra);
     if (rc) {
         cc_unpin(o);
         return rc;
@@ -385,21 +418,23 @@ static int cs_load_at(struct cstore *cs, int d, uint64_t id, uint32_t ver, struc
 
 /* Load chunk id from disk at the version held (want: the version expected, 0 = none) into a
  * new entry owned by the caller. */
-static int cs_load(struct cstore *cs, uint64_t id, uint32_t want, struct cs_open **out)
+static int cs_load(struct cstore *cs, uint64_t id, uint32_t want, struct cs_open **out,
+                   const struct cs_ra *ra)
 {
     int d;
     uint32_t cur;
     int rc = cs_find_ver(cs, id, want, &d, &cur);
-    return rc ? rc : cs_load_at(cs, d, id, cur, out);
+    return rc ? rc : cs_load_at(cs, d, id, cur, out, ra);
 }
 
 /* Chunk's lock held (either mode): the entry of chunk id pinned, from the cache or loaded from
  * disk and cached. The caller unpins it before unlocking. */
-static int cs_pin(struct cstore *cs, uint64_t id, uint32_t want, struct cs_open **out)
+static int cs_pin(struct cstore *cs, uint64_t id, uint32_t want, struct cs_open **out,
+                  const struct cs_ra *ra)
 {
     *out = cc_pin(cs, id);
     if (*out) return 0;
-    int rc = cs_load(cs, id, want, out);
+    int rc = cs_load(cs, id, want, out, ra);
     if (!rc) cc_insert(cs, *out);
     return rc;
 }
@@ -409,7 +444,12 @@ static int cs_pin(struct cstore *cs, uint64_t id, uint32_t want, struct cs_open 
 static int cs_own(struct cstore *cs, uint64_t id, uint32_t want, struct cs_open **out)
 {
     *out = cc_take(cs, id);
-    return *out ? 0 : cs_load(cs, id, want, out);
+    int rc = *out ? 0 : cs_load(cs, id, want, out, NULL);
+    if (!rc && (rc = cf_cks_full(&(*out)->f))) {
+        cc_unpin(*out);
+        *out = NULL;
+    }
+    return rc;
 }
 
 /* End of a change on o (may be NULL): keep, when the file and o->f agree, puts it back in the
@@ -490,13 +530,17 @@ static int cs_take(struct cstore *cs, uint64_t id, uint32_t ver, uint32_t prev,
         LOG_DEBUG("cstore", "chunk %016" PRIx64 " v%u -> v%u", id, cur, ver);
     }
     if (!o) {
-        rc = cs_load_at(cs, d, id, ver, &o);
+        rc = cs_load_at(cs, d, id, ver, &o, NULL);
         if (rc) return rc;
         /* a crash may have left bytes past the recorded length: drop them */
         struct stat st;
         if (fstat(o->f.fd, &st) == 0 && st.st_size > (off_t)CSTORE_DATA_OFF + o->f.len)
             if (ftruncate(o->f.fd, (off_t)CSTORE_DATA_OFF + o->f.len) != 0) { /* harmless */
             }
+    }
+    if ((rc = cf_cks_full(&o->f))) {
+        cc_unpin(o); /* unchanged: the next user loads it again */
+        return rc;
     }
     *out = o;
     return 0;
@@ -745,7 +789,8 @@ int cstore_read_timed(struct cstore *cs, uint64_t id, uint32_t ver, uint32_t off
     struct cs_open *o = NULL;
     *bad_block = 0;
     cs_lock_shared(cs, id);
-    int rc = cs_pin(cs, id, ver, &o);
+    struct cs_ra ra = {off, len};
+    int rc = cs_pin(cs, id, ver, &o, &ra);
     if (rc) goto out;
     struct chunkf *f = &o->f;
     /* Older than asked: a writer took a lease but has not written yet, the data is unchanged
@@ -826,7 +871,7 @@ int cstore_fsync(struct cstore *cs, uint64_t id, uint32_t ver)
 {
     struct cs_open *o = NULL;
     cs_lock_shared(cs, id);
-    int rc = cs_pin(cs, id, ver, &o);
+    int rc = cs_pin(cs, id, ver, &o, NULL);
     if (!rc && o->f.ver != ver) rc = -ESTALE;
     if (!rc) {
         if (fsync(o->f.fd) != 0) rc = -errno;
@@ -842,7 +887,7 @@ int cstore_info(struct cstore *cs, uint64_t id, uint32_t *ver, uint32_t *len)
 {
     struct cs_open *o = NULL;
     cs_lock_shared(cs, id);
-    int rc = cs_pin(cs, id, 0, &o);
+    int rc = cs_pin(cs, id, 0, &o, NULL);
     if (!rc) {
         *ver = o->f.ver;
         *len = o->f.len;
@@ -954,7 +999,7 @@ int cstore_scrub_chunk(struct cstore *cs, uint64_t id, uint32_t ver, uint32_t *b
         /* lock per block so that clients are not held up behind a whole chunk */
         struct cs_open *o = NULL;
         cs_lock_shared(cs, id);
-        rc = cs_pin(cs, id, ver, &o);
+        rc = cs_pin(cs, id, ver, &o, NULL);
         if (!rc && o->f.ver != ver) rc = -ESTALE;
         if (!rc) {
             nb = cksum_nblocks(o->f.len);

@@ -21,8 +21,10 @@ struct chunkf {
     uint32_t ver;
     uint32_t len;
     uint32_t flags;
-    uint64_t *cks; /* ncap entries */
-    uint32_t ncap;
+    uint64_t *cks; /* ncks entries: the chunk's blocks when loaded for reading, ncap once
+                    * it is changed (cf_cks_full) */
+    uint32_t ncks;
+    uint32_t ncap; /* blocks of a full chunk (cs_ncap) */
     char path[640];
 };
 
@@ -67,6 +69,8 @@ void cc_fini(struct cstore *cs);
 void cf_free(struct chunkf *f);
 
 uint32_t cs_ncap(const struct cstore *cs);
+/* Make room in f->cks for every block of a full chunk (before a change). 0 or -ENOMEM. */
+int cf_cks_full(struct chunkf *f);
 /* An error from data folder d: EIO or a vanished root take the folder out of service.
  * Returns rc. */
 int cs_dir_err(struct cstore *cs, int d, int rc);

@@ -157,6 +157,7 @@ int cstore_tmp_install(struct cstore *cs, struct cstore_tmp *t)
                        .ver = t->ver,
                        .len = t->len,
                        .cks = t->cks,
+                       .ncks = t->ncap,
                        .ncap = t->ncap};
     if (!rc) rc = cf_store_hdr(&f, 0, t->nblocks);
     if (!rc && fsync(t->fd) != 0) rc = -errno;

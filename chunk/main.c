@@ -41,7 +41,7 @@ static const struct conf_opt cs_opts[] = {
      "threads copying chunks for replication orders (1..16)"},
     {"chain_timeout_ms", CONF_INT, "5000", O(chain_timeout_ms),
      "wait for the next server of a write chain, per server below this one (ms)"},
-    {"open_chunks", CONF_INT, "512", O(open_chunks),
+    {"open_chunks", CONF_INT, "8192", O(open_chunks),
      "chunk files kept open with their checksums in memory, for reads (0..65536, 0 = none)"},
     {"read_threads", CONF_INT, "8", O(read_threads),
      "threads reading chunks for clients' reads, each with a 1 MiB buffer (1..256)"},
