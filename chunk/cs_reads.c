@@ -8,6 +8,7 @@
  * without touching the disk. The workers live as long as the process. */
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -88,6 +89,52 @@ static void rd_serve(struct cs_rworker *w, struct cs_rjob *j)
     rd_done(c);
 }
 
+/* A worker's buffers (w->p set by the caller); 0 or -ENOMEM (then nothing to free). */
+static int rd_worker_init(struct cs_rworker *w)
+{
+    w->buf = malloc(CAIRN_IO_MAX + 2 * CKSUM_BLOCK);
+    w->cks = malloc(sizeof(uint64_t) * (cksum_nblocks(CAIRN_IO_MAX) + 2));
+    wbuf_init(&w->out);
+    if (w->buf && w->cks) return 0;
+    free(w->buf);
+    free(w->cks);
+    return -ENOMEM;
+}
+
+void cs_reads_conn_free(struct cs_conn *c)
+{
+    struct cs_rworker *w = c->inline_rd;
+    if (!w) return;
+    free(w->buf);
+    free(w->cks);
+    wbuf_free(&w->out);
+    free(w);
+    c->inline_rd = NULL;
+}
+
+/* Whether the connection thread should serve this read itself: no read of c in flight and no
+ * further frame already waiting on the socket (then the pool gives them parallelism). */
+static int serve_inline(struct cs_conn *c)
+{
+    pthread_mutex_lock(&c->lock);
+    int idle = c->reads == 0;
+    pthread_mutex_unlock(&c->lock);
+    if (!idle) return 0;
+    struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+    if (poll(&pfd, 1, 0) != 0) return 0;
+    if (!c->inline_rd) {
+        struct cs_rworker *w = calloc(1, sizeof(*w));
+        if (!w) return 0;
+        w->p = c->s->reads;
+        if (rd_worker_init(w)) {
+            free(w);
+            return 0;
+        }
+        c->inline_rd = w;
+    }
+    return 1;
+}
+
 static void *rd_worker_main(void *arg)
 {
     struct cs_rworker *w = arg;
@@ -116,15 +163,10 @@ int cs_reads_start(struct cs_state *s)
     int started = 0, rc = 0;
     for (int i = 0; i < s->cfg.read_threads && !rc; i++) {
         struct cs_rworker *w = calloc(1, sizeof(*w));
-        if (w) {
-            w->p = p;
-            w->buf = malloc(CAIRN_IO_MAX + 2 * CKSUM_BLOCK);
-            w->cks = malloc(sizeof(uint64_t) * (cksum_nblocks(CAIRN_IO_MAX) + 2));
-            wbuf_init(&w->out);
-        }
+        if (w) w->p = p;
         pthread_t th;
-        rc = !w || !w->buf || !w->cks ? -ENOMEM : -pthread_create(&th, NULL, rd_worker_main, w);
-        if (rc && w) {
+        rc = !w || rd_worker_init(w) ? -ENOMEM : 0;
+        if (!rc && (rc = -pthread_create(&th, NULL, rd_worker_main, w))) {
             free(w->buf);
             free(w->cks);
         }
@@ -153,6 +195,15 @@ int cs_reads_submit(struct cs_conn *c, const struct wire_hdr *h, struct rcur *r,
     struct wbuf none = {0};
     if (rcur_done(r)) return -EBADMSG;
     if (j.len > CAIRN_IO_MAX) return cs_conn_reply(c, h, -EINVAL, &none, NULL, 0, t_recv);
+    if (serve_inline(c)) {
+        pthread_mutex_lock(&c->lock);
+        c->reads++;
+        pthread_mutex_unlock(&c->lock);
+        __atomic_add_fetch(&s->load, 1, __ATOMIC_RELAXED);
+        cs_stats_read_begin(s);
+        rd_serve(c->inline_rd, &j);
+        return cs_conn_dead(c) ? -EPIPE : 0;
+    }
     struct cs_rjob *q = malloc(sizeof(*q));
     if (!q) return cs_conn_reply(c, h, -ENOMEM, &none, NULL, 0, t_recv);
     *q = j;

@@ -324,6 +324,7 @@ static void conn_close(struct cs_conn *c, int clean)
             cstore_fsync(&c->s->store, c->dirty[i].id, c->dirty[i].ver);
     }
     close(c->fd);
+    cs_reads_conn_free(c);
     pthread_mutex_destroy(&c->wlock);
     pthread_mutex_destroy(&c->lock);
     pthread_cond_destroy(&c->done);

@@ -21,6 +21,7 @@ static const char *const names[ST_NIDS] = {
     [ST_FUSE_OPENS] = "fuse_opens",
     [ST_FUSE_RELEASES] = "fuse_releases",
     [ST_OPENS_TOLD_AFTER] = "opens_told_after",
+    [ST_OPENS_NEVER_TOLD] = "opens_never_told",
     [ST_CHUNK_READS] = "chunk_reads",
     [ST_CHUNK_READ_BYTES] = "chunk_read_bytes",
     [ST_CHUNK_READ_US] = "chunk_read_us",

@@ -17,6 +17,7 @@ enum st_id {
     ST_FUSE_OPENS,       /* FUSE OPEN requests */
     ST_FUSE_RELEASES,    /* FUSE RELEASE requests */
     ST_OPENS_TOLD_AFTER, /* read-only opens answered from their LOOKUP (meta told after) */
+    ST_OPENS_NEVER_TOLD, /* of those, closed before meta was told: neither was sent */
     ST_CHUNK_READS,      /* CHK_READ requests sent */
     ST_CHUNK_READ_BYTES,
     ST_CHUNK_READ_US,        /* submit to verified reply, summed over requests */
