@@ -834,7 +834,11 @@ int cstore_read_timed(struct cstore *cs, uint64_t id, uint32_t ver, uint32_t off
     }
     tm.cksum_us = cstore_now_us() - t1;
     if (rc) goto out;
-    cf_drop_pages(cs, f, dstart, dend - dstart);
+    /* the client keeps what it asked for: pages it got whole leave our cache; the blocks of a
+     * small read stay (the client drops the rest of them, and the next small read near it
+     * would otherwise go to the disk again) */
+    if (off == dstart && (end == dend || end == f->len))
+        cf_drop_pages(cs, f, dstart, dend - dstart);
     *data_off = dstart;
     *nblocks = b1 - b0 + 1;
     *datalen = dend - dstart;
