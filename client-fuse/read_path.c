@@ -472,7 +472,12 @@ int rp_read(struct cm *cm, struct inode_st *s, struct rp_ra *ra, uint64_t off, s
         }
         st_add(ST_CACHE_MISS_BYTES, part);
         struct rc_ent *e;
-        if (window && n < 0 && rc_begin_load(cm->cache, s->ino, seg, &e) == 1) {
+        uint64_t seg_len = size - seg * CM_SEG_SIZE < CM_SEG_SIZE ? size - seg * CM_SEG_SIZE
+                                                                   : CM_SEG_SIZE;
+        /* a read of a whole segment goes straight into the reply: the kernel's page cache
+         * keeps it, a copy here would only be a second one */
+        int whole = soff == 0 && part >= seg_len;
+        if (window && n < 0 && !whole && rc_begin_load(cm->cache, s->ino, seg, &e) == 1) {
             /* sequential: load the whole segment into the cache, then copy our part */
             uint64_t sstart = seg * CM_SEG_SIZE, send = sstart + CM_SEG_SIZE;
             if (send > size) send = size;
