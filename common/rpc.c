@@ -1,17 +1,27 @@
 /* rpc.c - pipelined client connection (see rpc.h).
  *
- * Locking: `mu` guards the pending list, fd and reconnect state; `send_mu` serialises writes
- * on the socket. The reader thread owns the socket's read side; when it sees an error it takes
- * send_mu then mu, fails every pending call, closes the fd and exits, so no writer can ever
- * use a closed (and possibly reused) fd number. */
+ * Replies are read by the waiters themselves (leader/follower): a thread in rpc_wait whose
+ * reply has not come takes the reader role if nobody holds it, reads frames and hands each to
+ * its call, until its own reply is in (or its deadline passes); then it gives the role up and
+ * wakes the other waiters, one of which takes it over. So the common lone call costs one
+ * wake-up (the socket's), not two (a reader thread's, then the caller's).
+ *
+ * Locking: `mu` guards the pending list, fd, the reader role and reconnect state; `send_mu`
+ * serialises writes on the socket. Only a thread holding the reader role, or a sender that
+ * found nobody reading, closes a broken socket, and only with send_mu then mu held, so no
+ * writer can ever use a closed (and possibly reused) fd number. A reader never blocks for
+ * long inside a frame: the socket has a receive timeout (call_timeout_ms), after which the
+ * connection counts as broken. */
 #include "rpc.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -36,8 +46,8 @@ struct rpc_conn {
     pthread_mutex_t mu;
     pthread_mutex_t send_mu;
     int fd;
-    int reader_running;
-    pthread_t reader;
+    int reading;                /* a waiter holds the reader role */
+    pthread_cond_t reader_gone; /* the reader role was given up (rpc_conn_free waits on it) */
     uint64_t next_reqid;
     uint64_t next_attempt_ms;
     int backoff_ms;
@@ -65,6 +75,7 @@ struct rpc_conn *rpc_conn_new(const char *hostport, const struct rpc_opts *opts)
     opts_default(&c->o, opts);
     pthread_mutex_init(&c->mu, NULL);
     pthread_mutex_init(&c->send_mu, NULL);
+    pthread_cond_init(&c->reader_gone, NULL);
     c->fd = -1;
     c->next_reqid = 1;
     c->pending.next = c->pending.prev = &c->pending;
@@ -97,62 +108,70 @@ static void fail_pending(struct rpc_conn *c, int err)
     }
 }
 
-static void *reader_main(void *arg)
+/* Wake every waiter (mu held): the reader role is free, one of them may take it. */
+static void wake_waiters(struct rpc_conn *c)
 {
-    struct rpc_conn *c = arg;
-    pthread_mutex_lock(&c->mu);
+    for (struct rpc_call *k = c->pending.next; k != &c->pending; k = k->next)
+        pthread_cond_signal(&k->cond);
+    pthread_cond_broadcast(&c->reader_gone);
+}
+
+/* The connection is broken (send_mu and mu held): fail every call in flight, close it. */
+static void conn_broken(struct rpc_conn *c, int fd, int rc)
+{
+    if (rc != -ECONNRESET) LOG_DEBUG("rpc", "connection to %s lost: %s", c->addr, strerror(-rc));
+    fail_pending(c, -ECONNRESET);
+    if (c->fd == fd) c->fd = -1;
+    close(fd);
+}
+
+/* Holding the reader role (mu held on entry and exit, released while reading): read one frame
+ * within wait_ms and hand it to its call. 0 when a frame was handled, -ETIMEDOUT when nothing
+ * came, or the connection's error (then it is closed and every pending call failed). */
+static int read_one(struct rpc_conn *c, int wait_ms)
+{
     int fd = c->fd;
     pthread_mutex_unlock(&c->mu);
-
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    int n = poll(&p, 1, wait_ms);
+    int rc = n < 0 ? (errno == EINTR ? -ETIMEDOUT : -errno) : n == 0 ? -ETIMEDOUT : 0;
+    struct wire_hdr h;
     struct wbuf buf;
     wbuf_init(&buf);
-    int rc;
-    for (;;) {
-        struct wire_hdr h;
+    if (!rc) {
         rc = wire_recv(fd, &h, &buf, c->o.max_payload);
-        if (rc) break;
-        if (!(h.type & WIRE_REPLY_BIT)) {
-            rc = -EBADMSG;
-            break;
-        }
-        pthread_mutex_lock(&c->mu);
-        struct rpc_call *k;
-        for (k = c->pending.next; k != &c->pending; k = k->next)
-            if (k->reqid == h.reqid) break;
-        if (k != &c->pending) {
-            call_unlink(k);
-            k->reply.status = h.status;
-            k->reply.payload = buf; /* hand the buffer over */
-            wbuf_init(&buf);
-            k->done = 1;
-            pthread_cond_signal(&k->cond);
-        }
-        pthread_mutex_unlock(&c->mu);
+        if (rc == -EAGAIN || rc == -ETIMEDOUT) rc = -EPROTO; /* stalled inside a frame */
+        if (!rc && !(h.type & WIRE_REPLY_BIT)) rc = -EBADMSG;
     }
-    wbuf_free(&buf);
-    if (rc != -ECONNRESET) LOG_DEBUG("rpc", "connection to %s lost: %s", c->addr, strerror(-rc));
-    pthread_mutex_lock(&c->send_mu);
+    if (rc && rc != -ETIMEDOUT) {
+        wbuf_free(&buf);
+        pthread_mutex_lock(&c->send_mu);
+        pthread_mutex_lock(&c->mu);
+        conn_broken(c, fd, rc);
+        pthread_mutex_unlock(&c->send_mu);
+        return rc;
+    }
     pthread_mutex_lock(&c->mu);
-    fail_pending(c, -ECONNRESET);
-    c->fd = -1;
-    close(fd);
-    pthread_mutex_unlock(&c->mu);
-    pthread_mutex_unlock(&c->send_mu);
-    return NULL;
+    if (rc) return rc;
+    struct rpc_call *k;
+    for (k = c->pending.next; k != &c->pending; k = k->next)
+        if (k->reqid == h.reqid) break;
+    if (k != &c->pending) {
+        call_unlink(k);
+        k->reply.status = h.status;
+        k->reply.payload = buf; /* hand the buffer over */
+        wbuf_init(&buf);
+        k->done = 1;
+        pthread_cond_signal(&k->cond);
+    }
+    wbuf_free(&buf); /* a reply nobody waits for any more (timed out) */
+    return 0;
 }
 
 /* Make sure a connection is up; mu held. Returns 0 or negative errno. */
 static int ensure_connected(struct rpc_conn *c)
 {
     if (c->fd >= 0) return 0;
-    if (c->reader_running) {
-        /* The old reader has finished (fd == -1 is its last act); collect it. */
-        pthread_mutex_unlock(&c->mu);
-        pthread_join(c->reader, NULL);
-        pthread_mutex_lock(&c->mu);
-        c->reader_running = 0;
-        if (c->fd >= 0) return 0;
-    }
     uint64_t now = net_now_ms();
     if (now < c->next_attempt_ms) return -EAGAIN;
     int fd = net_connect(c->addr, c->o.connect_timeout_ms);
@@ -162,15 +181,12 @@ static int ensure_connected(struct rpc_conn *c)
         c->next_attempt_ms = net_now_ms() + (uint64_t)c->backoff_ms;
         return fd;
     }
+    /* a frame that stalls half way counts as a broken connection (read_one) */
+    struct timeval tv = {c->o.call_timeout_ms / 1000, (c->o.call_timeout_ms % 1000) * 1000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     c->backoff_ms = 0;
     c->next_attempt_ms = 0;
     c->fd = fd;
-    if (pthread_create(&c->reader, NULL, reader_main, c)) {
-        close(fd);
-        c->fd = -1;
-        return -ENOMEM;
-    }
-    c->reader_running = 1;
     return 0;
 }
 
@@ -215,7 +231,14 @@ int rpc_submit(struct rpc_conn *c, uint16_t type, const void *p1, size_t n1, con
             if (fd >= 0 && !lost) {
                 struct wire_hdr h = {.type = type, .reqid = k->reqid};
                 src = wire_send(fd, &h, p1, n1, p2, n2);
-                if (src) shutdown(fd, SHUT_RDWR); /* the reader cleans up */
+                if (src) {
+                    pthread_mutex_lock(&c->mu);
+                    if (c->reading)
+                        shutdown(fd, SHUT_RDWR); /* the reader cleans up */
+                    else if (c->fd == fd)
+                        conn_broken(c, fd, src); /* nobody reads: clean up here */
+                    pthread_mutex_unlock(&c->mu);
+                }
             }
             pthread_mutex_unlock(&c->send_mu);
             if (src == 0) {
@@ -260,6 +283,31 @@ int rpc_wait(struct rpc_call *k, uint64_t deadline_ms, struct rpc_reply *reply)
     }
     pthread_mutex_lock(&c->mu);
     while (!k->done) {
+        now = net_now_ms();
+        if (now >= deadline_ms) {
+            call_unlink(k);
+            k->done = 1;
+            k->status = -ETIMEDOUT;
+            break;
+        }
+        if (!c->reading && c->fd >= 0) {
+            /* nobody reads: take the role until this reply is in */
+            c->reading = 1;
+            while (!k->done && c->fd >= 0) {
+                uint64_t t = net_now_ms();
+                if (t >= deadline_ms) break;
+                if (read_one(c, (int)(deadline_ms - t)) && !k->done) break;
+            }
+            c->reading = 0;
+            wake_waiters(c);
+            continue;
+        }
+        if (c->fd < 0 && !k->done) { /* the connection went away under this call */
+            call_unlink(k);
+            k->done = 1;
+            k->status = -ECONNRESET;
+            break;
+        }
         if (pthread_cond_timedwait(&k->cond, &c->mu, &ts) == ETIMEDOUT && !k->done) {
             call_unlink(k);
             k->done = 1;
@@ -318,12 +366,13 @@ void rpc_conn_free(struct rpc_conn *c)
     if (!c) return;
     pthread_mutex_lock(&c->mu);
     if (c->fd >= 0) shutdown(c->fd, SHUT_RDWR);
-    int running = c->reader_running;
-    pthread_mutex_unlock(&c->mu);
-    if (running) pthread_join(c->reader, NULL);
-    pthread_mutex_lock(&c->mu);
+    while (c->reading) /* a waiter reading now sees the shutdown and gives the role up */
+        pthread_cond_wait(&c->reader_gone, &c->mu);
     fail_pending(c, -ECONNRESET);
+    if (c->fd >= 0) close(c->fd);
+    c->fd = -1;
     pthread_mutex_unlock(&c->mu);
+    pthread_cond_destroy(&c->reader_gone);
     pthread_mutex_destroy(&c->mu);
     pthread_mutex_destroy(&c->send_mu);
     free(c);

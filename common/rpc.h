@@ -1,8 +1,9 @@
 /* rpc.h - a thread-safe, pipelined request/reply client connection with reconnect and backoff.
  *
  * Any number of threads may submit requests on one connection; each gets a request id and the
- * reply is matched by that id by a reader thread, so requests are pipelined and replies may
- * come back in any order. A lost connection fails every request in flight with -ECONNRESET;
+ * reply is matched by that id by whichever waiting thread is reading the socket at the time
+ * (rpc.c), so requests are pipelined and replies may come back in any order. Replies are read
+ * only while somebody waits: every submitted call must be waited for (rpc_wait). A lost connection fails every request in flight with -ECONNRESET;
  * the next submit reconnects, waiting out an exponential backoff (min..max) between failed
  * attempts. Requests that could not be sent at all are retried until the call's deadline, so a
  * restarting server costs a delay, not an error. Used by the FUSE client (to meta and chunk
