@@ -49,6 +49,7 @@ struct cm_cfg {
     int io_timeout_s;
     int max_threads;
     int dir_prefetch; /* prefetch the next files of a directory read in listing order */
+    int read_pieces;  /* pieces a large read is split into (rp_piece_size) */
 };
 
 /* ---- meta_client.c, meta_route.c, meta_seq.c: the meta session (prefix mc_) ---------------
@@ -514,11 +515,11 @@ int rp_split(uint64_t off, uint64_t len, uint64_t chunk_size, uint32_t max_piece
              struct rp_piece *out, int max);
 
 /* A read of len bytes is split into pieces of this size (a multiple of the checksum block):
- * up to RP_READ_FANOUT pieces of at least RP_PIECE_MIN, sent at once to the copies and
- * connections, so that one large read keeps several disks and server threads busy. */
-#define RP_READ_FANOUT 4
+ * up to fanout (read_pieces=) pieces of at least RP_PIECE_MIN, sent at once to the copies
+ * and connections, so that one large read keeps several disks and server threads busy; 1 (the
+ * default) keeps a read in one piece (CAIRN_IO_MAX at most). */
 #define RP_PIECE_MIN (128u << 10)
-uint32_t rp_piece_size(uint64_t len);
+uint32_t rp_piece_size(uint64_t len, int fanout);
 
 /* Per open file read-ahead state. */
 struct rp_ra {

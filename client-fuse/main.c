@@ -42,6 +42,7 @@ struct mount_opts {
     int io_timeout;
     int max_threads;
     int dir_prefetch;
+    int read_pieces;
     char log_level[CONF_STR_MAX];
     char log_file[CONF_STR_MAX];
 };
@@ -69,6 +70,8 @@ static const struct conf_opt mount_tab[] = {
     {"max_threads", CONF_INT, "64", O(max_threads), "most threads serving FUSE requests"},
     {"dir_prefetch", CONF_INT, "1", O(dir_prefetch),
      "1: prefetch the next files of a directory read in listing order (tar, rsync, cp -r)"},
+    {"read_pieces", CONF_INT, "1", O(read_pieces),
+     "pieces a read of 256K or more is split into, read from the copies at once (1..8)"},
     {"log_level", CONF_STR, "warn", O(log_level), "error, warn, info or debug"},
     {"log_file", CONF_STR, NULL, O(log_file), "append logs to this file instead of stderr"},
     {NULL, 0, NULL, 0, NULL},
@@ -246,6 +249,11 @@ static int cfg_from_opts(const struct mount_opts *mo, struct cm_cfg *cfg)
     cfg->io_timeout_s = mo->io_timeout > 0 ? mo->io_timeout : 30;
     cfg->max_threads = mo->max_threads > 0 ? mo->max_threads : 64;
     cfg->dir_prefetch = mo->dir_prefetch != 0;
+    if (mo->read_pieces < 1 || mo->read_pieces > 8) {
+        fprintf(stderr, "cairn-mount: read_pieces must be 1..8\n");
+        return -EINVAL;
+    }
+    cfg->read_pieces = mo->read_pieces;
     return 0;
 bad_timeout:
     fprintf(stderr, "cairn-mount: bad entry_timeout, attr_timeout or negative_timeout\n");

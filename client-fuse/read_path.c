@@ -87,10 +87,10 @@ int rp_locate(struct cm *cm, struct inode_st *s, uint64_t index, struct chunk_in
     return 0;
 }
 
-uint32_t rp_piece_size(uint64_t len)
+uint32_t rp_piece_size(uint64_t len, int fanout)
 {
-    if (len < 2 * RP_PIECE_MIN) return CAIRN_IO_MAX;
-    uint64_t p = (len + RP_READ_FANOUT - 1) / RP_READ_FANOUT;
+    if (fanout <= 1 || len < 2 * RP_PIECE_MIN) return CAIRN_IO_MAX;
+    uint64_t p = (len + (uint64_t)fanout - 1) / (uint64_t)fanout;
     p = (p + CKSUM_BLOCK - 1) / CKSUM_BLOCK * CKSUM_BLOCK; /* whole checksum blocks */
     if (p < RP_PIECE_MIN) p = RP_PIECE_MIN;
     return p < CAIRN_IO_MAX ? (uint32_t)p : CAIRN_IO_MAX;
@@ -135,7 +135,7 @@ static int dc_piece(struct cm *cm, const struct chunk_info *ci, const struct rp_
 static int fetch(struct cm *cm, struct inode_st *s, uint64_t off, uint64_t len, uint8_t *out)
 {
     uint64_t csz = cm->meta.chunk_size;
-    uint32_t piece = rp_piece_size(len);
+    uint32_t piece = rp_piece_size(len, cm->cfg.read_pieces);
     uint64_t unit = csz < piece ? csz : piece;
     int max = (int)(len / unit) + 3;
     struct rp_piece stack_p[8];
@@ -472,8 +472,8 @@ int rp_read(struct cm *cm, struct inode_st *s, struct rp_ra *ra, uint64_t off, s
         }
         st_add(ST_CACHE_MISS_BYTES, part);
         struct rc_ent *e;
-        uint64_t seg_len = size - seg * CM_SEG_SIZE < CM_SEG_SIZE ? size - seg * CM_SEG_SIZE
-                                                                   : CM_SEG_SIZE;
+        uint64_t seg_len =
+            size - seg * CM_SEG_SIZE < CM_SEG_SIZE ? size - seg * CM_SEG_SIZE : CM_SEG_SIZE;
         /* a read of a whole segment goes straight into the reply: the kernel's page cache
          * keeps it, a copy here would only be a second one */
         int whole = soff == 0 && part >= seg_len;

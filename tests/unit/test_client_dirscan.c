@@ -100,11 +100,13 @@ END_TEST
 
 START_TEST(piece_sizes)
 {
-    ck_assert_uint_eq(rp_piece_size(160 << 10), CAIRN_IO_MAX); /* small: one piece */
-    ck_assert_uint_eq(rp_piece_size(1u << 20), 256u << 10);    /* 1 MiB: four */
-    ck_assert_uint_eq(rp_piece_size(300u << 10), RP_PIECE_MIN);
-    ck_assert_uint_eq(rp_piece_size(16u << 20), CAIRN_IO_MAX);
-    ck_assert_uint_eq(rp_piece_size(700u << 10) % (64u << 10), 0);
+    ck_assert_uint_eq(rp_piece_size(1u << 20, 1), CAIRN_IO_MAX);  /* one piece */
+    ck_assert_uint_eq(rp_piece_size(160 << 10, 4), CAIRN_IO_MAX); /* small: one piece */
+    ck_assert_uint_eq(rp_piece_size(1u << 20, 4), 256u << 10);    /* 1 MiB: four */
+    ck_assert_uint_eq(rp_piece_size(1u << 20, 2), 512u << 10);    /* one per copy */
+    ck_assert_uint_eq(rp_piece_size(300u << 10, 4), RP_PIECE_MIN);
+    ck_assert_uint_eq(rp_piece_size(16u << 20, 4), CAIRN_IO_MAX);
+    ck_assert_uint_eq(rp_piece_size(700u << 10, 4) % (64u << 10), 0);
 }
 END_TEST
 
