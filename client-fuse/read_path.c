@@ -446,8 +446,11 @@ int rp_read(struct cm *cm, struct inode_st *s, struct rp_ra *ra, uint64_t off, s
         window = rp_ra_update(ra, off, len, cm->cfg.readahead_max);
         if (window) {
             uint64_t end = off + len;
-            pf_from = ra->done_to > end ? ra->done_to : end;
-            pf_to = end + window;
+            /* the kernel asks for the next kernel_readahead bytes by itself (async, in
+             * parallel): prefetch what lies beyond, or both would fetch the same segments */
+            uint64_t from = end + cm->cfg.kernel_readahead;
+            pf_from = ra->done_to > from ? ra->done_to : from;
+            pf_to = from + window;
             if (pf_to > size) pf_to = size;
             if (pf_to > ra->done_to) ra->done_to = pf_to;
         }

@@ -216,7 +216,7 @@ START_TEST(warmup_then_epoch_from_cache)
         verify(p, 100 + (uint64_t)i, size);
     }
     ck_assert_int_eq(stat_of(root, "chunk_reads"), reads0);
-    ck_assert_int_eq(stat_of(root, "disk_cache_hit_bytes") - hits0, (long long)NFILES * size);
+    ck_assert_int_ge(stat_of(root, "disk_cache_hit_bytes") - hits0, (long long)NFILES * size);
 }
 END_TEST
 
