@@ -73,10 +73,7 @@ static void wait_until(struct ma_queue *q, uint64_t ms)
     uint64_t now = net_now_ms();
     if (ms <= now) return;
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t ns = (uint64_t)ts.tv_nsec + (ms - now) * 1000000u;
-    ts.tv_sec += (time_t)(ns / 1000000000u);
-    ts.tv_nsec = (long)(ns % 1000000000u);
+    net_abstime_in(ms - now, &ts);
     pthread_cond_timedwait(&q->cv, &q->mu, &ts);
 }
 

@@ -333,6 +333,23 @@ static int get_chunk_infos(struct rcur *c, struct chunk_info *ci, uint32_t max, 
     return c->err ? -EIO : 0;
 }
 
+/* Call (b freed here) for a reply of attr followed, optionally, by chunk infos (a hint: a
+ * list that does not decode counts as none). */
+static int call_attr_chunks(struct mc *m, uint16_t type, struct wbuf *b, struct cairn_attr *a,
+                            struct chunk_info *ci, uint32_t max, uint32_t *n)
+{
+    struct rpc_reply rep;
+    struct rcur c;
+    *n = 0;
+    int rc = call_cur(m, type, b, &rep, &c);
+    if (rc) return rc;
+    proto_get_attr(&c, a);
+    rc = c.err ? -EIO : 0;
+    if (!rc && c.left > 0 && get_chunk_infos(&c, ci, max, n)) *n = 0;
+    rpc_reply_free(&rep);
+    return rc;
+}
+
 int mc_lookup_chunks(struct mc *m, uint64_t parent, const char *name, struct cairn_attr *a,
                      struct chunk_info *ci, uint32_t max, uint32_t *n)
 {
@@ -341,16 +358,7 @@ int mc_lookup_chunks(struct mc *m, uint64_t parent, const char *name, struct cai
     wbuf_put_u64(&b, parent);
     put_name(&b, name);
     wbuf_put_u8(&b, LOOKUP_CHUNKS);
-    struct rpc_reply rep;
-    struct rcur c;
-    *n = 0;
-    int rc = call_cur(m, MSG_LOOKUP, &b, &rep, &c);
-    if (rc) return rc;
-    proto_get_attr(&c, a);
-    rc = c.err ? -EIO : 0;
-    if (!rc && c.left > 0 && get_chunk_infos(&c, ci, max, n)) *n = 0; /* only a hint */
-    rpc_reply_free(&rep);
-    return rc;
+    return call_attr_chunks(m, MSG_LOOKUP, &b, a, ci, max, n);
 }
 
 int mc_getattr(struct mc *m, uint64_t ino, struct cairn_attr *a)
@@ -574,18 +582,7 @@ int mc_open_file(struct mc *m, uint64_t ino, uint32_t flags, struct cairn_attr *
     wbuf_put_u64(&b, ino);
     wbuf_put_u32(&b, flags);
     wbuf_put_u64(&b, mc_session(m));
-    struct rpc_reply rep;
-    *n = 0;
-    struct rcur c;
-    int rc = call_cur(m, MSG_OPEN, &b, &rep, &c);
-    if (rc) return rc;
-    proto_get_attr(&c, a);
-    rc = c.err ? -EIO : 0;
-    if (!rc && c.left > 0) {
-        if (get_chunk_infos(&c, ci, max, n)) *n = 0; /* the hint is optional */
-    }
-    rpc_reply_free(&rep);
-    return rc;
+    return call_attr_chunks(m, MSG_OPEN, &b, a, ci, max, n);
 }
 
 int mc_release(struct mc *m, uint64_t ino)

@@ -14,6 +14,7 @@
 
 #include "client.h"
 #include "cstats.h"
+#include "net.h"
 
 #define RC_BUCKETS 16384
 
@@ -154,13 +155,7 @@ int rc_read(struct rc_cache *c, uint64_t ino, uint64_t seg, uint32_t off, uint32
     }
     if (e->state == RC_LOADING) {
         struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += timeout_ms / 1000;
-        ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        net_abstime_in(timeout_ms > 0 ? (uint64_t)timeout_ms : 0, &ts);
         e->waiters++;
         while (e->state == RC_LOADING)
             if (pthread_cond_timedwait(&c->cv, &c->mu, &ts) == ETIMEDOUT) break;

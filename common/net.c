@@ -14,6 +14,14 @@
 #include <time.h>
 #include <unistd.h>
 
+void net_abstime_in(uint64_t ms, struct timespec *ts)
+{
+    clock_gettime(CLOCK_REALTIME, ts);
+    uint64_t ns = (uint64_t)ts->tv_nsec + (ms % 1000u) * 1000000u;
+    ts->tv_sec += (time_t)(ms / 1000u + ns / 1000000000u);
+    ts->tv_nsec = (long)(ns % 1000000000u);
+}
+
 uint64_t net_now_ms(void)
 {
     struct timespec ts;

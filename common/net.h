@@ -14,5 +14,8 @@ int net_connect(const char *hostport, int timeout_ms);
 int net_listen(const char *hostport, uint16_t *bound_port);
 /* Monotonic milliseconds. */
 uint64_t net_now_ms(void);
+/* The CLOCK_REALTIME time ms milliseconds from now, for pthread_cond_timedwait. */
+struct timespec;
+void net_abstime_in(uint64_t ms, struct timespec *ts);
 
 #endif

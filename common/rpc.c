@@ -272,15 +272,8 @@ int rpc_wait(struct rpc_call *k, uint64_t deadline_ms, struct rpc_reply *reply)
     struct rpc_conn *c = k->conn;
     if (deadline_ms == 0) deadline_ms = k->deadline_ms;
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
     uint64_t now = net_now_ms();
-    uint64_t wait_ms = deadline_ms > now ? deadline_ms - now : 0;
-    ts.tv_sec += (time_t)(wait_ms / 1000);
-    ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    net_abstime_in(deadline_ms > now ? deadline_ms - now : 0, &ts);
     pthread_mutex_lock(&c->mu);
     while (!k->done) {
         now = net_now_ms();
