@@ -100,7 +100,9 @@ static void usage(FILE *out, const char *prog)
             "cairn options (-o name=value):\n",
             prog);
     conf_print_help(mount_tab, out);
-    fprintf(out, "other -o options (allow_other, ro, ...) are passed to FUSE.\n");
+    fprintf(out,
+            "other -o options (allow_other, ro, ...) are passed to FUSE; a mount made by root\n"
+            "gets allow_other unless -o noallow_other.\n");
 }
 
 struct args {
@@ -109,6 +111,8 @@ struct args {
     int foreground, debug;
     char fuse_opts[4096];
     struct mount_opts mo;
+    int allow_other;   /* -o allow_other given */
+    int noallow_other; /* -o noallow_other given: root's mount stays private */
 };
 
 /* Apply one comma-separated -o list. A bare "host:port" item continues the meta= list
@@ -135,6 +139,11 @@ static int apply_opts(struct args *a, const char *list)
         }
         in_meta = 0;
         if (!*o || ignored_opt(o)) continue;
+        if (!strcmp(o, "noallow_other")) {
+            a->noallow_other = 1;
+            continue;
+        }
+        if (!strcmp(o, "allow_other")) a->allow_other = 1;
         char name[128];
         size_t nl = eq ? (size_t)(eq - o) : strlen(o);
         if (nl >= sizeof(name)) nl = sizeof(name) - 1;
@@ -218,6 +227,13 @@ static int parse_args(int argc, char **argv, struct args *a)
         }
         memcpy(a->mo.meta, a->source, n);
         a->mo.meta[n] = '\0';
+    }
+    /* a data-set mount made by root is for its users too (as MooseFS and JuiceFS do); the
+     * kernel still checks every access against the file's mode (default_permissions) */
+    if (geteuid() == 0 && !a->allow_other && !a->noallow_other) {
+        size_t cur = strlen(a->fuse_opts);
+        if (cur + sizeof(",allow_other") > sizeof(a->fuse_opts)) return -E2BIG;
+        snprintf(a->fuse_opts + cur, sizeof(a->fuse_opts) - cur, ",allow_other");
     }
     return 0;
 }

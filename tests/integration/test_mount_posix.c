@@ -926,6 +926,51 @@ START_TEST(chmod_chown)
 }
 END_TEST
 
+/* A user writes then reads back a file of its own (o->path), in a folder open to all. */
+static int u_write_read(const struct uop *o)
+{
+    int fd = open(o->path, O_CREAT | O_EXCL | O_RDWR, 0644);
+    if (fd < 0) return errno;
+    char b[8] = {0};
+    int e = write(fd, "mine", 4) == 4 ? 0 : errno;
+    if (!e) e = pread(fd, b, sizeof(b), 0) == 4 && !memcmp(b, "mine", 4) ? 0 : 98;
+    close(fd);
+    return e;
+}
+
+/* Mounts made by root let other users in by default (allow_other; the kernel still checks
+ * modes), -o noallow_other keeps them out. Mounts of its own (the suite's has allow_other). */
+START_TEST(root_mount_lets_users_in)
+{
+    ck_assert_msg(E.ready, "no cluster/mount: %s", E.why);
+    if (E.local) return;
+    /* mounted before td() moves into a mount: the helper's path may be relative */
+    int k = h_mount_opts(&E.c, NULL), kp = h_mount_opts(&E.c, "noallow_other");
+    ck_assert_int_ge(k, 0);
+    ck_assert_int_ge(kp, 0);
+    td("root_mount_users");
+    HFS_OK(chmod(".", 0777));
+    HFS_OK(mkdir("private", 0700));
+    struct cred u = {1001, 2001, 1, {2001}};
+    /* the user works from this folder as seen through the new mounts (cwd is inherited: the
+     * test's temporary folders above are root's own) */
+    char here[1500];
+    snprintf(here, sizeof(here), "%s/%s", E.c.mnt[k], D + strlen(E.root[0]) + 1);
+    ck_assert_int_eq(chdir(here), 0);
+    int rc = as_user(&u, u_write_read, &(struct uop){"by-user", 0, 0});
+    int denied = as_user(&u, u_open, &(struct uop){"private/x", O_CREAT | O_WRONLY, 0644});
+    ck_assert_int_eq(chdir(E.c.mnt[kp]), 0);
+    int kept_out = as_user(&u, u_access, &(struct uop){".", 0, R_OK});
+    ck_assert_int_eq(chdir(D), 0);
+    ck_assert_int_eq(h_umount(&E.c, kp), 0);
+    ck_assert_int_eq(h_umount(&E.c, k), 0);
+    ck_assert_msg(rc == 0, "a user on root's default mount: %s", strerror(rc));
+    ck_assert_int_eq(denied, EACCES); /* modes still hold */
+    ck_assert_int_eq(xstat("by-user").st_uid, 1001);
+    ck_assert_int_eq(kept_out, EACCES); /* -o noallow_other */
+}
+END_TEST
+
 START_TEST(perms_nonroot)
 {
     td("perms_nonroot");
@@ -1604,7 +1649,7 @@ int main(void)
         {"attrs", chmod_chown},      {"attrs", perms_nonroot},  {"attrs", xattrs},
         {"attrs", posix_acl_mode},   {"dirs", readdir_seek},    {"dirs", readdir_while_removing},
         {"misc", statfs_fields},     {"misc", fallocate_mode0}, {"misc", blocks_used},
-        {"misc", fsync_calls},       {"misc", plain_io},
+        {"misc", fsync_calls},       {"misc", plain_io},        {"attrs", root_mount_lets_users_in},
     };
     TCase *tc = NULL;
     const char *cur = NULL;
