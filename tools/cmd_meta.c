@@ -8,12 +8,17 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "cli_meta.h"
 
 #define ADD_REPLY_MS 75000 /* the leader answers META_ADD within 60 s of catching up */
 #define MEMBER_MIN 20      /* bytes of the smallest member entry */
+/* A change asked while another one is still being committed is asked again, this long at most
+ * (libraft takes one configuration change at a time). */
+#define BUSY_WAIT_MS 15000
+#define BUSY_PAUSE_US 200000
 #define NO_LEADER_WHY "an election is running, or fewer than a majority of the replicas are up"
 
 /* ---- the reply and the view -------------------------------------------------------------- */
@@ -367,7 +372,11 @@ static int meta_add(const struct cli *c, struct cli_meta *m, const char *addr)
     struct wbuf req;
     wbuf_init(&req);
     wbuf_put_str(&req, addr, strlen(addr));
-    rc = cli_meta_call_wait(m, MSG_META_ADD, &req, &rep, ADD_REPLY_MS);
+    for (int waited = 0;; waited += BUSY_PAUSE_US / 1000) {
+        rc = cli_meta_call_wait(m, MSG_META_ADD, &req, &rep, ADD_REPLY_MS);
+        if (rc != -EBUSY || waited >= BUSY_WAIT_MS) break;
+        usleep(BUSY_PAUSE_US); /* the change before it is still being committed */
+    }
     wbuf_free(&req);
     uint64_t id = 0;
     if (rc == 0) {
@@ -407,8 +416,9 @@ static int meta_add(const struct cli *c, struct cli_meta *m, const char *addr)
             cli_err("meta add: %s: %s", addr, cli_meta_why(m));
         break;
     case -EBUSY:
-        cli_err("meta add: %s: another membership change is running; try again when it is done",
-                addr);
+        cli_err("meta add: %s: another membership change is still running after %d s; try again "
+                "when it is done",
+                addr, BUSY_WAIT_MS / 1000);
         break;
     default:
         cli_err("meta add: %s: %s", addr, cli_meta_why(m));
@@ -422,7 +432,12 @@ static int meta_remove(const struct cli *c, struct cli_meta *m, uint64_t id)
     wbuf_init(&req);
     wbuf_put_u64(&req, id);
     struct rpc_reply rep;
-    int rc = cli_meta_call(m, MSG_META_REMOVE, &req, &rep);
+    int rc;
+    for (int waited = 0;; waited += BUSY_PAUSE_US / 1000) {
+        rc = cli_meta_call(m, MSG_META_REMOVE, &req, &rep);
+        if (rc != -EBUSY || waited >= BUSY_WAIT_MS) break;
+        usleep(BUSY_PAUSE_US); /* the change before it is still being committed */
+    }
     wbuf_free(&req);
     if (rc == -ENOENT && cli_meta_resent(m)) rc = 0; /* our first attempt removed it */
     if (rc == 0) {
@@ -443,9 +458,9 @@ static int meta_remove(const struct cli *c, struct cli_meta *m, uint64_t id)
         cli_err("meta remove: the group at %s has no member %" PRIu64 " (see cairn meta status)",
                 cli_meta_list(m), id);
     else if (rc == -EBUSY)
-        cli_err("meta remove: %" PRIu64 ": another membership change is running; try again when "
-                "it is done",
-                id);
+        cli_err("meta remove: %" PRIu64 ": another membership change is still running after %d s; "
+                "try again when it is done",
+                id, BUSY_WAIT_MS / 1000);
     else
         cli_err("meta remove: %" PRIu64 ": %s", id, cli_meta_why(m));
     return CLI_FAIL;
