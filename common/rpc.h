@@ -3,11 +3,12 @@
  * Any number of threads may submit requests on one connection; each gets a request id and the
  * reply is matched by that id by whichever waiting thread is reading the socket at the time
  * (rpc.c), so requests are pipelined and replies may come back in any order. Replies are read
- * only while somebody waits: every submitted call must be waited for (rpc_wait). A lost connection fails every request in flight with -ECONNRESET;
- * the next submit reconnects, waiting out an exponential backoff (min..max) between failed
- * attempts. Requests that could not be sent at all are retried until the call's deadline, so a
- * restarting server costs a delay, not an error. Used by the FUSE client (to meta and chunk
- * servers), by chunk servers (to meta and down the replica chain), and by tools and tests. */
+ * only while somebody waits: every submitted call must be waited for (rpc_wait). A lost connection
+ * fails every request in flight with -ECONNRESET; the next submit reconnects, waiting out an
+ * exponential backoff (min..max) between failed attempts. Requests that could not be sent at all
+ * are retried until the call's deadline, so a restarting server costs a delay, not an error. Used
+ * by the FUSE client (to meta and chunk servers), by chunk servers (to meta and down the replica
+ * chain), and by tools and tests. */
 #ifndef CAIRN_RPC_H
 #define CAIRN_RPC_H
 

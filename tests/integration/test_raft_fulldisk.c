@@ -114,6 +114,5 @@ int main(void)
     const struct h_test tests[] = {
         {"leader_disk_full", leader_disk_full},
     };
-    return hraft_main("rfull", "raft_fulldisk", tests, sizeof(tests) / sizeof(tests[0]), 150,
-                      NULL);
+    return hraft_main("rfull", "raft_fulldisk", tests, sizeof(tests) / sizeof(tests[0]), 150, NULL);
 }
