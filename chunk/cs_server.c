@@ -253,6 +253,16 @@ static int handle(struct cs_conn *c, uint16_t type, struct rcur *r, struct wbuf 
     case MSG_CHK_STATS:
         if (rcur_done(r)) return -EBADMSG;
         return cs_stats_put(c->s, out);
+    case MSG_CHK_SEEK: {
+        id = rcur_u64(r);
+        ver = rcur_u32(r);
+        uint32_t off = rcur_u32(r), at = 0;
+        uint8_t whence = rcur_u8(r);
+        if (rcur_done(r)) return -EBADMSG;
+        rc = cstore_seek(st, id, ver, off, whence, &at);
+        if (!rc) wbuf_put_u32(out, at);
+        return rc;
+    }
     case MSG_CHK_SETVER:
         id = rcur_u64(r);
         ver = rcur_u32(r);

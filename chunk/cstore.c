@@ -887,6 +887,42 @@ int cstore_fsync(struct cstore *cs, uint64_t id, uint32_t ver)
     return rc;
 }
 
+int cstore_seek(struct cstore *cs, uint64_t id, uint32_t ver, uint32_t off, int whence,
+                uint32_t *out)
+{
+    if (whence != SEEK_DATA && whence != SEEK_HOLE) return -EINVAL;
+    struct cs_open *o = NULL;
+    cs_lock_shared(cs, id);
+    int rc = cs_pin(cs, id, ver, &o, NULL);
+    if (!rc && o->f.ver > ver) rc = -ESTALE;
+    if (!rc) {
+        uint32_t len = o->f.len;
+        if (off >= len) {
+            /* past the data: all hole */
+            rc = whence == SEEK_DATA ? -ENXIO : 0;
+            *out = off;
+        } else {
+            off_t r = lseek(o->f.fd, (off_t)CSTORE_DATA_OFF + off, whence);
+            if (r < 0) {
+                /* ENXIO: no data after off; a file system without holes: all data */
+                rc = errno == ENXIO ? (whence == SEEK_DATA ? -ENXIO : 0) : -errno;
+                if (!rc) *out = len;
+                if (rc == -EINVAL) {
+                    rc = 0;
+                    *out = whence == SEEK_DATA ? off : len;
+                }
+            } else {
+                uint64_t at = (uint64_t)r - CSTORE_DATA_OFF;
+                if (whence == SEEK_DATA && at >= len) rc = -ENXIO;
+                *out = at < len ? (uint32_t)at : len;
+            }
+        }
+    }
+    if (o) cc_unpin(o);
+    cs_unlock(cs, id);
+    return rc;
+}
+
 int cstore_info(struct cstore *cs, uint64_t id, uint32_t *ver, uint32_t *len)
 {
     struct cs_open *o = NULL;

@@ -131,6 +131,10 @@ int cstore_truncate(struct cstore *cs, uint64_t id, uint32_t ver, uint32_t prev,
 int cstore_delete(struct cstore *cs, uint64_t id, uint32_t ver);
 int cstore_fsync(struct cstore *cs, uint64_t id, uint32_t ver);
 int cstore_info(struct cstore *cs, uint64_t id, uint32_t *ver, uint32_t *len);
+/* SEEK_DATA or SEEK_HOLE (whence) from off inside chunk id held at ver or older (see
+ * MSG_CHK_SEEK): 0 with *out, -ENXIO (no data after off), -ESTALE, -ENOENT. */
+int cstore_seek(struct cstore *cs, uint64_t id, uint32_t ver, uint32_t off, int whence,
+                uint32_t *out);
 /* Call fn for every chunk held (stops early when fn returns non-zero, which is returned). */
 int cstore_foreach(struct cstore *cs, int (*fn)(void *arg, uint64_t id, uint32_t ver), void *arg);
 /* Re-read and verify every block of one chunk. rate_fn (may be NULL) is called after each

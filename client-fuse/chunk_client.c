@@ -316,6 +316,39 @@ int cc_read_finish(struct cc_call *call, uint64_t deadline, uint32_t off, uint32
     return rc;
 }
 
+int cc_seek(struct cc_pool *p, const struct chunk_info *ci, uint32_t off, int whence, uint32_t *out)
+{
+    if (ci->nloc == 0) return -ENOENT;
+    int order[CAIRN_MAX_LOCS];
+    cc_order(p, ci, order);
+    uint8_t req[17];
+    le_put64(req, ci->chunk_id);
+    le_put32(req + 8, ci->version);
+    le_put32(req + 12, off);
+    req[16] = (uint8_t)whence;
+    int rc = -EIO;
+    for (int r = 0; r < ci->nloc && r < CAIRN_MAX_LOCS; r++) {
+        struct rpc_conn *c = conn_for(p, ci->loc[order[r]].addr, NULL);
+        if (!c) return -ENOMEM;
+        uint64_t deadline = net_now_ms() + (uint64_t)p->io_timeout_ms;
+        struct rpc_call *k;
+        struct rpc_reply rep;
+        rc = rpc_submit(c, MSG_CHK_SEEK, req, sizeof(req), NULL, 0, deadline, &k);
+        if (!rc) rc = rpc_wait(k, deadline, &rep);
+        if (rc) continue;
+        rc = rep.status;
+        if (!rc) {
+            struct rcur cur;
+            rcur_init(&cur, rep.payload.data, rep.payload.len);
+            *out = rcur_u32(&cur);
+            if (rcur_done(&cur)) rc = -EBADMSG;
+        }
+        rpc_reply_free(&rep);
+        if (rc == 0 || rc == -ENXIO) return rc;
+    }
+    return rc;
+}
+
 int cc_read(struct cc_pool *p, const struct chunk_info *ci, uint32_t off, uint32_t len,
             uint8_t *out)
 {

@@ -283,6 +283,11 @@ int cc_read_submit(struct cc_pool *p, const char *addr, uint64_t chunk_id, uint3
  * failure (timeout, refused, reset) marks the server avoided. */
 int cc_read_finish(struct cc_call *call, uint64_t deadline, uint32_t off, uint32_t len,
                    uint8_t *out);
+/* SEEK_DATA or SEEK_HOLE (whence) from off inside chunk ci (MSG_CHK_SEEK), trying every
+ * replica: 0 with *out (an offset in the chunk), -ENXIO (no data after off), or the last
+ * replica's error. */
+int cc_seek(struct cc_pool *p, const struct chunk_info *ci, uint32_t off, int whence,
+            uint32_t *out);
 /* Read a piece trying every replica of ci in the order cc_order gives. */
 int cc_read(struct cc_pool *p, const struct chunk_info *ci, uint32_t off, uint32_t len,
             uint8_t *out);

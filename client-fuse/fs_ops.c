@@ -1075,14 +1075,26 @@ static void fs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
     if (!rc) {
         uint64_t last = (size - 1) / csz;
         int found = 0;
-        for (uint64_t i = (uint64_t)off / csz; i <= last && !rc; i++) {
+        for (uint64_t i = (uint64_t)off / csz; i <= last && !rc && !found; i++) {
             struct chunk_info ci;
             int present = 0;
+            uint64_t from = i * csz > (uint64_t)off ? 0 : (uint64_t)off - i * csz;
             rc = rp_locate(cm, s, i, &ci, &present);
-            if (!rc && present == (whence == SEEK_DATA)) {
-                res = i * csz > (uint64_t)off ? i * csz : (uint64_t)off;
-                found = 1;
-                break;
+            if (rc) break;
+            if (!present) { /* a chunk never written: all hole */
+                found = whence == SEEK_HOLE;
+                res = i * csz + from;
+            } else {
+                /* the chunk server knows its blocks; unreachable, the chunk counts as data */
+                uint32_t at = 0;
+                int r = cc_seek(cm->cc, &ci, (uint32_t)from, whence, &at);
+                if (r == 0 && (whence == SEEK_DATA || at < csz)) {
+                    found = 1;
+                    res = i * csz + at;
+                } else if (r != 0 && r != -ENXIO && whence == SEEK_DATA) {
+                    found = 1;
+                    res = i * csz + from;
+                }
             }
             if (i - (uint64_t)off / csz > (1u << 20)) break; /* bounded walk */
         }

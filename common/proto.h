@@ -248,6 +248,13 @@ enum proto_type {
      * (names [a-z0-9_], values decimal; times in microseconds, summed since start), for
      * `cairn cs stats` and the read-path breakdown in docs/ARCHITECTURE.md */
     MSG_CHK_STATS = 77,
+    /* u64 chunk_id, u32 version, u32 offset, u8 whence (3 = SEEK_DATA, 4 = SEEK_HOLE)
+     *   -> u32 offset found (inside the chunk, at the granularity of the server's file system)
+     * SEEK_DATA: the first byte of data at or after offset, -ENXIO when there is none before the
+     * chunk's length. SEEK_HOLE: the first byte of a hole at or after offset; the chunk's length
+     * when the data runs to it (what lies beyond reads as zeros). Like CHK_READ, an older held
+     * version is served. */
+    MSG_CHK_SEEK = 78,
 };
 
 #define CHK_READ_EXACT 1u

@@ -534,6 +534,28 @@ START_TEST(big_file)
 }
 END_TEST
 
+/* SEEK_DATA and SEEK_HOLE answer at block granularity, also inside a chunk that holds data
+ * (they used to answer at chunk granularity: the start of a 64 MiB chunk). */
+START_TEST(seek_blocks)
+{
+    td("seek_blocks");
+    int fd = xopen("f", O_CREAT | O_RDWR, 0644);
+    pat_write(fd, 61, 0, 4096);                     /* chunk 0: 4 KiB of data */
+    pat_write(fd, 62, CHUNK + 10 * MiB, 64 * 1024); /* chunk 1: 64 KiB at 10 MiB in */
+    pat_write(fd, 63, CHUNK + 20 * MiB, 4096);      /* and 4 KiB at 20 MiB in */
+    HFS_OK(fsync(fd));
+    ck_assert_int_eq(lseek(fd, 0, SEEK_HOLE), 4096);
+    ck_assert_int_eq(lseek(fd, 8192, SEEK_DATA), CHUNK + 10 * MiB);
+    ck_assert_int_eq(lseek(fd, CHUNK, SEEK_DATA), CHUNK + 10 * MiB);
+    ck_assert_int_eq(lseek(fd, CHUNK + 10 * MiB + 100, SEEK_DATA), CHUNK + 10 * MiB + 100);
+    ck_assert_int_eq(lseek(fd, CHUNK + 10 * MiB, SEEK_HOLE), CHUNK + 10 * MiB + 64 * 1024);
+    ck_assert_int_eq(lseek(fd, CHUNK + 11 * MiB, SEEK_DATA), CHUNK + 20 * MiB);
+    ck_assert_int_eq(lseek(fd, CHUNK + 20 * MiB, SEEK_HOLE), CHUNK + 20 * MiB + 4096);
+    HFS_ERR(lseek(fd, CHUNK + 20 * MiB + 4096, SEEK_DATA), ENXIO);
+    HFS_OK(close(fd));
+}
+END_TEST
+
 START_TEST(truncate_chunks)
 {
     td("truncate_chunks");
@@ -1641,15 +1663,20 @@ int main(void)
         const char *name;
         const TTest *t;
     } cases[] = {
-        {"open", open_flags},        {"open", open_trunc},      {"open", open_append},
-        {"data", sparse_holes},      {"data", big_file},        {"data", truncate_chunks},
-        {"names", rename_over_open}, {"names", unlink_open},    {"names", hard_links},
-        {"names", symlinks},         {"names", mknod_special},  {"names", dirs},
-        {"names", renames},          {"names", name_too_long},  {"attrs", file_times},
-        {"attrs", chmod_chown},      {"attrs", perms_nonroot},  {"attrs", xattrs},
-        {"attrs", posix_acl_mode},   {"dirs", readdir_seek},    {"dirs", readdir_while_removing},
-        {"misc", statfs_fields},     {"misc", fallocate_mode0}, {"misc", blocks_used},
-        {"misc", fsync_calls},       {"misc", plain_io},        {"attrs", root_mount_lets_users_in},
+        {"open", open_flags},     {"open", open_trunc},
+        {"open", open_append},    {"data", sparse_holes},
+        {"data", big_file},       {"data", truncate_chunks},
+        {"data", seek_blocks},    {"names", rename_over_open},
+        {"names", unlink_open},   {"names", hard_links},
+        {"names", symlinks},      {"names", mknod_special},
+        {"names", dirs},          {"names", renames},
+        {"names", name_too_long}, {"attrs", file_times},
+        {"attrs", chmod_chown},   {"attrs", perms_nonroot},
+        {"attrs", xattrs},        {"attrs", posix_acl_mode},
+        {"dirs", readdir_seek},   {"dirs", readdir_while_removing},
+        {"misc", statfs_fields},  {"misc", fallocate_mode0},
+        {"misc", blocks_used},    {"misc", fsync_calls},
+        {"misc", plain_io},       {"attrs", root_mount_lets_users_in},
     };
     TCase *tc = NULL;
     const char *cur = NULL;
