@@ -486,12 +486,15 @@ END_TEST
 /* Callers while the leader flips between two replicas every few milliseconds: every call is
  * answered by a leader within its deadline. */
 static struct fake flip[2];
+static volatile int flip_done; /* the flipping is over */
 
 static void *flip_caller(void *arg)
 {
     (void)arg;
     char who[64];
-    for (int i = 0; i < 100; i++)
+    /* at least 100 calls, and calls for as long as the leader flips (fast calls could all be
+     * over before the first flip) */
+    for (int i = 0; i < 100 || (!__atomic_load_n(&flip_done, __ATOMIC_ACQUIRE) && i < 100000); i++)
         ck_assert_int_eq(call(shared, 5000, who), 0);
     return NULL;
 }
@@ -504,6 +507,7 @@ START_TEST(test_calls_while_leader_flips)
     snprintf(list, sizeof(list), "%s,%s", flip[0].addr, flip[1].addr);
     shared = mc_new(list);
     pthread_t th[4];
+    __atomic_store_n(&flip_done, 0, __ATOMIC_RELEASE);
     for (int i = 0; i < 4; i++)
         ck_assert_int_eq(pthread_create(&th[i], NULL, flip_caller, NULL), 0);
     for (int k = 0; k < 40; k++) {
@@ -512,6 +516,7 @@ START_TEST(test_calls_while_leader_flips)
         fake_set(&flip[to], F_LEAD, NULL);
         usleep(5000);
     }
+    __atomic_store_n(&flip_done, 1, __ATOMIC_RELEASE);
     for (int i = 0; i < 4; i++)
         pthread_join(th[i], NULL);
     ck_assert_uint_ge(cs_metaconn_epoch(shared), 2);
