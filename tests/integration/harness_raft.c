@@ -994,3 +994,15 @@ int hraft_stop_and_compare(struct hraft_group *g, int lead, unsigned mask, char 
     }
     return hraft_compare_stores(g, mask, why, len);
 }
+
+void hraft_big_xattr_req(struct wbuf *b, uint64_t ino, int round)
+{
+    static char v[HRAFT_BIG_XATTR];
+    memset(v, 'a' + round % 26, sizeof(v));
+    snprintf(v, 32, "round %d", round);
+    wbuf_init(b);
+    wbuf_put_u64(b, ino);
+    wbuf_put_str(b, "user.big", 8);
+    wbuf_put_bytes(b, v, sizeof(v));
+    wbuf_put_u32(b, 0);
+}

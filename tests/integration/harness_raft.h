@@ -188,6 +188,10 @@ int hraft_client_open(struct hraft_client *cl, struct hraft_group *g, int timeou
 void hraft_client_close(struct hraft_client *cl);
 /* Send one request (numbered when numbered) until it is answered by a leader or timeout_ms
  * passed: returns the leader's status (rep as hraft_call) or -ETIMEDOUT. */
+/* A SETXATTR request (b initialised here) setting user.big on ino to len bytes that say which
+ * round wrote them: large log entries that fill a log or a disk quickly. */
+#define HRAFT_BIG_XATTR 60000
+void hraft_big_xattr_req(struct wbuf *b, uint64_t ino, int round);
 int hraft_client_call(struct hraft_client *cl, uint16_t type, const struct wbuf *b, int numbered,
                       struct rpc_reply *rep, int timeout_ms);
 /* MSG_MKDIR of name under parent (numbered); *ino gets the new inode (may be NULL). */

@@ -20,7 +20,6 @@
 
 #include "harness_raft.h"
 
-#define XATTR_LEN 60000
 #define CHANGES 150
 
 static struct hraft_client cl;
@@ -43,15 +42,8 @@ static long long fill(const char *path)
 
 static int setxattr_big(uint64_t ino, int round)
 {
-    static char v[XATTR_LEN];
-    memset(v, 'a' + round % 26, sizeof(v));
-    snprintf(v, 32, "round %d", round);
     struct wbuf b;
-    wbuf_init(&b);
-    wbuf_put_u64(&b, ino);
-    wbuf_put_str(&b, "user.big", 8);
-    wbuf_put_bytes(&b, v, sizeof(v));
-    wbuf_put_u32(&b, 0);
+    hraft_big_xattr_req(&b, ino, round);
     int rc = hraft_client_call(&cl, MSG_SETXATTR, &b, 1, NULL, 30000);
     wbuf_free(&b);
     return rc;

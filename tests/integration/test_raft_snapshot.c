@@ -25,7 +25,6 @@
 
 #define OPTS "snapshot_entries=64 snapshot_trailing=16"
 #define MUTATIONS 400
-#define XATTR_LEN 60000
 
 static struct hraft_client cl;
 
@@ -55,15 +54,8 @@ static uint64_t mkdir_ino(uint64_t parent, const char *name)
 
 static void setxattr_big(uint64_t ino, int round)
 {
-    static char v[XATTR_LEN];
-    memset(v, 'a' + round % 26, sizeof(v));
-    snprintf(v, 32, "round %d", round);
     struct wbuf b;
-    wbuf_init(&b);
-    wbuf_put_u64(&b, ino);
-    wbuf_put_str(&b, "user.big", 8);
-    wbuf_put_bytes(&b, v, sizeof(v));
-    wbuf_put_u32(&b, 0);
+    hraft_big_xattr_req(&b, ino, round);
     must(MSG_SETXATTR, &b, "setxattr");
 }
 
