@@ -12,6 +12,7 @@
 #include <event2/event.h>
 
 #include "daemon.h"
+#include "httpd.h"
 #include "log.h"
 #include "meta.h"
 #include "mraft.h"
@@ -58,6 +59,9 @@ static const struct conf_opt meta_opts[] = {
      "log entries between two snapshots of the store"},
     {"snapshot_trailing", CONF_INT, "2048", O(snapshot_trailing),
      "log entries kept behind a snapshot (a slightly late replica catches up from the log)"},
+    {"http", CONF_STR, NULL, O(http),
+     "HOST:PORT of the HTTP server for Prometheus metrics (/metrics) and, on the leader, the "
+     "status page (/); empty: none"},
     {"log_level", CONF_STR, "info", O(log_level), "error, warn, info or debug"},
     {"log_file", CONF_STR, NULL, O(log_file), "log to this file instead of stderr"},
     {"daemon", CONF_FLAG, NULL, O(daemon), "run in the background"},
@@ -178,6 +182,7 @@ static int serve(struct meta *m, int dfd)
         fprintf(stderr, "cairn-meta: listen %s: %s\n", m->cfg.listen, strerror(-rc));
         goto out_base;
     }
+    if (m->cfg.http[0] && meta_http_start(m)) goto out_srv;
     if (m->cfg.pid_file[0] && (rc = pidfile_write(m->cfg.pid_file))) {
         LOG_ERR("main", "pid file %s: %s", m->cfg.pid_file, strerror(-rc));
         goto out_srv;
@@ -224,6 +229,7 @@ out_ev:
     if (sigterm) event_free(sigterm);
     if (m->cfg.pid_file[0] && status == 0) unlink(m->cfg.pid_file);
 out_srv:
+    httpd_stop(m->http);
     evsrv_free(m->srv);
 out_base:
     event_base_free(m->base);

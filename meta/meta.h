@@ -37,6 +37,7 @@ struct meta_cfg {
     int heartbeat_ms;
     int snapshot_entries;
     int snapshot_trailing;
+    char http[CONF_STR_MAX]; /* HOST:PORT of /metrics and the status page; "" = none */
     char log_level[CONF_STR_MAX];
     char log_file[CONF_STR_MAX];
     int daemon;
@@ -160,6 +161,7 @@ struct meta {
     struct event *flush_ev; /* lowest priority: runs once the ready requests are handled */
     uint64_t pinned;        /* bytes of the store locked in memory */
     struct repair rep;      /* repair scanner, balancer and their counters (repair.c) */
+    struct httpd *http;     /* metrics and status page (meta_http.c), NULL when off */
 };
 
 #define META_BATCH_MAX 512 /* records per group commit at most */
@@ -208,6 +210,15 @@ int meta_handle_cs(struct meta *m, struct evsrv_conn *conn, const struct wire_hd
  * sent here (payload built in out); returns 0 or -EBADMSG. */
 int meta_handle_admin(struct meta *m, struct evsrv_conn *conn, const struct wire_hdr *h,
                       struct rcur *r, struct wbuf *out);
+
+/* meta_http.c: start the HTTP server of cfg.http on the loop's base with every route:
+ * /metrics (meta_metrics.c) and the status page (status_page.c). 0 or -errno (logged). */
+int meta_http_start(struct meta *m);
+struct httpd;
+/* meta_metrics.c: serve /metrics. */
+int meta_metrics_routes(struct meta *m, struct httpd *h);
+/* status_page.c: serve the status page (/) and the JSON it polls. */
+int meta_status_routes(struct meta *m, struct httpd *h);
 
 /* soft_opens.c: read-only opens counted in the leader's memory, not in the store */
 typedef int (*soft_open_fn)(void *arg, uint64_t session, uint64_t ino);

@@ -3,7 +3,7 @@
 set -e
 PKGS="build-essential pkg-config libfuse3-dev fuse3 libevent-dev liblmdb-dev lmdb-utils \
 libxxhash-dev libzstd-dev libraft-dev libuv1-dev iproute2 check clang libclang-rt-14-dev attr rsync git sqlite3 fio \
-python3 util-linux procps"
+python3 util-linux procps prometheus chromium curl"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
