@@ -67,6 +67,9 @@ struct csr_server {
     uint64_t nchunks; /* copies the registry lists on it */
     int inflight;     /* replication orders it is the destination of */
     int src_inflight; /* replication orders it is a source of */
+    /* the server's request counters as its last heartbeat told them (cumulative since it
+     * started; 0 from a server that sends none): rates for cairn top and the status page */
+    uint64_t st_reads, st_read_bytes, st_writes, st_write_bytes;
     /* chunk versions this server should delete, sent with its next heartbeat reply */
     uint64_t *del_id;
     uint32_t *del_ver;
@@ -219,6 +222,22 @@ struct httpd;
 int meta_metrics_routes(struct meta *m, struct httpd *h);
 /* status_page.c: serve the status page (/) and the JSON it polls. */
 int meta_status_routes(struct meta *m, struct httpd *h);
+
+/* client_stats.c: what each client session told with its last keepalive (the leader's
+ * memory only; gone with the session or a failover until the next keepalive). Counters are
+ * cumulative since the mount started. */
+struct client_stat {
+    uint64_t session;
+    char peer[CAIRN_ADDR_MAX + 1]; /* "ip:port" of its meta connection */
+    char name[CAIRN_ADDR_MAX + 1]; /* the client name it opened its session with */
+    uint64_t meta_ops, reads, read_bytes, writes, write_bytes;
+    uint64_t seen_ms; /* monotonic ms of the keepalive */
+};
+typedef void (*client_stat_fn)(void *arg, const struct client_stat *cs);
+int client_stats_update(const struct client_stat *cs);
+void client_stats_each(client_stat_fn fn, void *arg);
+void client_stats_drop(uint64_t session);
+uint32_t client_stats_count(void);
 
 /* soft_opens.c: read-only opens counted in the leader's memory, not in the store */
 typedef int (*soft_open_fn)(void *arg, uint64_t session, uint64_t ino);
