@@ -312,6 +312,10 @@ int csr_zone_free_exists(const struct cs_registry *r, uint64_t need_bytes, const
                          int nhave);
 /* Fraction of a server's disk in use (0..1). */
 double csr_usage(const struct csr_server *s);
+/* Servers registered (up or not). */
+uint32_t csr_count(const struct cs_registry *r);
+/* A server's CS_STATE_* (down, draining or up). */
+uint8_t csr_state(const struct csr_server *s);
 /* Live servers registered. */
 int csr_live_count(const struct cs_registry *r);
 void csr_space(const struct cs_registry *r, uint64_t *total, uint64_t *free_bytes);
