@@ -29,6 +29,7 @@ struct fh {
     struct inode_st *s;
     struct rp_ra ra;
     int writable;
+    int atime_noted; /* a read of this handle was noted for the access time (atime.c) */
 };
 
 static struct cm *CM(fuse_req_t req)
@@ -522,6 +523,11 @@ static int open_handle(struct cm *cm, const struct cairn_attr *a, struct fuse_fi
     if (h->writable) s->writers++;
     pthread_mutex_unlock(&s->mu);
     fi->keep_cache = same && !created;
+    /* with keep_cache the kernel may serve every read from its pages: count the open as one */
+    if (fi->keep_cache && (acc == O_RDONLY || acc == O_RDWR)) {
+        h->atime_noted = 1;
+        at_note(cm->atime, a->ino);
+    }
     /* a read-only handle has nothing to write out at close: the kernel skips FLUSH
      * (FOPEN_NOFLUSH, Linux 5.16), one request less per file a data loader reads. (Should
      * POSIX locks come, their release at close rides on FLUSH: handles with locks must
@@ -622,6 +628,10 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     }
     size_t got = 0;
     uint64_t t0 = st_now_us();
+    if (!h->atime_noted) {
+        h->atime_noted = 1;
+        at_note(cm->atime, h->s->ino);
+    }
     int rc = rp_read(cm, h->s, &h->ra, (uint64_t)off, size, buf, &got);
     if (rc)
         fuse_reply_err(req, -rc);
@@ -832,6 +842,7 @@ static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                        struct fuse_file_info *fi)
 {
     (void)fi;
+    if (off == 0) at_note(CM(req)->atime, ino); /* a listing from the start reads the folder */
     do_readdir(req, ino, size, off, 0);
 }
 
@@ -839,6 +850,7 @@ static void fs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
                            struct fuse_file_info *fi)
 {
     (void)fi;
+    if (off == 0) at_note(CM(req)->atime, ino);
     do_readdir(req, ino, size, off, 1);
 }
 

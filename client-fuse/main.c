@@ -43,6 +43,7 @@ struct mount_opts {
     int max_threads;
     int dir_prefetch;
     int read_pieces;
+    char atime[CONF_STR_MAX];
     char log_level[CONF_STR_MAX];
     char log_file[CONF_STR_MAX];
 };
@@ -72,6 +73,10 @@ static const struct conf_opt mount_tab[] = {
      "1: prefetch the next files of a directory read in listing order (tar, rsync, cp -r)"},
     {"read_pieces", CONF_INT, "1", O(read_pieces),
      "pieces a read of 256K or more is split into, read from the copies at once (1..8)"},
+    {"atime", CONF_STR, "relatime", O(atime),
+     "relatime: a read moves the access time when it is not later than the modification or "
+     "change time, or a day old; strictatime: every read; noatime: never. Sent lazily, once a "
+     "second (also -o relatime, -o strictatime, -o noatime)"},
     {"log_level", CONF_STR, "warn", O(log_level), "error, warn, info or debug"},
     {"log_file", CONF_STR, NULL, O(log_file), "append logs to this file instead of stderr"},
     {NULL, 0, NULL, 0, NULL},
@@ -139,6 +144,10 @@ static int apply_opts(struct args *a, const char *list)
         }
         in_meta = 0;
         if (!*o || ignored_opt(o)) continue;
+        if (at_mode_parse(o) >= 0 || !strcmp(o, "atime")) { /* the mount(8) words */
+            snprintf(a->mo.atime, sizeof(a->mo.atime), "%s", strcmp(o, "atime") ? o : "relatime");
+            continue;
+        }
         if (!strcmp(o, "noallow_other")) {
             a->noallow_other = 1;
             continue;
@@ -258,6 +267,11 @@ static int cfg_from_opts(const struct mount_opts *mo, struct cm_cfg *cfg)
     cfg->negative_timeout = strtod(mo->negative_timeout, &end);
     if (*end || cfg->negative_timeout < 0) goto bad_timeout;
     cfg->readahead_max = mo->readahead_max;
+    cfg->atime_mode = at_mode_parse(mo->atime);
+    if (cfg->atime_mode < 0) {
+        fprintf(stderr, "cairn-mount: atime=%s: relatime, strictatime or noatime\n", mo->atime);
+        return -EINVAL;
+    }
     cfg->kernel_readahead = mo->kernel_readahead;
     cfg->cache_size = mo->cache_size;
     cfg->mem_cache_size = mo->mem_cache_size;
@@ -289,6 +303,7 @@ static int cm_start(struct cm *cm)
     cm->pf = rp_prefetcher_new(cm, CM_PREFETCH_THREADS);
     if (cm->cfg.dir_prefetch && !(cm->scans = ds_new())) return -ENOMEM;
     if (!(cm->notify = ma_new(&cm->meta))) return -ENOMEM;
+    if (!(cm->atime = at_new(&cm->meta, cm->cfg.atime_mode))) return -ENOMEM;
     return 0;
 }
 
@@ -296,6 +311,7 @@ static void cm_stop(struct cm *cm)
 {
     rp_prefetcher_free(cm->pf);
     ma_free(cm->notify);
+    at_free(cm->atime);
     mc_close(&cm->meta);
     cc_pool_free(cm->cc);
     rc_free(cm->cache);

@@ -227,6 +227,10 @@ int meta_status_routes(struct meta *m, struct httpd *h);
 int meta_handle_top(struct meta *m, struct evsrv_conn *conn, const struct wire_hdr *h,
                     struct rcur *r, struct wbuf *out);
 
+/* server_atime.c: MSG_ATIME (reply sent here; 0 or -EBADMSG). */
+int meta_handle_atime(struct meta *m, struct evsrv_conn *conn, const struct wire_hdr *h,
+                      struct rcur *r);
+
 /* client_stats.c: what each client session told with its last keepalive (the leader's
  * memory only; gone with the session or a failover until the next keepalive). Counters are
  * cumulative since the mount started. */

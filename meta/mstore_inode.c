@@ -242,6 +242,17 @@ int mst_apply_setattr(struct mtx *x)
     int rc = mst_inode_get(x->txn, x->s, op->ino, &r);
     if (rc) return rc;
     uint32_t v = op->valid;
+    if (v & SETATTR_ATIME_LAZY) {
+        /* a read's atime (MSG_ATIME): forward only, nothing else, and not a change of the
+         * inode (no ctime) */
+        if (op->atime_s > r.atime_s || (op->atime_s == r.atime_s && op->atime_ns > r.atime_ns)) {
+            r.atime_s = op->atime_s;
+            r.atime_ns = op->atime_ns;
+        }
+        rc = mst_inode_put(x->txn, x->s, op->ino, &r);
+        if (!rc && x->res) mst_inode_attr(op->ino, &r, &x->res->attr);
+        return rc;
+    }
     if (v & SETATTR_MODE) r.mode = (r.mode & S_IFMT) | (op->mode & 07777);
     if (v & (SETATTR_UID | SETATTR_GID)) {
         if (v & SETATTR_UID) r.uid = op->uid;

@@ -862,6 +862,8 @@ static int dispatch(struct req *q)
     case MSG_HEALTH:
     case MSG_CS_DRAIN:
         return meta_handle_admin(q->m, q->conn, q->h, &q->r, &q->out);
+    case MSG_ATIME:
+        return meta_handle_atime(q->m, q->conn, q->h, &q->r);
     case MSG_CLIENT_STATS:
     case MSG_TOP:
         return meta_handle_top(q->m, q->conn, q->h, &q->r, &q->out);
@@ -888,7 +890,7 @@ static int soft_open_req(struct meta *m, uint16_t type, const uint8_t *p, uint32
 static int mutates(uint16_t type)
 {
     return proto_numbered(type) || type == MSG_SESSION_OPEN || type == MSG_SESSION_KEEPALIVE ||
-           type == MSG_SESSION_CLOSE || type == MSG_CS_DRAIN;
+           type == MSG_SESSION_CLOSE || type == MSG_CS_DRAIN || type == MSG_ATIME;
 }
 
 /* Whether an OPEN request names a file with data (whose chunk locations it returns). */
