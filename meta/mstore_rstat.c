@@ -24,7 +24,10 @@
  *   - rstat[D] = the sum over D's entries of their contribution: a non-directory inode whose
  *     parent is D adds (size, 1, 0); a subdirectory S adds rstat[S] + (0, 0, 1).
  * A change adds its delta to the directory and every ancestor up to the root (walking the
- * directories' parent links), stopping at a removed directory (nlink 0).
+ * directories' parent links), stopping at a removed directory (nlink 0), and at a link that
+ * names no directory (a damaged store: the totals are then off, the operation is not refused).
+ * Cost: one inode read and one rstat write per ancestor for every record that changes a
+ * count or a size; ilink adds one small record per name of a file.
  *
  * Stores written before the totals existed have no "rstat" counter: mst_rstat_build computes
  * everything once at open (one pass over the entries and one over the inodes). */
@@ -90,8 +93,9 @@ int mst_rstat_chain(MDB_txn *t, struct mstore *s, uint64_t dir, const struct mst
     for (int i = 0; i < RSTAT_DEPTH_MAX; i++) {
         struct mst_inode r;
         int rc = mst_inode_get(t, s, dir, &r);
+        /* a chain broken by a damaged store ends there: the user's operation still goes on */
+        if (rc == -ENOENT || (!rc && !S_ISDIR(r.mode))) return 0;
         if (rc) return rc;
-        if (!S_ISDIR(r.mode)) return -EIO;
         rc = rstat_add(t, s, dir, d);
         if (rc) return rc;
         /* the root is its own parent; a removed directory is in no tree any more */
