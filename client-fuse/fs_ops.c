@@ -1010,7 +1010,9 @@ static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
         return;
     }
     int is_cap = strcmp(name, CAP_XATTR) == 0;
-    uint32_t known = ist_xa_facts(cm->inodes, ino);
+    /* the directory totals (proto.h) are answered by meta whatever xattrs the inode has */
+    int is_dir_total = strncmp(name, CAIRN_DIR_XATTR_PREFIX, CAIRN_DIR_XATTR_PREFIX_LEN) == 0;
+    uint32_t known = is_dir_total ? 0 : ist_xa_facts(cm->inodes, ino);
     if ((known & IST_XA_NONE) || (is_cap && (known & IST_XA_NOCAP))) {
         fuse_reply_err(req, ENODATA);
         return;

@@ -17,6 +17,12 @@
 #define CAIRN_PATH_MAX 4095
 #define CAIRN_XATTR_NAME_MAX 255
 #define CAIRN_XATTR_SIZE_MAX 65536
+/* Virtual read-only xattrs of every directory, answered by the meta service from its
+ * recursive totals: CAIRN_DIR_XATTR_PREFIX "rbytes", "rfiles", "rsubdirs", each a decimal
+ * number as text (meta/mstore_rstat.c defines them). Never listed; setting or removing a name
+ * with this prefix is -EPERM. In the user namespace so that getfattr(1) reaches them. */
+#define CAIRN_DIR_XATTR_PREFIX "user.cairn.dir."
+#define CAIRN_DIR_XATTR_PREFIX_LEN 15
 #define CAIRN_ADDR_MAX 63 /* "host:port" */
 #define CAIRN_ROOT_INO 1
 #define CAIRN_DEFAULT_CHUNK_SIZE (64ull << 20)
