@@ -100,8 +100,10 @@ void prom_sample_f(struct wbuf *b, const char *name, const struct prom_labels *l
         snprintf(num, sizeof(num), " NaN\n");
     else if (isinf(v))
         snprintf(num, sizeof(num), " %sInf\n", v > 0 ? "+" : "-");
+    else if (v > -9.0e18 && v < 9.0e18 && v == (double)(int64_t)v)
+        snprintf(num, sizeof(num), " %" PRId64 "\n", (int64_t)v); /* whole: every digit */
     else
-        snprintf(num, sizeof(num), " %.17g\n", v);
+        snprintf(num, sizeof(num), " %.15g\n", v);
     put_s(b, num);
 }
 
