@@ -3,7 +3,8 @@
  * one mount and reads through the mount with metrics, each /metrics (fetched with curl) must
  * pass `promtool check metrics` and show the series an operator watches, with values that
  * moved: the meta's per-operation counts and chunk health, the chunk servers' write bytes, the
- * mount's read bytes and latency histograms. A chunk server's zone holds a double quote and a
+ * mount's read bytes and latency histograms. `cairn local status` prints every daemon's
+ * metrics URL and the status page's. A chunk server's zone holds a double quote and a
  * backslash, so label escaping is checked through promtool on a live daemon. The sample
  * Prometheus configuration and alert rules in deploy/prometheus must pass promtool too. */
 #include <check.h>
@@ -187,6 +188,54 @@ START_TEST(daemons_serve_metrics)
 }
 END_TEST
 
+/* `cairn local start` gives every daemon and the mount an HTTP port; `cairn local status`
+ * prints each one's metrics URL (every one answers and passes promtool) and the status page's
+ * URL on the meta leader. The cluster is stopped with `cairn local stop` before anything is
+ * asserted, so a failed check leaves nothing running. */
+START_TEST(local_status_urls)
+{
+    char dir[256], cairn[512], out[4096], status[4096], why[2048] = "";
+    ck_assert_int_eq(h_mkdtemp("metrics-local", dir, sizeof(dir)), 0);
+    h_prog("cairn", cairn, sizeof(cairn));
+    uint16_t mport = h_free_port();
+    int rc = h_run(120, out, sizeof(out),
+                   "'%s' local start '%s/c' --metas 1 --chunk-servers 2 --meta-port %u", cairn, dir,
+                   mport);
+    int st = -1, urls = 0, ok = 0;
+    char page[128] = "", meta_http[128] = "";
+    if (rc == 0) {
+        st = h_run(60, status, sizeof(status), "'%s' local status '%s/c'", cairn, dir);
+        /* "       metrics http://HOST:PORT/metrics" after each daemon's line */
+        for (char *l = status; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+            char url[128];
+            if (sscanf(l, " metrics %127s", url) == 1 && !strncmp(url, "http://", 7)) {
+                if (!meta_http[0]) snprintf(meta_http, sizeof(meta_http), "%s", url);
+                urls++;
+                char lint[1500];
+                if (h_run(60, lint, sizeof(lint),
+                          "curl -sSf --max-time 20 '%s' | promtool check metrics", url) == 0)
+                    ok++;
+                else
+                    snprintf(why + strlen(why), sizeof(why) - strlen(why), "%s: %s\n", url, lint);
+            }
+            sscanf(l, "status page: %127s", page);
+        }
+    }
+    char stop[2048];
+    int src = h_run(120, stop, sizeof(stop), "'%s' local stop '%s/c'", cairn, dir);
+    ck_assert_msg(rc == 0, "cairn local start failed:\n%s", out);
+    ck_assert_msg(st == 0, "cairn local status: exit %d:\n%s", st, status);
+    ck_assert_msg(urls == 4, "want 4 metrics URLs (meta1, cs1, cs2, mount):\n%s", status);
+    ck_assert_msg(ok == urls, "metrics that failed:\n%s", why);
+    /* the status page is the leader's (the one replica): its HTTP address, path / */
+    char want[160];
+    snprintf(want, sizeof(want), "%.*s/", (int)(strlen(meta_http) - strlen("/metrics")), meta_http);
+    ck_assert_msg(!strcmp(page, want), "status page URL '%s', want '%s':\n%s", page, want, status);
+    ck_assert_msg(src == 0, "cairn local stop failed:\n%s", stop);
+    h_sh(30, "rm -rf '%s'", dir);
+}
+END_TEST
+
 /* The sample scrape configuration and alert rules are valid for Prometheus. */
 START_TEST(prometheus_files_check)
 {
@@ -207,6 +256,7 @@ END_TEST
 int main(void)
 {
     const struct h_test tests[] = {{"metrics", daemons_serve_metrics},
+                                   {"local_status", local_status_urls},
                                    {"prometheus_files", prometheus_files_check}};
     return hr_main("metrics", "metrics", tests, sizeof(tests) / sizeof(tests[0]), 180);
 }
