@@ -43,7 +43,10 @@ static void write_fuse(struct wbuf *b)
     static const struct {
         const char *op;
         enum st_id id;
-    } ops[] = {{"read", ST_FUSE_READS}, {"open", ST_FUSE_OPENS}, {"release", ST_FUSE_RELEASES}};
+    } ops[] = {{"read", ST_FUSE_READS},
+               {"write", ST_FUSE_WRITES},
+               {"open", ST_FUSE_OPENS},
+               {"release", ST_FUSE_RELEASES}};
     prom_family(b, "cairn_mount_fuse_requests_total", "counter",
                 "FUSE requests answered, by operation (those counted).");
     for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
@@ -54,6 +57,8 @@ static void write_fuse(struct wbuf *b)
     }
     counter_of(b, "cairn_mount_fuse_read_bytes_total", "Bytes returned to the kernel by reads.",
                ST_FUSE_READ_BYTES);
+    counter_of(b, "cairn_mount_fuse_write_bytes_total", "Bytes the kernel wrote.",
+               ST_FUSE_WRITE_BYTES);
     prom_family(b, "cairn_mount_fuse_read_duration_seconds", "histogram",
                 "Time from a FUSE read request to its reply.");
     prom_hist_write(b, "cairn_mount_fuse_read_duration_seconds", NULL, st_hist(STH_FUSE_READ));

@@ -57,6 +57,25 @@ static double value_of(const char *path, const char *series)
     return v;
 }
 
+/* The sum and the largest of the values of the samples that start with prefix. */
+static double sum_prefix(const char *path, const char *prefix, double *max)
+{
+    FILE *f = fopen(path, "r");
+    ck_assert_msg(f != NULL, "%s: %s", path, strerror(errno));
+    char line[4096];
+    double sum = 0;
+    *max = 0;
+    while (fgets(line, sizeof(line), f))
+        if (!strncmp(line, prefix, strlen(prefix))) {
+            char *sp = strrchr(line, ' ');
+            double v = sp ? strtod(sp + 1, NULL) : 0;
+            sum += v;
+            if (v > *max) *max = v;
+        }
+    fclose(f);
+    return sum;
+}
+
 /* How many samples start with prefix (e.g. "cairn_meta_chunkserver_up{"). */
 static int count_prefix(const char *path, const char *prefix)
 {
@@ -114,17 +133,25 @@ START_TEST(daemons_serve_metrics)
 
     char path[600];
     /* the meta service: per-operation counts, Raft, the registry, chunk health (wait for a
-     * complete scan pass that saw the file's chunks at their copies) */
+     * complete scan pass that saw the file's chunks at their copies), and what the chunk
+     * servers' heartbeats and the mounts' counters (every 2 s) told it */
     uint64_t end = hfs_now_ms() + 30000;
-    double full = -1;
+    double full = -1, cs_wb = 0, client_rb = 0, max;
     for (;;) {
         fetch(port[0], "meta", path, sizeof(path));
         full = value_of(path, "cairn_meta_chunks{state=\"full\"}");
-        if (full >= 3 || hfs_now_ms() > end) break;
+        cs_wb = sum_prefix(path, "cairn_meta_chunkserver_write_bytes_total{", &max);
+        sum_prefix(path, "cairn_meta_client_read_bytes_total{", &client_rb);
+        if ((full >= 3 && cs_wb >= 2.0 * FILE_SIZE && client_rb >= FILE_SIZE) || hfs_now_ms() > end)
+            break;
         hfs_sleep_ms(300);
     }
     lint(path);
     ck_assert_msg(full >= 3, "meta: chunks full = %g, want the file's 3 chunks", full);
+    ck_assert_msg(cs_wb >= 2.0 * FILE_SIZE, "meta: chunk servers wrote %g bytes, want >= %g", cs_wb,
+                  2.0 * FILE_SIZE);
+    ck_assert_msg(client_rb >= FILE_SIZE, "meta: a client read %g bytes, want >= %ld", client_rb,
+                  (long)FILE_SIZE);
     ck_assert_double_eq(value_of(path, "cairn_meta_chunks{state=\"missing\"}"), 0);
     ck_assert_double_eq(value_of(path, "cairn_meta_chunks{state=\"under_replicated\"}"), 0);
     ck_assert_double_eq(value_of(path, "cairn_meta_leader"), 1);
