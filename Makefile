@@ -70,7 +70,7 @@ $(BUILD)/cairn-chunk: $(call obj,chunk/main.c $(CHUNK_SRC)) $(LIBCAIRN)
 	$(CC) $(LDFLAGS) -pthread -o $@ $^ $(LIBS_EVENT) $(LIBS_XXH)
 
 $(BUILD)/cairn-mount: $(call obj,client-fuse/main.c $(FUSE_SRC)) $(LIBCAIRN)
-	$(CC) $(LDFLAGS) -pthread -o $@ $^ $(LIBS_FUSE) $(LIBS_XXH)
+	$(CC) $(LDFLAGS) -pthread -o $@ $^ $(LIBS_FUSE) $(LIBS_XXH) $(LIBS_EVENT)
 
 $(BUILD)/mount.cairn: $(BUILD)/cairn-mount
 	ln -sf cairn-mount $@
@@ -99,7 +99,7 @@ $(BUILD)/tests/test_chunk_%: tests/unit/test_chunk_%.c $(call obj,$(CHUNK_SRC)) 
 	$(CC) $(UNIT_CFLAGS) -o $@ $^ $(UNIT_LIBS) $(LIBS_EVENT)
 $(BUILD)/tests/test_client_%: tests/unit/test_client_%.c $(call obj,$(FUSE_SRC)) $(LIBCAIRN)
 	@mkdir -p $(dir $@)
-	$(CC) $(UNIT_CFLAGS) $(CFLAGS_FUSE) -o $@ $^ $(UNIT_LIBS) $(LIBS_FUSE)
+	$(CC) $(UNIT_CFLAGS) $(CFLAGS_FUSE) -o $@ $^ $(UNIT_LIBS) $(LIBS_FUSE) $(LIBS_EVENT)
 $(BUILD)/tests/test_tools_%: tests/unit/test_tools_%.c $(call obj,$(TOOLS_SRC)) $(LIBCAIRN)
 	@mkdir -p $(dir $@)
 	$(CC) $(UNIT_CFLAGS) -Itools -o $@ $^ $(UNIT_LIBS)

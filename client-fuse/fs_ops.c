@@ -640,7 +640,9 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     free(buf);
     st_add(ST_FUSE_READS, 1);
     st_add(ST_FUSE_READ_BYTES, rc ? 0 : got);
-    st_add(ST_FUSE_READ_US, st_now_us() - t0);
+    uint64_t us = st_now_us() - t0;
+    st_add(ST_FUSE_READ_US, us);
+    st_observe(STH_FUSE_READ, us);
 }
 
 static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,

@@ -24,9 +24,11 @@
 #include <unistd.h>
 
 #include "client.h"
+#include "cmetrics.h"
 #include "conf.h"
 #include "dcache.h"
 #include "daemon.h"
+#include "httpd.h"
 #include "log.h"
 
 struct mount_opts {
@@ -44,6 +46,7 @@ struct mount_opts {
     int dir_prefetch;
     int read_pieces;
     char atime[CONF_STR_MAX];
+    char http[CONF_STR_MAX];
     char log_level[CONF_STR_MAX];
     char log_file[CONF_STR_MAX];
 };
@@ -77,6 +80,9 @@ static const struct conf_opt mount_tab[] = {
      "relatime: a read moves the access time when it is not later than the modification or "
      "change time, or a day old; strictatime: every read; noatime: never. Sent lazily, once a "
      "second (also -o relatime, -o strictatime, -o noatime)"},
+    {"http", CONF_STR, "", O(http),
+     "HOST:PORT of this mount's Prometheus metrics (/metrics); empty = none (each mount needs "
+     "a port of its own)"},
     {"log_level", CONF_STR, "warn", O(log_level), "error, warn, info or debug"},
     {"log_file", CONF_STR, NULL, O(log_file), "append logs to this file instead of stderr"},
     {NULL, 0, NULL, 0, NULL},
@@ -367,6 +373,13 @@ int main(int argc, char **argv)
         daemon_done(dfd, 1, 1);
         return 1;
     }
+    struct httpd *http = cmet_start(&cm, a.mo.http, mnt, &rc);
+    if (!http && rc) {
+        fprintf(stderr, "cairn-mount: http=%s: %s\n", a.mo.http, strerror(-rc));
+        daemon_done(dfd, 1, 1);
+        cm_stop(&cm);
+        return 1;
+    }
 
     char optstr[4400];
     snprintf(optstr, sizeof(optstr), "fsname=cairn,subtype=cairn,default_permissions,max_read=%u%s",
@@ -410,6 +423,7 @@ out_se:
     fuse_session_destroy(se);
 out_cm:
     daemon_done(dfd, 1, 1);
+    cmet_stop(http);
     cm_stop(&cm);
     fuse_opt_free_args(&args);
     return rc;

@@ -218,8 +218,13 @@ int meta_handle_admin(struct meta *m, struct evsrv_conn *conn, const struct wire
  * /metrics (meta_metrics.c) and the status page (status_page.c). 0 or -errno (logged). */
 int meta_http_start(struct meta *m);
 struct httpd;
-/* meta_metrics.c: serve /metrics. */
+/* meta_metrics.c: serve /metrics (and count replies by kind on m->srv from then on). */
 int meta_metrics_routes(struct meta *m, struct httpd *h);
+/* The request of type (flags ignored) took us microseconds on the loop's thread (a deferred
+ * request counts once, for the pass that answered it); rc < 0: it was malformed and its
+ * connection closed. */
+void meta_metrics_request(uint16_t type, int rc, uint64_t us);
+uint64_t meta_metrics_now_us(void);
 /* status_page.c: serve the status page (/) and the JSON it polls. */
 int meta_status_routes(struct meta *m, struct httpd *h);
 

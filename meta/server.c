@@ -901,8 +901,8 @@ static int opens_data(struct meta *m, const uint8_t *payload, uint32_t len)
     return mstore_getattr(m->store, le_get64(payload), &a) == 0 && a.size > 0;
 }
 
-int meta_handle(struct evsrv_conn *conn, const struct wire_hdr *h, const uint8_t *payload,
-                void *arg)
+static int handle_req(struct evsrv_conn *conn, const struct wire_hdr *h, const uint8_t *payload,
+                      void *arg)
 {
     struct meta *m = arg;
     uint16_t type = (uint16_t)(h->type & ~MSG_F_SEQ);
@@ -973,5 +973,14 @@ int meta_handle(struct evsrv_conn *conn, const struct wire_hdr *h, const uint8_t
     if (rc)
         LOG_WARN("meta", "malformed %s from %s: closing the connection", proto_type_name(h->type),
                  evsrv_conn_peer(conn));
+    return rc;
+}
+
+int meta_handle(struct evsrv_conn *conn, const struct wire_hdr *h, const uint8_t *payload,
+                void *arg)
+{
+    uint64_t t0 = meta_metrics_now_us();
+    int rc = handle_req(conn, h, payload, arg);
+    if (rc != EVSRV_DEFER) meta_metrics_request(h->type, rc, meta_metrics_now_us() - t0);
     return rc;
 }
