@@ -176,12 +176,20 @@ mount_inner() {
     ! /usr/local/bin/cairn-meta --init --config "$WORK/etc/meta.conf" >"$WORK/init2.log" 2>&1 ||
         fail "a second --init on the same data_dir succeeded"
     grep -q "not empty" "$WORK/init2.log" || fail "second --init: $(cat "$WORK/init2.log")"
+    # a group of several replicas, or a joining one, is not made by --init
+    for o in --peers=127.0.0.1:$port,127.0.0.1:9522 --join=127.0.0.1:9522; do
+        ! /usr/local/bin/cairn-meta --init --config "$WORK/etc/meta.conf" \
+            --data_dir="$WORK/lib/other" "$o" >"$WORK/init3.log" 2>&1 || fail "--init $o succeeded"
+        [ ! -e "$WORK/lib/other" ] || fail "--init $o made a data_dir"
+    done
     /usr/local/bin/cairn-meta --config "$WORK/etc/meta.conf" >"$WORK/meta.log" 2>&1 &
     for i in 1 2; do
         /usr/local/bin/cairn-chunk --config "$WORK/etc/cs$i.conf" >"$WORK/cs$i.log" 2>&1 &
     done
     wait_for 15 "two chunk servers up" sh -c \
         "[ \$(/usr/local/bin/cairn health --meta 127.0.0.1:$port --json | grep -c '\"up\"') = 2 ]"
+    grep -q "registered with meta .* (chunk size 4194304)" "$WORK/cs1.log" ||
+        fail "the served store's chunk size is not --init's 4M: $(tail -n 3 "$WORK/cs1.log")"
 
     # mount -t fuse.cairn from a clean environment: nodev,nosuid,allow_other by default
     env -i PATH=/sbin:/bin mount -t fuse.cairn "127.0.0.1:$port" "$m" || fail "mount -t fuse.cairn"
