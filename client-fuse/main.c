@@ -93,10 +93,10 @@ static const struct conf_opt mount_tab[] = {
 static int ignored_opt(const char *o)
 {
     static const char *const names[] = {
-        "rw",     "dev",      "suid",   "exec",    "auto",
-        "noauto", "user",     "users",  "nouser",  "owner",
-        "group",  "defaults", "nofail", "_netdev", "default_permissions",
-        "async",  "loop",     NULL};
+        "rw",     "exec",    "auto",  "noauto", "user",
+        "users",  "nouser",  "owner", "group",  "defaults",
+        "nofail", "_netdev", "async", "loop",   "default_permissions",
+        NULL};
     for (int i = 0; names[i]; i++)
         if (!strcmp(o, names[i])) return 1;
     return !strncmp(o, "x-", 2) || !strncmp(o, "comment=", 8) || o[0] == '_';
@@ -113,7 +113,8 @@ static void usage(FILE *out, const char *prog)
     conf_print_help(mount_tab, out);
     fprintf(out,
             "other -o options (allow_other, ro, ...) are passed to FUSE; a mount made by root\n"
-            "gets allow_other unless -o noallow_other.\n");
+            "gets allow_other unless -o noallow_other, and is nodev,nosuid unless -o dev,suid\n"
+            "(allow_dev,allow_suid through mount(8) and fstab, which drop dev and suid).\n");
 }
 
 struct args {
@@ -124,6 +125,7 @@ struct args {
     struct mount_opts mo;
     int allow_other;   /* -o allow_other given */
     int noallow_other; /* -o noallow_other given: root's mount stays private */
+    int dev, suid;     /* -o dev / suid (allow_dev / allow_suid): honoured for root only */
 };
 
 /* Apply one comma-separated -o list. A bare "host:port" item continues the meta= list
@@ -159,6 +161,21 @@ static int apply_opts(struct args *a, const char *list)
             continue;
         }
         if (!strcmp(o, "allow_other")) a->allow_other = 1;
+        /* dev and suid: libfuse mounts nodev,nosuid unless told; mount(8) never passes them
+         * to a helper (they are its own defaults), so allow_dev / allow_suid say the same
+         * through mount(8) and fstab */
+        if (!strcmp(o, "dev") || !strcmp(o, "allow_dev")) {
+            a->dev = 1;
+            continue;
+        }
+        if (!strcmp(o, "suid") || !strcmp(o, "allow_suid")) {
+            a->suid = 1;
+            continue;
+        }
+        if (!strcmp(o, "nodev") || !strcmp(o, "nosuid")) {
+            *(o[2] == 'd' ? &a->dev : &a->suid) = 0;
+            continue;
+        }
         char name[128];
         size_t nl = eq ? (size_t)(eq - o) : strlen(o);
         if (nl >= sizeof(name)) nl = sizeof(name) - 1;
@@ -205,6 +222,8 @@ static int parse_args(int argc, char **argv, struct args *a)
             a->debug = a->foreground = 1;
         } else if (!strcmp(s, "-n") || !strcmp(s, "-s") || !strcmp(s, "-v")) {
             /* mount(8) helper flags: no mtab, sloppy, verbose */
+        } else if (!strcmp(s, "-t") && helper && i + 1 < argc) {
+            i++; /* -t fuse.cairn, as mount.fuse3 style callers pass it */
         } else if (!strncmp(s, "-o", 2)) {
             const char *list = s[2] ? s + 2 : (i + 1 < argc ? argv[++i] : NULL);
             if (!list) return -EINVAL;
@@ -245,10 +264,19 @@ static int parse_args(int argc, char **argv, struct args *a)
     }
     /* a data-set mount made by root is for its users too (as MooseFS and JuiceFS do); the
      * kernel still checks every access against the file's mode (default_permissions) */
-    if (geteuid() == 0 && !a->allow_other && !a->noallow_other) {
+    int root = geteuid() == 0;
+    if ((a->dev || a->suid) && !root) {
+        fprintf(stderr, "%s: dev and suid need a mount made by root: ignored\n", base);
+        a->dev = a->suid = 0;
+    }
+    /* libfuse mounts nodev,nosuid unless asked: device files and set-user-ID programs of a
+     * shared data set do not act on this machine */
+    const char *extra[] = {root && !a->allow_other && !a->noallow_other ? ",allow_other" : "",
+                           a->dev ? ",dev" : "", a->suid ? ",suid" : ""};
+    for (size_t i = 0; i < sizeof(extra) / sizeof(extra[0]); i++) {
         size_t cur = strlen(a->fuse_opts);
-        if (cur + sizeof(",allow_other") > sizeof(a->fuse_opts)) return -E2BIG;
-        snprintf(a->fuse_opts + cur, sizeof(a->fuse_opts) - cur, ",allow_other");
+        if (cur + strlen(extra[i]) + 1 > sizeof(a->fuse_opts)) return -E2BIG;
+        snprintf(a->fuse_opts + cur, sizeof(a->fuse_opts) - cur, "%s", extra[i]);
     }
     return 0;
 }
