@@ -155,6 +155,7 @@ START_TEST(top_shows_live_rates)
     pid_t reader = fork();
     ck_assert_int_ge(reader, 0);
     if (reader == 0) {
+        setpgid(0, 0); /* its own group: the loop and its cat are killed together */
         execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
         _exit(127);
     }
@@ -164,6 +165,7 @@ START_TEST(top_shows_live_rates)
              "m[0]['read_bytes_per_s'] > 0 if m else None)",
              hr_c->mnt[k]);
     rc = h_cairn_py(hr_c, py, out, sizeof(out), "%s", args);
+    kill(-reader, SIGKILL);
     h_kill_wait(reader, SIGKILL, 5000);
     ck_assert_msg(rc == 0, "cairn %s: %s", args, out);
     ck_assert_str_eq(out, "True True");
