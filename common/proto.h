@@ -203,6 +203,7 @@ enum proto_type {
      *                       u64 read_bytes, u64 writes, u64 write_bytes, u64 seen_ms },
      *   u32 c, c x client { u64 session, str label, str peer, u64 meta_calls, u64 reads,
      *                       u64 read_bytes, u64 writes, u64 write_bytes, u64 seen_ms }
+     *   u64 meta_requests (every request the leader handled since it started)
      * Cumulative counters as the servers' heartbeats and the clients' MSG_CLIENT_STATS last
      * told them; `cairn top` turns two answers into rates. */
     MSG_TOP = 49,

@@ -225,6 +225,8 @@ int meta_metrics_routes(struct meta *m, struct httpd *h);
  * connection closed. */
 void meta_metrics_request(uint16_t type, int rc, uint64_t us);
 uint64_t meta_metrics_now_us(void);
+/* Requests this replica handled since it started (every type). */
+uint64_t meta_metrics_requests_total(void);
 /* status_page.c: serve the status page (/) and the JSON it polls. */
 int meta_status_routes(struct meta *m, struct httpd *h);
 

@@ -76,6 +76,14 @@ void meta_metrics_request(uint16_t type, int rc, uint64_t us)
     if (rc < 0) count_error(type, -rc); /* malformed: the connection was closed */
 }
 
+uint64_t meta_metrics_requests_total(void)
+{
+    uint64_t n = 0;
+    for (int t = 0; t < MM_TYPES; t++)
+        n += mm.req[t];
+    return n;
+}
+
 static void on_reply(void *arg, uint16_t type, int status)
 {
     (void)arg;

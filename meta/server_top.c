@@ -81,6 +81,7 @@ static int top(struct meta *m, struct evsrv_conn *conn, const struct wire_hdr *h
     struct top_out t = {.out = out, .now_ms = now};
     client_stats_each(put_client, &t);
     if (!out->err) le_put32(out->data + at, t.n);
+    wbuf_put_u64(out, meta_metrics_requests_total());
     for (int i = 0; i < t.nforget; i++)
         client_stats_drop(t.forget[i]);
     int rc = out->err;

@@ -91,6 +91,7 @@ static const struct top_rates *update(struct top_state *t, uint64_t key, const s
 }
 
 #define CLIENT_KEY(s) ((s) | (1ull << 63))
+#define META_KEY (~0ull) /* the leader's row */
 
 /* One row: label, address, then the state (servers) or the meta operations/s (mounts), and
  * the read and write rates. */
@@ -152,6 +153,11 @@ static void show_text(struct top_state *t, const struct top_sample *s, const cha
         add_rates(&sum, r);
     }
     print_rates_text("all mounts", "", "", &sum, 1);
+    const struct top_rates *mr = update(t, META_KEY, &s->meta);
+    if (mr->known)
+        printf("\nmeta leader: %.0f requests/s\n", mr->meta_ops);
+    else
+        printf("\nmeta leader: - requests/s\n");
     fflush(stdout);
 }
 
@@ -193,6 +199,11 @@ static void show_json(struct top_state *t, const struct top_sample *s, const cha
         json_obj_end(&j);
     }
     json_arr_end(&j);
+    const struct top_rates *mr = update(t, META_KEY, &s->meta);
+    json_obj_begin(&j, "meta_leader");
+    json_bool(&j, "known", mr->known);
+    json_fixed(&j, "requests_per_s", mr->meta_ops, 1);
+    json_obj_end(&j);
     json_obj_end(&j);
     json_finish(&j);
 }
@@ -205,7 +216,7 @@ static int update_all(struct top_state *t, const struct top_sample *s)
         known &= update(t, s->servers[i].id, &s->servers[i].c)->known;
     for (uint32_t i = 0; i < s->nclients; i++)
         known &= update(t, CLIENT_KEY(s->clients[i].session), &s->clients[i].c)->known;
-    return known;
+    return known & update(t, META_KEY, &s->meta)->known;
 }
 
 /* Sleep up to secs, waking early on Ctrl-C. */

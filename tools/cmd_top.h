@@ -37,6 +37,7 @@ struct top_sample {
     uint32_t nservers, nclients;
     struct top_server *servers;
     struct top_client *clients;
+    struct top_counts meta; /* the leader's requests (meta_ops) at now_ms */
 };
 
 /* Per-second rates of one row. */

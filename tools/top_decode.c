@@ -44,6 +44,8 @@ int top_decode(struct top_sample *s, const void *p, size_t len)
         v->c.write_bytes = rcur_u64(&c);
         v->c.seen_ms = rcur_u64(&c);
     }
+    s->meta.meta_ops = rcur_u64(&c);
+    s->meta.seen_ms = s->now_ms;
     int rc = rcur_done(&c);
     if (rc) top_free(s);
     return rc;

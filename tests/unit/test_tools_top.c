@@ -31,6 +31,7 @@ static void put_reply(struct wbuf *b)
     for (uint64_t v = 1; v <= 5; v++)
         wbuf_put_u64(b, v * 100);
     wbuf_put_u64(b, 4500);
+    wbuf_put_u64(b, 123456); /* the leader's requests */
 }
 
 START_TEST(decodes_whole_reply)
@@ -50,6 +51,8 @@ START_TEST(decodes_whole_reply)
     ck_assert_str_eq(s.clients[0].label, "host:/mnt/<b>x</b>");
     ck_assert_uint_eq(s.clients[0].c.meta_ops, 100);
     ck_assert_uint_eq(s.clients[0].c.write_bytes, 500);
+    ck_assert_uint_eq(s.meta.meta_ops, 123456);
+    ck_assert_uint_eq(s.meta.seen_ms, 5000);
     ck_assert_ptr_eq(top_find_client(&s, 77), &s.clients[0]);
     ck_assert_ptr_null(top_find_server(&s, 1));
     top_free(&s);
