@@ -121,6 +121,7 @@ struct mc {
     int ka_running;
     int stopping;
     pthread_cond_t stop_cv;
+    char label[CAIRN_NAME_MAX + 1]; /* "host:mount point", sent with the counters */
 };
 
 /* Parse a meta= list ("host:port[,host:port...]", 1..max addresses, each a host and a port
@@ -135,6 +136,8 @@ int mc_open(struct mc *m, const char *list, int io_timeout_ms);
 /* Close the session (if any), stop the keepalive, free every connection. */
 void mc_close(struct mc *m);
 uint64_t mc_session(struct mc *m);
+/* Name this mount in the counters it sends the leader ("host:mount point"). */
+void mc_set_label(struct mc *m, const char *label);
 /* The address requests go to now (copied into out, CAIRN_ADDR_MAX + 1 bytes). */
 void mc_current(struct mc *m, char *out);
 

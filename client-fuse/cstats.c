@@ -32,6 +32,8 @@ static const char *const names[ST_NIDS] = {
     [ST_PREFETCH_WASTED] = "prefetch_wasted",
     [ST_DISK_CACHE_HIT_BYTES] = "disk_cache_hit_bytes",
     [ST_DISK_CACHE_MISS_BYTES] = "disk_cache_miss_bytes",
+    [ST_FUSE_WRITES] = "fuse_writes",
+    [ST_FUSE_WRITE_BYTES] = "fuse_write_bytes",
 };
 
 void st_add(enum st_id id, uint64_t v)
@@ -50,6 +52,14 @@ void st_meta_call(uint16_t type, uint64_t us)
     if (type >= ST_TYPES) return;
     atomic_fetch_add_explicit(&meta_calls[type], 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&meta_us[type], us, memory_order_relaxed);
+}
+
+uint64_t st_meta_calls_total(void)
+{
+    uint64_t n = 0;
+    for (int t = 0; t < ST_TYPES; t++)
+        n += atomic_load_explicit(&meta_calls[t], memory_order_relaxed);
+    return n;
 }
 
 uint64_t st_now_us(void)

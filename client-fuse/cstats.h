@@ -28,6 +28,8 @@ enum st_id {
     ST_PREFETCH_WASTED,      /* prefetched segments dropped unread */
     ST_DISK_CACHE_HIT_BYTES, /* bytes served from the disk cache (dcache.c) */
     ST_DISK_CACHE_MISS_BYTES,
+    ST_FUSE_WRITES,      /* FUSE WRITE requests answered */
+    ST_FUSE_WRITE_BYTES, /* bytes the kernel wrote */
     ST_NIDS
 };
 
@@ -36,6 +38,8 @@ void st_add(enum st_id id, uint64_t v);
 uint64_t st_get(enum st_id id);
 /* One meta call of message type (its base type, without flags) that took us microseconds. */
 void st_meta_call(uint16_t type, uint64_t us);
+/* Meta calls of every type so far. */
+uint64_t st_meta_calls_total(void);
 /* Microseconds on a monotonic clock. */
 uint64_t st_now_us(void);
 /* Every counter as "name value\n" lines (meta calls as meta_<type>_calls / _us for the types

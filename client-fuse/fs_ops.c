@@ -644,10 +644,13 @@ static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
         return;
     }
     int rc = wp_write(cm, h->s, (uint64_t)off, buf, size);
-    if (rc)
+    if (rc) {
         fuse_reply_err(req, -rc);
-    else
-        fuse_reply_write(req, size);
+        return;
+    }
+    st_add(ST_FUSE_WRITES, 1);
+    st_add(ST_FUSE_WRITE_BYTES, size);
+    fuse_reply_write(req, size);
 }
 
 static void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

@@ -370,6 +370,11 @@ int main(int argc, char **argv)
         goto out_sig;
     }
     LOG_INFO("mount", "mounted %s at %s", cm.cfg.meta, mnt);
+    char host[64], label[PATH_MAX + 80];
+    if (gethostname(host, sizeof(host)) != 0) snprintf(host, sizeof(host), "?");
+    host[sizeof(host) - 1] = '\0';
+    snprintf(label, sizeof(label), "%s:%s", host, mnt);
+    mc_set_label(&cm.meta, label);
     kt_start(mnt, cm.cfg.kernel_readahead);
     daemon_done(dfd, 0, a.mo.log_file[0] == 0 && a.foreground);
     dfd = -1;

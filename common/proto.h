@@ -130,6 +130,11 @@ enum proto_type {
      * Publishes a writer's size (grows only, unless COMMIT_SET_SIZE) and mtime, and the bytes
      * the chunk servers last reported storing for the chunks it wrote (st_blocks). */
     MSG_COMMIT = 32,
+    /* u64 session, str label, u64 meta_calls, u64 reads, u64 read_bytes, u64 writes,
+     * u64 write_bytes -> (empty). A mount's counters since it started (label: "host:mount
+     * point"), sent every CLIENT_STATS_S seconds to the leader, which keeps them in memory only
+     * (cairn top, the status page, metrics). -ENOENT: no such session. */
+    MSG_CLIENT_STATS = 36,
     /* --- admin (the cairn command) -> meta ----------------------------------------- */
     /* u64 ino, u32 copies (1..CAIRN_COPIES_MAX; 0 = inherit the default again) -> attr
      * Sets the number of copies of one inode (directories: what new children inherit).
@@ -149,7 +154,8 @@ enum proto_type {
      *            u64 bad_copies, u64 repair_queue, u64 repairs_done, u64 repair_bytes,
      *            u64 repair_rate (bytes/s over the last 10 s), u64 bad_repaired,
      *            u64 moves_done (balance + drain), u8 scan_complete (1 = the counts cover a
-     *            whole pass over the chunk map), u32 default_copies, u32 balance_pct
+     *            whole pass over the chunk map), u32 default_copies, u32 balance_pct,
+     *            u64 inodes, u64 file_bytes (sum of file sizes), u32 sessions
      * The chunk counts come from the repair scanner's last complete pass over every chunk
      * (during the first pass: the pass so far). */
     MSG_HEALTH = 42,
@@ -179,6 +185,14 @@ enum proto_type {
     /* str addr -> u64 id (0 = no member has that address yet). What a fresh replica asks
      * (every replica it knows, repeatedly) to learn the id META_ADD gave it. */
     MSG_META_WHOAMI = 47,
+    /* (empty) -> u64 now_ms (the leader's monotonic clock),
+     *   u32 n, n x server { u64 id, str addr, u8 state (CS_STATE_*), u64 reads,
+     *                       u64 read_bytes, u64 writes, u64 write_bytes, u64 seen_ms },
+     *   u32 c, c x client { u64 session, str label, str peer, u64 meta_calls, u64 reads,
+     *                       u64 read_bytes, u64 writes, u64 write_bytes, u64 seen_ms }
+     * Cumulative counters as the servers' heartbeats and the clients' MSG_CLIENT_STATS last
+     * told them; `cairn top` turns two answers into rates. */
+    MSG_TOP = 49,
 
     /* --- chunk server -> meta ------------------------------------------------------- */
     /* u64 server_id, str addr, u64 capacity, u64 free, str zone ("" = none) -> u64 chunk_size */
@@ -187,6 +201,8 @@ enum proto_type {
      * several batches after REGISTER) -> u32 m, m x { u64 chunk_id, u32 version } to delete */
     MSG_CS_REPORT = 51,
     /* u64 server_id, u64 capacity, u64 free, u32 load
+     *   [, u64 reads, u64 read_bytes, u64 writes, u64 write_bytes]  (counters since the
+     *   server started; an older server sends none)
      *   -> u32 m, m x { u64 chunk_id, u32 version } to delete,
      *      u32 r, r x replication order { u64 chunk_id, u32 version, u8 nsrc,
      *                                     nsrc x str addr }
@@ -263,6 +279,7 @@ enum proto_type {
 /* Copies per file (the replication goal). */
 #define CAIRN_COPIES_MAX 8
 #define CAIRN_ZONE_MAX 31
+#define CLIENT_STATS_S 2 /* seconds between a mount's MSG_CLIENT_STATS */
 
 /* State of one copy in MSG_FILEINFO. */
 enum copy_state {

@@ -223,13 +223,17 @@ int meta_metrics_routes(struct meta *m, struct httpd *h);
 /* status_page.c: serve the status page (/) and the JSON it polls. */
 int meta_status_routes(struct meta *m, struct httpd *h);
 
+/* server_top.c: MSG_CLIENT_STATS and MSG_TOP (reply sent here; 0 or -EBADMSG). */
+int meta_handle_top(struct meta *m, struct evsrv_conn *conn, const struct wire_hdr *h,
+                    struct rcur *r, struct wbuf *out);
+
 /* client_stats.c: what each client session told with its last keepalive (the leader's
  * memory only; gone with the session or a failover until the next keepalive). Counters are
  * cumulative since the mount started. */
 struct client_stat {
     uint64_t session;
     char peer[CAIRN_ADDR_MAX + 1]; /* "ip:port" of its meta connection */
-    char name[CAIRN_ADDR_MAX + 1]; /* the client name it opened its session with */
+    char name[CAIRN_NAME_MAX + 1]; /* "host:mount point" the mount calls itself */
     uint64_t meta_ops, reads, read_bytes, writes, write_bytes;
     uint64_t seen_ms; /* monotonic ms of the keepalive */
 };

@@ -229,7 +229,10 @@ static int do_session_simple(struct req *q, uint16_t type)
     if (rcur_done(&q->r)) return -EBADMSG;
     struct mop_result res = {0};
     int rc = meta_apply(q->m, &op, &res);
-    if (!rc && type == MOP_SESSION_CLOSE) soft_open_drop_session(op.session);
+    if (!rc && type == MOP_SESSION_CLOSE) {
+        soft_open_drop_session(op.session);
+        client_stats_drop(op.session);
+    }
     reply(q, rc);
     return 0;
 }
@@ -859,6 +862,9 @@ static int dispatch(struct req *q)
     case MSG_HEALTH:
     case MSG_CS_DRAIN:
         return meta_handle_admin(q->m, q->conn, q->h, &q->r, &q->out);
+    case MSG_CLIENT_STATS:
+    case MSG_TOP:
+        return meta_handle_top(q->m, q->conn, q->h, &q->r, &q->out);
     default:
         return -2; /* not a client message */
     }

@@ -13,17 +13,23 @@ static const struct {
     const char *name;
     int (*run)(const struct cli *c);
 } commands[] = {
-    {"copies", cmd_copies}, {"fileinfo", cmd_fileinfo}, {"health", cmd_health},
-    {"cs", cmd_cs},         {"meta", cmd_meta},         {"warmup", cmd_warmup},
+    {"copies", cmd_copies}, {"fileinfo", cmd_fileinfo}, {"health", cmd_health}, {"cs", cmd_cs},
+    {"meta", cmd_meta},     {"warmup", cmd_warmup},     {"status", cmd_status}, {"top", cmd_top},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
 static void usage(FILE *out)
 {
     fputs(
-        "usage: cairn copies [-r] [-v] [N] PATH...   show, or set to N, the copies of files\n"
+        "usage: cairn status [PATH]                  the cluster in a few lines; exit 0 when "
+        "healthy\n"
+        "       cairn top [PATH] [--interval S] [--count N]\n"
+        "                                            operations/s and bytes/s per server and "
+        "mount\n"
+        "       cairn copies [-r] [-v] [N] PATH...   show, or set to N, the copies of files\n"
         "       cairn fileinfo PATH...               chunks of files and where their copies are\n"
-        "       cairn health                         chunk servers, chunk counts, repairs\n"
+        "       cairn health [PATH]                  chunk servers, chunk counts, repairs\n"
+        "       cairn cs list [PATH]                 the chunk servers: state, space, chunks\n"
         "       cairn cs drain|undrain ID            move every copy off a chunk server, or stop\n"
         "       cairn cs stats ADDR                  a chunk server's counters and timings\n"
         "       cairn warmup PATH...                 read files through the mount into its caches\n"
@@ -78,6 +84,18 @@ static int parse(int argc, char **argv, struct cli *c, char **pos)
             c->meta = argv[i];
         } else if (strncmp(a, "--meta=", 7) == 0) {
             c->meta = a + 7;
+        } else if (strcmp(a, "--interval") == 0 || strcmp(a, "--count") == 0) {
+            char *end = NULL;
+            long v = i + 1 < argc ? strtol(argv[i + 1], &end, 10) : 0;
+            if (!end || *end || v < 1 || v > 86400) {
+                cli_err("%s needs a whole number from 1 to 86400", a);
+                return CLI_USAGE;
+            }
+            if (a[2] == 'i')
+                c->interval = (int)v;
+            else
+                c->count = (int)v;
+            i++;
         } else if (strcmp(a, "--recursive") == 0) {
             c->recursive = 1;
         } else if (strcmp(a, "--verbose") == 0) {

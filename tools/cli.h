@@ -20,6 +20,8 @@ struct cli {
     int json;         /* --json */
     int recursive;    /* -r (copies) */
     int verbose;      /* -v (copies) */
+    int interval;     /* --interval S (top) */
+    int count;        /* --count N (top) */
     const char *cmd;  /* "copies", "fileinfo", ... */
     int argc;         /* the arguments after the command */
     char **argv;
@@ -46,5 +48,7 @@ int cmd_health(const struct cli *c);
 int cmd_cs(const struct cli *c);
 int cmd_meta(const struct cli *c);
 int cmd_warmup(const struct cli *c);
+int cmd_status(const struct cli *c);
+int cmd_top(const struct cli *c);
 
 #endif
