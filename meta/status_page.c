@@ -7,7 +7,8 @@
  *   role ("leader", "follower", "candidate", "unavailable"), ready (a leader serving),
  *   self (this replica's client address), leader (the leader's, "" when unknown),
  *   leader_page (http://LEADER_HOST:OUR_HTTP_PORT/ on a follower that knows the leader: a
- *   guess that every replica serves HTTP on the same port; "" otherwise), term, commit_index,
+ *   guess that every replica serves HTTP on the same port, so "" when the leader's host is
+ *   ours, and on the leader), term, commit_index,
  *   applied_index, now_ms (this replica's monotonic clock),
  *   replicas [{id, addr, role, reachable, match_index}],
  *   servers [{id (16 hex digits), addr, zone, alive, draining, capacity, free, chunks, load,
@@ -89,13 +90,22 @@ static const char *member_role(uint8_t role)
     }
 }
 
-/* http://HOST:PORT/ of the leader's page, HOST from its client address, PORT ours. */
+/* Whether addr ("HOST:PORT") names host (hl bytes). */
+static int same_host(const char *addr, const char *host, int hl)
+{
+    const char *colon = strrchr(addr, ':');
+    return colon && colon - addr == hl && memcmp(addr, host, (size_t)hl) == 0;
+}
+
+/* http://HOST:PORT/ of the leader's page, HOST from its client address, PORT ours; "" when
+ * the leader runs on our own host (that address would be this page). */
 static void leader_page(const struct meta *m, const char *leader, char *out, size_t len)
 {
     out[0] = '\0';
     const char *colon = strrchr(leader, ':');
     if (!colon || colon == leader || !m->http) return;
     int hl = (int)(colon - leader);
+    if (same_host(m->cfg.listen, leader, hl) || same_host(m->cfg.http, leader, hl)) return;
     int v6 = memchr(leader, ':', (size_t)hl) != NULL && leader[0] != '[';
     snprintf(out, len, "http://%s%.*s%s:%u/", v6 ? "[" : "", hl, leader, v6 ? "]" : "",
              httpd_port(m->http));

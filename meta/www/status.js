@@ -37,7 +37,8 @@
     var u = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'], i = 0;
     n = Number(n) || 0;
     while (n >= 1024 && i < u.length - 1) { n /= 1024; i++; }
-    return (i ? n.toFixed(n < 10 ? 2 : n < 100 ? 1 : 0) : String(Math.round(n))) + ' ' + u[i];
+    return (i ? n.toFixed(n < 10 ? 2 : n < 100 ? 1 : 0) : String(Math.round(n * 10) / 10)) +
+      ' ' + u[i];
   }
   function fmtBytesRate(n) { return fmtBytes(n) + '/s'; }
   function fmtNum(n) {
@@ -114,6 +115,13 @@
     });
   }
 
+  /* 1, 2 or 5 times a power of ten, at least v (1 when v is 0). */
+  function niceMax(v) {
+    if (!(v > 0)) return 1;
+    var e = Math.pow(10, Math.floor(Math.log10(v))), f = v / e;
+    return (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * e;
+  }
+
   function draw(g) {
     var cv = $(g.canvas);
     var dpr = window.devicePixelRatio || 1;
@@ -128,7 +136,7 @@
     g.points.forEach(function (p) {
       g.lines.forEach(function (l) { peak = Math.max(peak, p.v[l[0]] || 0); });
     });
-    var ymax = peak > 0 ? peak * 1.15 : 1;
+    var ymax = niceMax(peak * 1.1);
     var now = g.points.length ? g.points[g.points.length - 1].t : 0;
     function x(t) { return right - (now - t) / WINDOW_MS * (right - left); }
     function y(v) { return bottom - v / ymax * (bottom - top); }
@@ -277,13 +285,16 @@
       n.replaceChildren();
       n.appendChild(document.createTextNode('This replica is not the leader (' + st.role + '). '));
       if (st.leader) {
-        n.appendChild(document.createTextNode('The leader is ' + st.leader + ': '));
+        n.appendChild(document.createTextNode('The leader is ' + st.leader));
         if (/^https?:\/\//.test(st.leader_page)) {
+          n.appendChild(document.createTextNode(': '));
           var a = el('a', 'its status page');
           a.href = st.leader_page;
           a.id = 'leader-link';
           n.appendChild(a);
-          n.appendChild(document.createTextNode(' (if it serves HTTP on this port).'));
+          n.appendChild(document.createTextNode(' (if it serves HTTP on the port this one does).'));
+        } else {
+          n.appendChild(document.createTextNode('; its HTTP port shows the live page.'));
         }
       } else {
         n.appendChild(document.createTextNode('No leader is known right now.'));

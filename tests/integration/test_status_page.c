@@ -8,7 +8,9 @@
  *   headless, driven over the DevTools pipe (harness_cdp.h), loads the page: it polls without
  *   error, lists the three chunk servers by address, shows the zone as the text "<b>x</b>"
  *   (no <b> element anywhere in the servers table), and while the test writes through the
- *   mount the graphs grow by new samples and the throughput graph draws a non-zero rate.
+ *   mount the graphs grow by new samples and the throughput graph draws a non-zero rate, and
+ *   the mount's session is listed with the bytes it wrote. A second mount at a folder named
+ *   "<em>m" (sessions are named HOST:MOUNTPOINT) is listed with that name as text.
  *
  * The test case runs in a forked process with the cluster record shared with the runner
  * (harness_repl.h), which reaps whatever a failed test left; the browser ends when its pipe
@@ -19,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -28,6 +31,7 @@
 
 #define MiB (1024L * 1024L)
 #define ZONE "<b>x</b>"
+#define MNT_NAME "<em>m" /* a path name: no slash */
 #define EVAL_MS 10000
 #define LOAD_DEADLINE_S 30
 #define WRITE_DEADLINE_S 40
@@ -89,6 +93,35 @@ static void write_some(const char *path)
     ck_assert_int_eq(fsync(fd), 0);
     close(fd);
     usleep(250 * 1000);
+}
+
+/* A second mount of hr_c at a folder named MNT_NAME under its folder (the mount's session is
+ * named after its mount point), recorded in hr_c so that h_cluster_stop unmounts it. */
+static void mount_named(void)
+{
+    int k = hr_c->nmounts;
+    ck_assert_int_lt(k, H_MAX_MOUNTS);
+    char dir[sizeof(hr_c->dir)];
+    memcpy(dir, hr_c->dir, sizeof(dir));
+    snprintf(hr_c->mnt[k], sizeof(hr_c->mnt[k]), "%s/" MNT_NAME, dir);
+    ck_assert_int_eq(mkdir(hr_c->mnt[k], 0755), 0);
+    struct stat parent, st;
+    ck_assert_int_eq(stat(hr_c->dir, &parent), 0);
+    char prog[512], opts[200], log[320];
+    h_prog("cairn-mount", prog, sizeof(prog));
+    snprintf(opts, sizeof(opts), "meta=%s," HR_MOUNT_OPTS, hr_c->meta_addr);
+    snprintf(log, sizeof(log), "%s/mount%d.log", hr_c->dir, k);
+    char *argv[] = {prog, hr_c->mnt[k], "-f", "-o", opts, NULL};
+    hr_c->mount_pid[k] = h_spawn(argv, log);
+    ck_assert_int_gt(hr_c->mount_pid[k], 0);
+    hr_c->nmounts = k + 1;
+    uint64_t end = hfs_now_ms() + 10000;
+    while (hfs_now_ms() < end && (stat(hr_c->mnt[k], &st) != 0 || st.st_dev == parent.st_dev))
+        usleep(20 * 1000);
+    ck_assert_msg(st.st_dev != parent.st_dev, "mount at %s: see %s", hr_c->mnt[k], log);
+    char f[400];
+    snprintf(f, sizeof(f), "%s/named", hr_c->mnt[k]);
+    write_some(f);
 }
 
 START_TEST(page_live)
@@ -169,6 +202,37 @@ START_TEST(page_live)
     ck_assert_msg(s1 >= s0 + 4, "the graph did not grow: %.0f -> %.0f samples", s0, s1);
     ck_assert_msg(pb > 0, "no throughput drawn while writing %d MiB", rounds);
     ck_assert_msg(po > 0, "no operations drawn while writing %d MiB", rounds);
+
+    /* the mount's session, with the bytes it wrote (its counters come every 2 s) */
+    const char *ses = "Array.from(document.querySelectorAll('#sessions tbody tr')).filter("
+                      "function (r) { return r.cells.length === 6 && r.cells[4].textContent "
+                      "!== '0 B'; }).map(function (r) { return r.cells[0].textContent + ' ' + "
+                      "r.cells[4].textContent; }).join('|')";
+    end = hfs_now_ms() + 15000;
+    s[0] = '\0';
+    while (hfs_now_ms() < end) {
+        eval_str(&b, ses, s, sizeof(s));
+        if (s[0]) break;
+        usleep(250 * 1000);
+    }
+    fprintf(stderr, "page_live: sessions that wrote: %s\n", s);
+    ck_assert_msg(s[0], "no session with written bytes on the page");
+    eval_str(&b, "document.getElementById('t-sessions').textContent", s, sizeof(s));
+    ck_assert_str_eq(s, "1");
+
+    /* a session whose name holds markup (its mount point) is shown as text */
+    mount_named();
+    const char *named = "Array.from(document.querySelectorAll('#sessions td')).filter("
+                        "function (td) { return td.textContent.endsWith('/" MNT_NAME "'); "
+                        "}).length";
+    end = hfs_now_ms() + 15000;
+    double n = 0;
+    while (hfs_now_ms() < end && (n = eval_num(&b, named)) < 1)
+        usleep(250 * 1000);
+    ck_assert_msg(n == 1, "the session of the mount at .../" MNT_NAME " is not on the page");
+    ck_assert_int_eq((int)eval_num(&b, "document.querySelectorAll('#sessions em').length"), 0);
+    eval_str(&b, "document.getElementById('t-sessions').textContent", s, sizeof(s));
+    ck_assert_str_eq(s, "2");
 
     h_cdp_close(&b);
     h_cluster_stop(hr_c);
