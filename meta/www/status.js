@@ -14,7 +14,12 @@
   var WINDOW_MS = 5 * 60 * 1000;
   var COLORS = { reads: '#2563eb', writes: '#9333ea', meta: '#1f9d55' };
 
-  var prev = null; /* the last status, for rates */
+  /* Counters move when a chunk server's heartbeat or a mount's report arrives (every second
+   * or two), so a rate is taken over at least RATE_MS: against the oldest status polled
+   * within that window (or the one before it). */
+  var RATE_MS = 3000;
+  var history = []; /* the statuses of the last RATE_MS and one before, oldest first */
+  var prev = null;  /* the last status */
   var polls = 0;
   var graphs = {
     ops: { canvas: 'graph-ops', legend: 'legend-ops', unit: fmtRate,
@@ -67,13 +72,22 @@
     return m;
   }
 
-  /* Rates of the servers and sessions of st against prev (null on the first poll). */
-  function rates(st) {
-    if (!prev || st.self !== prev.self || !(st.now_ms > prev.now_ms)) return null;
-    var dt = (st.now_ms - prev.now_ms) / 1000;
+  /* The status to take rates of st against: the oldest of the window (null: none yet). */
+  function rateBase(st) {
+    if (prev && st.self !== prev.self) history = []; /* another replica answers now */
+    while (history.length > 1 && history[1].now_ms <= st.now_ms - RATE_MS) history.shift();
+    var base = history.length && history[0].now_ms < st.now_ms ? history[0] : null;
+    history.push(st);
+    return base;
+  }
+
+  /* Rates of the servers and sessions of st against base (null when there is none). */
+  function rates(st, base) {
+    if (!base) return null;
+    var dt = (st.now_ms - base.now_ms) / 1000;
     var r = { t: st.now_ms, dt: dt, srv: {}, ses: {},
               reads: 0, writes: 0, read_bytes: 0, write_bytes: 0, meta: 0 };
-    var ps = byKey(prev.servers, 'id');
+    var ps = byKey(base.servers, 'id');
     st.servers.forEach(function (s) {
       var o = ps[s.id];
       var x = { reads: 0, writes: 0, read_bytes: 0, write_bytes: 0 };
@@ -85,7 +99,7 @@
       }
       r.srv[s.id] = x;
     });
-    var pc = byKey(prev.sessions.list, 'session');
+    var pc = byKey(base.sessions.list, 'session');
     st.sessions.list.forEach(function (c) {
       var o = pc[c.session];
       var m = o ? delta(c.meta_ops, o.meta_ops) / dt : 0;
@@ -115,11 +129,15 @@
     });
   }
 
-  /* 1, 2 or 5 times a power of ten, at least v (1 when v is 0). */
-  function niceMax(v) {
+  /* 1, 2 or 5 times a power of ten, at least v (1 when v is 0); with binary, that many
+   * KiB, MiB... (round numbers on a bytes scale). */
+  function niceMax(v, binary) {
     if (!(v > 0)) return 1;
+    var unit = 1;
+    while (binary && v >= 1024 * unit) unit *= 1024;
+    v /= unit;
     var e = Math.pow(10, Math.floor(Math.log10(v))), f = v / e;
-    return (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * e;
+    return (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * e * unit;
   }
 
   function draw(g) {
@@ -136,7 +154,7 @@
     g.points.forEach(function (p) {
       g.lines.forEach(function (l) { peak = Math.max(peak, p.v[l[0]] || 0); });
     });
-    var ymax = niceMax(peak * 1.1);
+    var ymax = niceMax(peak * 1.1, g.unit === fmtBytesRate);
     var now = g.points.length ? g.points[g.points.length - 1].t : 0;
     function x(t) { return right - (now - t) / WINDOW_MS * (right - left); }
     function y(v) { return bottom - v / ymax * (bottom - top); }
@@ -321,7 +339,7 @@
   }
 
   function show(st) {
-    var r = rates(st);
+    var r = rates(st, rateBase(st));
     if (r) {
       addPoint(graphs.ops, r.t, { reads: r.reads, writes: r.writes, meta: r.meta });
       addPoint(graphs.bytes, r.t, { reads: r.read_bytes, writes: r.write_bytes });
