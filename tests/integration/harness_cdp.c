@@ -3,6 +3,7 @@
  * (events are skipped), and reading a string value out of a Runtime.evaluate reply. */
 #include "harness_cdp.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -123,7 +124,7 @@ static int wait_reply(struct h_cdp *b, int id, char **reply, int timeout_ms)
     uint64_t end = mono_ms() + (uint64_t)timeout_ms;
     for (;;) {
         char *nul;
-        while ((nul = memchr(b->buf, '\0', b->len)) != NULL) {
+        while (b->len && (nul = memchr(b->buf, '\0', b->len)) != NULL) {
             size_t ml = (size_t)(nul - b->buf);
             int match = ml > (size_t)wl && memcmp(b->buf, want, (size_t)wl) == 0 &&
                         (b->buf[wl] == ',' || b->buf[wl] == '}');
@@ -339,6 +340,33 @@ static int ended(pid_t pid, int ms)
     }
 }
 
+/* Whether a process other than pid is in the process group pid (from /proc). */
+static int group_others(pid_t pid)
+{
+    DIR *d = opendir("/proc");
+    if (!d) return 0;
+    int found = 0;
+    struct dirent *e;
+    while (!found && (e = readdir(d)) != NULL) {
+        long p = strtol(e->d_name, NULL, 10);
+        if (p <= 0 || p == pid) continue;
+        char path[64], line[512];
+        snprintf(path, sizeof(path), "/proc/%ld/stat", p);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        size_t n = fread(line, 1, sizeof(line) - 1, f);
+        fclose(f);
+        line[n] = '\0';
+        /* pid (comm) state ppid pgrp ...: comm may hold spaces, so start after its ')' */
+        const char *rp = strrchr(line, ')');
+        int ppid, pgrp;
+        char st;
+        if (rp && sscanf(rp + 1, " %c %d %d", &st, &ppid, &pgrp) == 3 && pgrp == pid) found = 1;
+    }
+    closedir(d);
+    return found;
+}
+
 void h_cdp_close(struct h_cdp *b)
 {
     if (b->pid > 0) {
@@ -353,9 +381,9 @@ void h_cdp_close(struct h_cdp *b)
         ended(b->pid, 5000);
         /* the leader is a zombie now (its id cannot be reused): give its group a moment to
          * end on its own, then end what is left of it */
-        for (int i = 0; i < 40 && kill(-b->pid, 0) == 0; i++)
+        for (int i = 0; i < 40 && group_others(b->pid); i++)
             usleep(50 * 1000);
-        kill(-b->pid, SIGKILL);
+        if (group_others(b->pid)) kill(-b->pid, SIGKILL);
         waitpid(b->pid, NULL, 0);
         b->pid = 0;
     }
