@@ -17,6 +17,12 @@
 #define CAIRN_PATH_MAX 4095
 #define CAIRN_XATTR_NAME_MAX 255
 #define CAIRN_XATTR_SIZE_MAX 65536
+/* Virtual read-only xattrs of every directory, answered by the meta service from its
+ * recursive totals: CAIRN_DIR_XATTR_PREFIX "rbytes", "rfiles", "rsubdirs", each a decimal
+ * number as text (meta/mstore_rstat.c defines them). Never listed; setting or removing a name
+ * with this prefix is -EPERM. In the user namespace so that getfattr(1) reaches them. */
+#define CAIRN_DIR_XATTR_PREFIX "user.cairn.dir."
+#define CAIRN_DIR_XATTR_PREFIX_LEN 15
 #define CAIRN_ADDR_MAX 63 /* "host:port" */
 #define CAIRN_ROOT_INO 1
 #define CAIRN_DEFAULT_CHUNK_SIZE (64ull << 20)
@@ -135,6 +141,13 @@ enum proto_type {
      * point"), sent every CLIENT_STATS_S seconds to the leader, which keeps them in memory only
      * (cairn top, the status page, metrics). -ENOENT: no such session. */
     MSG_CLIENT_STATS = 36,
+    /* u8 flags (ATIME_STRICT), u32 n (<= ATIME_BATCH_MAX), n x { u64 ino, i64 atime_s,
+     * u32 atime_ns } -> (empty). Reads a mount saw, noted lazily and sent in batches (atime.c):
+     * the leader sets each inode's atime to the given time when that is later than the stored
+     * one and, without ATIME_STRICT, only as relatime does (the stored atime is not later than
+     * the mtime or the ctime, or is a day old). ctime does not change; inodes gone meanwhile
+     * are skipped. Idempotent, so not numbered. */
+    MSG_ATIME = 37,
     /* --- admin (the cairn command) -> meta ----------------------------------------- */
     /* u64 ino, u32 copies (1..CAIRN_COPIES_MAX; 0 = inherit the default again) -> attr
      * Sets the number of copies of one inode (directories: what new children inherit).
@@ -314,6 +327,12 @@ enum cs_health_state { CS_STATE_UP = 0, CS_STATE_DOWN = 1, CS_STATE_DRAINING = 2
 #define SETATTR_CTIME (1u << 8) /* set ctime to now only */
 /* Clear setuid/setgid as a write by a non-owner would (killpriv). */
 #define SETATTR_KILL_SUIDGID (1u << 9)
+/* With SETATTR_ATIME: a read's atime (MSG_ATIME) - never moves atime back, leaves ctime. */
+#define SETATTR_ATIME_LAZY (1u << 10)
+
+#define ATIME_STRICT 1u        /* MSG_ATIME flags: every read counts (strictatime) */
+#define ATIME_BATCH_MAX 1024u  /* inodes in one MSG_ATIME */
+#define ATIME_RELATIME_S 86400 /* relatime: an atime this old is updated on the next read */
 
 #define COMMIT_SET_SIZE 1u /* set size exactly (ftruncate semantics, frees chunks) */
 

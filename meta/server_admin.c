@@ -116,19 +116,14 @@ static int health(struct meta *m, struct evsrv_conn *conn, const struct wire_hdr
                   struct wbuf *out)
 {
     if (rcur_done(r)) return -EBADMSG;
-    uint32_t n = 0;
-    for (int s = 0; s < CSR_MAX; s++)
-        n += m->reg.srv[s].id != 0;
-    wbuf_put_u32(out, n);
+    wbuf_put_u32(out, csr_count(&m->reg));
     for (int s = 0; s < CSR_MAX; s++) {
         const struct csr_server *sv = &m->reg.srv[s];
         if (!sv->id) continue;
         wbuf_put_u64(out, sv->id);
         wbuf_put_str(out, sv->addr, strlen(sv->addr));
         wbuf_put_str(out, sv->zone, strlen(sv->zone));
-        wbuf_put_u8(out, !sv->alive     ? CS_STATE_DOWN
-                         : sv->draining ? CS_STATE_DRAINING
-                                        : CS_STATE_UP);
+        wbuf_put_u8(out, csr_state(sv));
         wbuf_put_u64(out, sv->capacity);
         wbuf_put_u64(out, sv->free);
         wbuf_put_u32(out, sv->load);

@@ -63,18 +63,13 @@ static int top(struct meta *m, struct evsrv_conn *conn, const struct wire_hdr *h
     if (rcur_done(r)) return -EBADMSG;
     uint64_t now = net_now_ms();
     wbuf_put_u64(out, now);
-    uint32_t n = 0;
-    for (int s = 0; s < CSR_MAX; s++)
-        n += m->reg.srv[s].id != 0;
-    wbuf_put_u32(out, n);
+    wbuf_put_u32(out, csr_count(&m->reg));
     for (int s = 0; s < CSR_MAX; s++) {
         const struct csr_server *sv = &m->reg.srv[s];
         if (!sv->id) continue;
         wbuf_put_u64(out, sv->id);
         wbuf_put_str(out, sv->addr, strlen(sv->addr));
-        wbuf_put_u8(out, !sv->alive     ? CS_STATE_DOWN
-                         : sv->draining ? CS_STATE_DRAINING
-                                        : CS_STATE_UP);
+        wbuf_put_u8(out, csr_state(sv));
         wbuf_put_u64(out, sv->st_reads);
         wbuf_put_u64(out, sv->st_read_bytes);
         wbuf_put_u64(out, sv->st_writes);

@@ -1,6 +1,6 @@
 /* cairn_main.c - the `cairn` command: reads the command line and hands it to one command
- * (copies, fileinfo, health, cs, meta), to the local-cluster launcher (cairn local ...) or to the
- * mount helper (cairn SOURCE MNT -o OPTS). See cairn(1). */
+ * (copies, du, fileinfo, health, cs, meta), to the local-cluster launcher (cairn local ...) or to
+ * the mount helper (cairn SOURCE MNT -o OPTS). See cairn(1). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,8 +13,9 @@ static const struct {
     const char *name;
     int (*run)(const struct cli *c);
 } commands[] = {
-    {"copies", cmd_copies}, {"fileinfo", cmd_fileinfo}, {"health", cmd_health}, {"cs", cmd_cs},
-    {"meta", cmd_meta},     {"warmup", cmd_warmup},     {"status", cmd_status}, {"top", cmd_top},
+    {"copies", cmd_copies}, {"fileinfo", cmd_fileinfo}, {"health", cmd_health},
+    {"cs", cmd_cs},         {"meta", cmd_meta},         {"warmup", cmd_warmup},
+    {"status", cmd_status}, {"top", cmd_top},           {"du", cmd_du},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -28,6 +29,7 @@ static void usage(FILE *out)
         "mount\n"
         "       cairn copies [-r] [-v] [N] PATH...   show, or set to N, the copies of files\n"
         "       cairn fileinfo PATH...               chunks of files and where their copies are\n"
+        "       cairn du [-b] PATH...                bytes, files and directories below paths\n"
         "       cairn health [PATH]                  chunk servers, chunk counts, repairs\n"
         "       cairn cs list [PATH]                 the chunk servers: state, space, chunks\n"
         "       cairn cs drain|undrain ID            move every copy off a chunk server, or stop\n"
@@ -44,13 +46,14 @@ static void usage(FILE *out)
         "       cairn SOURCE MNT [-o OPTS]           mount helper: cairn-mount MNT -o "
         "meta=SOURCE,OPTS\n"
         "       cairn help\n"
-        "options of copies, fileinfo, health, cs, meta:\n"
+        "options of copies, du, fileinfo, health, cs, meta:\n"
         "  --meta ADDR[,ADDR...]  the meta service replicas (default: $CAIRN_META, the mount's\n"
         "                         user.cairn.meta xattr, 127.0.0.1:9520); requests follow\n"
         "                         the replicas' answers to the leader\n"
         "  --json                 one JSON document on stdout\n"
         "  -r, --recursive        copies: every file and directory below each directory\n"
         "  -v, --verbose          copies N: print each path set\n"
+        "  -b, --bytes            du: exact byte counts instead of human sizes\n"
         "exit status: 0 ok, 1 an operation failed (meta status: no leader), 2 bad usage.\n"
         "See cairn(1).\n",
         out);
@@ -100,9 +103,12 @@ static int parse(int argc, char **argv, struct cli *c, char **pos)
             c->recursive = 1;
         } else if (strcmp(a, "--verbose") == 0) {
             c->verbose = 1;
-        } else if (a[1] != '-' && strspn(a + 1, "rvh") == strlen(a + 1)) {
+        } else if (strcmp(a, "--bytes") == 0) {
+            c->bytes = 1;
+        } else if (a[1] != '-' && strspn(a + 1, "rvhb") == strlen(a + 1)) {
             c->recursive |= strchr(a, 'r') != NULL;
             c->verbose |= strchr(a, 'v') != NULL;
+            c->bytes |= strchr(a, 'b') != NULL;
             if (strchr(a, 'h')) c->cmd = "help";
         } else if (strcmp(a, "--help") == 0) {
             c->cmd = "help";
@@ -121,6 +127,10 @@ static int parse(int argc, char **argv, struct cli *c, char **pos)
     c->argv = pos + 1;
     if ((c->recursive || c->verbose) && strcmp(c->cmd, "copies") != 0) {
         cli_err("-r and -v are options of copies only");
+        return CLI_USAGE;
+    }
+    if (c->bytes && strcmp(c->cmd, "du") != 0) {
+        cli_err("-b is an option of du only");
         return CLI_USAGE;
     }
     return CLI_OK;

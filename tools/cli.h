@@ -20,6 +20,7 @@ struct cli {
     int json;         /* --json */
     int recursive;    /* -r (copies) */
     int verbose;      /* -v (copies) */
+    int bytes;        /* -b, --bytes (du): exact byte counts */
     int interval;     /* --interval S (top) */
     int count;        /* --count N (top) */
     const char *cmd;  /* "copies", "fileinfo", ... */
@@ -43,6 +44,7 @@ const char *cli_meta_state_name(uint8_t state);
 const char *cli_meta_role_name(uint8_t role);
 
 int cmd_copies(const struct cli *c);
+int cmd_du(const struct cli *c);
 int cmd_fileinfo(const struct cli *c);
 int cmd_health(const struct cli *c);
 int cmd_cs(const struct cli *c);
