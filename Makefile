@@ -59,6 +59,10 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(if $(findstring client-fuse,$<),$(CFLAGS_FUSE)) -c $< -o $@
 
+# The status page's files (meta/www/) are copied into cairn-meta by the assembler's .incbin
+# (meta/status_www.c), which the compiler's dependency files do not see.
+$(BUILD)/obj/meta/status_www.o: $(wildcard meta/www/*)
+
 $(LIBCAIRN): $(call obj,$(COMMON_SRC))
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
