@@ -3,9 +3,9 @@
  * frame; it hands CHK_READs to the read workers (cs_reads.c, several in flight per
  * connection) and handles every other request itself, in order, once the reads before it are
  * answered (cs_conn.h). Decodes and validates every MSG_CHK_* request, applies it to the chunk
- * store, forwards writes and truncates down the chain, and fsyncs the chunks a connection
- * wrote when it closes cleanly. A malformed frame closes that connection only; a connection
- * closing with reads in flight is freed when the last one is done. */
+ * store, forwards writes, truncates and fallocates down the chain, and fsyncs the chunks a
+ * connection wrote when it closes cleanly. A malformed frame closes that connection only; a
+ * connection closing with reads in flight is freed when the last one is done. */
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
@@ -79,8 +79,8 @@ struct chain_res {
 };
 
 /* Wait for the next hop's reply (at most chain_timeout_ms per hop below this server) and
- * fold it into *res. type says how the reply's chain_ok/chain_err are found (a CHK_WRITE
- * reply starts with u32 chunk_length, u64 allocated). A hop that failed, timed out, was
+ * fold it into *res. type says how the reply's chain_ok/chain_err are found (a CHK_WRITE or
+ * CHK_FALLOC reply starts with u32 chunk_length, u64 allocated). A hop that failed, timed out, was
  * unreachable or answered garbage leaves res->ok = 1 with its error. */
 static void chain_wait(struct cs_conn *c, uint16_t type, struct rpc_call *call, int sub_rc,
                        const char *addr, int nhops, struct chain_res *res)
@@ -108,7 +108,7 @@ static void chain_wait(struct cs_conn *c, uint16_t type, struct rpc_call *call, 
     }
     struct rcur rc;
     rcur_init(&rc, rep.payload.data, rep.payload.len);
-    if (type == MSG_CHK_WRITE) {
+    if (type == MSG_CHK_WRITE || type == MSG_CHK_FALLOC) {
         rcur_u32(&rc);
         rcur_u64(&rc);
     }
@@ -219,6 +219,48 @@ static int do_truncate(struct cs_conn *c, struct rcur *r, struct wbuf *out)
     return rc;
 }
 
+static int do_falloc(struct cs_conn *c, struct rcur *r, struct wbuf *out)
+{
+    char chain[CAIRN_MAX_CHAIN][CAIRN_ADDR_MAX + 1];
+    uint64_t id = rcur_u64(r);
+    uint32_t ver = rcur_u32(r), prev = rcur_u32(r), off = rcur_u32(r), len = rcur_u32(r);
+    uint8_t mode = rcur_u8(r), n;
+    int rc = get_chain(r, &n, chain);
+    if (rc || rcur_done(r)) return rc ? rc : -EBADMSG;
+    struct rpc_call *call = NULL;
+    int sub = 0;
+    if (n > 0) {
+        struct wbuf fwd;
+        wbuf_init(&fwd);
+        wbuf_put_u64(&fwd, id);
+        wbuf_put_u32(&fwd, ver);
+        wbuf_put_u32(&fwd, prev);
+        wbuf_put_u32(&fwd, off);
+        wbuf_put_u32(&fwd, len);
+        wbuf_put_u8(&fwd, mode);
+        put_chain(&fwd, n, chain);
+        sub = fwd.err ? fwd.err : chain_submit(MSG_CHK_FALLOC, &fwd, NULL, 0, chain[0], &call);
+        wbuf_free(&fwd);
+    }
+    uint32_t clen = 0;
+    rc = cstore_falloc(&c->s->store, id, ver, prev, off, len, mode, &clen);
+    if (rc)
+        LOG_DEBUG("cs", "chunk %016" PRIx64 " v%u fallocate mode %u [%u, +%u): %s", id, ver, mode,
+                  off, len, strerror(-rc));
+    else
+        conn_dirty(c, id, ver);
+    struct chain_res res = {.ok = 1, .err = 0};
+    if (n > 0) chain_wait(c, MSG_CHK_FALLOC, call, sub, chain[0], n, &res);
+    if (!rc) {
+        uint64_t alloc = 0;
+        cstore_alloc(&c->s->store, id, &alloc); /* 0 if it cannot tell: st_blocks only */
+        wbuf_put_u32(out, clen);
+        wbuf_put_u64(out, alloc);
+        put_chain_res(out, &res);
+    }
+    return rc;
+}
+
 /* Every request but CHK_READ (cs_reads.c). */
 static int handle(struct cs_conn *c, uint16_t type, struct rcur *r, struct wbuf *out)
 {
@@ -231,6 +273,8 @@ static int handle(struct cs_conn *c, uint16_t type, struct rcur *r, struct wbuf 
         return do_write(c, r, out);
     case MSG_CHK_TRUNCATE:
         return do_truncate(c, r, out);
+    case MSG_CHK_FALLOC:
+        return do_falloc(c, r, out);
     case MSG_CHK_DELETE:
         id = rcur_u64(r);
         ver = rcur_u32(r);

@@ -454,7 +454,7 @@ static int cs_own(struct cstore *cs, uint64_t id, uint32_t want, struct cs_open 
 
 /* End of a change on o (may be NULL): keep, when the file and o->f agree, puts it back in the
  * cache; otherwise it is closed and the next user reads the header from disk. */
-static void cs_put(struct cstore *cs, struct cs_open *o, int keep)
+void cs_put(struct cstore *cs, struct cs_open *o, int keep)
 {
     if (!o) return;
     if (keep) cc_insert(cs, o);
@@ -495,8 +495,7 @@ static int cs_move(struct cstore *cs, int d, uint64_t id, uint32_t from, uint32_
 
 /* Apply the version rules of write/truncate (chunk's lock held exclusively); on success *out
  * is the chunk's entry at version ver, owned by the caller (cs_put). */
-static int cs_take(struct cstore *cs, uint64_t id, uint32_t ver, uint32_t prev,
-                   struct cs_open **out)
+int cs_take(struct cstore *cs, uint64_t id, uint32_t ver, uint32_t prev, struct cs_open **out)
 {
     int d, rc = 0;
     uint32_t cur;
@@ -556,7 +555,7 @@ static void cf_drop_pages(struct cstore *cs, struct chunkf *f, uint32_t off, uin
 
 /* Read the valid bytes of block b (file holes read as zeros) into buf (B bytes, zero padded)
  * and verify them against the stored checksum. */
-static int cf_read_block(struct chunkf *f, uint32_t b, uint8_t *buf)
+int cf_read_block(struct chunkf *f, uint32_t b, uint8_t *buf)
 {
     uint32_t start = b * B;
     uint32_t valid = f->len - start < B ? f->len - start : B;

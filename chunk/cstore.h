@@ -131,6 +131,13 @@ int cstore_truncate(struct cstore *cs, uint64_t id, uint32_t ver, uint32_t prev,
 int cstore_delete(struct cstore *cs, uint64_t id, uint32_t ver);
 int cstore_fsync(struct cstore *cs, uint64_t id, uint32_t ver);
 int cstore_info(struct cstore *cs, uint64_t id, uint32_t *ver, uint32_t *len);
+/* fallocate [off, off+len) of chunk id under the version rules of a write (moves prev -> ver,
+ * creates the chunk when prev is 0): mode is CHK_FALLOC_* (proto.h, MSG_CHK_FALLOC says what
+ * each does). The chunk's length never changes; *chunk_len gets it. -EINVAL for a bad mode, an
+ * empty range or one past the chunk size; -ENOSPC (RESERVE: nothing past the data stays
+ * allocated); -EUCLEAN when an edge block fails its checksum (nothing changed); -ESTALE. */
+int cstore_falloc(struct cstore *cs, uint64_t id, uint32_t ver, uint32_t prev, uint32_t off,
+                  uint32_t len, int mode, uint32_t *chunk_len);
 /* SEEK_DATA or SEEK_HOLE (whence) from off inside chunk id held at ver or older (see
  * MSG_CHK_SEEK): 0 with *out, -ENXIO (no data after off), -ESTALE, -ENOENT. */
 int cstore_seek(struct cstore *cs, uint64_t id, uint32_t ver, uint32_t off, int whence,

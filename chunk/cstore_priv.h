@@ -92,6 +92,17 @@ void cs_sync_dir(const char *file);
 uint64_t zero_cks(uint32_t valid);
 /* Write the fixed header and checksums [b0, b1). */
 int cf_store_hdr(struct chunkf *f, uint32_t b0, uint32_t b1);
+/* Read the valid bytes of block b of f (file holes read as zeros) into buf (B bytes, zero
+ * padded) and verify them against the stored checksum: 0 or -EUCLEAN / -errno. */
+int cf_read_block(struct chunkf *f, uint32_t b, uint8_t *buf);
+/* Apply the version rules of a change (write, truncate, fallocate) to chunk id, its lock held
+ * exclusively: moves a held version in [prev, ver) up to ver, creates the chunk when prev is 0
+ * and none is held; -ESTALE for a newer one held. On success *out is the chunk's entry at ver
+ * with room for every checksum, owned by the caller until cs_put. */
+int cs_take(struct cstore *cs, uint64_t id, uint32_t ver, uint32_t prev, struct cs_open **out);
+/* End of a change on o (may be NULL): keep (the file and o->f agree) puts it back in the
+ * cache, otherwise it is closed and the next user reads the header from disk. */
+void cs_put(struct cstore *cs, struct cs_open *o, int keep);
 /* Remove every temporary file left in the data folders (called by cstore_open). */
 void cs_tmp_clean(struct cstore *cs);
 

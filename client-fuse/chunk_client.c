@@ -407,7 +407,7 @@ static void get_chain_result(struct rcur *c, struct cc_wres *r)
     if (c->err || r->chain_err > 0) r->status = -EBADMSG;
 }
 
-/* Wait for a CHK_WRITE or CHK_TRUNCATE reply and decode it into r. */
+/* Wait for a CHK_WRITE, CHK_FALLOC (is_write) or CHK_TRUNCATE reply and decode it into r. */
 static void wait_chain(struct cc_call *call, uint64_t deadline, int is_write, struct cc_wres *r)
 {
     struct rpc_reply rep;
@@ -518,6 +518,49 @@ void cc_truncate(struct cc_pool *p, const struct chunk_info *ci, uint32_t length
     if (r->status || r->chain_err)
         LOG_WARN("write", "truncate chunk %016" PRIx64 " v%u: %s (chain %u ok, %s)", ci->chunk_id,
                  ci->version, strerror(-r->status), r->chain_ok, strerror(-r->chain_err));
+}
+
+void cc_falloc(struct cc_pool *p, const struct chunk_info *ci, uint32_t off, uint32_t len,
+               uint8_t mode, struct cc_wres *r)
+{
+    memset(r, 0, sizeof(*r));
+    if (ci->nloc == 0) {
+        r->status = -ENOSPC;
+        return;
+    }
+    struct cc_server *srv = NULL;
+    struct rpc_conn *c = conn_for(p, ci->loc[0].addr, &srv);
+    if (!c) {
+        r->status = -ENOMEM;
+        return;
+    }
+    learn_ids(p, ci);
+    struct wbuf b;
+    wbuf_init(&b);
+    wbuf_put_u64(&b, ci->chunk_id);
+    wbuf_put_u32(&b, ci->version);
+    wbuf_put_u32(&b, ci->prev_version);
+    wbuf_put_u32(&b, off);
+    wbuf_put_u32(&b, len);
+    wbuf_put_u8(&b, mode);
+    put_chain_tail(&b, ci);
+    uint64_t deadline = net_now_ms() + (uint64_t)p->io_timeout_ms;
+    struct cc_call call = {0};
+    int rc =
+        b.err ? b.err : rpc_submit(c, MSG_CHK_FALLOC, b.data, b.len, NULL, 0, deadline, &call.k);
+    wbuf_free(&b);
+    if (rc) {
+        submit_failed(srv, rc);
+        r->status = rc;
+    } else {
+        call_begin(&call, srv);
+        wait_chain(&call, deadline, 1, r); /* the reply has CHK_WRITE's layout */
+    }
+    if (r->status || r->chain_err)
+        LOG_WARN("write",
+                 "fallocate chunk %016" PRIx64 " v%u mode %u [%u, +%u): %s (chain %u ok, %s)",
+                 ci->chunk_id, ci->version, mode, off, len, strerror(-r->status), r->chain_ok,
+                 strerror(-r->chain_err));
 }
 
 /* One request with a fixed 8+4 byte body to addr, waited for; reply payload in *rep. */

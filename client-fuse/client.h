@@ -323,6 +323,10 @@ void cc_write(struct cc_pool *p, const struct chunk_info *ci, uint32_t off, cons
               size_t len, int sync, struct cc_wres *r);
 void cc_truncate(struct cc_pool *p, const struct chunk_info *ci, uint32_t length,
                  struct cc_wres *r);
+/* CHK_FALLOC of [off, off+len) of chunk ci with mode CHK_FALLOC_* down ci's chain, waited for;
+ * r->alloc gets the head's allocated bytes afterwards. */
+void cc_falloc(struct cc_pool *p, const struct chunk_info *ci, uint32_t off, uint32_t len,
+               uint8_t mode, struct cc_wres *r);
 /* CHK_FSYNC to every member of ci's chain at once; res[i] gets member i's outcome. A member
  * that answers -ESTALE holds a newer version (replication moved it with SETVER): it is asked
  * for the version it holds (CHK_INFO) and that one is synced, since it holds this writer's
@@ -573,8 +577,22 @@ int wp_flush(struct cm *cm, struct inode_st *s, int sync);
 /* Truncate to size through meta, then cut the last chunk (s may be NULL). */
 int wp_truncate(struct cm *cm, uint64_t ino, struct inode_st *s, const struct mc_setattr *sa,
                 struct cairn_attr *out);
-/* Extend the file to at least size (fallocate mode 0). */
-int wp_extend(struct cm *cm, struct inode_st *s, uint64_t size);
+/* The write lease of chunk index, taken now if not held (s->mu held). The pointer is valid
+ * until the next lease is added or dropped. */
+int wp_lease(struct cm *cm, struct inode_st *s, uint64_t index, struct ist_lease **out);
+/* After a change of chunk index under lease `version` failed with *r: exclude the failed
+ * server (not for -ESTALE) and take a new lease (s->mu held). */
+int wp_relet(struct cm *cm, struct inode_st *s, uint64_t index, const struct cc_wres *r,
+             uint32_t version, struct ist_lease **out);
+/* COMMIT size, mtime and the allocated bytes of every lease not yet published (in batches),
+ * when anything is owed (s->mu held). */
+int wp_commit_locked(struct cm *cm, struct inode_st *s);
+
+/* ---- falloc.c: fallocate (prefix fa_) ------------------------------------------------------ */
+/* fallocate(2) of [off, off+len) with mode 0, KEEP_SIZE, PUNCH_HOLE|KEEP_SIZE, ZERO_RANGE or
+ * ZERO_RANGE|KEEP_SIZE; -EOPNOTSUPP for any other mode, -ENOSPC when the chunk servers cannot
+ * reserve the space (nothing stays reserved then), -EIO when no chunk server could take it. */
+int fa_fallocate(struct cm *cm, struct inode_st *s, int mode, uint64_t off, uint64_t len);
 
 /* ---- dirscan.c: opens in directory order (prefix ds_) ------------------------------------ */
 #define DS_AHEAD 16                /* most files handed out ahead of a scanning reader */

@@ -1066,13 +1066,9 @@ static void fs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
                          struct fuse_file_info *fi)
 {
     (void)ino;
-    int rc;
-    if (mode != 0)
-        rc = -EOPNOTSUPP;
-    else if (off < 0 || len <= 0)
-        rc = -EINVAL;
-    else
-        rc = wp_extend(CM(req), FH(fi)->s, (uint64_t)off + (uint64_t)len);
+    int rc = off < 0 || len <= 0
+                 ? -EINVAL
+                 : fa_fallocate(CM(req), FH(fi)->s, mode, (uint64_t)off, (uint64_t)len);
     fuse_reply_err(req, -rc);
 }
 

@@ -421,6 +421,39 @@ static int fsync_chunk(struct cm *cm, struct inode_st *s, uint64_t index)
     return 0;
 }
 
+int wp_commit_locked(struct cm *cm, struct inode_st *s)
+{
+    enum { MAXA = 64 };
+    int rc = 0;
+    /* every lease's bytes get published: at most MAXA a COMMIT, so a file with more leases
+     * (a fallocate over many chunks) takes several */
+    for (size_t round = 0; s->need_commit && round <= s->nleases / MAXA; round++) {
+        struct cairn_attr a;
+        struct mc_alloc al[MAXA];
+        uint32_t na = 0;
+        for (size_t i = 0; i < s->nleases && na < MAXA; i++)
+            if (s->leases[i].alloc_dirty)
+                al[na++] = (struct mc_alloc){s->leases[i].ci.index, s->leases[i].alloc};
+        rc = mc_commit(&cm->meta, s->ino, s->size_local, s->mtime_s, s->mtime_ns, 0, al, na, &a);
+        if (rc) break;
+        int more = 0;
+        for (size_t i = 0; i < s->nleases; i++) {
+            for (uint32_t k = 0; k < na; k++)
+                if (s->leases[i].ci.index == al[k].index) s->leases[i].alloc_dirty = 0;
+            more |= s->leases[i].alloc_dirty;
+        }
+        s->need_commit = more;
+        s->size_meta = a.size;
+        s->open_mtime_s = a.mtime_s;
+        s->open_mtime_ns = a.mtime_ns;
+        s->open_size = a.size;
+        /* the kernel keeps the st_blocks of before the writes (it refreshes size and
+         * times, not blocks): drop its attributes so tar/cp see the space used */
+        if (cm->se && !more) fuse_lowlevel_notify_inval_inode(cm->se, s->ino, -1, 0);
+    }
+    return rc;
+}
+
 int wp_flush(struct cm *cm, struct inode_st *s, int sync)
 {
     pthread_mutex_lock(&s->mu);
@@ -432,32 +465,8 @@ int wp_flush(struct cm *cm, struct inode_st *s, int sync)
             if (r && !rc) rc = -EIO;
         }
     }
-    if (s->need_commit) {
-        struct cairn_attr a;
-        enum { MAXA = 64 };
-        struct mc_alloc al[MAXA];
-        uint32_t na = 0;
-        for (size_t i = 0; i < s->nleases && na < MAXA; i++)
-            if (s->leases[i].alloc_dirty)
-                al[na++] = (struct mc_alloc){s->leases[i].ci.index, s->leases[i].alloc};
-        int r = mc_commit(&cm->meta, s->ino, s->size_local, s->mtime_s, s->mtime_ns, 0, al, na, &a);
-        if (!r)
-            for (size_t i = 0; i < s->nleases; i++)
-                for (uint32_t k = 0; k < na; k++)
-                    if (s->leases[i].ci.index == al[k].index) s->leases[i].alloc_dirty = 0;
-        if (r) {
-            if (!rc) rc = r;
-        } else {
-            s->need_commit = 0;
-            s->size_meta = a.size;
-            s->open_mtime_s = a.mtime_s;
-            s->open_mtime_ns = a.mtime_ns;
-            s->open_size = a.size;
-            /* the kernel keeps the st_blocks of before the writes (it refreshes size and
-             * times, not blocks): drop its attributes so tar/cp see the space used */
-            if (cm->se) fuse_lowlevel_notify_inval_inode(cm->se, s->ino, -1, 0);
-        }
-    }
+    int r = wp_commit_locked(cm, s);
+    if (r && !rc) rc = r;
     if (!rc && s->werr) rc = s->werr;
     s->werr = 0;
     pthread_mutex_unlock(&s->mu);
@@ -525,14 +534,13 @@ out:
     return rc;
 }
 
-int wp_extend(struct cm *cm, struct inode_st *s, uint64_t size)
+int wp_lease(struct cm *cm, struct inode_st *s, uint64_t index, struct ist_lease **out)
 {
-    pthread_mutex_lock(&s->mu);
-    if (size > ist_size(s)) {
-        s->size_local = size;
-        now_ts(&s->mtime_s, &s->mtime_ns);
-        s->need_commit = 1;
-    }
-    pthread_mutex_unlock(&s->mu);
-    return wp_flush(cm, s, 0);
+    return lease(cm, s, index, out);
+}
+
+int wp_relet(struct cm *cm, struct inode_st *s, uint64_t index, const struct cc_wres *r,
+             uint32_t version, struct ist_lease **out)
+{
+    return relet(cm, s, index, r, version, out);
 }

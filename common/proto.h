@@ -285,7 +285,31 @@ enum proto_type {
      * when the data runs to it (what lies beyond reads as zeros). Like CHK_READ, an older held
      * version is served. */
     MSG_CHK_SEEK = 78,
+    /* u64 chunk_id, u32 version, u32 prev_version, u32 offset, u32 length, u8 mode
+     * (CHK_FALLOC_*), u8 nchain, nchain x str addr
+     *   -> u32 chunk_length, u64 allocated bytes of the chunk's data on this server,
+     *      u8 chain_ok, i32 chain_err (as CHK_WRITE)
+     * fallocate of [offset, offset+length) inside the chunk, under the version rules of
+     * CHK_WRITE (a lease: the chunk is created when prev_version is 0) and forwarded down the
+     * chain like it. The chunk's length (its valid data) never changes: what lies past it reads
+     * as zeros, and a file's size is the meta service's. Modes:
+     *   CHK_FALLOC_RESERVE: allocate the range on disk (data unchanged); -ENOSPC from the disk
+     *     is the reply's status, and whatever it allocated past the chunk's data is freed again;
+     *   CHK_FALLOC_PUNCH: the range reads as zeros afterwards; whole 64 KiB blocks are
+     *     deallocated (holes), the partial ones at the edges rewritten with zeros, and their
+     *     checksums updated;
+     *   CHK_FALLOC_ZERO: as PUNCH, but the range stays allocated;
+     *   CHK_FALLOC_UNRESERVE: free what is allocated in the range past the chunk's data (rounded
+     *     up to a page): the undo of a RESERVE that failed elsewhere; data unchanged.
+     * -EINVAL for another mode or a range past the chunk size; -EOPNOTSUPP when the data folder's
+     * file system cannot punch holes. */
+    MSG_CHK_FALLOC = 79,
 };
+
+#define CHK_FALLOC_RESERVE 0u
+#define CHK_FALLOC_PUNCH 1u
+#define CHK_FALLOC_ZERO 2u
+#define CHK_FALLOC_UNRESERVE 3u
 
 #define CHK_READ_EXACT 1u
 #define LOOKUP_CHUNKS 1u
