@@ -56,7 +56,7 @@ static int fa_chunk(struct cm *cm, struct inode_st *s, uint64_t index, uint32_t 
     uint32_t version = 0;
     for (int attempt = 0; attempt < CM_WRITE_ATTEMPTS; attempt++) {
         int rc = attempt ? wp_relet(cm, s, index, &r, version, &l) : wp_lease(cm, s, index, &l);
-        if (rc) return -EIO; /* no server left to take it */
+        if (rc) return rc == -ENOSPC ? rc : -EIO; /* no server (with room) left to take it */
         version = l->ci.version;
         cc_falloc(cm->cc, &l->ci, coff, cend - coff, mode, &r);
         int err = r.status ? r.status : r.chain_err;
