@@ -222,8 +222,10 @@ START_TEST(punch_hole)
     start("fa-punch");
     int fd = open_file("f", O_CREAT | O_RDWR);
     write_pattern(fd, 12 * MiB);
+    ck_assert_int_eq(close(fd), 0);
     uint32_t v0;
     copies_identical("f", &v0);
+    fd = open_file("f", O_RDWR); /* the punch takes a new lease, as a write would */
     struct stat st0 = fst(fd);
     long long free0 = cs_free(0);
     /* across the boundary of chunks 0 and 1, starting and ending inside 64 KiB blocks */
