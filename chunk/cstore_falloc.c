@@ -55,15 +55,20 @@ static int cf_punch(struct chunkf *f, uint32_t from, uint32_t to)
     return cf_write_zeros(f, from < f->len ? from : f->len, to < f->len ? to : f->len);
 }
 
-/* Free what is allocated in [off, end) past the chunk's data. */
+/* Free what is allocated in [off, end) past the chunk's data. Some file systems (ext4) ignore a
+ * punch past the end of the file; cutting the file at its own size frees what they keep
+ * allocated past it, so there every reservation past the data goes (this only undoes a
+ * reservation that failed, so the space is wanted back anyway). */
 static int cf_unreserve(struct chunkf *f, uint32_t off, uint32_t end)
 {
     uint32_t from = off > f->len ? off : f->len;
     if (from >= end) return 0;
     if (fallocate(f->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)CSTORE_DATA_OFF + from,
-                  end - from) == 0)
-        return 0;
-    return errno == EOPNOTSUPP ? 0 : -errno; /* nothing could have been reserved there */
+                  end - from) != 0 &&
+        errno != EOPNOTSUPP)
+        return -errno;
+    if (ftruncate(f->fd, (off_t)CSTORE_DATA_OFF + f->len) != 0) return -errno;
+    return 0;
 }
 
 /* Allocate [off, end) of f on disk; the data does not change. On failure what it allocated

@@ -299,10 +299,12 @@ enum proto_type {
      *     deallocated (holes), the partial ones at the edges rewritten with zeros, and their
      *     checksums updated;
      *   CHK_FALLOC_ZERO: as PUNCH, but the range stays allocated;
-     *   CHK_FALLOC_UNRESERVE: free what is allocated in the range past the chunk's data (rounded
-     *     up to a page): the undo of a RESERVE that failed elsewhere; data unchanged.
-     * -EINVAL for another mode or a range past the chunk size; -EOPNOTSUPP when the data folder's
-     * file system cannot punch holes. */
+     *   CHK_FALLOC_UNRESERVE: free what is allocated in the range past the chunk's data (on a
+     *     file system that ignores punches past the end of a file, ext4, every reservation past
+     *     the data): the undo of a RESERVE that failed elsewhere; data unchanged.
+     * -EINVAL for another mode, an empty range or one past the chunk size; -EUCLEAN when a
+     * partial block at an edge of a punch or zero range fails its checksum (nothing changed).
+     * A data folder that cannot punch holes gets zeros written instead. */
     MSG_CHK_FALLOC = 79,
 };
 
