@@ -8,7 +8,8 @@
  * boundary, some O_APPEND), read, truncate, rename (plain, RENAME_NOREPLACE, RENAME_EXCHANGE),
  * link, unlink, mkdir, rmdir, symlink, readlink, setxattr/getxattr/removexattr, chmod, stat,
  * readdir, and calls on descriptors kept open across the others (write, read, ftruncate,
- * fstat, close) so unlinked and renamed open files are covered. Paths are drawn from a small
+ * fstat, close, fallocate with mode 0, KEEP_SIZE, PUNCH_HOLE|KEEP_SIZE, ZERO_RANGE with and
+ * without KEEP_SIZE) so unlinked and renamed open files are covered. Paths are drawn from a small
  * set of names (d1..d3 for folders, f1..f4 for files) up to three levels deep, so most calls hit
  * existing entries and errors (ENOENT, ENOTDIR, EISDIR, EEXIST, ENOTEMPTY, EINVAL, ELOOP, ...) come
  * up often.
@@ -20,6 +21,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -67,19 +69,20 @@ enum op_kind {
     OP_FD_STAT,
     OP_FD_CLOSE,
     OP_FD_FSYNC,
+    OP_FD_FALLOCATE,
     OP_COUNT
 };
 
 static const char *const op_names[OP_COUNT] = {
-    "create",      "write",   "read",     "truncate", "rename",   "link",     "unlink",
-    "mkdir",       "rmdir",   "symlink",  "readlink", "setxattr", "getxattr", "removexattr",
-    "listxattr",   "chmod",   "stat",     "readdir",  "fd_open",  "fd_write", "fd_read",
-    "fd_truncate", "fd_stat", "fd_close", "fd_fsync",
+    "create",      "write",   "read",     "truncate", "rename",       "link",     "unlink",
+    "mkdir",       "rmdir",   "symlink",  "readlink", "setxattr",     "getxattr", "removexattr",
+    "listxattr",   "chmod",   "stat",     "readdir",  "fd_open",      "fd_write", "fd_read",
+    "fd_truncate", "fd_stat", "fd_close", "fd_fsync", "fd_fallocate",
 };
 
 /* relative weights of the kinds */
 static const int op_weight[OP_COUNT] = {
-    10, 14, 6, 5, 8, 4, 6, 5, 4, 2, 1, 4, 2, 2, 1, 3, 4, 2, 8, 6, 3, 2, 2, 2, 1,
+    10, 14, 6, 5, 8, 4, 6, 5, 4, 2, 1, 4, 2, 2, 1, 3, 4, 2, 8, 6, 3, 2, 2, 2, 1, 3,
 };
 
 struct op {
@@ -199,6 +202,13 @@ static void gen_op(struct hfs_rng *r, uint64_t idx, struct op *o)
         uint64_t f = hfs_rng_below(r, 4);
         o->flags = f < 2 ? 0 : f == 2 ? XATTR_CREATE : XATTR_REPLACE;
         o->len = hfs_rng_below(r, 101);
+        break;
+    }
+    case OP_FD_FALLOCATE: {
+        static const int fmodes[] = {
+            0, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+            FALLOC_FL_ZERO_RANGE, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE};
+        o->flags = fmodes[hfs_rng_below(r, 5)];
         break;
     }
     case OP_SYMLINK:
@@ -421,6 +431,13 @@ static void run_op(struct side *s, const struct op *o, struct res *r)
             break;
         }
         set_ret(r, fsync(s->fd[o->slot]));
+        break;
+    case OP_FD_FALLOCATE:
+        if (s->fd[o->slot] < 0) {
+            r->ret = -2;
+            break;
+        }
+        set_ret(r, fallocate(s->fd[o->slot], o->flags, o->off, (off_t)o->len));
         break;
     case OP_COUNT:
         break;
