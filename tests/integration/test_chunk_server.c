@@ -1,5 +1,6 @@
 /* test_chunk_server.c - cairn-chunk as a real process: verified write/read, chain writes over
- * three servers and how far a write got when a hop dies (chain_ok/chain_err), SETVER and exact
+ * three servers and how far a write got when a hop dies (chain_ok/chain_err), fallocate down a
+ * chain (CHK_FALLOC: punch, reserve, bad requests refused), SETVER and exact
  * reads, durability across kill -9, corruption detection on read and by the scrubber, ENOSPC
  * on a tiny tmpfs, malformed frames, several reads in flight on one connection (in order with
  * the writes around them, a close while they run), counters and timings (MSG_CHK_STATS and
@@ -134,6 +135,40 @@ static int chk_truncate(struct rpc_conn *r, uint64_t id, uint32_t ver, uint32_t 
     last_cok = rcur_u8(&cur);
     last_cerr = rcur_i32(&cur);
     ck_assert_int_eq(rcur_done(&cur), 0);
+    rpc_reply_free(&rep);
+    return 0;
+}
+
+/* CHK_FALLOC of [off, off+len) with mode down chain; *alloc and *clen (may be NULL) from the
+ * reply. */
+static int chk_falloc(struct rpc_conn *r, uint64_t id, uint32_t ver, uint32_t prev, uint32_t off,
+                      uint32_t len, uint8_t mode, int nchain, const char chain[][64],
+                      uint32_t *clen, uint64_t *alloc)
+{
+    struct wbuf b;
+    wbuf_init(&b);
+    wbuf_put_u64(&b, id);
+    wbuf_put_u32(&b, ver);
+    wbuf_put_u32(&b, prev);
+    wbuf_put_u32(&b, off);
+    wbuf_put_u32(&b, len);
+    wbuf_put_u8(&b, mode);
+    wbuf_put_u8(&b, (uint8_t)nchain);
+    for (int i = 0; i < nchain; i++)
+        wbuf_put_str(&b, chain[i], strlen(chain[i]));
+    struct rpc_reply rep;
+    int rc = rpc_call(r, MSG_CHK_FALLOC, b.data, b.len, NULL, 0, &rep);
+    wbuf_free(&b);
+    if (rc) return rc;
+    struct rcur cur;
+    rcur_init(&cur, rep.payload.data, rep.payload.len);
+    uint32_t l = rcur_u32(&cur);
+    uint64_t a = rcur_u64(&cur);
+    last_cok = rcur_u8(&cur);
+    last_cerr = rcur_i32(&cur);
+    ck_assert_int_eq(rcur_done(&cur), 0);
+    if (clen) *clen = l;
+    if (alloc) *alloc = a;
     rpc_reply_free(&rep);
     return 0;
 }
@@ -317,6 +352,67 @@ START_TEST(test_chain_three_copies)
     ck_assert_int_lt(last_cerr, 0);
     /* the head's own failure is the reply's status */
     ck_assert_int_eq(chk_write(r0, 7, 1, 0, 0, a, 10, 0, 1, chain, &clen), -ESTALE);
+    rpc_conn_free(r0);
+    free(a);
+    free(b);
+    h_cluster_stop(&c);
+}
+END_TEST
+
+START_TEST(test_chain_falloc)
+{
+    struct h_cluster c;
+    struct rpc_conn *r0;
+    char chain[2][64];
+    start_chain(&c, "csfalloc", &r0, chain);
+    const uint32_t n = 1u << 20, ps = 100000, pe = 700000;
+    uint8_t *a = malloc(n), *b = malloc(n);
+    fill(a, n, 9);
+    uint32_t clen, got;
+    uint64_t al0, al1, al2;
+    ck_assert_int_eq(chk_write(r0, 9, 1, 0, 0, a, n, 0, 2, chain, &clen), 0);
+    /* a punch down the chain: every copy reads zeros there, the rest intact */
+    ck_assert_int_eq(chk_falloc(r0, 9, 1, 1, 0, 1, CHK_FALLOC_RESERVE, 2, chain, NULL, &al0), 0);
+    ck_assert_int_eq(chk_falloc(r0, 9, 2, 1, ps, pe - ps, CHK_FALLOC_PUNCH, 2, chain, &clen, &al1),
+                     0);
+    ck_assert_uint_eq(last_cok, 3);
+    ck_assert_int_eq(last_cerr, 0);
+    ck_assert_uint_eq(clen, n);
+    ck_assert_msg(al0 - al1 >= pe - ps - 2 * CKSUM_BLOCK, "allocated %llu -> %llu",
+                  (unsigned long long)al0, (unsigned long long)al1);
+    memset(a + ps, 0, pe - ps);
+    for (int i = 0; i < 3; i++) {
+        struct rpc_conn *r = cs_conn(&c, i);
+        ck_assert_int_eq(chk_read(r, 9, 2, 0, n, b, &got), 0);
+        ck_assert_uint_eq(got, n);
+        ck_assert_mem_eq(a, b, n);
+        rpc_conn_free(r);
+    }
+    /* a reservation past the data: allocated, the length unchanged */
+    ck_assert_int_eq(
+        chk_falloc(r0, 9, 2, 2, n, 4u << 20, CHK_FALLOC_RESERVE, 2, chain, &clen, &al2), 0);
+    ck_assert_uint_eq(clen, n);
+    ck_assert_uint_ge(al2, al1 + (4u << 20));
+    /* bad requests are refused with a clear error, by every hop */
+    ck_assert_int_eq(chk_falloc(r0, 9, 2, 2, 0, 10, 9, 2, chain, NULL, NULL), -EINVAL);
+    ck_assert_int_eq(chk_falloc(r0, 9, 2, 2, 0, 0, CHK_FALLOC_PUNCH, 2, chain, NULL, NULL),
+                     -EINVAL);
+    ck_assert_int_eq(
+        chk_falloc(r0, 9, 2, 2, 0xfffffff0u, 100, CHK_FALLOC_ZERO, 0, chain, NULL, NULL), -EINVAL);
+    ck_assert_int_eq(chk_falloc(r0, 9, 1, 1, 0, 10, CHK_FALLOC_PUNCH, 0, chain, NULL, NULL),
+                     -ESTALE);
+    /* a truncated frame closes that connection only */
+    struct wbuf w;
+    wbuf_init(&w);
+    wbuf_put_u64(&w, 9);
+    wbuf_put_u32(&w, 2);
+    struct rpc_reply rep;
+    ck_assert_int_ne(rpc_call(r0, MSG_CHK_FALLOC, w.data, w.len, NULL, 0, &rep), 0);
+    wbuf_free(&w);
+    struct rpc_conn *r = cs_conn(&c, 0);
+    ck_assert_int_eq(chk_read(r, 9, 2, 0, n, b, &got), 0);
+    ck_assert_mem_eq(a, b, n);
+    rpc_conn_free(r);
     rpc_conn_free(r0);
     free(a);
     free(b);
@@ -1259,6 +1355,7 @@ int main(void)
     tcase_add_test(t, test_write_read_verified);
     tcase_add_test(t, test_chain_three_copies);
     tcase_add_test(t, test_chain_middle_killed);
+    tcase_add_test(t, test_chain_falloc);
     tcase_add_test(t, test_setver_and_exact_read);
     tcase_add_test(t, test_zone_too_long_refused);
     tcase_add_test(t, test_kill9_keeps_synced_data);
