@@ -126,10 +126,15 @@ int fa_fallocate(struct cm *cm, struct inode_st *s, int mode, uint64_t off, uint
         return -EOPNOTSUPP; /* as Linux: a punch keeps the size, and is not a zero range */
     if (len == 0 || off + len < off) return -EINVAL;
     uint64_t end = off + len;
-    if (!punch) {
-        /* more than the whole cluster has free cannot fit: refuse before touching anything */
+    pthread_mutex_lock(&s->mu);
+    uint64_t size0 = ist_size(s);
+    pthread_mutex_unlock(&s->mu);
+    uint64_t past = end > size0 ? end - (off > size0 ? off : size0) : 0;
+    if (!punch && past > 0) {
+        /* more past the end than the whole cluster has free cannot fit: refuse before
+         * touching anything (this also bounds the chunks a huge request would walk) */
         struct mc_statfs sf;
-        if (mc_statfs(&cm->meta, &sf) == 0 && sf.total_bytes > 0 && len > sf.free_bytes)
+        if (mc_statfs(&cm->meta, &sf) == 0 && sf.total_bytes > 0 && past > sf.free_bytes)
             return -ENOSPC;
     }
     pthread_mutex_lock(&s->mu);
