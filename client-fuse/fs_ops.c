@@ -717,11 +717,25 @@ static void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
     fuse_reply_err(req, -rc);
 }
 
+/* An open directory is an open of its inode for meta (a read-only open: counted in the
+ * leader's memory, no record), so that removed or replaced by rename it stays, with nlink 0,
+ * until releasedir. fh 1: meta counts this open. */
 static void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-    (void)ino;
-    fi->fh = 0;
-    fuse_reply_open(req, fi);
+    struct cm *cm = CM(req);
+    struct cairn_attr a;
+    uint32_t n = 0;
+    int rc = mc_open_file(&cm->meta, ino, O_RDONLY, &a, NULL, 0, &n);
+    if (!rc && !S_ISDIR(a.mode)) {
+        release_meta(cm, ino, 0);
+        rc = -ENOTDIR;
+    }
+    if (rc) {
+        fuse_reply_err(req, -rc);
+        return;
+    }
+    fi->fh = 1;
+    if (fuse_reply_open(req, fi) == -ENOENT) release_meta(cm, ino, 0); /* interrupted */
 }
 
 /* Append f to a growing page of regular files; on ENOMEM the page just stays shorter (the
@@ -858,9 +872,10 @@ static void fs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 
 static void fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-    (void)ino;
-    (void)fi;
-    fuse_reply_err(req, 0);
+    struct cm *cm = CM(req);
+    int told = fi->fh == 1;
+    fuse_reply_err(req, 0); /* req is gone after this */
+    if (told) release_meta(cm, ino, 0);
 }
 
 static void fs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)

@@ -116,7 +116,9 @@ enum proto_type {
      * u64 session -> attr    (creates a regular file and opens it for the session) */
     MSG_CREATE = 27,
     /* u64 ino, u32 flags (O_ACCMODE, O_TRUNC), u64 session
-     *   -> attr, u32 n, n x chunkinfo (the first chunks of the file, for small files) */
+     *   -> attr, u32 n, n x chunkinfo (the first chunks of the file, for small files).
+     * Also a client's opendir (flags O_RDONLY, no chunks): an open directory that is then
+     * removed or replaced stays (nlink 0) until its RELEASE, as an open file does. */
     MSG_OPEN = 28,
     /* u64 ino, u64 session -> (empty) */
     MSG_RELEASE = 29,

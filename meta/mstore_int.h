@@ -5,7 +5,8 @@
  * Layout (all integer keys big-endian so LMDB orders them numerically; values little-endian):
  *   inode   ino                  -> inode record (struct mst_inode, version byte first)
  *   dirent  parent, name         -> child ino u64, mode u32, seq u64
- *   dirseq  parent, seq          -> child ino u64, mode u32, name bytes
+ *   dirseq  parent, seq          -> child ino u64, mode u32, name bytes (seq: the readdir
+ *                                   position, fixed while the name stays; mstore_dir.c)
  *   symlink ino                  -> target bytes
  *   xattr   ino, name            -> value bytes
  *   chunk   ino, index           -> chunk id u64, version u32, allocated bytes u64 (older
@@ -132,6 +133,12 @@ int mst_dirent_get(MDB_txn *t, struct mstore *s, uint64_t parent, const char *na
                    uint32_t *mode);
 int mst_dirent_add(struct mtx *x, uint64_t parent, const char *name, uint64_t child, uint32_t mode);
 int mst_dirent_del(struct mtx *x, uint64_t parent, const char *name);
+/* Rename entry from to to (absent) inside parent, keeping its readdir position. */
+int mst_dirent_rename(struct mtx *x, uint64_t parent, const char *from, const char *to);
+/* Point the existing entry (parent, name) at child, keeping its readdir position. The
+ * recursive totals are the caller's (mst_rstat_entry_del/add). */
+int mst_dirent_set_child(struct mtx *x, uint64_t parent, const char *name, uint64_t child,
+                         uint32_t mode);
 int mst_dir_get(struct mtx *x, uint64_t dir, struct mst_inode *r);
 int mst_dir_is_empty(MDB_txn *t, struct mstore *s, uint64_t dir);
 /* Parent: nlink += dnlink, mtime = ctime = now. */
