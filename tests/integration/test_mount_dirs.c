@@ -3,7 +3,8 @@
  * (to names that sort anywhere) shows each entry exactly once, also across telldir/seekdir
  * and across a second opendir resumed with seekdir; a listing while other entries are removed
  * and created (through the other mount) shows every entry that existed throughout exactly
- * once; and an open directory replaced by rename or removed by rmdir (through the same mount
+ * once, and so does every name while names are exchanged (RENAME_EXCHANGE); and an open
+ * directory replaced by rename or removed by rmdir (through the same mount
  * or the other one, with the kernel's caches dropped) keeps answering fstat with nlink 0
  * until closed, after which its inode is gone. */
 #include <check.h>
@@ -12,7 +13,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
-#include <stdio.h>
+#include <stdio.h> /* renameat2 */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -237,6 +238,48 @@ START_TEST(listing_while_entries_come_and_go)
 }
 END_TEST
 
+/* RENAME_EXCHANGE while listing: both names stay where they are (only the files behind them
+ * swap), so every name is listed exactly once. */
+#define N_X 400
+START_TEST(exchange_while_listing)
+{
+    need();
+    char d[700], d1[700], n[64], a[800], b[800];
+    fresh("exchange", d, sizeof(d), d1, sizeof(d1));
+    for (int i = 0; i < N_X; i++) {
+        snprintf(n, sizeof(n), "x%04d", i);
+        touch(d, n);
+    }
+    static int seen[N_X];
+    memset(seen, 0, sizeof(seen));
+    DIR *dp = opendir(d);
+    ck_assert_ptr_nonnull(dp);
+    int got = 0;
+    for (int guard = 0; guard < N_X * 3; guard++) {
+        errno = 0;
+        struct dirent *e = readdir(dp);
+        if (!e) {
+            ck_assert_msg(errno == 0, "readdir: %s", strerror(errno));
+            break;
+        }
+        if (is_dot(e->d_name)) continue;
+        int k = -1;
+        ck_assert_msg(sscanf(e->d_name, "x%d", &k) == 1 && k >= 0 && k < N_X, "name %s", e->d_name);
+        seen[k]++;
+        got++;
+        /* exchange the name just read with one further on (through the other mount) */
+        int j = N_X - 1 - k;
+        snprintf(a, sizeof(a), "%s/x%04d", d1, k);
+        snprintf(b, sizeof(b), "%s/x%04d", d1, j);
+        if (j != k) HFS_OK(renameat2(AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE));
+    }
+    closedir(dp);
+    for (int i = 0; i < N_X; i++)
+        ck_assert_msg(seen[i] == 1, "x%04d listed %d times", i, seen[i]);
+    ck_assert_int_eq(got, N_X);
+}
+END_TEST
+
 /* ---- open directories ------------------------------------------------------------------ */
 
 /* The meta service's inode count (cairn status). */
@@ -418,6 +461,7 @@ int main(void)
     tcase_add_test(tc, open_dir_removed_by_rmdir);
     tcase_add_test(tc, opendir_leaves_nothing);
     tcase_add_test(tc, listing_while_entries_come_and_go);
+    tcase_add_test(tc, exchange_while_listing);
     tcase_add_test(tc, rename_every_entry_read);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
