@@ -3,10 +3,10 @@
  * (to names that sort anywhere) shows each entry exactly once, also across telldir/seekdir
  * and across a second opendir resumed with seekdir; a listing while other entries are removed
  * and created (through the other mount) shows every entry that existed throughout exactly
- * once, and so does every name while names are exchanged (RENAME_EXCHANGE); and an open
- * directory replaced by rename or removed by rmdir (through the same mount
- * or the other one, with the kernel's caches dropped) keeps answering fstat with nlink 0
- * until closed, after which its inode is gone. */
+ * once, and so does every name while names are exchanged (RENAME_EXCHANGE); an open
+ * directory replaced by rename or removed by rmdir (through the same mount or the other one,
+ * with the kernel's caches dropped) keeps answering fstat with nlink 0 until closed, after
+ * which its inode is gone; and opendir writes no Raft record. */
 #include <check.h>
 #include <dirent.h>
 #include <errno.h>
