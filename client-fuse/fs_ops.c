@@ -734,6 +734,7 @@ static void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
         fuse_reply_err(req, -rc);
         return;
     }
+    dirc_note(cm, &a); /* for setgid inheritance of what is made in it */
     fi->fh = 1;
     if (fuse_reply_open(req, fi) == -ENOENT) release_meta(cm, ino, 0); /* interrupted */
 }
