@@ -105,7 +105,7 @@ const char *proto_type_name(uint16_t type)
             N(CHUNK_LOCATE) N(CHUNK_LEASE) N(COMMIT) N(CS_REGISTER) N(CS_REPORT) N(CS_HEARTBEAT)
                 N(CS_BAD_CHUNK) N(CS_CHUNK_EVENT) N(CHK_READ) N(CHK_WRITE) N(CHK_TRUNCATE)
                     N(CHK_DELETE) N(CHK_FSYNC) N(CHK_INFO) N(CHK_SETVER) N(SET_COPIES) N(FILEINFO)
-                        N(HEALTH) N(CS_DRAIN) N(CS_REPLICATED) N(META_STATUS) N(META_ADD)
+                        N(HEALTH) N(CS_DRAIN) N(FSCK) N(CS_REPLICATED) N(META_STATUS) N(META_ADD)
                             N(META_REMOVE) N(META_WHOAMI) N(CHK_STATS) N(CHK_SEEK)
 #undef N
     }

@@ -169,6 +169,8 @@ int mst_format(struct mstore *s, MDB_txn *t, uint64_t epoch, uint64_t chunk_size
 int mst_apply_format(struct mtx *x);
 int mst_apply_member_id(struct mtx *x);
 int mst_apply_cs_drain(struct mtx *x);
+/* mstore_fsck.c */
+int mst_apply_fsck_fix(struct mtx *x);
 
 /* mstore_session.c */
 int mst_is_open(MDB_txn *t, struct mstore *s, uint64_t ino);

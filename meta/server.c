@@ -858,6 +858,7 @@ static int dispatch(struct req *q)
     case MSG_FILEINFO:
     case MSG_HEALTH:
     case MSG_CS_DRAIN:
+    case MSG_FSCK:
         return meta_handle_admin(q->m, q->conn, q->h, &q->r, &q->out);
     default:
         return -2; /* not a client message */
