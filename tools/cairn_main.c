@@ -15,6 +15,7 @@ static const struct {
 } commands[] = {
     {"copies", cmd_copies}, {"fileinfo", cmd_fileinfo}, {"health", cmd_health},
     {"cs", cmd_cs},         {"meta", cmd_meta},         {"warmup", cmd_warmup},
+    {"fsck", cmd_fsck},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -24,9 +25,10 @@ static void usage(FILE *out)
         "usage: cairn copies [-r] [-v] [N] PATH...   show, or set to N, the copies of files\n"
         "       cairn fileinfo PATH...               chunks of files and where their copies are\n"
         "       cairn health                         chunk servers, chunk counts, repairs\n"
-        "       cairn cs drain|undrain ID            move every copy off a chunk server, or stop\n"
+        "       cairn cs drain|undrain ID [--wait]   move every copy off a chunk server, or stop\n"
         "       cairn cs stats ADDR                  a chunk server's counters and timings\n"
         "       cairn warmup PATH...                 read files through the mount into its caches\n"
+        "       cairn fsck [PATH] [--repair]         check the namespace against the chunk servers\n"
         "       cairn meta status                    the meta replicas: leader, roles, lag\n"
         "       cairn meta add ADDR                  add a started replica (join=); prints its id\n"
         "       cairn meta remove ID                 take a replica out of the group\n"
@@ -38,14 +40,18 @@ static void usage(FILE *out)
         "       cairn SOURCE MNT [-o OPTS]           mount helper: cairn-mount MNT -o "
         "meta=SOURCE,OPTS\n"
         "       cairn help\n"
-        "options of copies, fileinfo, health, cs, meta:\n"
+        "options of copies, fileinfo, health, cs, meta, fsck:\n"
         "  --meta ADDR[,ADDR...]  the meta service replicas (default: $CAIRN_META, the mount's\n"
         "                         user.cairn.meta xattr, 127.0.0.1:9520); requests follow\n"
         "                         the replicas' answers to the leader\n"
         "  --json                 one JSON document on stdout\n"
         "  -r, --recursive        copies: every file and directory below each directory\n"
         "  -v, --verbose          copies N: print each path set\n"
-        "exit status: 0 ok, 1 an operation failed (meta status: no leader), 2 bad usage.\n"
+        "  --repair               fsck: fix what is safe (dangling entries, link counts; queue\n"
+        "                         under-replicated chunks for repair now)\n"
+        "  --wait                 cs drain: wait until the server holds no copy, with progress\n"
+        "exit status: 0 ok, 1 an operation failed (meta status: no leader; fsck: a problem was\n"
+        "found, fixed or not), 2 bad usage.\n"
         "See cairn(1).\n",
         out);
 }
@@ -82,6 +88,10 @@ static int parse(int argc, char **argv, struct cli *c, char **pos)
             c->recursive = 1;
         } else if (strcmp(a, "--verbose") == 0) {
             c->verbose = 1;
+        } else if (strcmp(a, "--repair") == 0) {
+            c->repair = 1;
+        } else if (strcmp(a, "--wait") == 0) {
+            c->wait = 1;
         } else if (a[1] != '-' && strspn(a + 1, "rvh") == strlen(a + 1)) {
             c->recursive |= strchr(a, 'r') != NULL;
             c->verbose |= strchr(a, 'v') != NULL;
@@ -103,6 +113,14 @@ static int parse(int argc, char **argv, struct cli *c, char **pos)
     c->argv = pos + 1;
     if ((c->recursive || c->verbose) && strcmp(c->cmd, "copies") != 0) {
         cli_err("-r and -v are options of copies only");
+        return CLI_USAGE;
+    }
+    if (c->repair && strcmp(c->cmd, "fsck") != 0) {
+        cli_err("--repair is an option of fsck only");
+        return CLI_USAGE;
+    }
+    if (c->wait && strcmp(c->cmd, "cs") != 0) {
+        cli_err("--wait is an option of cs drain only");
         return CLI_USAGE;
     }
     return CLI_OK;

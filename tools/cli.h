@@ -20,6 +20,8 @@ struct cli {
     int json;         /* --json */
     int recursive;    /* -r (copies) */
     int verbose;      /* -v (copies) */
+    int repair;       /* --repair (fsck) */
+    int wait;         /* --wait (cs drain) */
     const char *cmd;  /* "copies", "fileinfo", ... */
     int argc;         /* the arguments after the command */
     char **argv;
@@ -46,5 +48,6 @@ int cmd_health(const struct cli *c);
 int cmd_cs(const struct cli *c);
 int cmd_meta(const struct cli *c);
 int cmd_warmup(const struct cli *c);
+int cmd_fsck(const struct cli *c);
 
 #endif
