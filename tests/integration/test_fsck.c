@@ -1,0 +1,164 @@
+/* test_fsck.c - `cairn fsck` on a real cluster (two chunk servers, two copies of every file):
+ * a clean namespace (nested directories, a hard link) is clean and exits 0; chunk files removed
+ * behind the chunk servers' backs are found: a file with one copy left is reported
+ * under-replicated with its path, a file whose copies are all gone is reported missing with its
+ * path (and kept), both with exit status 1; `--repair` queues the repair of the first, and a
+ * later fsck finds it healed while the lost file is still reported; a copy of a chunk whose
+ * file was deleted while its server was down is reported unreferenced once the server is back.
+ *
+ * Every case runs in a forked process with its own cluster (harness_repl.h). */
+#include <check.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "harness_fs.h"
+#include "harness_repl.h"
+
+#define MiB (1024L * 1024L)
+#define META_OPTS "chunk_size=4M cs_timeout=2 default_copies=2 repair_rate=0"
+#define CS_OPTS "heartbeat_ms=200"
+#define OUT_LEN 16384
+
+static char out[OUT_LEN];
+
+/* Run `cairn fsck ARGS --meta ADDR`; returns its exit status (output in out). */
+static int fsck(const char *args)
+{
+    return h_cairn(hr_c, out, sizeof(out), "fsck %s --meta %s", args, hr_c->meta_addr);
+}
+
+/* The id of chunk 0 of path. */
+static uint64_t chunk0(const char *path)
+{
+    struct hfs_fileinfo *fi = hr_fileinfo(path);
+    ck_assert_int_ge(fi->n, 1);
+    return fi->chunk[0].id;
+}
+
+/* Remove chunk server i's file of chunk id (it must have one). */
+static void remove_chunk_file(int i, uint64_t id)
+{
+    char f[600];
+    int rc = h_chunk_file(hr_c, i, id, f, sizeof(f), NULL);
+    ck_assert_msg(rc == 0, "chunk server %d holds no file of chunk %016" PRIx64 ": %s", i, id,
+                  strerror(-rc));
+    ck_assert_int_eq(unlink(f), 0);
+}
+
+START_TEST(fsck_finds_lost_chunks)
+{
+    hr_start("fsck", 2, META_OPTS, CS_OPTS, NULL, NULL);
+    const char *mnt = hr_c->mnt[0];
+    char d[400], u[400], v[400], w[400], x[400], e[400], lnk[400];
+    snprintf(d, sizeof(d), "%s/d", mnt);
+    snprintf(e, sizeof(e), "%s/d/e", mnt);
+    snprintf(u, sizeof(u), "%s/d/u", mnt);
+    snprintf(v, sizeof(v), "%s/d/e/v", mnt);
+    snprintf(w, sizeof(w), "%s/w", mnt);
+    snprintf(x, sizeof(x), "%s/x", mnt);
+    snprintf(lnk, sizeof(lnk), "%s/d/x-link", mnt);
+    ck_assert_int_eq(mkdir(d, 0755), 0);
+    ck_assert_int_eq(mkdir(e, 0755), 0);
+    hr_write_file(u, 1, 1 * MiB);
+    hr_write_file(v, 2, 1 * MiB);
+    hr_write_file(w, 3, 1 * MiB);
+    hr_write_file(x, 4, 1000);
+    ck_assert_int_eq(link(x, lnk), 0);
+    const char *files[] = {u, v, w, x};
+    hr_wait_chunks(files, 4, 2, 0, 0, 30, "2 valid copies of every file");
+
+    /* clean: nothing to report, exit 0 (hard link and nested directories counted right) */
+    int rc = fsck("");
+    ck_assert_msg(rc == 0, "fsck of a clean cluster exited %d:\n%s", rc, out);
+    ck_assert_msg(strstr(out, "clean") != NULL, "no 'clean' in:\n%s", out);
+    char py[200];
+    rc = h_cairn_py(hr_c, "print(d['clean'], d['problems_found'], d['inodes'] == 7)", out,
+                    sizeof(out), "fsck --json --meta %s", hr_c->meta_addr);
+    ck_assert_msg(rc == 0 && strcmp(out, "True 0 True") == 0, "fsck --json: %s", out);
+
+    uint64_t cu = chunk0(u), cv = chunk0(v), cw = chunk0(w);
+    /* server 0 goes down, and loses its files of u and v behind its back */
+    int rc0 = h_cs_kill(hr_c, 0, SIGKILL);
+    ck_assert_int_eq(rc0, 0);
+    remove_chunk_file(0, cu);
+    remove_chunk_file(0, cv);
+    /* w is deleted while server 0 is down: its copy there is no file's any more */
+    ck_assert_int_eq(unlink(w), 0);
+    /* server 1 loses its file of v too, and notices at its restart */
+    int before = h_cs_registrations(hr_c, 1);
+    ck_assert_int_eq(h_cs_kill(hr_c, 1, SIGTERM), 0);
+    remove_chunk_file(1, cv);
+    ck_assert_int_eq(h_cs_restart(hr_c, 1), 0);
+    ck_assert_int_eq(h_cs_wait_registered(hr_c, 1, before, 10000), 0);
+
+    /* u (and x, whose copy on server 0 is down) has one copy left, v none: once the meta sees
+     * server 0 down */
+    snprintf(py, sizeof(py), "under-replicated: /d/u (inode");
+    int found = 0;
+    for (int i = 0; i < 40 && !found; i++) {
+        rc = fsck("");
+        found = rc == 1 && strstr(out, py) && strstr(out, "missing: /d/e/v (inode");
+        if (!found) usleep(500 * 1000);
+    }
+    ck_assert_msg(found, "fsck did not report u under-replicated and v missing (exit %d):\n%s",
+                  rc, out);
+    char idtxt[40];
+    snprintf(idtxt, sizeof(idtxt), "chunk %016" PRIx64, cu);
+    ck_assert_msg(strstr(out, idtxt), "u's chunk %s not named:\n%s", idtxt, out);
+    snprintf(idtxt, sizeof(idtxt), "chunk %016" PRIx64, cv);
+    ck_assert_msg(strstr(out, idtxt), "v's chunk %s not named:\n%s", idtxt, out);
+    /* the same in JSON (exit status 1: read the document from a file) */
+    char prog[300], cmd[1200];
+    h_prog("cairn", prog, sizeof(prog));
+    snprintf(cmd, sizeof(cmd),
+             "%s fsck --json --meta %s > %s/fsck.json; echo exit=$?; python3 -c \"import json; "
+             "d=json.load(open('%s/fsck.json')); print(sorted((x['kind'], x['path']) for x in "
+             "d['problems'] if x['kind'] in ('missing','under-replicated')), d['clean'])\"",
+             prog, hr_c->meta_addr, hr_c->dir, hr_c->dir);
+    rc = h_run(60, out, sizeof(out), "%s", cmd);
+    ck_assert_msg(rc == 0 && strstr(out, "exit=1") &&
+                      strstr(out, "[('missing', '/d/e/v'), ('under-replicated', '/d/u'), "
+                             "('under-replicated', '/x')] False"),
+                  "fsck --json problems: %s", out);
+
+    /* --repair queues u's repair, cannot repair v (kept), still exits 1 */
+    rc = fsck("--repair");
+    ck_assert_msg(rc == 1, "fsck --repair exited %d:\n%s", rc, out);
+    ck_assert_msg(strstr(out, "under-replicated: /d/u (inode") && strstr(out, "repair queued"),
+                  "no queued repair of u:\n%s", out);
+    ck_assert_msg(strstr(out, "missing: /d/e/v (inode") &&
+                      strstr(out, "cannot be repaired, the file is kept"),
+                  "v not reported as kept:\n%s", out);
+    struct stat st;
+    ck_assert_int_eq(stat(v, &st), 0);
+    ck_assert_int_eq(st.st_size, 1 * MiB);
+
+    /* server 0 comes back: u is copied to it again; its copy of w is unreferenced */
+    before = h_cs_registrations(hr_c, 0);
+    ck_assert_int_eq(h_cs_restart(hr_c, 0), 0);
+    ck_assert_int_eq(h_cs_wait_registered(hr_c, 0, before, 10000), 0);
+    snprintf(idtxt, sizeof(idtxt), "unreferenced: chunk %016" PRIx64, cw);
+    int healed = 0;
+    for (int i = 0; i < 120 && !healed; i++) {
+        rc = fsck("");
+        healed = rc == 1 && !strstr(out, "under-replicated") && strstr(out, "missing: /d/e/v");
+        if (!healed) usleep(500 * 1000);
+    }
+    ck_assert_msg(healed, "u not healed after --repair (exit %d):\n%s", rc, out);
+    ck_assert_msg(strstr(out, idtxt), "w's copy on server 0 not reported (%s):\n%s", idtxt, out);
+    h_cluster_stop(hr_c);
+}
+END_TEST
+
+int main(void)
+{
+    const struct h_test tests[] = {{"lost", fsck_finds_lost_chunks}};
+    return hr_main("fsck", "fsck", tests, sizeof(tests) / sizeof(tests[0]), 240);
+}
