@@ -123,8 +123,8 @@ static int scan_chunk(void *arg, const struct mstore_chunk *ck)
     int usable = v.valid + v.draining;
     if (usable > 0 && (uint32_t)v.valid >= ck->copies) return 0;
     uint8_t kind = usable == 0 ? FSCK_P_MISSING : FSCK_P_UNDER;
-    size_t at = put_problem(x, kind, 0, ck->ino, 0, ck->id, ck->index, (uint32_t)v.valid,
-                            ck->copies, "");
+    size_t at =
+        put_problem(x, kind, 0, ck->ino, 0, ck->id, ck->index, (uint32_t)v.valid, ck->copies, "");
     if (kind == FSCK_P_UNDER && x->repair && x->nunder < FSCK_SLICE_MAX) {
         x->under[x->nunder] = ck->id;
         x->under_at[x->nunder++] = at;
@@ -151,8 +151,8 @@ static void scan_unref(struct scan *x)
         if (mstore_chunk_version(x->m->store, u->chunk_id, &cur) == 0) continue; /* known now */
         int slot = csr_slot(&x->m->reg, u->server_id);
         int queued = slot >= 0 && delete_queued(&x->m->reg.srv[slot], u->chunk_id);
-        put_problem(x, FSCK_P_UNREF, 1, 0, u->server_id, u->chunk_id, u->version,
-                    (uint32_t)queued, 0, "");
+        put_problem(x, FSCK_P_UNREF, 1, 0, u->server_id, u->chunk_id, u->version, (uint32_t)queued,
+                    0, "");
         x->scanned++;
     }
 }
@@ -171,8 +171,9 @@ static int fix_dangling(struct scan *x)
         applied = 1;
         if (rc == 0) {
             x->problems.data[x->fix[i].at] = 1;
-            LOG_INFO("fsck", "removed dangling entry '%s' in directory %" PRIu64
-                             " (inode %" PRIu64 " does not exist)",
+            LOG_INFO("fsck",
+                     "removed dangling entry '%s' in directory %" PRIu64 " (inode %" PRIu64
+                     " does not exist)",
                      op.name, op.parent, op.ino);
         } else {
             LOG_WARN("fsck", "dangling entry '%s' in directory %" PRIu64 ": %s", op.name, op.parent,
@@ -327,8 +328,7 @@ static int do_links(struct meta *m, struct evsrv_conn *conn, const struct wire_h
     for (uint32_t i = 0; i < n; i++) {
         fixed[i] = 0;
         uint32_t want = links_expected(&v[i]);
-        if (!repair || !v[i].exists || v[i].nlink == 0 || want == 0 || want == v[i].nlink)
-            continue;
+        if (!repair || !v[i].exists || v[i].nlink == 0 || want == 0 || want == v[i].nlink) continue;
         struct mop op = {.type = MOP_FSCK_FIX, .flags = MOP_FSCK_NLINK, .ino = v[i].ino};
         op.size = want;
         struct mop_result res = {0};

@@ -70,8 +70,8 @@ int mstore_fsck_inodes(struct mstore *s, uint64_t after, uint32_t max, mstore_fs
 }
 
 int mstore_fsck_entries(struct mstore *s, uint64_t parent, const char *name, uint32_t max,
-                        mstore_fsck_entry_fn fn, void *arg, uint64_t *next_parent,
-                        char *next_name, int *eof)
+                        mstore_fsck_entry_fn fn, void *arg, uint64_t *next_parent, char *next_name,
+                        int *eof)
 {
     MDB_txn *t;
     MDB_cursor *c;

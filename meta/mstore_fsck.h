@@ -15,9 +15,10 @@
 struct mstore;
 
 /* MOP_FSCK_FIX flags: what the record repairs. */
-#define MOP_FSCK_DANGLING 1u /* remove entry (parent, name) if it still points at ino and ino
-                              * does not exist */
-#define MOP_FSCK_NLINK 2u    /* set the link count of ino to size (1..MST_LINK_MAX) */
+#define MOP_FSCK_DANGLING                                                                          \
+    1u                    /* remove entry (parent, name) if it still points at ino and ino         \
+                           * does not exist */
+#define MOP_FSCK_NLINK 2u /* set the link count of ino to size (1..MST_LINK_MAX) */
 
 /* Entries in each table (inodes, directory entries, chunks). */
 int mstore_fsck_counts(struct mstore *s, uint64_t *inodes, uint64_t *entries, uint64_t *chunks);
@@ -45,8 +46,8 @@ typedef int (*mstore_fsck_entry_fn)(void *arg, const struct mstore_fsck_entry *e
  * (*next_parent, next_name) is the last one visited; *eof set when the walk reached the end.
  * next_name must hold CAIRN_NAME_MAX + 1 bytes. */
 int mstore_fsck_entries(struct mstore *s, uint64_t parent, const char *name, uint32_t max,
-                        mstore_fsck_entry_fn fn, void *arg, uint64_t *next_parent,
-                        char *next_name, int *eof);
+                        mstore_fsck_entry_fn fn, void *arg, uint64_t *next_parent, char *next_name,
+                        int *eof);
 
 struct mstore_fsck_links {
     uint64_t ino; /* in: the inode to count */

@@ -13,9 +13,8 @@ static const struct {
     const char *name;
     int (*run)(const struct cli *c);
 } commands[] = {
-    {"copies", cmd_copies}, {"fileinfo", cmd_fileinfo}, {"health", cmd_health},
-    {"cs", cmd_cs},         {"meta", cmd_meta},         {"warmup", cmd_warmup},
-    {"fsck", cmd_fsck},
+    {"copies", cmd_copies}, {"fileinfo", cmd_fileinfo}, {"health", cmd_health}, {"cs", cmd_cs},
+    {"meta", cmd_meta},     {"warmup", cmd_warmup},     {"fsck", cmd_fsck},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -28,7 +27,8 @@ static void usage(FILE *out)
         "       cairn cs drain|undrain ID [--wait]   move every copy off a chunk server, or stop\n"
         "       cairn cs stats ADDR                  a chunk server's counters and timings\n"
         "       cairn warmup PATH...                 read files through the mount into its caches\n"
-        "       cairn fsck [PATH] [--repair]         check the namespace against the chunk servers\n"
+        "       cairn fsck [PATH] [--repair]         check the namespace against the chunk "
+        "servers\n"
         "       cairn meta status                    the meta replicas: leader, roles, lag\n"
         "       cairn meta add ADDR                  add a started replica (join=); prints its id\n"
         "       cairn meta remove ID                 take a replica out of the group\n"

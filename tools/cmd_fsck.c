@@ -122,8 +122,8 @@ static void sleep_ms(int ms)
 }
 
 /* Read one slice reply into r. Returns 0 or -EBADMSG; *phase, *pos, name: where to go on. */
-static int take_slice(struct fsck_run *r, struct rcur *c, uint8_t *phase, uint64_t *pos,
-                      char *name, uint64_t *total)
+static int take_slice(struct fsck_run *r, struct rcur *c, uint8_t *phase, uint64_t *pos, char *name,
+                      uint64_t *total)
 {
     uint8_t cur = *phase;
     *phase = rcur_u8(c);

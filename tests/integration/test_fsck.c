@@ -107,8 +107,8 @@ START_TEST(fsck_finds_lost_chunks)
         found = rc == 1 && strstr(out, py) && strstr(out, "missing: /d/e/v (inode");
         if (!found) usleep(500 * 1000);
     }
-    ck_assert_msg(found, "fsck did not report u under-replicated and v missing (exit %d):\n%s",
-                  rc, out);
+    ck_assert_msg(found, "fsck did not report u under-replicated and v missing (exit %d):\n%s", rc,
+                  out);
     char idtxt[40];
     snprintf(idtxt, sizeof(idtxt), "chunk %016" PRIx64, cu);
     ck_assert_msg(strstr(out, idtxt), "u's chunk %s not named:\n%s", idtxt, out);
@@ -125,7 +125,7 @@ START_TEST(fsck_finds_lost_chunks)
     rc = h_run(60, out, sizeof(out), "%s", cmd);
     ck_assert_msg(rc == 0 && strstr(out, "exit=1") &&
                       strstr(out, "[('missing', '/d/e/v'), ('under-replicated', '/d/u'), "
-                             "('under-replicated', '/x')] False"),
+                                  "('under-replicated', '/x')] False"),
                   "fsck --json problems: %s", out);
 
     /* --repair queues u's repair, cannot repair v (kept), still exits 1 */
