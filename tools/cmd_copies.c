@@ -44,6 +44,7 @@ static const char *type_name(mode_t mode)
 static void report(struct copies_run *r, const char *path, int rc, const char *why)
 {
     r->errors++;
+    if (r->show_progress) progress_clear(&r->prog);
     cli_err("copies: %s: %s", path, why);
     if (!r->c->json) return;
     json_obj_begin(&r->j, NULL);

@@ -79,6 +79,15 @@ void progress_update(struct progress *p, uint64_t done, uint64_t total)
     draw(p);
 }
 
+void progress_clear(struct progress *p)
+{
+    if (p->off || !p->tty || !p->printed) return;
+    fputs("\r\033[K", p->out);
+    fflush(p->out);
+    p->printed = 0;
+    p->last_ms = 0; /* drawn again at the next update */
+}
+
 void progress_end(struct progress *p)
 {
     if (p->off || !p->printed) return;

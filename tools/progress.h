@@ -33,6 +33,9 @@ struct progress {
 void progress_init(struct progress *p, FILE *out, const char *what, const char *unit);
 /* done of total (0 = unknown) so far; prints when it is time. */
 void progress_update(struct progress *p, uint64_t done, uint64_t total);
+/* Erase a terminal's line before other output to stderr (it is drawn again at the next
+ * update); nothing otherwise. */
+void progress_clear(struct progress *p);
 /* The end: a terminal's line is erased; plain output gets its last line. */
 void progress_end(struct progress *p);
 /* The text of the current state ("40% (1234/3000 items)") into buf. */
