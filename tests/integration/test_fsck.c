@@ -5,6 +5,8 @@
  * path (and kept), both with exit status 1; `--repair` queues the repair of the first, and a
  * later fsck finds it healed while the lost file is still reported; a copy of a chunk whose
  * file was deleted while its server was down is reported unreferenced once the server is back.
+ * The other long command that waits, `cairn cs drain ID --wait`, returns once the server holds
+ * no copy, every file still at two copies elsewhere.
  *
  * Every case runs in a forked process with its own cluster (harness_repl.h). */
 #include <check.h>
@@ -157,8 +159,39 @@ START_TEST(fsck_finds_lost_chunks)
 }
 END_TEST
 
+START_TEST(drain_waits_until_empty)
+{
+    hr_start("drain", 3, META_OPTS, CS_OPTS, NULL, NULL);
+    char f[4][400];
+    const char *files[4];
+    for (int i = 0; i < 4; i++) {
+        snprintf(f[i], sizeof(f[i]), "%s/f%d", hr_c->mnt[0], i);
+        hr_write_file(f[i], 10 + (uint64_t)i, 1 * MiB);
+        files[i] = f[i];
+    }
+    hr_wait_chunks(files, 4, 2, 0, 0, 30, "2 valid copies of every file");
+    uint64_t id = h_cs_id(hr_c, 0);
+    const struct hfs_server *sv = hfs_server(hr_health(), id);
+    ck_assert_ptr_nonnull(sv);
+    ck_assert_uint_gt(sv->chunks, 0);
+    int rc = h_cairn(hr_c, out, sizeof(out), "cs drain %016" PRIx64 " --wait --meta %s", id,
+                     hr_c->meta_addr);
+    ck_assert_msg(rc == 0 && strstr(out, "drained"), "cs drain --wait exited %d:\n%s", rc, out);
+    /* it returned only once the server held nothing, and nothing was lost on the way */
+    sv = hfs_server(hr_health(), id);
+    ck_assert_ptr_nonnull(sv);
+    ck_assert_uint_eq(sv->chunks, 0);
+    hr_wait_chunks(files, 4, 2, id, 0, 10, "2 valid copies, none on the drained server");
+    rc = h_cairn(hr_c, out, sizeof(out), "cs undrain %016" PRIx64 " --wait --meta %s", id,
+                 hr_c->meta_addr);
+    ck_assert_int_eq(rc, 2); /* --wait is for drain only */
+    h_cluster_stop(hr_c);
+}
+END_TEST
+
 int main(void)
 {
-    const struct h_test tests[] = {{"lost", fsck_finds_lost_chunks}};
+    const struct h_test tests[] = {{"lost", fsck_finds_lost_chunks},
+                                   {"drain", drain_waits_until_empty}};
     return hr_main("fsck", "fsck", tests, sizeof(tests) / sizeof(tests[0]), 240);
 }
