@@ -5,6 +5,9 @@
  * path (and kept), both with exit status 1; `--repair` queues the repair of the first, and a
  * later fsck finds it healed while the lost file is still reported; a copy of a chunk whose
  * file was deleted while its server was down is reported unreferenced once the server is back.
+ * Damage written straight into the stopped meta service's store (a wrong link count of a file
+ * and of a directory, an entry whose inode does not exist; tests/integration/lmdb_patch.py) is
+ * reported with paths, --repair fixes it through replicated records, and fsck is clean again.
  * The other long command that waits, `cairn cs drain ID --wait`, returns once the server holds
  * no copy, every file still at two copies elsewhere.
  *
@@ -159,6 +162,69 @@ START_TEST(fsck_finds_lost_chunks)
 }
 END_TEST
 
+/* lmdb_patch.py on the stopped meta's store. */
+static void patch(const char *args)
+{
+    int rc = h_run(60, out, sizeof(out), "python3 tests/integration/lmdb_patch.py %s/meta %s",
+                   hr_c->dir, args);
+    ck_assert_msg(rc == 0, "lmdb_patch.py %s: %s", args, out);
+}
+
+START_TEST(fsck_repairs_namespace_damage)
+{
+    hr_start("damage", 2, META_OPTS, CS_OPTS, NULL, NULL);
+    char f[400], b[400], c[400];
+    snprintf(f, sizeof(f), "%s/f", hr_c->mnt[0]);
+    snprintf(b, sizeof(b), "%s/b", hr_c->mnt[0]);
+    snprintf(c, sizeof(c), "%s/b/c", hr_c->mnt[0]);
+    hr_write_file(f, 5, 1000);
+    ck_assert_int_eq(mkdir(b, 0755), 0);
+    ck_assert_int_eq(mkdir(c, 0755), 0);
+    struct stat sf, sb;
+    ck_assert_int_eq(stat(f, &sf), 0);
+    ck_assert_int_eq(stat(b, &sb), 0);
+    int rc = fsck("");
+    ck_assert_msg(rc == 0, "fsck before the damage exited %d:\n%s", rc, out);
+
+    ck_assert_int_eq(h_kill_wait(hr_c->meta_pid, SIGTERM, 10000), 0);
+    char args[300];
+    /* link counts: f 1 -> 5, b 3 -> 9 (the u32 at byte 21 of an inode record) */
+    snprintf(args, sizeof(args), "inode set32 %016llx 21 5", (unsigned long long)sf.st_ino);
+    patch(args);
+    snprintf(args, sizeof(args), "inode set32 %016llx 21 9", (unsigned long long)sb.st_ino);
+    patch(args);
+    /* "ghost" in the root, pointing at inode 9999 (0x270f), which does not exist: the entry
+     * (child, mode, readdir seq 0xffff0000) and its readdir record */
+    patch("dirent put 000000000000000167686f7374 0f27000000000000a48100000000ffff00000000");
+    patch("dirseq put 000000000000000100000000ffff0000 0f27000000000000a481000067686f7374");
+    ck_assert_int_eq(h_meta_restart(hr_c), 0);
+
+    char want[3][200];
+    snprintf(want[0], sizeof(want[0]),
+             "dangling: /ghost (in directory inode 1) points at inode 9999");
+    snprintf(want[1], sizeof(want[1]), "nlink: /f (inode %llu): link count 5, should be 1",
+             (unsigned long long)sf.st_ino);
+    snprintf(want[2], sizeof(want[2]), "nlink: /b (inode %llu): link count 9, should be 3",
+             (unsigned long long)sb.st_ino);
+    rc = fsck("");
+    ck_assert_msg(rc == 1, "fsck of the damage exited %d:\n%s", rc, out);
+    for (int i = 0; i < 3; i++)
+        ck_assert_msg(strstr(out, want[i]), "no '%s' in:\n%s", want[i], out);
+    ck_assert_msg(strstr(out, "3 problems found"), "not exactly 3 problems:\n%s", out);
+
+    rc = fsck("--repair");
+    ck_assert_msg(rc == 1, "fsck --repair exited %d:\n%s", rc, out);
+    for (int i = 0; i < 3; i++)
+        ck_assert_msg(strstr(out, want[i]), "no '%s' in:\n%s", want[i], out);
+    ck_assert_msg(strstr(out, "; entry removed") && strstr(out, "3 fixed, 0 left"),
+                  "not everything repaired:\n%s", out);
+
+    rc = fsck("");
+    ck_assert_msg(rc == 0 && strstr(out, "clean"), "fsck after --repair exited %d:\n%s", rc, out);
+    h_cluster_stop(hr_c);
+}
+END_TEST
+
 START_TEST(drain_waits_until_empty)
 {
     hr_start("drain", 3, META_OPTS, CS_OPTS, NULL, NULL);
@@ -192,6 +258,7 @@ END_TEST
 int main(void)
 {
     const struct h_test tests[] = {{"lost", fsck_finds_lost_chunks},
+                                   {"damage", fsck_repairs_namespace_damage},
                                    {"drain", drain_waits_until_empty}};
     return hr_main("fsck", "fsck", tests, sizeof(tests) / sizeof(tests[0]), 240);
 }
