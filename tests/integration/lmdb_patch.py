@@ -5,6 +5,8 @@ LMDB tools (mdb_dump, mdb_load) only.
   lmdb_patch.py ENVDIR DB put KEYHEX VALHEX        add or replace one record
   lmdb_patch.py ENVDIR DB set32 KEYHEX OFF VALUE   replace the little-endian u32 at byte OFF
                                                    of an existing record's value
+  lmdb_patch.py ENVDIR DB copy KEYHEX NEWKEYHEX     put an existing record's value under
+                                                   another key too
 """
 import subprocess
 import sys
@@ -41,6 +43,8 @@ def main():
         val = bytearray.fromhex(recs[key])
         val[off:off + 4] = value.to_bytes(4, "little")
         load(env, db, header, key, val.hex())
+    elif op == "copy":
+        load(env, db, header, sys.argv[5].lower(), recs[key])
     else:
         sys.exit("unknown operation " + op)
 
