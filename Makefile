@@ -49,7 +49,7 @@ INTEG_SRC = $(wildcard tests/integration/test_*.c)
 INTEG_BINS = $(patsubst tests/integration/%.c,$(BUILD)/itests/%,$(INTEG_SRC))
 HARNESS_SRC = $(wildcard tests/integration/harness*.c)
 
-PHONY_EXTRA = check-all check-san-run
+PHONY_EXTRA = check-all check-san-run install uninstall
 PHONY_EXTRA += bench-heal bench-failover
 .PHONY: $(PHONY_EXTRA) all deps check check-unit check-integration check-san fuzz fuzz-smoke format clean run \
         tests
@@ -70,7 +70,7 @@ $(BUILD)/cairn-chunk: $(call obj,chunk/main.c $(CHUNK_SRC)) $(LIBCAIRN)
 	$(CC) $(LDFLAGS) -pthread -o $@ $^ $(LIBS_EVENT) $(LIBS_XXH)
 
 $(BUILD)/cairn-mount: $(call obj,client-fuse/main.c $(FUSE_SRC)) $(LIBCAIRN)
-	$(CC) $(LDFLAGS) -pthread -o $@ $^ $(LIBS_FUSE) $(LIBS_XXH)
+	$(CC) $(LDFLAGS) -pthread -o $@ $^ $(LIBS_FUSE) $(LIBS_XXH) $(LIBS_EVENT)
 
 $(BUILD)/mount.cairn: $(BUILD)/cairn-mount
 	ln -sf cairn-mount $@
@@ -99,7 +99,7 @@ $(BUILD)/tests/test_chunk_%: tests/unit/test_chunk_%.c $(call obj,$(CHUNK_SRC)) 
 	$(CC) $(UNIT_CFLAGS) -o $@ $^ $(UNIT_LIBS) $(LIBS_EVENT)
 $(BUILD)/tests/test_client_%: tests/unit/test_client_%.c $(call obj,$(FUSE_SRC)) $(LIBCAIRN)
 	@mkdir -p $(dir $@)
-	$(CC) $(UNIT_CFLAGS) $(CFLAGS_FUSE) -o $@ $^ $(UNIT_LIBS) $(LIBS_FUSE)
+	$(CC) $(UNIT_CFLAGS) $(CFLAGS_FUSE) -o $@ $^ $(UNIT_LIBS) $(LIBS_FUSE) $(LIBS_EVENT)
 $(BUILD)/tests/test_tools_%: tests/unit/test_tools_%.c $(call obj,$(TOOLS_SRC)) $(LIBCAIRN)
 	@mkdir -p $(dir $@)
 	$(CC) $(UNIT_CFLAGS) -Itools -o $@ $^ $(UNIT_LIBS)
@@ -138,6 +138,46 @@ check-san-run: all $(UNIT_BINS) $(SAN_INTEG)
 
 deps:
 	tools/install-deps.sh
+
+# `make install` (as root): programs in $(BINDIR); the mount helpers mount.fuse.cairn (for
+# `mount -t fuse.cairn` and fstab lines of that type) and mount.cairn (`-t cairn`) in /sbin,
+# the only folder mount(8) looks in whatever PREFIX is; man pages; systemd units in a folder
+# systemd reads ($(PREFIX)/lib/systemd/system: /usr/local/lib/... or /usr/lib/...); commented
+# example configurations (and the example .mount unit) in /etc/cairn. DESTDIR stages it all.
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+CONFDIR ?= /etc/cairn
+HELPERDIR ?= /sbin
+INSTALL_PROGS = cairn-meta cairn-chunk cairn-mount cairn cairn-local
+INSTALL_HELPERS = mount.fuse.cairn mount.cairn
+INSTALL_MAN8 = cairn-meta.8 cairn-chunk.8 cairn-mount.8
+INSTALL_UNITS = cairn-meta.service cairn-chunk@.service
+INSTALL_CONFS = meta.conf.example chunk.conf.example fstab.example
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(HELPERDIR) $(DESTDIR)$(MANDIR)/man1 \
+	    $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR) $(DESTDIR)$(CONFDIR)
+	install -m 755 $(addprefix $(BUILD)/,$(INSTALL_PROGS)) $(DESTDIR)$(BINDIR)/
+	for h in $(INSTALL_HELPERS); do ln -sfn $(BINDIR)/cairn-mount $(DESTDIR)$(HELPERDIR)/$$h; done
+	install -m 644 $(addprefix man/,$(INSTALL_MAN8)) $(DESTDIR)$(MANDIR)/man8/
+	install -m 644 man/cairn.1 $(DESTDIR)$(MANDIR)/man1/
+	for h in $(INSTALL_HELPERS); do echo '.so man8/cairn-mount.8' >$(DESTDIR)$(MANDIR)/man8/$$h.8; done
+	for u in $(INSTALL_UNITS); do \
+	    sed 's|@BINDIR@|$(BINDIR)|g' deploy/systemd/$$u >$(DESTDIR)$(UNITDIR)/$$u || exit 1; \
+	    chmod 644 $(DESTDIR)$(UNITDIR)/$$u; done
+	install -m 644 $(addprefix deploy/conf/,$(INSTALL_CONFS)) $(DESTDIR)$(CONFDIR)/
+	install -m 644 deploy/systemd/mnt-datasets.mount $(DESTDIR)$(CONFDIR)/mnt-datasets.mount.example
+
+# Removes what install put in place; configurations made from the examples stay.
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(INSTALL_PROGS)) \
+	    $(addprefix $(DESTDIR)$(HELPERDIR)/,$(INSTALL_HELPERS)) \
+	    $(addprefix $(DESTDIR)$(MANDIR)/man8/,$(INSTALL_MAN8) $(addsuffix .8,$(INSTALL_HELPERS))) \
+	    $(DESTDIR)$(MANDIR)/man1/cairn.1 $(addprefix $(DESTDIR)$(UNITDIR)/,$(INSTALL_UNITS)) \
+	    $(addprefix $(DESTDIR)$(CONFDIR)/,$(INSTALL_CONFS) mnt-datasets.mount.example)
+	rmdir $(DESTDIR)$(CONFDIR) 2>/dev/null || true
 
 FUZZ_CC ?= clang
 fuzz: $(BUILD)/fuzz/fuzz_frame

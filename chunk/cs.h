@@ -12,6 +12,7 @@
 
 #include "conf.h"
 #include "cstore.h"
+#include "prom.h"
 #include "proto.h"
 
 struct cs_cfg {
@@ -27,6 +28,7 @@ struct cs_cfg {
     char log_file[CONF_STR_MAX];
     int daemon;
     char pid_file[CONF_STR_MAX];
+    char http[CONF_STR_MAX]; /* HOST:PORT of /metrics; "" = none */
     char zone[CONF_STR_MAX]; /* at most CAIRN_ZONE_MAX bytes (checked at start) */
     int replication_workers; /* threads running replication orders */
     int chain_timeout_ms;    /* wait for the next hop, per hop below it */
@@ -70,9 +72,13 @@ enum cs_stat_type {
  * to the reply written. A read's time is split into queue (frame received until a worker takes
  * it), disk (pread), checksum (xxh3) and send (waiting for the socket and writing the reply);
  * a write's into disk (the store's work but fdatasync), chain (waiting for the next server)
- * and fsync (fdatasync). */
+ * and fsync (fdatasync). lat[] is the same time per request as a histogram (/metrics). Blocks
+ * that failed their checksum: on a client's read (cksum_errors), and in the scrubber's
+ * passes with the chunks it checked. */
 struct cs_stats {
     uint64_t req[CS_T_N], err[CS_T_N], bytes[CS_T_N], us[CS_T_N];
+    struct prom_hist lat[CS_T_N];
+    uint64_t cksum_errors, scrub_chunks, scrub_bad, scrub_passes;
     uint64_t read_queue_us, read_disk_us, read_checksum_us, read_send_us;
     uint64_t write_disk_us, write_chain_us, write_fsync_us;
     uint64_t reads_in_flight, reads_in_flight_max; /* handed to the workers, not answered */
@@ -169,6 +175,14 @@ void cs_stat_add(uint64_t *counter, uint64_t v);
 void cs_stats_read_begin(struct cs_state *s);
 void cs_stats_read_end(struct cs_state *s);
 int cs_stats_put(struct cs_state *s, struct wbuf *out);
+
+/* cs_stats.c: the name of counted request type t ("read", "write"... "other"). */
+const char *cs_stats_type_name(int t);
+
+/* cs_metrics.c: serve Prometheus metrics at /metrics on cfg.http from a thread of the HTTP
+ * server's own (nothing when cfg.http is empty: *out = NULL). 0 or -errno (logged). */
+struct httpd;
+int cs_metrics_start(struct cs_state *s, struct httpd **out);
 
 /* Scrubber thread (returns 0 without starting one when scrub_rate is 0). */
 int cs_scrub_start(struct cs_state *s, pthread_t *th, int *started);

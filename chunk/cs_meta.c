@@ -248,6 +248,12 @@ static int meta_heartbeat(struct cs_state *s)
     wbuf_put_u64(&b, cap);
     wbuf_put_u64(&b, avail);
     wbuf_put_u32(&b, __atomic_load_n(&s->load, __ATOMIC_RELAXED));
+    /* request counters, for cairn top, the status page and the meta's metrics */
+    const struct cs_stats *st = &s->stats;
+    wbuf_put_u64(&b, __atomic_load_n(&st->req[CS_T_READ], __ATOMIC_RELAXED));
+    wbuf_put_u64(&b, __atomic_load_n(&st->bytes[CS_T_READ], __ATOMIC_RELAXED));
+    wbuf_put_u64(&b, __atomic_load_n(&st->req[CS_T_WRITE], __ATOMIC_RELAXED));
+    wbuf_put_u64(&b, __atomic_load_n(&st->bytes[CS_T_WRITE], __ATOMIC_RELAXED));
     struct rpc_reply rep;
     int rc = meta_call(s, MSG_CS_HEARTBEAT, &b, NULL, 0, &rep);
     wbuf_free(&b);

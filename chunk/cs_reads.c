@@ -51,7 +51,10 @@ static int rd_chunk(struct cs_rworker *w, const struct cs_rjob *j, uint32_t *dle
                                w->cks, dlen, &bad, (j->flags & CHK_READ_EXACT) != 0, &tm);
     cs_stat_add(&s->stats.read_disk_us, tm.disk_us);
     cs_stat_add(&s->stats.read_checksum_us, tm.cksum_us);
-    if (rc == -EUCLEAN) cs_meta_report_bad(s, j->id, j->ver, bad);
+    if (rc == -EUCLEAN) {
+        cs_stat_add(&s->stats.cksum_errors, 1);
+        cs_meta_report_bad(s, j->id, j->ver, bad);
+    }
     if (rc) return rc;
     wbuf_put_u32(&w->out, doff);
     wbuf_put_u32(&w->out, clen);

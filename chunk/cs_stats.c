@@ -51,7 +51,14 @@ void cs_stats_request(struct cs_state *s, uint16_t type, int rc, uint64_t bytes,
     cs_stat_add(&st->req[t], 1);
     if (rc) cs_stat_add(&st->err[t], 1);
     cs_stat_add(&st->bytes[t], bytes);
-    cs_stat_add(&st->us[t], cstore_now_us() - t_recv);
+    uint64_t us = cstore_now_us() - t_recv;
+    cs_stat_add(&st->us[t], us);
+    prom_hist_observe_us(&st->lat[t], us);
+}
+
+const char *cs_stats_type_name(int t)
+{
+    return t >= 0 && t < CS_T_N ? st_types[t].name : "other";
 }
 
 void cs_stats_read_begin(struct cs_state *s)

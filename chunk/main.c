@@ -15,6 +15,7 @@
 #include "cs_conn.h"
 #include "cs_metaconn.h"
 #include "daemon.h"
+#include "httpd.h"
 #include "log.h"
 #include "net.h"
 #include "rpc.h"
@@ -35,6 +36,8 @@ static const struct conf_opt cs_opts[] = {
     {"log_file", CONF_STR, NULL, O(log_file), "log to this file instead of stderr"},
     {"daemon", CONF_FLAG, NULL, O(daemon), "run in the background"},
     {"pid_file", CONF_STR, NULL, O(pid_file), "write the process id here"},
+    {"http", CONF_STR, NULL, O(http),
+     "HOST:PORT of the HTTP server of Prometheus metrics (/metrics); empty: none"},
     {"zone", CONF_STR, NULL, O(zone),
      "failure zone (rack, room) given to meta, at most 31 characters (default: none)"},
     {"replication_workers", CONF_INT, "2", O(replication_workers),
@@ -232,12 +235,18 @@ int main(int argc, char **argv)
         daemon_done(dfd, 1, 1);
         return 1;
     }
+    struct httpd *http = NULL;
+    if ((rc = cs_metrics_start(s, &http))) {
+        daemon_done(dfd, 1, 1);
+        return 1;
+    }
     daemon_done(dfd, 0, 0);
     cs_server_run(s);
     LOG_INFO("main", "shutting down");
     /* the meta thread may sit in a call to an unreachable meta: do not wait for it */
     pthread_detach(meta_th);
     if (scrub_on) pthread_join(scrub_th, NULL);
+    httpd_stop(http);
     close(s->listen_fd);
     if (s->cfg.pid_file[0]) unlink(s->cfg.pid_file);
     return 0;

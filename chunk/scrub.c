@@ -40,8 +40,10 @@ static int scrub_one(void *arg, uint64_t id, uint32_t ver)
     uint32_t bad = 0;
     int rc = cstore_scrub_chunk(&x->s->store, id, ver, &bad, scrub_rate, x);
     x->nchunks++;
+    cs_stat_add(&x->s->stats.scrub_chunks, 1);
     if (rc == -EUCLEAN) {
         x->nbad++;
+        cs_stat_add(&x->s->stats.scrub_bad, 1);
         LOG_ERR("scrub", "chunk %016" PRIx64 " v%u block %u: bad checksum", id, ver, bad);
         cs_meta_report_bad(x->s, id, ver, bad);
     }
@@ -54,6 +56,7 @@ static void *scrub_main(void *arg)
     while (!s->stop) {
         struct scrub_ctx x = {.s = s, .t0 = net_now_ms()};
         cstore_foreach(&s->store, scrub_one, &x);
+        cs_stat_add(&s->stats.scrub_passes, 1);
         LOG_INFO("scrub", "pass done: %" PRIu64 " chunks, %" PRIu64 " bad, %" PRIu64 " MiB",
                  x.nchunks, x.nbad, x.bytes >> 20);
         for (int t = 0; t < s->cfg.scrub_interval * 10 && !s->stop; t++)

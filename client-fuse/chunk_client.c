@@ -312,7 +312,9 @@ int cc_read_finish(struct cc_call *call, uint64_t deadline, uint32_t off, uint32
     rpc_reply_free(&rep);
     st_add(ST_CHUNK_READS, 1);
     st_add(ST_CHUNK_READ_BYTES, len);
-    st_add(ST_CHUNK_READ_US, st_now_us() - call->t0_us);
+    uint64_t us = st_now_us() - call->t0_us;
+    st_add(ST_CHUNK_READ_US, us);
+    st_observe(STH_CHUNK_READ, us);
     return rc;
 }
 

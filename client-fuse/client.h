@@ -50,6 +50,7 @@ struct cm_cfg {
     int max_threads;
     int dir_prefetch; /* prefetch the next files of a directory read in listing order */
     int read_pieces;  /* pieces a large read is split into (rp_piece_size) */
+    int atime_mode;   /* AT_MODE_* */
 };
 
 /* ---- meta_client.c, meta_route.c, meta_seq.c: the meta session (prefix mc_) ---------------
@@ -121,6 +122,7 @@ struct mc {
     int ka_running;
     int stopping;
     pthread_cond_t stop_cv;
+    char label[CAIRN_NAME_MAX + 1]; /* "host:mount point", sent with the counters */
 };
 
 /* Parse a meta= list ("host:port[,host:port...]", 1..max addresses, each a host and a port
@@ -135,6 +137,8 @@ int mc_open(struct mc *m, const char *list, int io_timeout_ms);
 /* Close the session (if any), stop the keepalive, free every connection. */
 void mc_close(struct mc *m);
 uint64_t mc_session(struct mc *m);
+/* Name this mount in the counters it sends the leader ("host:mount point"). */
+void mc_set_label(struct mc *m, const char *label);
 /* The address requests go to now (copied into out, CAIRN_ADDR_MAX + 1 bytes). */
 void mc_current(struct mc *m, char *out);
 
@@ -494,6 +498,7 @@ struct cm {
     struct ds_table *scans;  /* NULL: no prefetch for directory scans (dir_prefetch=0) */
     struct dcache *dcache;   /* the local disk cache (dcache.h); NULL without cache_dir */
     struct ma_queue *notify; /* opens and releases told after the fact (meta_async.c) */
+    struct at_queue *atime;  /* reads noted for access times (atime.c) */
     struct fuse_session *se; /* for cache invalidations sent to the kernel */
 };
 
@@ -602,6 +607,17 @@ int ds_on_open(struct ds_table *t, uint64_t ino, struct ds_file *out, int max, u
 #define CM_LOOKUP_FRESH_MS 20
 struct ma_queue;
 struct ma_queue *ma_new(struct mc *m);
+/* ---- atime.c: access times, noted on reads and sent lazily (prefix at_) ----------------- */
+enum { AT_MODE_RELATIME, AT_MODE_STRICT, AT_MODE_NOATIME };
+struct at_queue;
+/* A queue whose thread sends notes to the leader every second (none for noatime). */
+struct at_queue *at_new(struct mc *meta, int mode);
+/* Send what is pending, stop and free. NULL is ignored. */
+void at_free(struct at_queue *q);
+/* ino was read now (cheap: a hash insert under a lock; nothing for noatime or q NULL). */
+void at_note(struct at_queue *q, uint64_t ino);
+/* "relatime", "strictatime", "noatime" -> AT_MODE_*, else -EINVAL. */
+int at_mode_parse(const char *s);
 void ma_free(struct ma_queue *q);
 /* Queue an OPEN (flags) of ino: 0, or -EAGAIN when the queue is full (open the usual way). */
 int ma_open(struct ma_queue *q, uint64_t ino, uint32_t flags);

@@ -9,10 +9,11 @@
 
 #include "proto.h"
 
-#define ST_TYPES 128 /* meta message types counted (base types are below 128) */
+#define ST_TYPES ST_META_TYPES
 
 static _Atomic uint64_t counters[ST_NIDS];
 static _Atomic uint64_t meta_calls[ST_TYPES], meta_us[ST_TYPES];
+static struct prom_hist hists[STH_N], meta_hist[ST_TYPES];
 
 static const char *const names[ST_NIDS] = {
     [ST_FUSE_READS] = "fuse_reads",
@@ -32,6 +33,8 @@ static const char *const names[ST_NIDS] = {
     [ST_PREFETCH_WASTED] = "prefetch_wasted",
     [ST_DISK_CACHE_HIT_BYTES] = "disk_cache_hit_bytes",
     [ST_DISK_CACHE_MISS_BYTES] = "disk_cache_miss_bytes",
+    [ST_FUSE_WRITES] = "fuse_writes",
+    [ST_FUSE_WRITE_BYTES] = "fuse_write_bytes",
 };
 
 void st_add(enum st_id id, uint64_t v)
@@ -50,6 +53,15 @@ void st_meta_call(uint16_t type, uint64_t us)
     if (type >= ST_TYPES) return;
     atomic_fetch_add_explicit(&meta_calls[type], 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&meta_us[type], us, memory_order_relaxed);
+    prom_hist_observe_us(&meta_hist[type], us);
+}
+
+uint64_t st_meta_calls_total(void)
+{
+    uint64_t n = 0;
+    for (int t = 0; t < ST_TYPES; t++)
+        n += atomic_load_explicit(&meta_calls[t], memory_order_relaxed);
+    return n;
 }
 
 uint64_t st_now_us(void)
@@ -89,4 +101,24 @@ size_t st_format(char *out, size_t cap)
         n = line(out, cap, n, name, "_us", atomic_load_explicit(&meta_us[t], memory_order_relaxed));
     }
     return n;
+}
+
+void st_observe(enum st_hist_id id, uint64_t us)
+{
+    if ((unsigned)id < STH_N) prom_hist_observe_us(&hists[id], us);
+}
+
+const struct prom_hist *st_hist(enum st_hist_id id)
+{
+    return (unsigned)id < STH_N ? &hists[id] : NULL;
+}
+
+uint64_t st_meta_calls(uint16_t type)
+{
+    return type < ST_TYPES ? atomic_load_explicit(&meta_calls[type], memory_order_relaxed) : 0;
+}
+
+const struct prom_hist *st_meta_hist(uint16_t type)
+{
+    return type < ST_TYPES ? &meta_hist[type] : NULL;
 }

@@ -29,6 +29,7 @@ struct fh {
     struct inode_st *s;
     struct rp_ra ra;
     int writable;
+    int atime_noted; /* a read of this handle was noted for the access time (atime.c) */
 };
 
 static struct cm *CM(fuse_req_t req)
@@ -522,6 +523,11 @@ static int open_handle(struct cm *cm, const struct cairn_attr *a, struct fuse_fi
     if (h->writable) s->writers++;
     pthread_mutex_unlock(&s->mu);
     fi->keep_cache = same && !created;
+    /* with keep_cache the kernel may serve every read from its pages: count the open as one */
+    if (fi->keep_cache && (acc == O_RDONLY || acc == O_RDWR)) {
+        h->atime_noted = 1;
+        at_note(cm->atime, a->ino);
+    }
     /* a read-only handle has nothing to write out at close: the kernel skips FLUSH
      * (FOPEN_NOFLUSH, Linux 5.16), one request less per file a data loader reads. (Should
      * POSIX locks come, their release at close rides on FLUSH: handles with locks must
@@ -622,6 +628,10 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     }
     size_t got = 0;
     uint64_t t0 = st_now_us();
+    if (!h->atime_noted) {
+        h->atime_noted = 1;
+        at_note(cm->atime, h->s->ino);
+    }
     int rc = rp_read(cm, h->s, &h->ra, (uint64_t)off, size, buf, &got);
     if (rc)
         fuse_reply_err(req, -rc);
@@ -630,7 +640,9 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     free(buf);
     st_add(ST_FUSE_READS, 1);
     st_add(ST_FUSE_READ_BYTES, rc ? 0 : got);
-    st_add(ST_FUSE_READ_US, st_now_us() - t0);
+    uint64_t us = st_now_us() - t0;
+    st_add(ST_FUSE_READ_US, us);
+    st_observe(STH_FUSE_READ, us);
 }
 
 static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
@@ -644,10 +656,13 @@ static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
         return;
     }
     int rc = wp_write(cm, h->s, (uint64_t)off, buf, size);
-    if (rc)
+    if (rc) {
         fuse_reply_err(req, -rc);
-    else
-        fuse_reply_write(req, size);
+        return;
+    }
+    st_add(ST_FUSE_WRITES, 1);
+    st_add(ST_FUSE_WRITE_BYTES, size);
+    fuse_reply_write(req, size);
 }
 
 static void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -829,6 +844,7 @@ static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                        struct fuse_file_info *fi)
 {
     (void)fi;
+    if (off == 0) at_note(CM(req)->atime, ino); /* a listing from the start reads the folder */
     do_readdir(req, ino, size, off, 0);
 }
 
@@ -836,6 +852,7 @@ static void fs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
                            struct fuse_file_info *fi)
 {
     (void)fi;
+    if (off == 0) at_note(CM(req)->atime, ino);
     do_readdir(req, ino, size, off, 1);
 }
 
@@ -995,7 +1012,9 @@ static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
         return;
     }
     int is_cap = strcmp(name, CAP_XATTR) == 0;
-    uint32_t known = ist_xa_facts(cm->inodes, ino);
+    /* the directory totals (proto.h) are answered by meta whatever xattrs the inode has */
+    int is_dir_total = strncmp(name, CAIRN_DIR_XATTR_PREFIX, CAIRN_DIR_XATTR_PREFIX_LEN) == 0;
+    uint32_t known = is_dir_total ? 0 : ist_xa_facts(cm->inodes, ino);
     if ((known & IST_XA_NONE) || (is_cap && (known & IST_XA_NOCAP))) {
         fuse_reply_err(req, ENODATA);
         return;

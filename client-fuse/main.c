@@ -24,9 +24,11 @@
 #include <unistd.h>
 
 #include "client.h"
+#include "cmetrics.h"
 #include "conf.h"
 #include "dcache.h"
 #include "daemon.h"
+#include "httpd.h"
 #include "log.h"
 
 struct mount_opts {
@@ -43,6 +45,8 @@ struct mount_opts {
     int max_threads;
     int dir_prefetch;
     int read_pieces;
+    char atime[CONF_STR_MAX];
+    char http[CONF_STR_MAX];
     char log_level[CONF_STR_MAX];
     char log_file[CONF_STR_MAX];
 };
@@ -72,6 +76,13 @@ static const struct conf_opt mount_tab[] = {
      "1: prefetch the next files of a directory read in listing order (tar, rsync, cp -r)"},
     {"read_pieces", CONF_INT, "1", O(read_pieces),
      "pieces a read of 256K or more is split into, read from the copies at once (1..8)"},
+    {"atime", CONF_STR, "relatime", O(atime),
+     "relatime: a read moves the access time when it is not later than the modification or "
+     "change time, or a day old; strictatime: every read; noatime: never. Sent lazily, once a "
+     "second (also -o relatime, -o strictatime, -o noatime)"},
+    {"http", CONF_STR, "", O(http),
+     "HOST:PORT of this mount's Prometheus metrics (/metrics); empty = none (each mount needs "
+     "a port of its own)"},
     {"log_level", CONF_STR, "warn", O(log_level), "error, warn, info or debug"},
     {"log_file", CONF_STR, NULL, O(log_file), "append logs to this file instead of stderr"},
     {NULL, 0, NULL, 0, NULL},
@@ -82,10 +93,10 @@ static const struct conf_opt mount_tab[] = {
 static int ignored_opt(const char *o)
 {
     static const char *const names[] = {
-        "rw",     "dev",      "suid",   "exec",    "auto",
-        "noauto", "user",     "users",  "nouser",  "owner",
-        "group",  "defaults", "nofail", "_netdev", "default_permissions",
-        "async",  "loop",     NULL};
+        "rw",     "exec",    "auto",  "noauto", "user",
+        "users",  "nouser",  "owner", "group",  "defaults",
+        "nofail", "_netdev", "async", "loop",   "default_permissions",
+        NULL};
     for (int i = 0; names[i]; i++)
         if (!strcmp(o, names[i])) return 1;
     return !strncmp(o, "x-", 2) || !strncmp(o, "comment=", 8) || o[0] == '_';
@@ -102,7 +113,8 @@ static void usage(FILE *out, const char *prog)
     conf_print_help(mount_tab, out);
     fprintf(out,
             "other -o options (allow_other, ro, ...) are passed to FUSE; a mount made by root\n"
-            "gets allow_other unless -o noallow_other.\n");
+            "gets allow_other unless -o noallow_other, and is nodev,nosuid unless -o dev,suid\n"
+            "(allow_dev,allow_suid through mount(8) and fstab, which drop dev and suid).\n");
 }
 
 struct args {
@@ -113,6 +125,7 @@ struct args {
     struct mount_opts mo;
     int allow_other;   /* -o allow_other given */
     int noallow_other; /* -o noallow_other given: root's mount stays private */
+    int dev, suid;     /* -o dev / suid (allow_dev / allow_suid): honoured for root only */
 };
 
 /* Apply one comma-separated -o list. A bare "host:port" item continues the meta= list
@@ -139,11 +152,30 @@ static int apply_opts(struct args *a, const char *list)
         }
         in_meta = 0;
         if (!*o || ignored_opt(o)) continue;
+        if (at_mode_parse(o) >= 0 || !strcmp(o, "atime")) { /* the mount(8) words */
+            snprintf(a->mo.atime, sizeof(a->mo.atime), "%s", strcmp(o, "atime") ? o : "relatime");
+            continue;
+        }
         if (!strcmp(o, "noallow_other")) {
             a->noallow_other = 1;
             continue;
         }
         if (!strcmp(o, "allow_other")) a->allow_other = 1;
+        /* dev and suid: libfuse mounts nodev,nosuid unless told; mount(8) never passes them
+         * to a helper (they are its own defaults), so allow_dev / allow_suid say the same
+         * through mount(8) and fstab */
+        if (!strcmp(o, "dev") || !strcmp(o, "allow_dev")) {
+            a->dev = 1;
+            continue;
+        }
+        if (!strcmp(o, "suid") || !strcmp(o, "allow_suid")) {
+            a->suid = 1;
+            continue;
+        }
+        if (!strcmp(o, "nodev") || !strcmp(o, "nosuid")) {
+            *(o[2] == 'd' ? &a->dev : &a->suid) = 0;
+            continue;
+        }
         char name[128];
         size_t nl = eq ? (size_t)(eq - o) : strlen(o);
         if (nl >= sizeof(name)) nl = sizeof(name) - 1;
@@ -190,6 +222,8 @@ static int parse_args(int argc, char **argv, struct args *a)
             a->debug = a->foreground = 1;
         } else if (!strcmp(s, "-n") || !strcmp(s, "-s") || !strcmp(s, "-v")) {
             /* mount(8) helper flags: no mtab, sloppy, verbose */
+        } else if (!strcmp(s, "-t") && helper && i + 1 < argc) {
+            i++; /* -t fuse.cairn, as mount.fuse3 style callers pass it */
         } else if (!strncmp(s, "-o", 2)) {
             const char *list = s[2] ? s + 2 : (i + 1 < argc ? argv[++i] : NULL);
             if (!list) return -EINVAL;
@@ -230,10 +264,19 @@ static int parse_args(int argc, char **argv, struct args *a)
     }
     /* a data-set mount made by root is for its users too (as MooseFS and JuiceFS do); the
      * kernel still checks every access against the file's mode (default_permissions) */
-    if (geteuid() == 0 && !a->allow_other && !a->noallow_other) {
+    int root = geteuid() == 0;
+    if ((a->dev || a->suid) && !root) {
+        fprintf(stderr, "%s: dev and suid need a mount made by root: ignored\n", base);
+        a->dev = a->suid = 0;
+    }
+    /* libfuse mounts nodev,nosuid unless asked: device files and set-user-ID programs of a
+     * shared data set do not act on this machine */
+    const char *extra[] = {root && !a->allow_other && !a->noallow_other ? ",allow_other" : "",
+                           a->dev ? ",dev" : "", a->suid ? ",suid" : ""};
+    for (size_t i = 0; i < sizeof(extra) / sizeof(extra[0]); i++) {
         size_t cur = strlen(a->fuse_opts);
-        if (cur + sizeof(",allow_other") > sizeof(a->fuse_opts)) return -E2BIG;
-        snprintf(a->fuse_opts + cur, sizeof(a->fuse_opts) - cur, ",allow_other");
+        if (cur + strlen(extra[i]) + 1 > sizeof(a->fuse_opts)) return -E2BIG;
+        snprintf(a->fuse_opts + cur, sizeof(a->fuse_opts) - cur, "%s", extra[i]);
     }
     return 0;
 }
@@ -258,6 +301,11 @@ static int cfg_from_opts(const struct mount_opts *mo, struct cm_cfg *cfg)
     cfg->negative_timeout = strtod(mo->negative_timeout, &end);
     if (*end || cfg->negative_timeout < 0) goto bad_timeout;
     cfg->readahead_max = mo->readahead_max;
+    cfg->atime_mode = at_mode_parse(mo->atime);
+    if (cfg->atime_mode < 0) {
+        fprintf(stderr, "cairn-mount: atime=%s: relatime, strictatime or noatime\n", mo->atime);
+        return -EINVAL;
+    }
     cfg->kernel_readahead = mo->kernel_readahead;
     cfg->cache_size = mo->cache_size;
     cfg->mem_cache_size = mo->mem_cache_size;
@@ -289,6 +337,7 @@ static int cm_start(struct cm *cm)
     cm->pf = rp_prefetcher_new(cm, CM_PREFETCH_THREADS);
     if (cm->cfg.dir_prefetch && !(cm->scans = ds_new())) return -ENOMEM;
     if (!(cm->notify = ma_new(&cm->meta))) return -ENOMEM;
+    if (!(cm->atime = at_new(&cm->meta, cm->cfg.atime_mode))) return -ENOMEM;
     return 0;
 }
 
@@ -296,6 +345,7 @@ static void cm_stop(struct cm *cm)
 {
     rp_prefetcher_free(cm->pf);
     ma_free(cm->notify);
+    at_free(cm->atime);
     mc_close(&cm->meta);
     cc_pool_free(cm->cc);
     rc_free(cm->cache);
@@ -351,6 +401,13 @@ int main(int argc, char **argv)
         daemon_done(dfd, 1, 1);
         return 1;
     }
+    struct httpd *http = cmet_start(&cm, a.mo.http, mnt, &rc);
+    if (!http && rc) {
+        fprintf(stderr, "cairn-mount: http=%s: %s\n", a.mo.http, strerror(-rc));
+        daemon_done(dfd, 1, 1);
+        cm_stop(&cm);
+        return 1;
+    }
 
     char optstr[4400];
     snprintf(optstr, sizeof(optstr), "fsname=cairn,subtype=cairn,default_permissions,max_read=%u%s",
@@ -370,6 +427,11 @@ int main(int argc, char **argv)
         goto out_sig;
     }
     LOG_INFO("mount", "mounted %s at %s", cm.cfg.meta, mnt);
+    char host[64], label[PATH_MAX + 80];
+    if (gethostname(host, sizeof(host)) != 0) snprintf(host, sizeof(host), "?");
+    host[sizeof(host) - 1] = '\0';
+    snprintf(label, sizeof(label), "%s:%s", host, mnt);
+    mc_set_label(&cm.meta, label);
     kt_start(mnt, cm.cfg.kernel_readahead);
     daemon_done(dfd, 0, a.mo.log_file[0] == 0 && a.foreground);
     dfd = -1;
@@ -389,6 +451,7 @@ out_se:
     fuse_session_destroy(se);
 out_cm:
     daemon_done(dfd, 1, 1);
+    cmet_stop(http);
     cm_stop(&cm);
     fuse_opt_free_args(&args);
     return rc;

@@ -218,20 +218,46 @@ uint64_t mc_session(struct mc *m)
     return s;
 }
 
+/* Tell the leader this mount's counters (MSG_CLIENT_STATS); failures only wait for the next. */
+static void send_stats(struct mc *m, uint64_t sid, const char *label)
+{
+    struct wbuf b;
+    wbuf_init(&b);
+    wbuf_put_u64(&b, sid);
+    put_name(&b, label);
+    wbuf_put_u64(&b, st_meta_calls_total());
+    wbuf_put_u64(&b, st_get(ST_FUSE_READS));
+    wbuf_put_u64(&b, st_get(ST_FUSE_READ_BYTES));
+    wbuf_put_u64(&b, st_get(ST_FUSE_WRITES));
+    wbuf_put_u64(&b, st_get(ST_FUSE_WRITE_BYTES));
+    call_empty(m, MSG_CLIENT_STATS, &b);
+}
+
+/* Keep the session alive (every session_timeout/3 s) and send the counters every
+ * CLIENT_STATS_S s. */
 static void *keepalive_main(void *arg)
 {
     struct mc *m = arg;
+    uint64_t next_ka =
+        net_now_ms() + 1000u * (m->session_timeout_s / 3 ? m->session_timeout_s / 3 : 1);
     pthread_mutex_lock(&m->mu);
     while (!m->stopping) {
-        uint32_t period = m->session_timeout_s / 3;
-        if (period < 1) period = 1;
         struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += period;
+        net_abstime_in(CLIENT_STATS_S * 1000u, &ts);
         pthread_cond_timedwait(&m->stop_cv, &m->mu, &ts);
         if (m->stopping) break;
         uint64_t sid = m->session;
+        char label[sizeof(m->label)];
+        memcpy(label, m->label, sizeof(label));
+        uint32_t period = m->session_timeout_s / 3;
         pthread_mutex_unlock(&m->mu);
+        if (period < 1) period = 1;
+        send_stats(m, sid, label);
+        if (net_now_ms() < next_ka) {
+            pthread_mutex_lock(&m->mu);
+            continue;
+        }
+        next_ka = net_now_ms() + 1000u * period;
         struct wbuf b;
         wbuf_init(&b);
         wbuf_put_u64(&b, sid);
@@ -246,6 +272,13 @@ static void *keepalive_main(void *arg)
     }
     pthread_mutex_unlock(&m->mu);
     return NULL;
+}
+
+void mc_set_label(struct mc *m, const char *label)
+{
+    pthread_mutex_lock(&m->mu);
+    snprintf(m->label, sizeof(m->label), "%s", label);
+    pthread_mutex_unlock(&m->mu);
 }
 
 int mc_init(struct mc *m, const char *list, int io_timeout_ms)

@@ -30,6 +30,8 @@ struct evsrv {
     struct evsrv_conn *held;     /* connections with held replies */
     struct evsrv_conn *parked;   /* connections whose first frame was deferred */
     struct evsrv_conn *resuming; /* the parked ones evsrv_resume is handing over */
+    evsrv_reply_fn on_reply;     /* sees every reply (metrics); NULL = none */
+    void *on_reply_arg;
 };
 
 struct evsrv_conn {
@@ -106,6 +108,12 @@ const char *evsrv_conn_peer(const struct evsrv_conn *c)
     return c->peer;
 }
 
+void evsrv_on_reply(struct evsrv *s, evsrv_reply_fn fn, void *arg)
+{
+    s->on_reply = fn;
+    s->on_reply_arg = arg;
+}
+
 void evsrv_reply(struct evsrv_conn *c, const struct wire_hdr *req, int status, const void *payload,
                  size_t len)
 {
@@ -115,6 +123,7 @@ void evsrv_reply(struct evsrv_conn *c, const struct wire_hdr *req, int status, c
                          .status = status};
     uint8_t hb[WIRE_HDR_SIZE];
     wire_hdr_encode(hb, &h);
+    if (c->srv->on_reply) c->srv->on_reply(c->srv->on_reply_arg, req->type, status);
     struct evbuffer *out = bufferevent_get_output(c->bev);
     if (c->srv->hold && !c->srv->bypass) {
         if (!c->held_buf) c->held_buf = evbuffer_new();

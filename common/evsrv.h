@@ -35,6 +35,11 @@ void evsrv_free(struct evsrv *s);
  * none, but may carry one, as CAIRN_ENOTLEADER does). */
 void evsrv_reply(struct evsrv_conn *conn, const struct wire_hdr *req, int status,
                  const void *payload, size_t len);
+/* Have fn(arg, request type, status) called for every reply evsrv_reply makes (the daemon's
+ * metrics count replies and errors by kind there); fn runs on the loop's thread and must not
+ * reply itself. NULL turns it off. */
+typedef void (*evsrv_reply_fn)(void *arg, uint16_t type, int status);
+void evsrv_on_reply(struct evsrv *s, evsrv_reply_fn fn, void *arg);
 /* Hold replies: while on, evsrv_reply keeps each reply in its connection's held buffer instead
  * of sending it; evsrv_release sends everything held (in order) and turns holding off. Used
  * for group commit: no reply leaves before the batch it depends on is durable. */

@@ -17,6 +17,12 @@
 #define CAIRN_PATH_MAX 4095
 #define CAIRN_XATTR_NAME_MAX 255
 #define CAIRN_XATTR_SIZE_MAX 65536
+/* Virtual read-only xattrs of every directory, answered by the meta service from its
+ * recursive totals: CAIRN_DIR_XATTR_PREFIX "rbytes", "rfiles", "rsubdirs", each a decimal
+ * number as text (meta/mstore_rstat.c defines them). Never listed; setting or removing a name
+ * with this prefix is -EPERM. In the user namespace so that getfattr(1) reaches them. */
+#define CAIRN_DIR_XATTR_PREFIX "user.cairn.dir."
+#define CAIRN_DIR_XATTR_PREFIX_LEN 15
 #define CAIRN_ADDR_MAX 63 /* "host:port" */
 #define CAIRN_ROOT_INO 1
 #define CAIRN_DEFAULT_CHUNK_SIZE (64ull << 20)
@@ -130,6 +136,18 @@ enum proto_type {
      * Publishes a writer's size (grows only, unless COMMIT_SET_SIZE) and mtime, and the bytes
      * the chunk servers last reported storing for the chunks it wrote (st_blocks). */
     MSG_COMMIT = 32,
+    /* u64 session, str label, u64 meta_calls, u64 reads, u64 read_bytes, u64 writes,
+     * u64 write_bytes -> (empty). A mount's counters since it started (label: "host:mount
+     * point"), sent every CLIENT_STATS_S seconds to the leader, which keeps them in memory only
+     * (cairn top, the status page, metrics). -ENOENT: no such session. */
+    MSG_CLIENT_STATS = 36,
+    /* u8 flags (ATIME_STRICT), u32 n (<= ATIME_BATCH_MAX), n x { u64 ino, i64 atime_s,
+     * u32 atime_ns } -> (empty). Reads a mount saw, noted lazily and sent in batches (atime.c):
+     * the leader sets each inode's atime to the given time when that is later than the stored
+     * one and, without ATIME_STRICT, only as relatime does (the stored atime is not later than
+     * the mtime or the ctime, or is a day old). ctime does not change; inodes gone meanwhile
+     * are skipped. Idempotent, so not numbered. */
+    MSG_ATIME = 37,
     /* --- admin (the cairn command) -> meta ----------------------------------------- */
     /* u64 ino, u32 copies (1..CAIRN_COPIES_MAX; 0 = inherit the default again) -> attr
      * Sets the number of copies of one inode (directories: what new children inherit).
@@ -149,7 +167,8 @@ enum proto_type {
      *            u64 bad_copies, u64 repair_queue, u64 repairs_done, u64 repair_bytes,
      *            u64 repair_rate (bytes/s over the last 10 s), u64 bad_repaired,
      *            u64 moves_done (balance + drain), u8 scan_complete (1 = the counts cover a
-     *            whole pass over the chunk map), u32 default_copies, u32 balance_pct
+     *            whole pass over the chunk map), u32 default_copies, u32 balance_pct,
+     *            u64 inodes, u64 file_bytes (sum of file sizes), u32 sessions
      * The chunk counts come from the repair scanner's last complete pass over every chunk
      * (during the first pass: the pass so far). */
     MSG_HEALTH = 42,
@@ -221,6 +240,14 @@ enum proto_type {
     /* str addr -> u64 id (0 = no member has that address yet). What a fresh replica asks
      * (every replica it knows, repeatedly) to learn the id META_ADD gave it. */
     MSG_META_WHOAMI = 47,
+    /* (empty) -> u64 now_ms (the leader's monotonic clock),
+     *   u32 n, n x server { u64 id, str addr, u8 state (CS_STATE_*), u64 reads,
+     *                       u64 read_bytes, u64 writes, u64 write_bytes, u64 seen_ms },
+     *   u32 c, c x client { u64 session, str label, str peer, u64 meta_calls, u64 reads,
+     *                       u64 read_bytes, u64 writes, u64 write_bytes, u64 seen_ms }
+     * Cumulative counters as the servers' heartbeats and the clients' MSG_CLIENT_STATS last
+     * told them; `cairn top` turns two answers into rates. */
+    MSG_TOP = 49,
 
     /* --- chunk server -> meta ------------------------------------------------------- */
     /* u64 server_id, str addr, u64 capacity, u64 free, str zone ("" = none) -> u64 chunk_size */
@@ -229,6 +256,8 @@ enum proto_type {
      * several batches after REGISTER) -> u32 m, m x { u64 chunk_id, u32 version } to delete */
     MSG_CS_REPORT = 51,
     /* u64 server_id, u64 capacity, u64 free, u32 load
+     *   [, u64 reads, u64 read_bytes, u64 writes, u64 write_bytes]  (counters since the
+     *   server started; an older server sends none)
      *   -> u32 m, m x { u64 chunk_id, u32 version } to delete,
      *      u32 r, r x replication order { u64 chunk_id, u32 version, u8 nsrc,
      *                                     nsrc x str addr }
@@ -320,6 +349,7 @@ enum fsck_problem {
 /* Copies per file (the replication goal). */
 #define CAIRN_COPIES_MAX 8
 #define CAIRN_ZONE_MAX 31
+#define CLIENT_STATS_S 2 /* seconds between a mount's MSG_CLIENT_STATS */
 
 /* State of one copy in MSG_FILEINFO. */
 enum copy_state {
@@ -354,6 +384,12 @@ enum cs_health_state { CS_STATE_UP = 0, CS_STATE_DOWN = 1, CS_STATE_DRAINING = 2
 #define SETATTR_CTIME (1u << 8) /* set ctime to now only */
 /* Clear setuid/setgid as a write by a non-owner would (killpriv). */
 #define SETATTR_KILL_SUIDGID (1u << 9)
+/* With SETATTR_ATIME: a read's atime (MSG_ATIME) - never moves atime back, leaves ctime. */
+#define SETATTR_ATIME_LAZY (1u << 10)
+
+#define ATIME_STRICT 1u        /* MSG_ATIME flags: every read counts (strictatime) */
+#define ATIME_BATCH_MAX 1024u  /* inodes in one MSG_ATIME */
+#define ATIME_RELATIME_S 86400 /* relatime: an atime this old is updated on the next read */
 
 #define COMMIT_SET_SIZE 1u /* set size exactly (ftruncate semantics, frees chunks) */
 

@@ -461,3 +461,16 @@ void csr_space(const struct cs_registry *r, uint64_t *total, uint64_t *free_byte
         *free_bytes += r->srv[s].free;
     }
 }
+
+uint32_t csr_count(const struct cs_registry *r)
+{
+    uint32_t n = 0;
+    for (int s = 0; s < CSR_MAX; s++)
+        n += r->srv[s].id != 0;
+    return n;
+}
+
+uint8_t csr_state(const struct csr_server *s)
+{
+    return !s->alive ? CS_STATE_DOWN : s->draining ? CS_STATE_DRAINING : CS_STATE_UP;
+}

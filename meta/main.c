@@ -1,12 +1,15 @@
 /* main.c - cairn-meta: options, logging, daemonizing, pid file and signals; opens the LMDB
  * store, listens, runs the periodic work (chunk-server liveness, session expiry) and serves on
- * one libevent thread until SIGTERM/SIGINT. */
+ * one libevent thread until SIGTERM/SIGINT. `cairn-meta --init` runs the same replica only
+ * until the group of one it bootstraps has committed its MOP_FORMAT record, then exits. */
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -71,6 +74,15 @@ static const struct conf_opt meta_opts[] = {
 
 static struct meta g_meta;
 
+/* --init: make a new cluster's first replica (see init_check and on_init_poll) */
+#define INIT_TIMEOUT_MS 30000
+static struct {
+    int on;      /* --init given */
+    int done;    /* the format record is committed */
+    uint64_t t0; /* when serving started (net_now_ms) */
+    struct event *poll;
+} g_init;
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     (void)what;
@@ -106,6 +118,88 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     meta_flush(arg);
+}
+
+/* --init, every 20 ms: stop once the group of one has formatted the store through its log. */
+static void on_init_poll(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct meta *m = arg;
+    if (mstore_formatted(m->store)) {
+        g_init.done = 1;
+        event_base_loopbreak(m->base);
+    } else if (net_now_ms() - g_init.t0 > INIT_TIMEOUT_MS) {
+        fprintf(stderr, "cairn-meta: --init: the store was not formatted within %d s\n",
+                INIT_TIMEOUT_MS / 1000);
+        event_base_loopbreak(m->base);
+    }
+}
+
+/* mkdir -p dir (mode 0700 for the folders made here). 0 or -errno. */
+static int mkdir_p(const char *dir)
+{
+    char p[CONF_STR_MAX];
+    if (snprintf(p, sizeof(p), "%s", dir) >= (int)sizeof(p)) return -ENAMETOOLONG;
+    for (char *s = p + 1; *s; s++) {
+        if (*s != '/') continue;
+        *s = '\0';
+        if (mkdir(p, 0755) && errno != EEXIST) return -errno;
+        *s = '/';
+    }
+    if (mkdir(p, 0700) && errno != EEXIST) return -errno;
+    return 0;
+}
+
+/* --init checks: a group of one (no peers other than itself, no join) and a data_dir that is
+ * absent or empty, which is then created. Returns 0 or 2 (the exit status of a bad option). */
+static int init_check(struct meta_cfg *c)
+{
+    if (c->join[0]) {
+        fprintf(stderr, "cairn-meta: --init makes a new group; a replica with join= is added "
+                        "to a running one instead (start it empty and run `cairn meta add`)\n");
+        return 2;
+    }
+    if (c->peers[0] && strcmp(c->peers, c->listen)) {
+        fprintf(stderr,
+                "cairn-meta: --init makes a group of one replica, but peers=%s names others. "
+                "Either start every replica of peers= empty, without --init (the group formats "
+                "the store when it first elects a leader), or --init one replica without "
+                "peers= and add the others with join= and `cairn meta add`.\n",
+                c->peers);
+        return 2;
+    }
+    DIR *d = opendir(c->data_dir);
+    if (d) {
+        struct dirent *e;
+        int used = 0;
+        while ((e = readdir(d)))
+            if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) used = 1;
+        closedir(d);
+        if (used) {
+            fprintf(stderr,
+                    "cairn-meta: --init: data_dir %s is not empty (a replica's store is there "
+                    "already); refusing to touch it. Start cairn-meta without --init to use it, "
+                    "or move it away to make a new cluster.\n",
+                    c->data_dir);
+            return 2;
+        }
+    } else if (errno != ENOENT) {
+        fprintf(stderr, "cairn-meta: --init: data_dir %s: %s\n", c->data_dir, strerror(errno));
+        return 2;
+    }
+    int rc = mkdir_p(c->data_dir);
+    if (rc) {
+        fprintf(stderr, "cairn-meta: --init: cannot create data_dir %s: %s\n", c->data_dir,
+                strerror(-rc));
+        return 2;
+    }
+    /* only the format: no status page, no background, no pid file of a service */
+    c->http[0] = '\0';
+    c->daemon = 0;
+    c->pid_file[0] = '\0';
+    c->pin_memory = 0;
+    return 0;
 }
 
 static int check_cfg(struct meta_cfg *c)
@@ -196,6 +290,12 @@ static int serve(struct meta *m, int dfd)
     if (!sigterm || !sigint || !tick || event_add(sigterm, NULL) || event_add(sigint, NULL) ||
         event_add(tick, &one_s))
         goto out_ev;
+    if (g_init.on) {
+        g_init.t0 = net_now_ms();
+        struct timeval tv = {0, 20 * 1000};
+        g_init.poll = event_new(m->base, -1, EV_PERSIST, on_init_poll, m);
+        if (!g_init.poll || event_add(g_init.poll, &tv)) goto out_ev;
+    }
     if (repair_start(m)) goto out_ev;
     signal(SIGPIPE, SIG_IGN);
     wbuf_init(&m->batch_log);
@@ -222,6 +322,8 @@ out_raft:
     wbuf_free(&m->batch_log);
 out_ev:
     repair_stop(m);
+    if (g_init.poll) event_free(g_init.poll);
+    g_init.poll = NULL;
     if (m->flush_ev) event_free(m->flush_ev);
     m->flush_ev = NULL;
     if (tick) event_free(tick);
@@ -247,6 +349,15 @@ int main(int argc, char **argv)
     struct meta *m = &g_meta;
     char err[256] = "";
     int help = 0;
+    /* --init is an action, not a setting (a config file must never re-format): taken out of
+     * argv before the option table sees it */
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--init")) {
+            g_init.on = 1;
+            memmove(&argv[i], &argv[i + 1], (size_t)(argc - i) * sizeof(*argv));
+            argc--;
+            i--;
+        }
     conf_defaults(meta_opts, &m->cfg);
     if (conf_parse_args(meta_opts, &m->cfg, &argc, argv, &help, err, sizeof(err))) {
         fprintf(stderr, "cairn-meta: %s\n", err);
@@ -254,8 +365,11 @@ int main(int argc, char **argv)
     }
     if (help) {
         printf("usage: cairn-meta [--config FILE] [--name=value...]\n"
+               "       cairn-meta --init [--config FILE] [--name=value...]\n"
                "The CairnFS metadata service: inodes, directories, xattrs and the chunk map in "
-               "LMDB.\n\noptions (also as `name = value` lines in the config file):\n");
+               "LMDB.\n--init makes a new cluster's first replica in an empty data_dir (a "
+               "group of one, formatted with chunk_size) and exits.\n\n"
+               "options (also as `name = value` lines in the config file):\n");
         conf_print_help(meta_opts, stdout);
         return 0;
     }
@@ -264,6 +378,19 @@ int main(int argc, char **argv)
         return 2;
     }
     if (check_cfg(&m->cfg)) return 2;
+    if (g_init.on) {
+        if (init_check(&m->cfg)) return 2;
+        int st = serve(m, -1);
+        if (st || !g_init.done) {
+            fprintf(stderr, "cairn-meta: --init failed; remove %s before trying again\n",
+                    m->cfg.data_dir);
+            return 1;
+        }
+        printf("cairn-meta: a new file system in %s (chunk size %llu), replica 1 of a group "
+               "of one; start cairn-meta with the same options to serve it\n",
+               m->cfg.data_dir, (unsigned long long)m->cfg.chunk_size);
+        return 0;
+    }
     int dfd = -1;
     if (m->cfg.daemon && daemon_start(&dfd)) {
         fprintf(stderr, "cairn-meta: cannot daemonize\n");

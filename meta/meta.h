@@ -225,10 +225,23 @@ void fsck_note_unref(uint64_t server_id, uint64_t chunk_id, uint32_t version);
  * /metrics (meta_metrics.c) and the status page (status_page.c). 0 or -errno (logged). */
 int meta_http_start(struct meta *m);
 struct httpd;
-/* meta_metrics.c: serve /metrics. */
+/* meta_metrics.c: serve /metrics (and count replies by kind on m->srv from then on). */
 int meta_metrics_routes(struct meta *m, struct httpd *h);
+/* The request of type (flags ignored) took us microseconds on the loop's thread (a deferred
+ * request counts once, for the pass that answered it); rc < 0: it was malformed and its
+ * connection closed. */
+void meta_metrics_request(uint16_t type, int rc, uint64_t us);
+uint64_t meta_metrics_now_us(void);
 /* status_page.c: serve the status page (/) and the JSON it polls. */
 int meta_status_routes(struct meta *m, struct httpd *h);
+
+/* server_top.c: MSG_CLIENT_STATS and MSG_TOP (reply sent here; 0 or -EBADMSG). */
+int meta_handle_top(struct meta *m, struct evsrv_conn *conn, const struct wire_hdr *h,
+                    struct rcur *r, struct wbuf *out);
+
+/* server_atime.c: MSG_ATIME (reply sent here; 0 or -EBADMSG). */
+int meta_handle_atime(struct meta *m, struct evsrv_conn *conn, const struct wire_hdr *h,
+                      struct rcur *r);
 
 /* client_stats.c: what each client session told with its last keepalive (the leader's
  * memory only; gone with the session or a failover until the next keepalive). Counters are
@@ -236,7 +249,7 @@ int meta_status_routes(struct meta *m, struct httpd *h);
 struct client_stat {
     uint64_t session;
     char peer[CAIRN_ADDR_MAX + 1]; /* "ip:port" of its meta connection */
-    char name[CAIRN_ADDR_MAX + 1]; /* the client name it opened its session with */
+    char name[CAIRN_NAME_MAX + 1]; /* "host:mount point" the mount calls itself */
     uint64_t meta_ops, reads, read_bytes, writes, write_bytes;
     uint64_t seen_ms; /* monotonic ms of the keepalive */
 };
@@ -315,6 +328,10 @@ int csr_zone_free_exists(const struct cs_registry *r, uint64_t need_bytes, const
                          int nhave);
 /* Fraction of a server's disk in use (0..1). */
 double csr_usage(const struct csr_server *s);
+/* Servers registered (up or not). */
+uint32_t csr_count(const struct cs_registry *r);
+/* A server's CS_STATE_* (down, draining or up). */
+uint8_t csr_state(const struct csr_server *s);
 /* Live servers registered. */
 int csr_live_count(const struct cs_registry *r);
 void csr_space(const struct cs_registry *r, uint64_t *total, uint64_t *free_bytes);

@@ -181,6 +181,38 @@ void mraft_park_retry(struct meta *m)
     if (m->raft && m->raft->park_timer) evtimer_add(m->raft->park_timer, &tv);
 }
 
+void mraft_info(struct meta *m, struct mraft_info *out)
+{
+    memset(out, 0, sizeof(*out));
+    struct mraft *r = m->raft;
+    if (!r || !r->started) return;
+    int st = raft_state(&r->raft);
+    out->started = 1;
+    out->state = st == RAFT_LEADER      ? META_ST_LEADER
+                 : st == RAFT_CANDIDATE ? META_ST_CANDIDATE
+                 : st == RAFT_FOLLOWER  ? META_ST_FOLLOWER
+                                        : META_ST_UNAVAILABLE;
+    out->id = r->id;
+    raft_id lid = 0;
+    const char *laddr = NULL;
+    raft_leader(&r->raft, &lid, &laddr);
+    out->leader = lid;
+    out->term = r->raft.current_term;
+    out->commit = r->raft.commit_index;
+    out->applied = raft_last_applied(&r->raft);
+    out->last_index = raft_last_index(&r->raft);
+    const struct raft_configuration *conf = &r->raft.configuration;
+    for (unsigned i = 0; i < conf->n && out->nmembers < MRAFT_INFO_MEMBERS; i++) {
+        struct mraft_member_info *mi = &out->member[out->nmembers++];
+        mi->id = conf->servers[i].id;
+        if (st == RAFT_LEADER && r->raft.leader_state.progress) {
+            const struct raft_progress *p = &r->raft.leader_state.progress[i];
+            mi->match = mi->id == r->id ? out->last_index : p->match_index;
+            mi->reachable = mi->id == r->id || p->recent_recv;
+        }
+    }
+}
+
 const char *mraft_leader_addr(struct meta *m)
 {
     if (!m->raft || !m->raft->started) return "";

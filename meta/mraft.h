@@ -41,6 +41,23 @@ void mraft_resume_soon(struct meta *m);
 void mraft_park_retry(struct meta *m);
 /* The leader's client address ("" when none is known). */
 const char *mraft_leader_addr(struct meta *m);
+/* What the metrics show of this replica's Raft state (read on the daemon's thread). */
+#define MRAFT_INFO_MEMBERS 16
+struct mraft_info {
+    int started;     /* raft_start done (0: everything below is 0) */
+    uint8_t state;   /* META_ST_* (proto.h) */
+    uint64_t id;     /* this replica's member id */
+    uint64_t leader; /* the leader's member id, 0 when none is known */
+    uint64_t term, commit, applied, last_index;
+    int nmembers; /* members of the configuration listed below (at most MRAFT_INFO_MEMBERS) */
+    struct mraft_member_info {
+        uint64_t id;
+        uint64_t match; /* leader only: highest entry known replicated on it */
+        int reachable;  /* leader only: heard from it recently (the leader itself: 1) */
+    } member[MRAFT_INFO_MEMBERS];
+};
+/* Fill *out (zeroed first). Members' match and reachable are only known on the leader. */
+void mraft_info(struct meta *m, struct mraft_info *out);
 /* Append the open batch's records (m->batch_log) as one log entry; sets m->spec_index.
  * -errno when it cannot (no longer leader). */
 int mraft_submit(struct meta *m);

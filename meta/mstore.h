@@ -60,6 +60,15 @@ int mstore_getxattr(struct mstore *s, uint64_t ino, const char *name, struct wbu
 /* Names appended to out, each NUL-terminated. */
 int mstore_listxattr(struct mstore *s, uint64_t ino, struct wbuf *out);
 
+/* Recursive totals of a directory (see meta/mstore_rstat.c for the exact definitions): the
+ * directories below it, the other inodes below it (each once, under its primary link), and
+ * the sum of those inodes' st_size. Kept up to date by every record. */
+struct mstore_rstat {
+    uint64_t rbytes, rfiles, rsubdirs;
+};
+/* -ENOTDIR when ino is not a directory, -ENOENT when there is none. */
+int mstore_dir_rstat(struct mstore *s, uint64_t ino, struct mstore_rstat *out);
+
 struct mstore_stats {
     uint64_t inodes;     /* live inodes */
     uint64_t next_ino;   /* next inode number the counter gives */

@@ -72,7 +72,8 @@ int mst_dirent_add(struct mtx *x, uint64_t parent, const char *name, uint64_t ch
     le_put64(sv, child);
     le_put32(sv + 8, mode);
     memcpy(sv + 12, name, n);
-    return mst_put(x->txn, x->s->dirseq, sk, 16, sv, 12 + n);
+    rc = mst_put(x->txn, x->s->dirseq, sk, 16, sv, 12 + n);
+    return rc ? rc : mst_rstat_entry_add(x, parent, child, mode);
 }
 
 int mst_dirent_del(struct mtx *x, uint64_t parent, const char *name)
@@ -86,7 +87,8 @@ int mst_dirent_del(struct mtx *x, uint64_t parent, const char *name)
     if (rc) return rc;
     be_put64(sk, parent);
     be_put64(sk + 8, seq);
-    return mst_del(x->txn, x->s->dirseq, sk, 16);
+    rc = mst_del(x->txn, x->s->dirseq, sk, 16);
+    return rc ? rc : mst_rstat_entry_del(x, parent, child, mode);
 }
 
 int mst_dir_is_empty(MDB_txn *t, struct mstore *s, uint64_t dir)
@@ -179,7 +181,8 @@ int mst_apply_symlink(struct mtx *x)
     rc = mst_inode_get(x->txn, x->s, op->new_ino, &r);
     if (rc) return rc;
     r.size = op->data_len;
-    rc = mst_inode_put(x->txn, x->s, op->new_ino, &r);
+    rc = mst_rstat_size(x, &r, 0);
+    if (!rc) rc = mst_inode_put(x->txn, x->s, op->new_ino, &r);
     if (!rc && x->res) mst_inode_attr(op->new_ino, &r, &x->res->attr);
     return rc;
 }

@@ -119,6 +119,7 @@ int mst_format(struct mstore *s, MDB_txn *t, uint64_t epoch, uint64_t chunk_size
     if (!rc) rc = mst_counter_put(t, s, "inodes", 1);
     if (!rc) rc = mst_counter_put(t, s, "bytes", 0);
     if (!rc) rc = mst_counter_put(t, s, "format", 1);
+    if (!rc) rc = mst_counter_put(t, s, "rstat", 1); /* totals kept from the start */
     if (!rc) {
         s->chunk_size = chunk_size;
         s->epoch = epoch;
@@ -140,7 +141,8 @@ static int mst_open_dbs(struct mstore *s, MDB_txn *t)
         {"symlink", &s->symlink}, {"xattr", &s->xattr},     {"chunk", &s->chunk},
         {"chunkid", &s->chunkid}, {"session", &s->session}, {"open", &s->open},
         {"openref", &s->openref}, {"orphan", &s->orphan},   {"meta", &s->meta},
-        {"dedup", &s->dedup},     {"csdrain", &s->csdrain},
+        {"dedup", &s->dedup},     {"csdrain", &s->csdrain}, {"rstat", &s->rstat},
+        {"ilink", &s->ilink},
     };
     for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
         int rc = mdb_dbi_open(t, dbs[i].name, MDB_CREATE, dbs[i].dbi);
@@ -164,6 +166,8 @@ static int mst_load(struct mstore *s, const struct mstore_opts *opts)
     }
     s->formatted = formatted != 0;
     s->format_pending = 0;
+    /* a store from before the directory totals: computed once, here */
+    if (!rc && formatted) rc = mst_rstat_build(t, s);
     if (!rc) rc = mst_counter_get(t, s, "chunk_size", &s->chunk_size);
     if (!rc) rc = mst_counter_get(t, s, "epoch", &s->epoch);
     if (!rc) rc = mst_counter_get(t, s, "next_ino", &s->next_ino);
@@ -190,7 +194,7 @@ int mstore_open(const char *dir, const struct mstore_opts *opts, struct mstore *
     if (rc) goto err_free;
     uint64_t map = opts && opts->map_size ? opts->map_size : MST_DEFAULT_MAP;
     rc = mst_err(mdb_env_set_mapsize(s->env, map));
-    if (!rc) rc = mst_err(mdb_env_set_maxdbs(s->env, 16));
+    if (!rc) rc = mst_err(mdb_env_set_maxdbs(s->env, 24));
     if (!rc) rc = mst_err(mdb_env_set_maxreaders(s->env, 256));
     unsigned flags = MDB_NOTLS | (opts && opts->no_sync ? MDB_NOSYNC : 0) |
                      (opts && opts->no_meta_sync ? MDB_NOMETASYNC : 0);

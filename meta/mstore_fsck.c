@@ -276,6 +276,33 @@ int mstore_fsck_path(struct mstore *s, uint64_t dir, const char *leaf, char *buf
     return 0;
 }
 
+/* Remove the entry (parent, name) whose inode does not exist, with its readdir record and
+ * what the directory totals (mstore_rstat.c) keep of it: a subdirectory's share of its
+ * parent's totals, a file's name in ilink. (What a lost file added to its primary directory's
+ * totals cannot be known without its inode: those totals stay as they were.) */
+static int drop_dangling(struct mtx *x, uint64_t parent, const char *name, uint64_t child,
+                         uint32_t mode, uint64_t seq)
+{
+    uint8_t k[8 + CAIRN_NAME_MAX], sk[16];
+    size_t nl = strlen(name);
+    be_put64(k, parent);
+    memcpy(k + 8, name, nl);
+    int rc = mst_del(x->txn, x->s->dirent, k, 8 + nl);
+    if (rc) return rc;
+    be_put64(sk, parent);
+    be_put64(sk + 8, seq);
+    rc = mst_del(x->txn, x->s->dirseq, sk, 16);
+    if (rc && rc != -ENOENT) return rc;
+    if (S_ISDIR(mode)) {
+        rc = mst_rstat_entry_del(x, parent, child, mode);
+        return rc ? rc : mst_rstat_drop(x->txn, x->s, child);
+    }
+    be_put64(k, child);
+    be_put64(k + 8, parent);
+    rc = mst_del(x->txn, x->s->ilink, k, 16);
+    return rc == -ENOENT ? 0 : rc;
+}
+
 /* MOP_FSCK_FIX: op->flags says which repair (MOP_FSCK_*). -ESTALE when the damage is no
  * longer there (nothing changes). */
 int mst_apply_fsck_fix(struct mtx *x)
@@ -283,15 +310,22 @@ int mst_apply_fsck_fix(struct mtx *x)
     const struct mop *op = x->op;
     struct mst_inode r;
     if (op->flags == MOP_FSCK_DANGLING) {
-        uint64_t child;
-        uint32_t mode;
-        int rc = mst_dirent_get(x->txn, x->s, op->parent, op->name, &child, &mode);
+        if (mst_name_check(op->name)) return -EINVAL;
+        uint8_t k[8 + CAIRN_NAME_MAX];
+        size_t nl = strlen(op->name);
+        be_put64(k, op->parent);
+        memcpy(k + 8, op->name, nl);
+        MDB_val v;
+        int rc = mst_get(x->txn, x->s->dirent, k, 8 + nl, &v);
         if (rc) return rc;
+        if (v.mv_size != 20) return -EIO;
+        uint64_t child = le_get64(v.mv_data), seq = le_get64((uint8_t *)v.mv_data + 12);
+        uint32_t mode = le_get32((uint8_t *)v.mv_data + 8);
         if (child != op->ino) return -ESTALE;
         rc = mst_inode_get(x->txn, x->s, op->ino, &r);
         if (rc == 0) return -ESTALE;
         if (rc != -ENOENT) return rc;
-        rc = mst_dirent_del(x, op->parent, op->name);
+        rc = drop_dangling(x, op->parent, op->name, child, mode, seq);
         if (rc) return rc;
         struct mst_inode d;
         if (mst_inode_get(x->txn, x->s, op->parent, &d) != 0 || !S_ISDIR(d.mode)) return 0;

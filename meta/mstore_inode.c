@@ -175,6 +175,10 @@ int mst_inode_drop(struct mtx *x, uint64_t ino)
         rc = mst_del(x->txn, x->s->symlink, k, 8);
         if (rc && rc != -ENOENT) return rc;
     }
+    if (S_ISDIR(r.mode)) {
+        rc = mst_rstat_drop(x->txn, x->s, ino);
+        if (rc) return rc;
+    }
     rc = mst_xattr_drop_all(x, ino);
     if (rc) return rc;
     rc = mst_del(x->txn, x->s->orphan, k, 8);
@@ -216,9 +220,11 @@ int mst_inode_set_size(struct mtx *x, uint64_t ino, struct mst_inode *r, uint64_
         if (rc) return rc;
         r->alloc = r->alloc > freed ? r->alloc - freed : 0;
     }
+    uint64_t old = r->size;
     int64_t delta = (int64_t)(size - r->size);
     r->size = size;
-    return delta ? mst_counter_add(x->txn, x->s, "bytes", delta) : 0;
+    int rc = delta ? mst_counter_add(x->txn, x->s, "bytes", delta) : 0;
+    return rc ? rc : mst_rstat_size(x, r, old);
 }
 
 int mst_result_attr(struct mtx *x, uint64_t ino)
@@ -242,6 +248,17 @@ int mst_apply_setattr(struct mtx *x)
     int rc = mst_inode_get(x->txn, x->s, op->ino, &r);
     if (rc) return rc;
     uint32_t v = op->valid;
+    if (v & SETATTR_ATIME_LAZY) {
+        /* a read's atime (MSG_ATIME): forward only, nothing else, and not a change of the
+         * inode (no ctime) */
+        if (op->atime_s > r.atime_s || (op->atime_s == r.atime_s && op->atime_ns > r.atime_ns)) {
+            r.atime_s = op->atime_s;
+            r.atime_ns = op->atime_ns;
+        }
+        rc = mst_inode_put(x->txn, x->s, op->ino, &r);
+        if (!rc && x->res) mst_inode_attr(op->ino, &r, &x->res->attr);
+        return rc;
+    }
     if (v & SETATTR_MODE) r.mode = (r.mode & S_IFMT) | (op->mode & 07777);
     if (v & (SETATTR_UID | SETATTR_GID)) {
         if (v & SETATTR_UID) r.uid = op->uid;

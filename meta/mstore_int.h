@@ -17,6 +17,9 @@
  *   orphan  ino                  -> u8 1 (nlink 0 but still open)
  *   dedup   session, seq         -> rc i32, ino u64 (outcome of a client's numbered request)
  *   csdrain chunk server id      -> u8 1 (a server being drained)
+ *   rstat   directory ino        -> rbytes u64, rfiles u64, rsubdirs u64 (recursive totals of
+ *                                   what is below it; absent = all 0; see mstore_rstat.c)
+ *   ilink   ino, directory ino   -> u32 names of ino (not a directory) in that directory
  *   meta    counter name (text)  -> u64 ("applied": the last Raft index applied) */
 #ifndef CAIRN_MSTORE_INT_H
 #define CAIRN_MSTORE_INT_H
@@ -33,7 +36,7 @@
 struct mstore {
     MDB_env *env;
     MDB_dbi inode, dirent, dirseq, symlink, xattr, chunk, chunkid, session, open, openref, orphan,
-        dedup, csdrain, meta;
+        dedup, csdrain, meta, rstat, ilink;
     int formatted;      /* committed: reads see the root */
     int format_pending; /* formatted in a transaction not yet committed */
     uint64_t chunk_size;
@@ -55,7 +58,8 @@ struct mst_inode {
     uint64_t rdev, size;
     int64_t atime_s, mtime_s, ctime_s;
     uint32_t atime_ns, mtime_ns, ctime_ns;
-    uint64_t parent;   /* directories: the parent directory */
+    uint64_t parent;   /* directories: the parent directory; other inodes: the directory of
+                        * their primary link, 0 while unlinked (mstore_rstat.c) */
     uint64_t next_seq; /* directories: next readdir sequence number */
     uint32_t flags;    /* MST_INO_* */
     uint64_t alloc;    /* regular files: bytes the chunk servers store for it (sum over chunks) */
@@ -171,6 +175,25 @@ int mst_apply_member_id(struct mtx *x);
 int mst_apply_cs_drain(struct mtx *x);
 /* mstore_fsck.c */
 int mst_apply_fsck_fix(struct mtx *x);
+
+/* mstore_rstat.c: recursive directory totals */
+struct mst_rdelta {
+    int64_t bytes, files, subdirs;
+};
+/* Add d to dir's totals and to every ancestor's up to the root. */
+int mst_rstat_chain(MDB_txn *t, struct mstore *s, uint64_t dir, const struct mst_rdelta *d);
+/* A name of child (of type mode) was added to / removed from directory parent. */
+int mst_rstat_entry_add(struct mtx *x, uint64_t parent, uint64_t child, uint32_t mode);
+int mst_rstat_entry_del(struct mtx *x, uint64_t parent, uint64_t child, uint32_t mode);
+/* r (read and changed by the caller, not yet put) changed its size from old_size. */
+int mst_rstat_size(struct mtx *x, const struct mst_inode *r, uint64_t old_size);
+/* Forget the totals of a directory being dropped. */
+int mst_rstat_drop(MDB_txn *t, struct mstore *s, uint64_t dir);
+/* Compute every total once, when the store does not have them yet (at open). */
+int mst_rstat_build(MDB_txn *t, struct mstore *s);
+/* The value of a virtual xattr CAIRN_DIR_XATTR_PREFIX "rbytes"... of ino, as decimal text;
+ * -ENODATA for an unknown name or an inode that is not a directory. */
+int mst_rstat_xattr(MDB_txn *t, struct mstore *s, uint64_t ino, const char *name, struct wbuf *out);
 
 /* mstore_session.c */
 int mst_is_open(MDB_txn *t, struct mstore *s, uint64_t ino);

@@ -1,5 +1,7 @@
 /* mstore_xattr.c - extended attributes: the xattr database ((ino, name) -> value), get, list,
- * set with XATTR_CREATE / XATTR_REPLACE, remove, and dropping all of an inode's. Set and
+ * set with XATTR_CREATE / XATTR_REPLACE, remove, and dropping all of an inode's; the virtual
+ * names CAIRN_DIR_XATTR_PREFIX* (directory totals, mstore_rstat.c) are answered, never
+ * stored: setting or removing them is -EPERM. Set and
  * remove keep the inode's MST_INO_XATTRS flag (mstore_int.h) equal to "the db holds a key of
  * this inode", so attribute replies can tell clients an inode has none. */
 #include <errno.h>
@@ -21,6 +23,11 @@ static int xattr_key(uint8_t *k, uint64_t ino, const char *name, size_t *kl)
     return 0;
 }
 
+static int is_dir_xattr(const char *name)
+{
+    return strncmp(name, CAIRN_DIR_XATTR_PREFIX, CAIRN_DIR_XATTR_PREFIX_LEN) == 0;
+}
+
 int mstore_getxattr(struct mstore *s, uint64_t ino, const char *name, struct wbuf *out)
 {
     uint8_t k[8 + CAIRN_XATTR_NAME_MAX];
@@ -33,6 +40,11 @@ int mstore_getxattr(struct mstore *s, uint64_t ino, const char *name, struct wbu
     struct mst_inode r;
     MDB_val v;
     rc = mst_inode_get(t, s, ino, &r);
+    if (!rc && is_dir_xattr(name)) {
+        rc = mst_rstat_xattr(t, s, ino, name, out);
+        mdb_txn_abort(t);
+        return rc;
+    }
     if (!rc) {
         rc = mst_get(t, s->xattr, k, kl, &v);
         if (rc == -ENOENT) rc = -ENODATA;
@@ -138,6 +150,7 @@ int mst_apply_setxattr(struct mtx *x)
     if (op->flags & ~(MST_XATTR_CREATE | MST_XATTR_REPLACE)) return -EINVAL;
     if ((op->flags & MST_XATTR_CREATE) && (op->flags & MST_XATTR_REPLACE)) return -EINVAL;
     if (op->data_len > CAIRN_XATTR_SIZE_MAX) return -E2BIG;
+    if (is_dir_xattr(op->name)) return -EPERM;
     uint8_t k[8 + CAIRN_XATTR_NAME_MAX];
     size_t kl;
     int rc = xattr_key(k, op->ino, op->name, &kl);
@@ -157,6 +170,7 @@ int mst_apply_setxattr(struct mtx *x)
 
 int mst_apply_removexattr(struct mtx *x)
 {
+    if (is_dir_xattr(x->op->name)) return -EPERM;
     uint8_t k[8 + CAIRN_XATTR_NAME_MAX];
     size_t kl;
     int rc = xattr_key(k, x->op->ino, x->op->name, &kl);

@@ -229,7 +229,10 @@ static int do_session_simple(struct req *q, uint16_t type)
     if (rcur_done(&q->r)) return -EBADMSG;
     struct mop_result res = {0};
     int rc = meta_apply(q->m, &op, &res);
-    if (!rc && type == MOP_SESSION_CLOSE) soft_open_drop_session(op.session);
+    if (!rc && type == MOP_SESSION_CLOSE) {
+        soft_open_drop_session(op.session);
+        client_stats_drop(op.session);
+    }
     reply(q, rc);
     return 0;
 }
@@ -860,6 +863,11 @@ static int dispatch(struct req *q)
     case MSG_CS_DRAIN:
     case MSG_FSCK:
         return meta_handle_admin(q->m, q->conn, q->h, &q->r, &q->out);
+    case MSG_ATIME:
+        return meta_handle_atime(q->m, q->conn, q->h, &q->r);
+    case MSG_CLIENT_STATS:
+    case MSG_TOP:
+        return meta_handle_top(q->m, q->conn, q->h, &q->r, &q->out);
     default:
         return -2; /* not a client message */
     }
@@ -883,7 +891,7 @@ static int soft_open_req(struct meta *m, uint16_t type, const uint8_t *p, uint32
 static int mutates(uint16_t type)
 {
     return proto_numbered(type) || type == MSG_SESSION_OPEN || type == MSG_SESSION_KEEPALIVE ||
-           type == MSG_SESSION_CLOSE || type == MSG_CS_DRAIN;
+           type == MSG_SESSION_CLOSE || type == MSG_CS_DRAIN || type == MSG_ATIME;
 }
 
 /* Whether an OPEN request names a file with data (whose chunk locations it returns). */
@@ -894,8 +902,8 @@ static int opens_data(struct meta *m, const uint8_t *payload, uint32_t len)
     return mstore_getattr(m->store, le_get64(payload), &a) == 0 && a.size > 0;
 }
 
-int meta_handle(struct evsrv_conn *conn, const struct wire_hdr *h, const uint8_t *payload,
-                void *arg)
+static int handle_req(struct evsrv_conn *conn, const struct wire_hdr *h, const uint8_t *payload,
+                      void *arg)
 {
     struct meta *m = arg;
     uint16_t type = (uint16_t)(h->type & ~MSG_F_SEQ);
@@ -966,5 +974,14 @@ int meta_handle(struct evsrv_conn *conn, const struct wire_hdr *h, const uint8_t
     if (rc)
         LOG_WARN("meta", "malformed %s from %s: closing the connection", proto_type_name(h->type),
                  evsrv_conn_peer(conn));
+    return rc;
+}
+
+int meta_handle(struct evsrv_conn *conn, const struct wire_hdr *h, const uint8_t *payload,
+                void *arg)
+{
+    uint64_t t0 = meta_metrics_now_us();
+    int rc = handle_req(conn, h, payload, arg);
+    if (rc != EVSRV_DEFER) meta_metrics_request(h->type, rc, meta_metrics_now_us() - t0);
     return rc;
 }

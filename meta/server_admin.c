@@ -105,23 +105,25 @@ static int fileinfo(struct meta *m, struct evsrv_conn *conn, const struct wire_h
     return 0;
 }
 
+static int count_session(void *arg, uint64_t session, int64_t last_seen_s)
+{
+    (void)session, (void)last_seen_s;
+    (*(uint32_t *)arg)++;
+    return 0;
+}
+
 static int health(struct meta *m, struct evsrv_conn *conn, const struct wire_hdr *h, struct rcur *r,
                   struct wbuf *out)
 {
     if (rcur_done(r)) return -EBADMSG;
-    uint32_t n = 0;
-    for (int s = 0; s < CSR_MAX; s++)
-        n += m->reg.srv[s].id != 0;
-    wbuf_put_u32(out, n);
+    wbuf_put_u32(out, csr_count(&m->reg));
     for (int s = 0; s < CSR_MAX; s++) {
         const struct csr_server *sv = &m->reg.srv[s];
         if (!sv->id) continue;
         wbuf_put_u64(out, sv->id);
         wbuf_put_str(out, sv->addr, strlen(sv->addr));
         wbuf_put_str(out, sv->zone, strlen(sv->zone));
-        wbuf_put_u8(out, !sv->alive     ? CS_STATE_DOWN
-                         : sv->draining ? CS_STATE_DRAINING
-                                        : CS_STATE_UP);
+        wbuf_put_u8(out, csr_state(sv));
         wbuf_put_u64(out, sv->capacity);
         wbuf_put_u64(out, sv->free);
         wbuf_put_u32(out, sv->load);
@@ -146,6 +148,13 @@ static int health(struct meta *m, struct evsrv_conn *conn, const struct wire_hdr
     wbuf_put_u8(out, (uint8_t)rp->have_last);
     wbuf_put_u32(out, mstore_default_copies());
     wbuf_put_u32(out, (uint32_t)m->cfg.balance_pct);
+    struct mstore_stats st = {0};
+    mstore_stats(m->store, &st);
+    uint32_t sessions = 0;
+    mstore_session_list(m->store, count_session, &sessions);
+    wbuf_put_u64(out, st.inodes);
+    wbuf_put_u64(out, st.bytes);
+    wbuf_put_u32(out, sessions);
     reply_out(conn, h, out, 0);
     return 0;
 }

@@ -152,6 +152,9 @@ static int cs_heartbeat(struct meta *m, struct evsrv_conn *conn, const struct wi
 {
     uint64_t id = rcur_u64(r), cap = rcur_u64(r), free_bytes = rcur_u64(r);
     uint32_t load = rcur_u32(r);
+    uint64_t st[4] = {0}; /* absent from an older server */
+    for (int i = 0; i < 4 && r->left >= 8; i++)
+        st[i] = rcur_u64(r);
     if (rcur_done(r)) return -EBADMSG;
     int slot = csr_slot(&m->reg, id);
     if (slot < 0) {
@@ -159,6 +162,11 @@ static int cs_heartbeat(struct meta *m, struct evsrv_conn *conn, const struct wi
         return 0;
     }
     csr_heartbeat(&m->reg, slot, cap, free_bytes, load, net_now_ms());
+    struct csr_server *s = &m->reg.srv[slot];
+    s->st_reads = st[0];
+    s->st_read_bytes = st[1];
+    s->st_writes = st[2];
+    s->st_write_bytes = st[3];
     reply_deletes(m, conn, h, slot);
     return 0;
 }

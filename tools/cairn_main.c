@@ -1,6 +1,6 @@
 /* cairn_main.c - the `cairn` command: reads the command line and hands it to one command
- * (copies, fileinfo, health, cs, meta), to the local-cluster launcher (cairn local ...) or to the
- * mount helper (cairn SOURCE MNT -o OPTS). See cairn(1). */
+ * (copies, du, fileinfo, health, cs, meta), to the local-cluster launcher (cairn local ...) or to
+ * the mount helper (cairn SOURCE MNT -o OPTS). See cairn(1). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,16 +14,24 @@ static const struct {
     int (*run)(const struct cli *c);
 } commands[] = {
     {"copies", cmd_copies}, {"fileinfo", cmd_fileinfo}, {"health", cmd_health}, {"cs", cmd_cs},
-    {"meta", cmd_meta},     {"warmup", cmd_warmup},     {"fsck", cmd_fsck},
+    {"meta", cmd_meta},     {"warmup", cmd_warmup},     {"status", cmd_status}, {"top", cmd_top},
+    {"du", cmd_du},         {"fsck", cmd_fsck},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
 static void usage(FILE *out)
 {
     fputs(
-        "usage: cairn copies [-r] [-v] [N] PATH...   show, or set to N, the copies of files\n"
+        "usage: cairn status [PATH]                  the cluster in a few lines; exit 0 when "
+        "healthy\n"
+        "       cairn top [PATH] [--interval S] [--count N]\n"
+        "                                            operations/s and bytes/s per server and "
+        "mount\n"
+        "       cairn copies [-r] [-v] [N] PATH...   show, or set to N, the copies of files\n"
         "       cairn fileinfo PATH...               chunks of files and where their copies are\n"
-        "       cairn health                         chunk servers, chunk counts, repairs\n"
+        "       cairn du [-b] PATH...                bytes, files and directories below paths\n"
+        "       cairn health [PATH]                  chunk servers, chunk counts, repairs\n"
+        "       cairn cs list [PATH]                 the chunk servers: state, space, chunks\n"
         "       cairn cs drain|undrain ID [--wait]   move every copy off a chunk server, or stop\n"
         "       cairn cs stats ADDR                  a chunk server's counters and timings\n"
         "       cairn warmup PATH...                 read files through the mount into its caches\n"
@@ -40,13 +48,14 @@ static void usage(FILE *out)
         "       cairn SOURCE MNT [-o OPTS]           mount helper: cairn-mount MNT -o "
         "meta=SOURCE,OPTS\n"
         "       cairn help\n"
-        "options of copies, fileinfo, health, cs, meta, fsck:\n"
+        "options of copies, du, fileinfo, health, cs, meta, fsck:\n"
         "  --meta ADDR[,ADDR...]  the meta service replicas (default: $CAIRN_META, the mount's\n"
         "                         user.cairn.meta xattr, 127.0.0.1:9520); requests follow\n"
         "                         the replicas' answers to the leader\n"
         "  --json                 one JSON document on stdout\n"
         "  -r, --recursive        copies: every file and directory below each directory\n"
         "  -v, --verbose          copies N: print each path set\n"
+        "  -b, --bytes            du: exact byte counts instead of human sizes\n"
         "  --repair               fsck: fix what is safe (dangling entries, link counts; queue\n"
         "                         under-replicated chunks for repair now)\n"
         "  --wait                 cs drain: wait until the server holds no copy, with progress\n"
@@ -84,6 +93,18 @@ static int parse(int argc, char **argv, struct cli *c, char **pos)
             c->meta = argv[i];
         } else if (strncmp(a, "--meta=", 7) == 0) {
             c->meta = a + 7;
+        } else if (strcmp(a, "--interval") == 0 || strcmp(a, "--count") == 0) {
+            char *end = NULL;
+            long v = i + 1 < argc ? strtol(argv[i + 1], &end, 10) : 0;
+            if (!end || *end || v < 1 || v > 86400) {
+                cli_err("%s needs a whole number from 1 to 86400", a);
+                return CLI_USAGE;
+            }
+            if (a[2] == 'i')
+                c->interval = (int)v;
+            else
+                c->count = (int)v;
+            i++;
         } else if (strcmp(a, "--recursive") == 0) {
             c->recursive = 1;
         } else if (strcmp(a, "--verbose") == 0) {
@@ -92,9 +113,12 @@ static int parse(int argc, char **argv, struct cli *c, char **pos)
             c->repair = 1;
         } else if (strcmp(a, "--wait") == 0) {
             c->wait = 1;
-        } else if (a[1] != '-' && strspn(a + 1, "rvh") == strlen(a + 1)) {
+        } else if (strcmp(a, "--bytes") == 0) {
+            c->bytes = 1;
+        } else if (a[1] != '-' && strspn(a + 1, "rvhb") == strlen(a + 1)) {
             c->recursive |= strchr(a, 'r') != NULL;
             c->verbose |= strchr(a, 'v') != NULL;
+            c->bytes |= strchr(a, 'b') != NULL;
             if (strchr(a, 'h')) c->cmd = "help";
         } else if (strcmp(a, "--help") == 0) {
             c->cmd = "help";
@@ -113,6 +137,10 @@ static int parse(int argc, char **argv, struct cli *c, char **pos)
     c->argv = pos + 1;
     if ((c->recursive || c->verbose) && strcmp(c->cmd, "copies") != 0) {
         cli_err("-r and -v are options of copies only");
+        return CLI_USAGE;
+    }
+    if (c->bytes && strcmp(c->cmd, "du") != 0) {
+        cli_err("-b is an option of du only");
         return CLI_USAGE;
     }
     if (c->repair && strcmp(c->cmd, "fsck") != 0) {

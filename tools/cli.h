@@ -20,6 +20,9 @@ struct cli {
     int json;         /* --json */
     int recursive;    /* -r (copies) */
     int verbose;      /* -v (copies) */
+    int bytes;        /* -b, --bytes (du): exact byte counts */
+    int interval;     /* --interval S (top) */
+    int count;        /* --count N (top) */
     int repair;       /* --repair (fsck) */
     int wait;         /* --wait (cs drain) */
     const char *cmd;  /* "copies", "fileinfo", ... */
@@ -43,11 +46,14 @@ const char *cli_meta_state_name(uint8_t state);
 const char *cli_meta_role_name(uint8_t role);
 
 int cmd_copies(const struct cli *c);
+int cmd_du(const struct cli *c);
 int cmd_fileinfo(const struct cli *c);
 int cmd_health(const struct cli *c);
 int cmd_cs(const struct cli *c);
 int cmd_meta(const struct cli *c);
 int cmd_warmup(const struct cli *c);
+int cmd_status(const struct cli *c);
+int cmd_top(const struct cli *c);
 int cmd_fsck(const struct cli *c);
 
 #endif

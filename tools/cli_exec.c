@@ -66,6 +66,20 @@ static int append_opts(char *opts, size_t len, const char *more)
     return w < 0 || (size_t)w >= len - have ? -E2BIG : 0;
 }
 
+/* append_opts for the list mount.fuse3 passes, without "dev" and "suid": mount.fuse3 adds
+ * them to every mount not marked nodev/nosuid, so they do not say that the user asked
+ * (cairn-mount(8): allow_dev and allow_suid do). */
+static int append_helper_opts(char *opts, size_t len, const char *list)
+{
+    char *dup = strdup(list), *save = NULL;
+    if (!dup) return -ENOMEM;
+    int rc = 0;
+    for (char *o = strtok_r(dup, ",", &save); o && !rc; o = strtok_r(NULL, ",", &save))
+        if (strcmp(o, "dev") && strcmp(o, "suid")) rc = append_opts(opts, len, o);
+    free(dup);
+    return rc;
+}
+
 int cli_exec_mount_helper(int argc, char **argv)
 {
     const char *src = argv[1], *mnt = argv[2];
@@ -89,7 +103,7 @@ int cli_exec_mount_helper(int argc, char **argv)
             cli_err("unexpected argument %s (usage: cairn SOURCE MNT [-o OPTS])", a);
             return CLI_FAIL;
         }
-        if (append_opts(opts, sizeof(opts), o)) {
+        if (append_helper_opts(opts, sizeof(opts), o)) {
             cli_err("mount options too long");
             return CLI_FAIL;
         }

@@ -96,6 +96,25 @@ void cli_meta_addr_default(const struct cli *c, char *out, size_t len)
     snprintf(out, len, "%s", CLI_META_DEFAULT);
 }
 
+int cli_meta_addr_cluster(const struct cli *c, const char *path, char *out, size_t len)
+{
+    if (!path) {
+        cli_meta_addr_default(c, out, len);
+        return CLI_OK;
+    }
+    if (explicit_addr(c, out, len) == 0) return CLI_OK;
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        cli_err("%s: %s", path, strerror(errno));
+        return CLI_USAGE;
+    }
+    if (cli_on_cairn_mount(&st) != 0 || xattr_addr(path, out, len) != 0) {
+        cli_err("%s is not on a CairnFS mount (name the cluster with --meta ADDR)", path);
+        return CLI_USAGE;
+    }
+    return CLI_OK;
+}
+
 int cli_on_cairn_mount(const struct stat *st)
 {
     FILE *f = fopen("/proc/self/mountinfo", "r");

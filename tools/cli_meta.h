@@ -40,6 +40,10 @@
 int cli_meta_addr_for_path(const struct cli *c, const char *path, char *out, size_t len);
 /* The address list to use without a path (see above) into out. */
 void cli_meta_addr_default(const struct cli *c, char *out, size_t len);
+/* For commands about the whole cluster (status, health, top): the cluster of path (a path on
+ * a mount, unless --meta or $CAIRN_META name one) or, path NULL, cli_meta_addr_default.
+ * Returns CLI_OK, or CLI_USAGE after a message when path is not on a CairnFS mount. */
+int cli_meta_addr_cluster(const struct cli *c, const char *path, char *out, size_t len);
 
 /* Whether st (of a path) lives on a CairnFS mount: its device is a fuse.cairn mount in
  * /proc/self/mountinfo. 0 yes, -EXDEV no, other -errno when mountinfo cannot be read. */

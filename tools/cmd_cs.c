@@ -1,4 +1,5 @@
-/* cmd_cs.c - `cairn cs drain ID` and `cairn cs undrain ID`: MSG_CS_DRAIN for one chunk server,
+/* cmd_cs.c - `cairn cs list` (the chunk servers, from MSG_HEALTH), `cairn cs drain ID` and
+ * `cairn cs undrain ID`: MSG_CS_DRAIN for one chunk server,
  * named by its id in hex as `cairn health` prints it (with or without 0x), through the meta
  * service (drain --wait then follows the server's copies in MSG_HEALTH down to none, with a
  * progress bar); `cairn cs stats ADDR`: MSG_CHK_STATS straight to the chunk server at ADDR, its
@@ -171,13 +172,38 @@ static int drain_wait(struct cli_meta *m, uint64_t id)
     return CLI_OK;
 }
 
+/* cairn cs list [PATH]: the server table of MSG_HEALTH. */
+static int cs_list(const struct cli *c)
+{
+    char addrs[CLI_ADDRS_LEN];
+    if (cli_meta_addr_cluster(c, c->argc == 2 ? c->argv[1] : NULL, addrs, sizeof(addrs)))
+        return CLI_USAGE;
+    struct hl_report h;
+    if (hl_fetch(addrs, "cs list", &h)) return CLI_FAIL;
+    if (c->json) {
+        struct json j;
+        json_init(&j, stdout);
+        json_obj_begin(&j, NULL);
+        json_str(&j, "meta", addrs);
+        hl_json_servers(&j, &h);
+        json_obj_end(&j);
+        json_finish(&j);
+    } else {
+        hl_print_servers(stdout, &h);
+    }
+    hl_free(&h);
+    return CLI_OK;
+}
+
 int cmd_cs(const struct cli *c)
 {
     uint64_t id;
     int on;
     if (c->argc == 2 && strcmp(c->argv[0], "stats") == 0) return cs_stats(c);
+    if ((c->argc == 1 || c->argc == 2) && strcmp(c->argv[0], "list") == 0) return cs_list(c);
     if (c->argc != 2 || (strcmp(c->argv[0], "drain") && strcmp(c->argv[0], "undrain"))) {
-        cli_err("usage: cairn cs drain|undrain ID [--wait], or cairn cs stats ADDR");
+        cli_err("usage: cairn cs list [PATH], cairn cs drain|undrain ID [--wait], or cairn cs "
+                "stats ADDR");
         return CLI_USAGE;
     }
     on = strcmp(c->argv[0], "drain") == 0;

@@ -521,19 +521,11 @@ int cmd_fsck(const struct cli *c)
     }
     struct fsck_run r = {.c = c, .repair = c->repair};
     char addrs[CLI_ADDRS_LEN];
-    if (c->argc == 1) {
-        struct stat st;
-        char why[CLI_ADDRS_LEN + 100];
-        if (cli_meta_for_path(c, c->argv[0], &st, &r.m, why, sizeof(why))) {
-            cli_err("fsck: %s: %s", c->argv[0], why);
-            return CLI_FAIL;
-        }
-    } else {
-        cli_meta_addr_default(c, addrs, sizeof(addrs));
-        if (!(r.m = cli_meta_get(addrs))) {
-            cli_err("fsck: bad meta service address list '%s'", addrs);
-            return CLI_USAGE;
-        }
+    if (cli_meta_addr_cluster(c, c->argc == 1 ? c->argv[0] : NULL, addrs, sizeof(addrs)))
+        return CLI_USAGE;
+    if (!(r.m = cli_meta_get(addrs))) {
+        cli_err("fsck: bad meta service address list '%s'", addrs);
+        return CLI_USAGE;
     }
     progress_init(&r.prog, stderr, "fsck", "items");
     int rc = walk(&r);

@@ -54,6 +54,12 @@ int hl_decode(struct hl_report *h, const void *p, size_t len)
     h->scan_complete = rcur_u8(&c);
     h->default_copies = rcur_u32(&c);
     h->balance_pct = rcur_u32(&c);
+    if (!c.err && c.left >= 20) {
+        h->has_totals = 1;
+        h->inodes = rcur_u64(&c);
+        h->file_bytes = rcur_u64(&c);
+        h->sessions = rcur_u32(&c);
+    }
     int rc = rcur_done(&c);
     if (rc) hl_free(h);
     return rc;
@@ -72,11 +78,9 @@ double hl_used_pct(const struct hl_server *s)
     return 100.0 * (double)(s->capacity - free_b) / (double)s->capacity;
 }
 
-void hl_print(FILE *out, const char *meta, const struct hl_report *h)
+void hl_print_servers(FILE *out, const struct hl_report *h)
 {
     char s1[32];
-    fprintf(out, "meta service %s: %u chunk server%s, default copies %u, balance %u%%\n", meta,
-            h->nservers, h->nservers == 1 ? "" : "s", h->default_copies, h->balance_pct);
     if (h->nservers)
         fprintf(out, "%-16s  %-21s  %-8s  %-8s  %5s  %10s  %10s  %6s  %7s\n", "SERVER", "ADDRESS",
                 "ZONE", "STATE", "USED", "FREE", "CHUNKS", "LOAD", "REPAIRS");
@@ -88,6 +92,14 @@ void hl_print(FILE *out, const char *meta, const struct hl_report *h)
                 s->id, s->addr, s->zone[0] ? s->zone : "-", cli_cs_state_name(s->state), used,
                 cli_size(s->free, s1, sizeof(s1)), s->chunks, s->load, s->repairs_in_flight);
     }
+}
+
+void hl_print(FILE *out, const char *meta, const struct hl_report *h)
+{
+    char s1[32];
+    fprintf(out, "meta service %s: %u chunk server%s, default copies %u, balance %u%%\n", meta,
+            h->nservers, h->nservers == 1 ? "" : "s", h->default_copies, h->balance_pct);
+    hl_print_servers(out, h);
     fprintf(out,
             "chunks: %" PRIu64 " total, %" PRIu64 " full, %" PRIu64 " under-replicated, %" PRIu64
             " missing, %" PRIu64 " over-replicated%s\n",
@@ -101,10 +113,8 @@ void hl_print(FILE *out, const char *meta, const struct hl_report *h)
             (double)h->repair_rate / MiB, h->bad_repaired, h->moves_done);
 }
 
-void hl_json(struct json *j, const char *meta, const struct hl_report *h)
+void hl_json_servers(struct json *j, const struct hl_report *h)
 {
-    json_obj_begin(j, NULL);
-    json_str(j, "meta", meta);
     json_arr_begin(j, "servers");
     for (uint32_t i = 0; i < h->nservers; i++) {
         const struct hl_server *s = &h->servers[i];
@@ -122,6 +132,13 @@ void hl_json(struct json *j, const char *meta, const struct hl_report *h)
         json_obj_end(j);
     }
     json_arr_end(j);
+}
+
+void hl_json(struct json *j, const char *meta, const struct hl_report *h)
+{
+    json_obj_begin(j, NULL);
+    json_str(j, "meta", meta);
+    hl_json_servers(j, h);
     json_obj_begin(j, "chunks");
     json_u64(j, "total", h->chunks);
     json_u64(j, "full", h->full);
@@ -143,35 +160,47 @@ void hl_json(struct json *j, const char *meta, const struct hl_report *h)
     json_bool(j, "scan_complete", h->scan_complete);
     json_u64(j, "default_copies", h->default_copies);
     json_u64(j, "balance_pct", h->balance_pct);
+    if (h->has_totals) {
+        json_u64(j, "inodes", h->inodes);
+        json_u64(j, "file_bytes", h->file_bytes);
+        json_u64(j, "sessions", h->sessions);
+    }
     json_obj_end(j);
 }
 
-int cmd_health(const struct cli *c)
+int hl_fetch(const char *addrs, const char *what, struct hl_report *h)
 {
-    if (c->argc != 0) {
-        cli_err("usage: cairn health [--json] [--meta ADDR]");
-        return CLI_USAGE;
-    }
-    char addrs[CLI_ADDRS_LEN];
-    cli_meta_addr_default(c, addrs, sizeof(addrs));
     struct cli_meta *m = cli_meta_get(addrs);
     if (!m) {
-        cli_err("health: bad meta service address list '%s'", addrs);
-        return CLI_USAGE;
+        cli_err("%s: bad meta service address list '%s'", what, addrs);
+        return CLI_FAIL;
     }
     struct rpc_reply rep;
     int rc = cli_meta_call(m, MSG_HEALTH, NULL, &rep);
     if (rc) {
-        cli_err("health: %s", cli_meta_why(m));
+        cli_err("%s: %s", what, cli_meta_why(m));
         return CLI_FAIL;
     }
-    struct hl_report h;
-    rc = hl_decode(&h, rep.payload.data, rep.payload.len);
+    rc = hl_decode(h, rep.payload.data, rep.payload.len);
     rpc_reply_free(&rep);
     if (rc) {
-        cli_err("health: %s", cli_strerror(rc));
+        cli_err("%s: %s", what, cli_strerror(rc));
         return CLI_FAIL;
     }
+    return 0;
+}
+
+int cmd_health(const struct cli *c)
+{
+    if (c->argc > 1) {
+        cli_err("usage: cairn health [PATH] [--json] [--meta ADDR]");
+        return CLI_USAGE;
+    }
+    char addrs[CLI_ADDRS_LEN];
+    if (cli_meta_addr_cluster(c, c->argc ? c->argv[0] : NULL, addrs, sizeof(addrs)))
+        return CLI_USAGE;
+    struct hl_report h;
+    if (hl_fetch(addrs, "health", &h)) return CLI_FAIL;
     if (c->json) {
         struct json j;
         json_init(&j, stdout);

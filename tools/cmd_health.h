@@ -33,6 +33,10 @@ struct hl_report {
     uint64_t bad_repaired, moves_done;
     uint8_t scan_complete;
     uint32_t default_copies, balance_pct;
+    /* absent from an older meta service (then 0, has_totals 0) */
+    uint8_t has_totals;
+    uint64_t inodes, file_bytes;
+    uint32_t sessions;
 };
 
 /* Decode a HEALTH reply payload into h (zeroed first). 0, -EBADMSG or -ENOMEM; on error h
@@ -41,6 +45,12 @@ int hl_decode(struct hl_report *h, const void *p, size_t len);
 void hl_free(struct hl_report *h);
 /* Used share of a server's capacity in percent (0 when the capacity is unknown). */
 double hl_used_pct(const struct hl_server *s);
+/* The server table alone (cairn cs list), as text or as a "servers" array member. */
+void hl_print_servers(FILE *out, const struct hl_report *h);
+void hl_json_servers(struct json *j, const struct hl_report *h);
+/* Ask the meta service at addrs for its HEALTH report; 0 or CLI_FAIL after a message naming
+ * what (e.g. "health"). */
+int hl_fetch(const char *addrs, const char *what, struct hl_report *h);
 /* Human output; meta is the address list asked (for the heading). */
 void hl_print(FILE *out, const char *meta, const struct hl_report *h);
 /* The whole report as one JSON object. */

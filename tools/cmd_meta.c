@@ -267,30 +267,36 @@ static void ask_replica(struct cli_meta *m, struct mt_replica *r)
     rpc_reply_free(&rep);
 }
 
-static int meta_status(const struct cli *c, struct cli_meta *m)
+int mt_view_gather(struct cli_meta *m, struct mt_view *v)
 {
-    struct mt_view v;
     int n = cli_meta_naddrs(m);
-    if (mt_view_init(&v, cli_meta_list(m), (uint32_t)n + 1)) {
-        cli_err("meta status: out of memory");
-        return CLI_FAIL;
-    }
+    if (mt_view_init(v, cli_meta_list(m), (uint32_t)n + 1)) return -ENOMEM;
     for (int i = 0; i < n; i++) {
-        struct mt_replica *r = mt_view_slot(&v, cli_meta_addr(m, i));
+        struct mt_replica *r = mt_view_slot(v, cli_meta_addr(m, i));
         if (r) ask_replica(m, r);
     }
-    if (mt_view_find_leader(&v) < 0) {
-        const char *named = mt_view_named_leader(&v);
+    if (mt_view_find_leader(v) < 0) {
+        const char *named = mt_view_named_leader(v);
         char addr[CAIRN_ADDR_MAX + 1];
         struct mt_replica *r = NULL;
         if (named && cli_addr_valid(named)) {
             snprintf(addr, sizeof(addr), "%s", named); /* the slot below may move it */
-            r = mt_view_slot(&v, addr);
+            r = mt_view_slot(v, addr);
         }
         if (r) {
             ask_replica(m, r);
-            mt_view_find_leader(&v);
+            mt_view_find_leader(v);
         }
+    }
+    return 0;
+}
+
+static int meta_status(const struct cli *c, struct cli_meta *m)
+{
+    struct mt_view v;
+    if (mt_view_gather(m, &v)) {
+        cli_err("meta status: out of memory");
+        return CLI_FAIL;
     }
     if (c->json) {
         struct json j;

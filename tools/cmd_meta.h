@@ -77,6 +77,10 @@ uint64_t mt_lag(const struct mt_status *leader, const struct mt_member *mb);
  * answered with an error). */
 const char *mt_replica_state(const struct mt_replica *r);
 
+struct cli_meta;
+/* A view of every replica of m's list (and of the leader one of them names): each is asked
+ * MSG_META_STATUS. 0 or -ENOMEM; free with mt_view_free. */
+int mt_view_gather(struct cli_meta *m, struct mt_view *v);
 /* Human output: the leader line and member table (or that there is no leader), then one line
  * per replica asked. */
 void mt_print(FILE *out, const struct mt_view *v);

@@ -60,6 +60,20 @@ static void hard_link(uint64_t ino, uint64_t parent, const char *name)
     ck_assert_int_eq(apply(&op), 0);
 }
 
+/* A directory total (rbytes, rfiles, rsubdirs) of dir, as the virtual xattr gives it. */
+static long long total(uint64_t dir, const char *name)
+{
+    char xname[64];
+    snprintf(xname, sizeof(xname), CAIRN_DIR_XATTR_PREFIX "%s", name);
+    struct wbuf b;
+    wbuf_init(&b);
+    ck_assert_int_eq(mstore_getxattr(st, dir, xname, &b), 0);
+    char txt[32] = "";
+    memcpy(txt, b.data, b.len < sizeof(txt) - 1 ? b.len : sizeof(txt) - 1);
+    wbuf_free(&b);
+    return atoll(txt);
+}
+
 static int fix(uint32_t what, uint64_t ino, uint64_t parent, const char *name, uint64_t nlink)
 {
     struct mop op = {.type = MOP_FSCK_FIX, .flags = what, .ino = ino, .parent = parent};
@@ -193,6 +207,7 @@ START_TEST(dangling_entry_found_and_removed)
     uint64_t sub = mk(MOP_MKDIR, d, "sub");
     uint64_t f = mk(MOP_MKNOD, d, "f");
     mk(MOP_MKNOD, d, "g");
+    ck_assert_int_eq(total(CAIRN_ROOT_INO, "rsubdirs"), 2);
     drop_inode_record(f);
     drop_inode_record(sub); /* a directory entry too: d's link count counted it */
     struct seen s = walk_entries(2);
@@ -216,7 +231,9 @@ START_TEST(dangling_entry_found_and_removed)
     ck_assert_int_eq(s.n, 2);
     ck_assert_int_eq(s.dangling, 0);
     ck_assert_int_eq(mstore_getattr(st, d, &a), 0);
-    ck_assert_uint_eq(a.nlink, 2); /* the lost subdirectory no longer counted */
+    ck_assert_uint_eq(a.nlink, 2);             /* the lost subdirectory no longer counted */
+    ck_assert_int_eq(total(d, "rsubdirs"), 0); /* nor in the directory totals */
+    ck_assert_int_eq(total(CAIRN_ROOT_INO, "rsubdirs"), 1);
 }
 END_TEST
 
