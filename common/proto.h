@@ -215,7 +215,9 @@ enum proto_type {
      *   entry points at it). A link count is right when nlink = entries (not a directory) or
      *   2 + subdirs (a directory). With FSCK_F_REPAIR a wrong link count of an inode that
      *   some entry points at is set right (a record); an inode no entry points at is never
-     *   changed. */
+     *   changed. With FSCK_F_PATHS instead, only exists, mode, nlink, open and path are
+     *   filled (entries and subdirs 0), without the pass over the namespace: paths of the
+     *   files and directories a scan reported. */
     MSG_FSCK = 48,
     /* --- admin -> any meta replica: the Raft group ---------------------------------- */
     /* (empty) -> u64 self_id, u8 self_state (META_ST_*), u64 leader_id (0 = none known),
@@ -342,6 +344,7 @@ enum fsck_problem {
     FSCK_P_ORPHAN = 6    /* an inode no entry points at, not open (the client's finding) */
 };
 #define FSCK_F_REPAIR 1u
+#define FSCK_F_PATHS 2u
 #define FSCK_SLICE_MAX 4096u
 #define FSCK_LINKS_MAX 256u
 #define LOOKUP_CHUNKS 1u

@@ -3,7 +3,11 @@
  * servers' reports, copies of unknown chunks), the link counts of suspect inodes counted in one
  * read, and the repairs fsck may make: records (MOP_FSCK_FIX) for dangling entries and link
  * counts, the repair queue for under-replicated chunks. It keeps no state between requests
- * but the last copies of unknown chunks the chunk servers reported (fsck_note_unref). */
+ * but the last copies of unknown chunks the chunk servers reported (fsck_note_unref).
+ * Cost: a scan slice reads at most FSCK_SLICE_MAX records; a LINKS count reads every directory
+ * entry once (one read transaction) for up to FSCK_LINKS_MAX inodes, which is why the client
+ * asks it only for the inodes whose counts looked wrong; paths alone (FSCK_F_PATHS) need no
+ * such pass. */
 #include <errno.h>
 #include <inttypes.h>
 #include <string.h>
@@ -303,12 +307,38 @@ static uint32_t links_expected(const struct mstore_fsck_links *l)
     return l->entries;
 }
 
+/* FSCK_OP_LINKS with FSCK_F_PATHS: attributes and a path of each inode, no counting. */
+static int do_paths(struct meta *m, struct evsrv_conn *conn, const struct wire_hdr *h,
+                    struct rcur *r, struct wbuf *out, uint32_t n)
+{
+    char path[CAIRN_PATH_MAX + 1];
+    wbuf_put_u32(out, n);
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t ino = rcur_u64(r);
+        struct cairn_attr a;
+        int exists = mstore_getattr(m->store, ino, &a) == 0;
+        if (!exists || mstore_fsck_ino_path(m->store, ino, path, sizeof(path)) != 0) path[0] = 0;
+        wbuf_put_u64(out, ino);
+        wbuf_put_u8(out, (uint8_t)exists);
+        wbuf_put_u32(out, exists ? a.mode : 0);
+        wbuf_put_u32(out, exists ? a.nlink : 0);
+        wbuf_put_u32(out, 0);
+        wbuf_put_u32(out, 0);
+        wbuf_put_u8(out, 0);
+        wbuf_put_u8(out, 0);
+        wbuf_put_str(out, path, strlen(path));
+    }
+    evsrv_reply(conn, h, out->err, out->err ? NULL : out->data, out->err ? 0 : out->len);
+    return 0;
+}
+
 static int do_links(struct meta *m, struct evsrv_conn *conn, const struct wire_hdr *h,
                     struct rcur *r, struct wbuf *out)
 {
     uint8_t flags = rcur_u8(r);
     uint32_t n = rcur_u32(r);
     if (r->err || n > FSCK_LINKS_MAX || r->left != (size_t)n * 8) return -EBADMSG;
+    if (flags & FSCK_F_PATHS) return do_paths(m, conn, h, r, out, n);
     int repair = (flags & FSCK_F_REPAIR) != 0;
     /* a count taken now must not be applied over a batch that changes it */
     if (repair && (!meta_can_apply(m) || mstore_batch_active(m->store))) {

@@ -276,6 +276,22 @@ int mstore_fsck_path(struct mstore *s, uint64_t dir, const char *leaf, char *buf
     return 0;
 }
 
+int mstore_fsck_ino_path(struct mstore *s, uint64_t ino, char *buf, size_t len)
+{
+    MDB_txn *t;
+    int rc = mst_rtxn(s, &t);
+    if (rc) return rc;
+    struct mst_inode r;
+    char name[CAIRN_NAME_MAX + 1];
+    rc = mst_inode_get(t, s, ino, &r);
+    int dir = rc == 0 && S_ISDIR(r.mode);
+    if (rc == 0 && !dir) rc = r.parent ? dir_name(t, s, r.parent, ino, name) : -ENOENT;
+    mdb_txn_abort(t);
+    if (rc) return rc;
+    return dir ? mstore_fsck_path(s, ino, NULL, buf, len)
+               : mstore_fsck_path(s, r.parent, name, buf, len);
+}
+
 /* Remove the entry (parent, name) whose inode does not exist, with its readdir record and
  * what the directory totals (mstore_rstat.c) keep of it: a subdirectory's share of its
  * parent's totals, a file's name in ilink. (What a lost file added to its primary directory's

@@ -67,4 +67,9 @@ int mstore_fsck_links(struct mstore *s, struct mstore_fsck_links *v, uint32_t n)
  * cannot be found shows as "?<ino>". -ENAMETOOLONG when it does not fit. */
 int mstore_fsck_path(struct mstore *s, uint64_t dir, const char *leaf, char *buf, size_t len);
 
+/* One path of ino without a pass over the namespace: a directory's through its parents, any
+ * other inode's through its primary link (the directory its parent field names, mstore_rstat.c).
+ * -ENOENT when the inode does not exist or has no name. */
+int mstore_fsck_ino_path(struct mstore *s, uint64_t ino, char *buf, size_t len);
+
 #endif

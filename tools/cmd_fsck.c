@@ -229,14 +229,14 @@ struct links_res {
     char path[CAIRN_PATH_MAX + 1];
 };
 
-/* FSCK_OP_LINKS for inos[0..n) (n <= FSCK_LINKS_MAX) into out. */
-static int links_call(struct fsck_run *r, const uint64_t *inos, uint32_t n, int repair,
+/* FSCK_OP_LINKS (flags FSCK_F_*) for inos[0..n) (n <= FSCK_LINKS_MAX) into out. */
+static int links_call(struct fsck_run *r, const uint64_t *inos, uint32_t n, uint8_t flags,
                       struct links_res *out)
 {
     struct wbuf req;
     wbuf_init(&req);
     wbuf_put_u8(&req, FSCK_OP_LINKS);
-    wbuf_put_u8(&req, repair ? FSCK_F_REPAIR : 0);
+    wbuf_put_u8(&req, flags);
     wbuf_put_u32(&req, n);
     for (uint32_t i = 0; i < n; i++)
         wbuf_put_u64(&req, inos[i]);
@@ -318,7 +318,7 @@ static int check_links(struct fsck_run *r)
         if (i < r->tab.cap && !(r->tab.e[i].ino && suspect(&r->tab.e[i]))) continue;
         if (i < r->tab.cap) batch[n++] = r->tab.e[i].ino;
         if (n == FSCK_LINKS_MAX || (i == r->tab.cap && n > 0)) {
-            int rc = links_call(r, batch, n, r->repair, lres);
+            int rc = links_call(r, batch, n, r->repair ? FSCK_F_REPAIR : 0, lres);
             for (uint32_t k = 0; !rc && k < n; k++)
                 rc = judge(r, &lres[k]);
             if (rc) return rc;
@@ -359,7 +359,7 @@ static int find_paths(struct fsck_run *r)
             if (!dup) batch[n++] = ino;
         }
         if (n) {
-            int rc = links_call(r, batch, n, 0, lres);
+            int rc = links_call(r, batch, n, FSCK_F_PATHS, lres);
             if (rc) return rc;
             for (size_t j = from; j < i; j++)
                 for (uint32_t k = 0; k < n; k++)

@@ -263,6 +263,12 @@ START_TEST(link_counts_counted_and_set)
     ck_assert_int_eq(mstore_fsck_path(st, CAIRN_ROOT_INO, NULL, path, sizeof(path)), 0);
     ck_assert_str_eq(path, "/");
     ck_assert_int_eq(mstore_fsck_path(st, d, "x", path, 4), -ENAMETOOLONG);
+    /* without a pass: the primary link (the first name), a directory's own chain */
+    ck_assert_int_eq(mstore_fsck_ino_path(st, f, path, sizeof(path)), 0);
+    ck_assert_str_eq(path, "/d/f");
+    ck_assert_int_eq(mstore_fsck_ino_path(st, d, path, sizeof(path)), 0);
+    ck_assert_str_eq(path, "/d");
+    ck_assert_int_eq(mstore_fsck_ino_path(st, 999, path, sizeof(path)), -ENOENT);
     /* set right */
     ck_assert_int_eq(fix(MOP_FSCK_NLINK, f, 0, NULL, 2), 0);
     ck_assert_int_eq(fix(MOP_FSCK_NLINK, d, 0, NULL, 4), 0);
