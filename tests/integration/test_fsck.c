@@ -9,6 +9,7 @@
  * and of a directory, an entry whose inode does not exist, an inode no entry points at;
  * tests/integration/lmdb_patch.py) is reported with paths; --repair fixes the first three
  * through replicated records and leaves the orphan, which the next fsck still reports.
+ * Malformed MSG_FSCK requests get an error or lose their connection; the meta service stays up.
  * The other long command that waits, `cairn cs drain ID --wait`, returns once the server holds
  * no copy, every file still at two copies elsewhere.
  *
@@ -26,6 +27,8 @@
 #include "harness.h"
 #include "harness_fs.h"
 #include "harness_repl.h"
+#include "proto.h"
+#include "rpc.h"
 
 #define MiB (1024L * 1024L)
 #define META_OPTS "chunk_size=4M cs_timeout=2 default_copies=2 repair_rate=0"
@@ -235,6 +238,64 @@ START_TEST(fsck_repairs_namespace_damage)
 }
 END_TEST
 
+/* One MSG_FSCK request with payload p on a fresh connection: the reply's status, or the
+ * transport error when the meta service dropped the connection. */
+static int raw_fsck(const struct wbuf *p)
+{
+    struct rpc_opts o = {.connect_timeout_ms = 2000, .call_timeout_ms = 5000};
+    struct rpc_conn *r = rpc_conn_new(hr_c->meta_addr, &o);
+    ck_assert_ptr_nonnull(r);
+    struct rpc_reply rep;
+    int rc = rpc_call(r, MSG_FSCK, p->data, p->len, NULL, 0, &rep);
+    if (rc == 0) rpc_reply_free(&rep);
+    rpc_conn_free(r);
+    return rc;
+}
+
+START_TEST(fsck_refuses_bad_requests)
+{
+    hr_start("badreq", 1, META_OPTS, CS_OPTS, NULL, NULL);
+    struct wbuf b;
+    wbuf_init(&b);
+    wbuf_put_u8(&b, 9); /* no such operation */
+    ck_assert_int_eq(raw_fsck(&b), -EINVAL);
+    wbuf_reset(&b);
+    wbuf_put_u8(&b, FSCK_OP_SCAN);
+    wbuf_put_u8(&b, 7); /* no such phase */
+    wbuf_put_u64(&b, 0);
+    wbuf_put_str(&b, "", 0);
+    wbuf_put_u32(&b, 10);
+    wbuf_put_u8(&b, 0);
+    ck_assert_int_eq(raw_fsck(&b), -EINVAL);
+    wbuf_reset(&b);
+    wbuf_put_u8(&b, FSCK_OP_SCAN);
+    wbuf_put_u8(&b, FSCK_PH_INODES);
+    wbuf_put_u32(&b, 0); /* cut short */
+    int rc = raw_fsck(&b);
+    ck_assert_msg(rc != 0 && rc != -EINVAL, "a truncated scan got %d", rc);
+    wbuf_reset(&b);
+    wbuf_put_u8(&b, FSCK_OP_LINKS);
+    wbuf_put_u8(&b, 0);
+    wbuf_put_u32(&b, 100000); /* more inodes than allowed, and than sent */
+    wbuf_put_u64(&b, 1);
+    rc = raw_fsck(&b);
+    ck_assert_msg(rc != 0, "an oversized links request got %d", rc);
+    wbuf_reset(&b);
+    wbuf_put_u8(&b, FSCK_OP_LINKS);
+    wbuf_put_u8(&b, FSCK_F_PATHS);
+    wbuf_put_u32(&b, 2);
+    wbuf_put_u64(&b, 1);
+    wbuf_put_u64(&b, 424242); /* an inode that does not exist: no path, no harm */
+    ck_assert_int_eq(raw_fsck(&b), 0);
+    wbuf_free(&b);
+    /* still serving */
+    rc = fsck("");
+    ck_assert_msg(rc == 0, "fsck after bad requests exited %d:\n%s", rc, out);
+    ck_assert(h_alive(hr_c->meta_pid));
+    h_cluster_stop(hr_c);
+}
+END_TEST
+
 START_TEST(drain_waits_until_empty)
 {
     hr_start("drain", 3, META_OPTS, CS_OPTS, NULL, NULL);
@@ -269,6 +330,7 @@ int main(void)
 {
     const struct h_test tests[] = {{"lost", fsck_finds_lost_chunks},
                                    {"damage", fsck_repairs_namespace_damage},
+                                   {"badreq", fsck_refuses_bad_requests},
                                    {"drain", drain_waits_until_empty}};
     return hr_main("fsck", "fsck", tests, sizeof(tests) / sizeof(tests[0]), 240);
 }
