@@ -23,6 +23,8 @@ struct cli {
     int bytes;        /* -b, --bytes (du): exact byte counts */
     int interval;     /* --interval S (top) */
     int count;        /* --count N (top) */
+    int repair;       /* --repair (fsck) */
+    int wait;         /* --wait (cs drain) */
     const char *cmd;  /* "copies", "fileinfo", ... */
     int argc;         /* the arguments after the command */
     char **argv;
@@ -64,5 +66,6 @@ int cmd_meta(const struct cli *c);
 int cmd_warmup(const struct cli *c);
 int cmd_status(const struct cli *c);
 int cmd_top(const struct cli *c);
+int cmd_fsck(const struct cli *c);
 
 #endif
