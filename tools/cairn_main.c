@@ -44,7 +44,7 @@ static void usage(FILE *out)
         "                             [--meta-port P] [--copies N] [--zones A,B,...]\n"
         "                             [--mount-opts OPTS] [--meta-opt K=V] [--cs-opt K=V]\n"
         "       cairn local stop DIR\n"
-        "       cairn local status DIR\n"
+        "       cairn local status DIR [--json]\n"
         "       cairn SOURCE MNT [-o OPTS]           mount helper: cairn-mount MNT -o "
         "meta=SOURCE,OPTS\n"
         "       cairn help\n"
