@@ -213,7 +213,9 @@ int mst_apply_removexattr(struct mtx *x)
     if (rc == -ENOENT) {
         struct mst_inode r;
         rc = mst_inode_get(x->txn, x->s, x->op->ino, &r);
-        return rc ? rc : -ENODATA;
+        if (rc) return rc;
+        /* as on Linux's own file systems, removing an ACL that is not there succeeds */
+        return mst_acl_kind(x->op->name) ? 0 : -ENODATA;
     }
     if (rc) return rc;
     rc = xattr_any(x->txn, x->s, x->op->ino);

@@ -360,6 +360,13 @@ START_TEST(test_setxattr_access_acl_sets_mode)
         .type = MOP_SETXATTR, .ino = f.ino, .data = (const uint8_t *)"junk!", .data_len = 5};
     snprintf(raw.name, sizeof(raw.name), "%s", MST_ACL_ACCESS);
     ck_assert_int_eq(apply(&raw, NULL), -EINVAL);
+
+    /* removing an ACL that is not there succeeds (as on ext4 and xfs); other names do not */
+    struct mop rm = {.type = MOP_REMOVEXATTR, .ino = f.ino};
+    snprintf(rm.name, sizeof(rm.name), "%s", MST_ACL_DEFAULT);
+    ck_assert_int_eq(apply(&rm, NULL), 0);
+    snprintf(rm.name, sizeof(rm.name), "user.none");
+    ck_assert_int_eq(apply(&rm, NULL), -ENODATA);
     free(a);
 }
 END_TEST
