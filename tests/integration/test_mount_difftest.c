@@ -208,10 +208,10 @@ static void gen_op(struct hfs_rng *r, uint64_t idx, struct op *o)
         break;
     }
     case OP_SETACL: /* ACL_* below */
-        o->flags = (int)hfs_rng_below(r, 6);
-        break;
     case OP_GETACL: /* 0 access, 1 default */
-        o->flags = (int)hfs_rng_below(r, 2);
+        o->flags = (int)hfs_rng_below(r, o->kind == OP_SETACL ? 6 : 2);
+        /* mostly the top level, which exists more often (ACLs set there are inherited below) */
+        if (hfs_rng_below(r, 3)) o->a[2] = '\0';
         break;
     case OP_SYMLINK:
         if (hfs_rng_below(r, 3) == 0) {
