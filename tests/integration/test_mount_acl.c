@@ -417,6 +417,37 @@ START_TEST(tar_acls_keeps_acls)
 }
 END_TEST
 
+/* -o noacl: ACLs refused (tools fall back to chmod), the umask applied by the kernel. */
+START_TEST(noacl_refuses)
+{
+    need();
+    if (E.local) return;
+    char m[600], l[600], p[800];
+    dirs("noacl", m, sizeof(m), l, sizeof(l));
+    int k = h_mount_opts(&E.c, "noacl");
+    ck_assert_msg(k >= 0, "mount -o noacl: %s", strerror(-k));
+    char n[700];
+    snprintf(n, sizeof(n), "%s/noacl", E.c.mnt[k]);
+    int rc = h_sh(60, "cd '%s' && echo x > f && setfacl -m u:1002:rw f >/dev/null 2>&1", n);
+    mode_t um = umask(027);
+    snprintf(p, sizeof(p), "%s/plain", n);
+    int fd = open(p, O_CREAT | O_WRONLY, 0666);
+    umask(um);
+    char b[64];
+    errno = 0;
+    ssize_t got = getxattr(n, "system.posix_acl_access", b, sizeof(b));
+    int gerr = errno;
+    ck_assert_int_eq(h_umount(&E.c, k), 0);
+    ck_assert_msg(rc != 0, "setfacl succeeded on a noacl mount");
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    snprintf(p, sizeof(p), "%s/plain", m);
+    ck_assert_int_eq(mode_of(p), 0640);
+    ck_assert_int_eq(got, -1);
+    ck_assert_int_eq(gerr, EOPNOTSUPP);
+}
+END_TEST
+
 /* ---- the wire: the optional umask, malformed ACLs ---------------------------------------------
  */
 
@@ -509,6 +540,7 @@ int main(void)
     tcase_add_test(tc, default_acl_inherited);
     tcase_add_test(tc, chmod_updates_mask);
     tcase_add_test(tc, wire_umask_and_bad_acls);
+    tcase_add_test(tc, noacl_refuses);
     suite_add_tcase(s, tc);
     TCase *tt = tcase_create("tools");
     tcase_set_timeout(tt, 300);
