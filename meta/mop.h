@@ -41,7 +41,9 @@ enum mop_type {
                         * of the group; a no-op on a formatted store */
     MOP_MEMBER_ID,     /* size = a Raft member id given out: never given again */
     MOP_CS_DRAIN,      /* index = chunk server id, flags = 1 drain / 0 undrain */
-    MOP_LAST = MOP_CS_DRAIN
+    MOP_FSCK_FIX,      /* cairn fsck --repair: flags = MOP_FSCK_DANGLING (parent, name, ino)
+                        * or MOP_FSCK_NLINK (ino, size = link count); mstore_fsck.h */
+    MOP_LAST = MOP_FSCK_FIX
 };
 
 /* MOP_CHUNK_LEASE of an existing chunk. The record keeps, besides the new version, the oldest

@@ -201,6 +201,8 @@ int mst_format(struct mstore *s, MDB_txn *t, uint64_t epoch, uint64_t chunk_size
 int mst_apply_format(struct mtx *x);
 int mst_apply_member_id(struct mtx *x);
 int mst_apply_cs_drain(struct mtx *x);
+/* mstore_fsck.c */
+int mst_apply_fsck_fix(struct mtx *x);
 
 /* mstore_rstat.c: recursive directory totals */
 struct mst_rdelta {

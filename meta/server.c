@@ -871,6 +871,7 @@ static int dispatch(struct req *q)
     case MSG_FILEINFO:
     case MSG_HEALTH:
     case MSG_CS_DRAIN:
+    case MSG_FSCK:
         return meta_handle_admin(q->m, q->conn, q->h, &q->r, &q->out);
     case MSG_ATIME:
         return meta_handle_atime(q->m, q->conn, q->h, &q->r);
