@@ -66,14 +66,14 @@ static void dirc_note(struct cm *cm, const struct cairn_attr *a)
     pthread_mutex_unlock(&dirc.mu);
 }
 
-/* Owner for a new node in parent: the caller's uid, and its gid unless parent is setgid;
- * *mode gets S_ISGID added for a new directory under a setgid parent. */
 /* The umask a new node's request carries: the caller's when the kernel left it to us. */
 static int new_umask(struct cm *cm, fuse_req_t req)
 {
     return cm->dont_mask ? (int)(fuse_req_ctx(req)->umask & 0777) : MC_NO_UMASK;
 }
 
+/* Owner for a new node in parent: the caller's uid, and its gid unless parent is setgid;
+ * *mode gets S_ISGID added for a new directory under a setgid parent. */
 static int new_owner(struct cm *cm, fuse_req_t req, uint64_t parent, uint32_t *mode, uint32_t *uid,
                      uint32_t *gid)
 {
