@@ -78,9 +78,13 @@ enum proto_type {
     /* u64 ino, u32 valid (SETATTR_*), u32 mode, u32 uid, u32 gid, u64 size,
      * i64 atime_s, u32 atime_ns, i64 mtime_s, u32 mtime_ns -> attr */
     MSG_SETATTR = 12,
-    /* u64 parent, str name, u32 mode (with type bits), u64 rdev, u32 uid, u32 gid -> attr */
+    /* u64 parent, str name, u32 mode (with type bits), u64 rdev, u32 uid, u32 gid
+     * [, u32 umask] -> attr
+     * With the optional umask the meta service applies it, unless the parent directory has a
+     * default POSIX ACL, which then decides the mode (and is inherited); without it the mode
+     * is taken as given (the same for MKDIR and CREATE). */
     MSG_MKNOD = 13,
-    /* u64 parent, str name, u32 mode, u32 uid, u32 gid -> attr */
+    /* u64 parent, str name, u32 mode, u32 uid, u32 gid [, u32 umask] -> attr */
     MSG_MKDIR = 14,
     /* u64 parent, str name -> (empty) */
     MSG_UNLINK = 15,
@@ -113,7 +117,7 @@ enum proto_type {
     /* u64 ino, str name -> (empty) ; -ENODATA if absent */
     MSG_REMOVEXATTR = 26,
     /* u64 parent, str name, u32 mode, u32 uid, u32 gid, u32 flags (O_EXCL honoured),
-     * u64 session -> attr    (creates a regular file and opens it for the session) */
+     * u64 session [, u32 umask] -> attr  (creates a regular file and opens it for the session) */
     MSG_CREATE = 27,
     /* u64 ino, u32 flags (O_ACCMODE, O_TRUNC), u64 session
      *   -> attr, u32 n, n x chunkinfo (the first chunks of the file, for small files) */
