@@ -177,8 +177,13 @@ static int make_node(struct mtx *x, uint32_t mode, uint64_t rdev)
     const struct mop *op = x->op;
     int rc = new_entry_check(x, op->parent, op->name);
     if (rc) return rc;
+    struct mst_acl_new acl; /* the parent's default ACL, or the umask, decide the mode */
+    rc = mst_acl_new_prepare(x, op->parent, &mode, &acl);
+    if (rc) return rc;
     struct mst_inode r;
     rc = mst_inode_new(x, mode, op->uid, op->gid, rdev, op->parent, &r);
+    if (!rc) rc = mst_acl_new_store(x, op->new_ino, &r, &acl);
+    mst_acl_new_free(&acl);
     if (!rc) rc = mst_dirent_add(x, op->parent, op->name, op->new_ino, mode);
     if (!rc) rc = mst_dir_touch(x, op->parent, S_ISDIR(mode) ? 1 : 0);
     if (!rc && x->res) mst_inode_attr(op->new_ino, &r, &x->res->attr);

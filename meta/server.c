@@ -600,6 +600,13 @@ static int do_setattr(struct req *q)
     return finish_attr_op(q, &op, 0);
 }
 
+/* The optional trailing umask of MKNOD, MKDIR and CREATE (proto.h): the meta store applies
+ * it unless the parent has a default ACL (MOP_UMASK_SET). */
+static void get_umask(struct req *q, struct mop *op)
+{
+    if (!q->r.err && q->r.left >= 4) op->valid = MOP_UMASK_SET | (rcur_u32(&q->r) & 0777u);
+}
+
 static int do_mknod(struct req *q)
 {
     struct mop op = {.type = MOP_MKNOD};
@@ -609,6 +616,7 @@ static int do_mknod(struct req *q)
     op.rdev = rcur_u64(&q->r);
     op.uid = rcur_u32(&q->r);
     op.gid = rcur_u32(&q->r);
+    get_umask(q, &op);
     return finish_attr_op(q, &op, nrc);
 }
 
@@ -620,6 +628,7 @@ static int do_mkdir(struct req *q)
     op.mode = rcur_u32(&q->r);
     op.uid = rcur_u32(&q->r);
     op.gid = rcur_u32(&q->r);
+    get_umask(q, &op);
     return finish_attr_op(q, &op, nrc);
 }
 
@@ -659,6 +668,7 @@ static int do_create(struct req *q)
     op.gid = rcur_u32(&q->r);
     op.flags = rcur_u32(&q->r);
     op.session = rcur_u64(&q->r);
+    get_umask(q, &op);
     return finish_attr_op(q, &op, nrc);
 }
 
@@ -861,6 +871,7 @@ static int dispatch(struct req *q)
     case MSG_FILEINFO:
     case MSG_HEALTH:
     case MSG_CS_DRAIN:
+    case MSG_FSCK:
         return meta_handle_admin(q->m, q->conn, q->h, &q->r, &q->out);
     case MSG_ATIME:
         return meta_handle_atime(q->m, q->conn, q->h, &q->r);
