@@ -1,7 +1,9 @@
 /* proto.c - encoders and decoders of the structures several messages share (see proto.h). */
 #include "proto.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 void proto_put_attr(struct wbuf *b, const struct cairn_attr *a)
@@ -134,4 +136,17 @@ int proto_numbered(uint16_t type)
         return 1;
     }
     return 0;
+}
+
+void proto_type_lname(uint16_t type, char *out, size_t len)
+{
+    const char *n = proto_type_name(type);
+    if (!strcmp(n, "?")) {
+        snprintf(out, len, "type_%u", type);
+        return;
+    }
+    size_t k = 0;
+    for (; *n && k + 1 < len; n++)
+        out[k++] = (char)tolower((unsigned char)*n);
+    out[k] = '\0';
 }

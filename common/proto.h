@@ -459,5 +459,7 @@ void proto_put_chunk_info(struct wbuf *b, const struct chunk_info *ci);
 void proto_get_chunk_info(struct rcur *c, struct chunk_info *ci);
 /* Name of a message type for logs ("LOOKUP"), or "?". */
 const char *proto_type_name(uint16_t type);
+/* The name in lower case for metrics ("lookup", "chunk_lease"); "type_N" without a name. */
+void proto_type_lname(uint16_t type, char *out, size_t len);
 
 #endif
