@@ -4,7 +4,6 @@
  * memory cache's size under its own lock, so the HTTP thread never waits for a FUSE request. */
 #include "cmetrics.h"
 
-#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -25,18 +24,6 @@ static void counter_of(struct wbuf *b, const char *name, const char *help, enum 
     prom_counter(b, name, help, st_get(id));
 }
 
-static void op_name(uint16_t type, char *out, size_t len)
-{
-    const char *n = proto_type_name(type);
-    if (!strcmp(n, "?")) {
-        snprintf(out, len, "type_%u", type);
-        return;
-    }
-    size_t k = 0;
-    for (; *n && k + 1 < len; n++)
-        out[k++] = (char)tolower((unsigned char)*n);
-    out[k] = '\0';
-}
 
 static void write_fuse(struct wbuf *b)
 {
@@ -79,7 +66,7 @@ static void write_meta(struct wbuf *b)
         if (!n) continue;
         struct prom_labels l;
         prom_labels_init(&l);
-        op_name(t, op, sizeof(op));
+        proto_type_lname(t, op, sizeof(op));
         prom_label(&l, "op", op);
         prom_sample_u64(b, "cairn_mount_meta_calls_total", &l, n);
     }
@@ -90,7 +77,7 @@ static void write_meta(struct wbuf *b)
         if (!h || !prom_hist_any(h)) continue;
         struct prom_labels l;
         prom_labels_init(&l);
-        op_name(t, op, sizeof(op));
+        proto_type_lname(t, op, sizeof(op));
         prom_label(&l, "op", op);
         prom_hist_write(b, "cairn_mount_meta_call_duration_seconds", &l, h);
     }

@@ -1,7 +1,9 @@
 /* proto.c - encoders and decoders of the structures several messages share (see proto.h). */
 #include "proto.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 void proto_put_attr(struct wbuf *b, const struct cairn_attr *a)
@@ -107,7 +109,7 @@ const char *proto_type_name(uint16_t type)
                 N(CS_CHUNK_EVENT) N(CHK_READ) N(CHK_WRITE) N(CHK_TRUNCATE) N(CHK_DELETE)
                     N(CHK_FSYNC) N(CHK_INFO) N(CHK_SETVER) N(SET_COPIES) N(FILEINFO) N(HEALTH)
                         N(CS_DRAIN) N(CS_REPLICATED) N(META_STATUS) N(META_ADD) N(META_REMOVE)
-                            N(META_WHOAMI) N(CHK_STATS) N(CHK_SEEK) N(CHK_FALLOC)
+                            N(META_WHOAMI) N(CHK_STATS) N(CHK_SEEK) N(FSCK) N(CHK_FALLOC)
 #undef N
     }
     return "?";
@@ -135,4 +137,17 @@ int proto_numbered(uint16_t type)
         return 1;
     }
     return 0;
+}
+
+void proto_type_lname(uint16_t type, char *out, size_t len)
+{
+    const char *n = proto_type_name(type);
+    if (!strcmp(n, "?")) {
+        snprintf(out, len, "type_%u", type);
+        return;
+    }
+    size_t k = 0;
+    for (; *n && k + 1 < len; n++)
+        out[k++] = (char)tolower((unsigned char)*n);
+    out[k] = '\0';
 }

@@ -9,7 +9,6 @@
  * included (meta_http.c starts the server on the daemon's base), so reading the registry,
  * the repair state and Raft needs no lock. Chunk health and the registry are the leader's
  * knowledge: a follower shows what it knows (no servers report to it). */
-#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -90,19 +89,6 @@ static void on_reply(void *arg, uint16_t type, int status)
     if (status < 0) count_error(type, -status);
 }
 
-/* "lookup", "chunk_lease"...; "type_N" for a type without a name. */
-static void op_name(uint16_t type, char *out, size_t len)
-{
-    const char *n = proto_type_name(type);
-    if (!strcmp(n, "?")) {
-        snprintf(out, len, "type_%u", type);
-        return;
-    }
-    size_t k = 0;
-    for (; *n && k + 1 < len; n++)
-        out[k++] = (char)tolower((unsigned char)*n);
-    out[k] = '\0';
-}
 
 static void err_name(int err, char *out, size_t len)
 {
@@ -121,7 +107,7 @@ static void write_requests(struct wbuf *b)
                 "Requests handled, by operation (message type).");
     for (uint16_t t = 0; t < MM_TYPES; t++) {
         if (!mm.req[t]) continue;
-        op_name(t, op, sizeof(op));
+        proto_type_lname(t, op, sizeof(op));
         prom_labels_init(&l);
         prom_label(&l, "op", op);
         prom_sample_u64(b, "cairn_meta_requests_total", &l, mm.req[t]);
@@ -131,7 +117,7 @@ static void write_requests(struct wbuf *b)
                 "reply also waits for its group commit, not counted here).");
     for (uint16_t t = 0; t < MM_TYPES; t++) {
         if (!prom_hist_any(&mm.lat[t])) continue;
-        op_name(t, op, sizeof(op));
+        proto_type_lname(t, op, sizeof(op));
         prom_labels_init(&l);
         prom_label(&l, "op", op);
         prom_hist_write(b, "cairn_meta_request_duration_seconds", &l, &mm.lat[t]);
@@ -141,7 +127,7 @@ static void write_requests(struct wbuf *b)
                 "errno name.");
     for (int i = 0; i < mm.nerrs; i++) {
         char en[32];
-        op_name(mm.errs[i].type, op, sizeof(op));
+        proto_type_lname(mm.errs[i].type, op, sizeof(op));
         err_name(mm.errs[i].err, en, sizeof(en));
         prom_labels_init(&l);
         prom_label(&l, "op", op);
