@@ -8,11 +8,13 @@
 #define FUSE_USE_VERSION 312
 
 #include <errno.h>
+#include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <time.h>
@@ -21,6 +23,7 @@
 #include "client.h"
 #include "cstats.h"
 #include "dcache.h"
+#include "lockset.h"
 #include "log.h"
 #include "net.h"
 #include "wire.h"
@@ -260,6 +263,8 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
     unsigned want = FUSE_CAP_ASYNC_READ | FUSE_CAP_PARALLEL_DIROPS | FUSE_CAP_EXPORT_SUPPORT |
                     FUSE_CAP_AUTO_INVAL_DATA | FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO;
     conn->want |= want & conn->capable;
+    /* locks across clients: every flock and fcntl lock goes to the meta leader (locks.c) */
+    conn->want |= (unsigned)(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS) & conn->capable;
     conn->max_write = CAIRN_IO_MAX;
     conn->max_read = CAIRN_IO_MAX;
     conn->max_readahead = CAIRN_IO_MAX;
@@ -529,10 +534,10 @@ static int open_handle(struct cm *cm, const struct cairn_attr *a, struct fuse_fi
         at_note(cm->atime, a->ino);
     }
     /* a read-only handle has nothing to write out at close: the kernel skips FLUSH
-     * (FOPEN_NOFLUSH, Linux 5.16), one request less per file a data loader reads. (Should
-     * POSIX locks come, their release at close rides on FLUSH: handles with locks must
-     * keep it.) */
-    fi->noflush = !h->writable;
+     * (FOPEN_NOFLUSH, Linux 5.16), one request less per file a data loader reads. POSIX
+     * locks are released at close by FLUSH, so a file with locks here keeps it; a lock taken
+     * through a handle opened before goes at its RELEASE instead (lk_release) */
+    fi->noflush = !h->writable && !lk_ino_locked(cm->locks, a->ino);
     fi->fh = (uintptr_t)h;
     return 0;
 }
@@ -670,6 +675,7 @@ static void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     (void)ino;
     struct fh *h = FH(fi);
     int rc = h ? wp_flush(CM(req), h->s, 0) : 0;
+    lk_flush(CM(req)->locks, (uint64_t)ino, fi->lock_owner); /* POSIX: a close releases */
     fuse_reply_err(req, -rc);
 }
 
@@ -682,6 +688,9 @@ static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
     struct fh *h = FH(fi);
     st_add(ST_FUSE_RELEASES, 1);
     int read_only = h && !h->writable;
+    /* OFD and flock locks of this open file go with it */
+    lk_release(cm->locks, (uint64_t)ino, (uint64_t)(uintptr_t)h,
+               fi->flock_release ? fi->lock_owner : 0);
     if (h) {
         struct inode_st *s = h->s;
         /* the end of the last write session of this mount makes the data durable on the
@@ -1132,6 +1141,83 @@ static void fs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
         fuse_reply_lseek(req, (off_t)res);
 }
 
+/* ---- locks across clients (locks.c) ------------------------------------------------------- */
+
+static int req_interrupted(void *arg)
+{
+    return fuse_req_interrupted((fuse_req_t)arg);
+}
+
+/* A struct flock from FUSE (l_len 0: to the end of the file) as a POSIX lock of fi's owner. */
+static int posix_want(fuse_ino_t ino, struct fuse_file_info *fi, const struct flock *fl,
+                      struct ls_lock *l)
+{
+    memset(l, 0, sizeof(*l));
+    l->ino = (uint64_t)ino;
+    l->owner = fi->lock_owner;
+    l->kind = LS_POSIX;
+    l->type = fl->l_type == F_RDLCK ? LS_RD : fl->l_type == F_WRLCK ? LS_WR : LS_UN;
+    if (fl->l_type != F_RDLCK && fl->l_type != F_WRLCK && fl->l_type != F_UNLCK) return -EINVAL;
+    if (fl->l_start < 0 || fl->l_len < 0) return -EINVAL;
+    l->start = (uint64_t)fl->l_start;
+    l->end = fl->l_len == 0 ? LS_EOF : (uint64_t)fl->l_start + (uint64_t)fl->l_len - 1;
+    l->pid = fl->l_pid > 0 ? (uint32_t)fl->l_pid : 0;
+    l->tag = (uint64_t)fi->fh;
+    return 0;
+}
+
+static void fs_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct flock *lock)
+{
+    struct ls_lock want, held;
+    int rc = posix_want(ino, fi, lock, &want);
+    if (!rc) rc = lk_test(CM(req)->locks, &want, &held);
+    if (rc < 0) {
+        fuse_reply_err(req, -rc);
+        return;
+    }
+    if (rc == 1) {
+        lock->l_type = held.type == LS_WR ? F_WRLCK : F_RDLCK;
+        lock->l_whence = SEEK_SET;
+        lock->l_start = (off_t)held.start;
+        lock->l_len = held.end >= (uint64_t)INT64_MAX ? 0 : (off_t)(held.end - held.start + 1);
+        lock->l_pid = (pid_t)held.pid; /* 0: held through another mount */
+    } else {
+        lock->l_type = F_UNLCK;
+    }
+    fuse_reply_lock(req, lock);
+}
+
+static void fs_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct flock *lock,
+                     int sleep)
+{
+    struct ls_lock want;
+    int rc = posix_want(ino, fi, lock, &want);
+    if (!rc) rc = lk_set(CM(req)->locks, &want, sleep && want.type != LS_UN, req_interrupted, req);
+    fuse_reply_err(req, -rc);
+}
+
+static void fs_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int op)
+{
+    struct ls_lock want = {.ino = (uint64_t)ino,
+                           .owner = fi->lock_owner,
+                           .kind = LS_FLOCK,
+                           .end = LS_EOF,
+                           .tag = (uint64_t)fi->fh};
+    int how = op & ~LOCK_NB, rc = 0;
+    if (how == LOCK_SH)
+        want.type = LS_RD;
+    else if (how == LOCK_EX)
+        want.type = LS_WR;
+    else if (how == LOCK_UN)
+        want.type = LS_UN;
+    else
+        rc = -EINVAL;
+    if (!rc)
+        rc = lk_set(CM(req)->locks, &want, !(op & LOCK_NB) && want.type != LS_UN, req_interrupted,
+                    req);
+    fuse_reply_err(req, rc == -EAGAIN ? EWOULDBLOCK : -rc);
+}
+
 const struct fuse_lowlevel_ops fs_ops = {
     .init = fs_init,
     .lookup = fs_lookup,
@@ -1167,4 +1253,7 @@ const struct fuse_lowlevel_ops fs_ops = {
     .access = fs_access,
     .fallocate = fs_fallocate,
     .lseek = fs_lseek,
+    .getlk = fs_getlk,
+    .setlk = fs_setlk,
+    .flock = fs_flock,
 };
