@@ -688,9 +688,7 @@ static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
     struct fh *h = FH(fi);
     st_add(ST_FUSE_RELEASES, 1);
     int read_only = h && !h->writable;
-    /* OFD and flock locks of this open file go with it */
-    lk_release(cm->locks, (uint64_t)ino, (uint64_t)(uintptr_t)h,
-               fi->flock_release ? fi->lock_owner : 0);
+    uint64_t tag = (uint64_t)(uintptr_t)h;
     if (h) {
         struct inode_st *s = h->s;
         /* the end of the last write session of this mount makes the data durable on the
@@ -713,6 +711,8 @@ static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
         ist_put(cm->inodes, s);
         free(h);
     }
+    /* OFD and flock locks of this open file go with it (after its data is written out) */
+    lk_release(cm->locks, (uint64_t)ino, tag, fi->flock_release ? fi->lock_owner : 0);
     fuse_reply_err(req, 0); /* req is gone after this */
     release_meta(cm, ino, read_only);
 }
@@ -1148,6 +1148,59 @@ static int req_interrupted(void *arg)
     return fuse_req_interrupted((fuse_req_t)arg);
 }
 
+/* Locks order what other mounts see, as NFS does: what this mount wrote under a lock is on
+ * the chunk servers and committed before the lock goes (lock_release_prep), and a lock
+ * granted here drops what this mount and its kernel cached of the file (pages, attributes,
+ * chunk locations), so reads under the lock see what the last holder wrote
+ * (lock_granted). */
+static int lock_release_prep(struct cm *cm, uint64_t ino)
+{
+    struct inode_st *s = ist_find(cm->inodes, ino);
+    if (!s) return 0;
+    int rc = wp_flush(cm, s, 0);
+    ist_put(cm->inodes, s);
+    return rc;
+}
+
+static void lock_granted(struct cm *cm, uint64_t ino)
+{
+    struct inode_st *s = ist_find(cm->inodes, ino);
+    if (s) {
+        struct cairn_attr a;
+        int have = mc_getattr(&cm->meta, ino, &a) == 0;
+        pthread_mutex_lock(&s->mu);
+        rc_drop_ino(cm->cache, ino);
+        size_t j = 0; /* forget cached locations, except those of chunks leased here */
+        for (size_t i = 0; i < s->nchunks; i++)
+            if (ist_lease_find(s, s->chunks[i].index)) s->chunks[j++] = s->chunks[i];
+        s->nchunks = j;
+        s->have_open_attr = 0; /* no disk cache for it until the next open */
+        if (have) {
+            s->size_meta = a.size;
+            if (s->dlen == 0 && s->wq_n == 0 && !s->need_commit) s->size_local = a.size;
+        }
+        pthread_mutex_unlock(&s->mu);
+        ist_put(cm->inodes, s);
+    }
+    if (cm->se) fuse_lowlevel_notify_inval_inode(cm->se, (fuse_ino_t)ino, 0, 0);
+}
+
+/* Set or release want (fs_setlk, fs_flock) with the ordering above. */
+static int lock_apply(fuse_req_t req, struct ls_lock *want, int wait)
+{
+    struct cm *cm = CM(req);
+    if (want->type == LS_UN) {
+        int rc = lock_release_prep(cm, want->ino);
+        if (rc)
+            LOG_WARN("fuse", "inode %" PRIu64 ": writing out before an unlock: %s", want->ino,
+                     strerror(-rc));
+        return lk_set(cm->locks, want, 0, NULL, NULL);
+    }
+    int rc = lk_set(cm->locks, want, wait, req_interrupted, req);
+    if (!rc) lock_granted(cm, want->ino);
+    return rc;
+}
+
 /* A struct flock from FUSE (l_len 0: to the end of the file) as a POSIX lock of fi's owner. */
 static int posix_want(fuse_ino_t ino, struct fuse_file_info *fi, const struct flock *fl,
                       struct ls_lock *l)
@@ -1192,7 +1245,7 @@ static void fs_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, 
 {
     struct ls_lock want;
     int rc = posix_want(ino, fi, lock, &want);
-    if (!rc) rc = lk_set(CM(req)->locks, &want, sleep && want.type != LS_UN, req_interrupted, req);
+    if (!rc) rc = lock_apply(req, &want, sleep);
     fuse_reply_err(req, -rc);
 }
 
@@ -1212,9 +1265,7 @@ static void fs_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, 
         want.type = LS_UN;
     else
         rc = -EINVAL;
-    if (!rc)
-        rc = lk_set(CM(req)->locks, &want, !(op & LOCK_NB) && want.type != LS_UN, req_interrupted,
-                    req);
+    if (!rc) rc = lock_apply(req, &want, !(op & LOCK_NB));
     fuse_reply_err(req, rc == -EAGAIN ? EWOULDBLOCK : -rc);
 }
 

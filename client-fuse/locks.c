@@ -187,8 +187,7 @@ static void *poll_main(void *arg)
         uint64_t now = 0;
         if (ask_epoch(t, &now) == 0 && now != mine) {
             pthread_rwlock_wrlock(&t->rw);
-            LOG_INFO("locks", "a new meta leader (lock epoch %" PRIx64 "): reclaiming locks",
-                     now);
+            LOG_INFO("locks", "a new meta leader (lock epoch %" PRIx64 "): reclaiming locks", now);
             reclaim_all(t, now);
             pthread_rwlock_unlock(&t->rw);
         }

@@ -163,8 +163,7 @@ int ls_set(struct lockset *s, const struct ls_lock *want)
     return 0;
 }
 
-int ls_drop_owner(struct lockset *s, uint64_t ino, uint64_t session, uint64_t owner,
-                  unsigned kinds)
+int ls_drop_owner(struct lockset *s, uint64_t ino, uint64_t session, uint64_t owner, unsigned kinds)
 {
     struct ls_ino *x = find_ino(s, ino);
     if (!x) return 0;

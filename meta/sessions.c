@@ -1,7 +1,7 @@
 /* sessions.c - expiry of client sessions: a session not seen (keepalive or open) for
  * session_timeout seconds is closed, which releases its open files and purges the orphans
- * (unlinked while open) it was the last to hold, and its locks (locks.c). A restart of the meta service gives every
- * recorded session a fresh grace period, counted from the start. */
+ * (unlinked while open) it was the last to hold, and its locks (locks.c). A restart of the meta
+ * service gives every recorded session a fresh grace period, counted from the start. */
 #include <inttypes.h>
 #include <stdlib.h>
 #include <time.h>
