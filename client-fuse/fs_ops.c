@@ -1166,10 +1166,23 @@ static void lock_granted(struct cm *cm, uint64_t ino)
 {
     struct inode_st *s = ist_find(cm->inodes, ino);
     if (s) {
+        /* this mount's write leases may be older than another mount's writes since: written
+         * out and made durable, they are dropped (the next write here takes a new one), so
+         * reads go to the current version */
+        int rc = wp_flush(cm, s, 1);
+        if (rc)
+            LOG_WARN("fuse", "inode %" PRIu64 ": writing out at a lock: %s", ino, strerror(-rc));
         struct cairn_attr a;
         int have = mc_getattr(&cm->meta, ino, &a) == 0;
         pthread_mutex_lock(&s->mu);
         rc_drop_ino(cm->cache, ino);
+        if (s->dlen == 0 && s->wq_n == 0) {
+            size_t k = 0;
+            for (size_t i = 0; i < s->nleases; i++)
+                if (s->leases[i].unsynced || s->leases[i].alloc_dirty)
+                    s->leases[k++] = s->leases[i];
+            s->nleases = k;
+        }
         size_t j = 0; /* forget cached locations, except those of chunks leased here */
         for (size_t i = 0; i < s->nchunks; i++)
             if (ist_lease_find(s, s->chunks[i].index)) s->chunks[j++] = s->chunks[i];

@@ -411,7 +411,8 @@ static const char WRITER_PY[] =
     "    con = sqlite3.connect(db, timeout=60, isolation_level=None)\n"
     "    if mode == 'wal':\n"
     "        con.execute('PRAGMA locking_mode=EXCLUSIVE')\n"
-    "        con.execute('PRAGMA journal_mode=WAL')\n"
+    "        jm = con.execute('PRAGMA journal_mode=WAL').fetchone()[0]\n"
+    "        assert jm == 'wal', jm\n"
     "    return con\n"
     "con = connect()\n"
     "while time.time() < end:\n"
@@ -455,7 +456,13 @@ static const char CHECK_PY[] =
     "missing = logged - ids\n"
     "print('integrity', ic, 'rows', len(ids), 'counter', cnt, 'logged', per, 'missing',\n"
     "      len(missing), sorted(missing)[:5])\n"
-    "ok = ic == [('ok',)] and not missing and cnt == len(ids) and min(per) >= 20\n"
+    "import os\n"
+    "shm = os.path.exists(db + '-shm')\n"
+    "if mode == 'wal':\n"
+    "    jm = con.execute('PRAGMA journal_mode').fetchone()[0]\n"
+    "    print('journal_mode', jm, 'shm file', shm)\n"
+    "    if jm != 'wal' or shm: sys.exit(1)\n"
+    "ok = ic == [('ok',)] and not missing and cnt == len(ids) and min(per) >= 5\n"
     "sys.exit(0 if ok else 1)\n";
 
 static void write_text(const char *path, const char *text)
@@ -484,13 +491,13 @@ static void sqlite_round(struct hraft_group *g, const char *mode, int secs)
                "[ $a = 0 ] && [ $b = 0 ]",
                d, g->c.mnt[0], mode, d, mode, secs, mode, d, mode, d, g->c.mnt[1], mode, d, mode,
                secs, mode, d, mode, d, mode, d, mode);
-    printf("sqlite %s writers:\n%s", mode, out);
+    printf("sqlite %s writers:\n%s\n", mode, out);
     ck_assert_msg(rc == 0, "%s: a writer failed:\n%s", mode, out);
     rc = h_run(120, out, sizeof(out),
                "python3 '%s/check.py' '%s/sq/%s.db' %s '%s/%s-0.log' "
                "'%s/%s-1.log'",
                d, g->c.mnt[1], mode, mode, d, mode, d, mode);
-    printf("sqlite %s check: %s", mode, out);
+    printf("sqlite %s check: %s\n", mode, out);
     ck_assert_msg(rc == 0, "%s: check failed: %s", mode, out);
 }
 
