@@ -432,6 +432,7 @@ static const char WRITER_PY[] =
     "        try: con.execute('ROLLBACK')\n"
     "        except sqlite3.OperationalError: pass\n"
     "        continue\n"
+    "    time.sleep(0.005)  # a moment for the other writer's retry\n"
     "    logf.write('%d\\n' % rid)\n"
     "    logf.flush()\n"
     "    n += 1\n"
