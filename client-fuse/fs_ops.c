@@ -559,6 +559,10 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         st_add(ST_OPENS_TOLD_AFTER, 1);
     } else
         rc = mc_open_file(&cm->meta, ino, flags, &a, ci, CM_LOCATE_BATCH, &n);
+    /* the inode is gone: the kernel's name for it is stale (another mount removed or replaced
+     * it within entry_timeout). ESTALE has the kernel look the name up again and retry the
+     * open (as NFS does), so an O_CREAT open creates instead of failing (sqlite's journal) */
+    if (rc == -ENOENT) rc = -ESTALE;
     if (!rc) ist_xa_note_attr(cm->inodes, &a, xa_ttl_ms(cm), tk); /* for killpriv on write */
     if (!rc && !S_ISREG(a.mode)) rc = S_ISDIR(a.mode) ? -EISDIR : 0;
     if (!rc) rc = open_handle(cm, &a, fi, ci, n, 0);
