@@ -51,6 +51,7 @@ struct cm_cfg {
     int dir_prefetch; /* prefetch the next files of a directory read in listing order */
     int read_pieces;  /* pieces a large read is split into (rp_piece_size) */
     int atime_mode;   /* AT_MODE_* */
+    int no_acl;       /* -o noacl: POSIX ACLs refused (not asked of the kernel) */
 };
 
 /* ---- meta_client.c, meta_route.c, meta_seq.c: the meta session (prefix mc_) ---------------
@@ -185,10 +186,14 @@ struct mc_setattr {
     uint32_t atime_ns, mtime_ns;
 };
 int mc_setattr(struct mc *m, uint64_t ino, const struct mc_setattr *s, struct cairn_attr *a);
+/* umask for MKNOD, MKDIR and CREATE: the caller's umask when the meta service is to apply it
+ * (the kernel left it to us for POSIX ACLs: the parent's default ACL may decide instead), or
+ * MC_NO_UMASK when mode is final. */
+#define MC_NO_UMASK (-1)
 int mc_mknod(struct mc *m, uint64_t parent, const char *name, uint32_t mode, uint64_t rdev,
-             uint32_t uid, uint32_t gid, struct cairn_attr *a);
+             uint32_t uid, uint32_t gid, int umask, struct cairn_attr *a);
 int mc_mkdir(struct mc *m, uint64_t parent, const char *name, uint32_t mode, uint32_t uid,
-             uint32_t gid, struct cairn_attr *a);
+             uint32_t gid, int umask, struct cairn_attr *a);
 int mc_unlink(struct mc *m, uint64_t parent, const char *name);
 int mc_rmdir(struct mc *m, uint64_t parent, const char *name);
 int mc_rename(struct mc *m, uint64_t parent, const char *name, uint64_t newparent,
@@ -214,7 +219,7 @@ int mc_getxattr(struct mc *m, uint64_t ino, const char *name, struct rpc_reply *
 int mc_listxattr(struct mc *m, uint64_t ino, struct rpc_reply *rep);
 int mc_removexattr(struct mc *m, uint64_t ino, const char *name);
 int mc_create(struct mc *m, uint64_t parent, const char *name, uint32_t mode, uint32_t uid,
-              uint32_t gid, uint32_t flags, struct cairn_attr *a);
+              uint32_t gid, uint32_t flags, int umask, struct cairn_attr *a);
 /* OPEN: attr plus up to max chunk infos (*n gets how many). */
 int mc_open_file(struct mc *m, uint64_t ino, uint32_t flags, struct cairn_attr *a,
                  struct chunk_info *ci, uint32_t max, uint32_t *n);
@@ -501,6 +506,8 @@ struct cm {
     struct at_queue *atime;  /* reads noted for access times (atime.c) */
     struct lk_table *locks;  /* the locks this mount holds (locks.c) */
     struct fuse_session *se; /* for cache invalidations sent to the kernel */
+    int posix_acl;           /* the kernel enforces POSIX ACLs (FUSE_CAP_POSIX_ACL) */
+    int dont_mask;           /* the kernel leaves the umask to us (FUSE_CAP_DONT_MASK) */
 };
 
 /* ---- kview.c: attributes the kernel holds (prefix kv_) -------------------------------------- */

@@ -69,6 +69,12 @@ static void dirc_note(struct cm *cm, const struct cairn_attr *a)
     pthread_mutex_unlock(&dirc.mu);
 }
 
+/* The umask a new node's request carries: the caller's when the kernel left it to us. */
+static int new_umask(struct cm *cm, fuse_req_t req)
+{
+    return cm->dont_mask ? (int)(fuse_req_ctx(req)->umask & 0777) : MC_NO_UMASK;
+}
+
 /* Owner for a new node in parent: the caller's uid, and its gid unless parent is setgid;
  * *mode gets S_ISGID added for a new directory under a setgid parent. */
 static int new_owner(struct cm *cm, fuse_req_t req, uint64_t parent, uint32_t *mode, uint32_t *uid,
@@ -256,13 +262,20 @@ static int fresh_lookup(struct cm *cm, uint64_t ino, struct cairn_attr *a, struc
 
 static void fs_init(void *userdata, struct fuse_conn_info *conn)
 {
-    (void)userdata;
+    struct cm *cm = userdata;
     conn->want &=
         ~(unsigned)(FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_ATOMIC_O_TRUNC | FUSE_CAP_HANDLE_KILLPRIV |
                     FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
     unsigned want = FUSE_CAP_ASYNC_READ | FUSE_CAP_PARALLEL_DIROPS | FUSE_CAP_EXPORT_SUPPORT |
                     FUSE_CAP_AUTO_INVAL_DATA | FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO;
+    /* POSIX ACLs: the kernel checks access against them (default_permissions is on) and
+     * caches them; the meta service keeps them and the mode consistent and applies a
+     * directory's default ACL to new nodes, so the umask is left to it too (DONT_MASK) */
+    if ((conn->capable & FUSE_CAP_POSIX_ACL) && !cm->cfg.no_acl)
+        want |= FUSE_CAP_POSIX_ACL | FUSE_CAP_DONT_MASK;
     conn->want |= want & conn->capable;
+    cm->posix_acl = (conn->want & FUSE_CAP_POSIX_ACL) != 0;
+    cm->dont_mask = cm->posix_acl && (conn->want & FUSE_CAP_DONT_MASK) != 0;
     /* locks across clients: every flock and fcntl lock goes to the meta leader (locks.c) */
     conn->want |= (unsigned)(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS) & conn->capable;
     conn->max_write = CAIRN_IO_MAX;
@@ -406,7 +419,7 @@ static void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
     uint32_t m = mode, uid, gid;
     int rc = check_name(name);
     if (!rc) rc = new_owner(cm, req, parent, &m, &uid, &gid);
-    if (!rc) rc = mc_mknod(&cm->meta, parent, name, m, rdev, uid, gid, &a);
+    if (!rc) rc = mc_mknod(&cm->meta, parent, name, m, rdev, uid, gid, new_umask(cm, req), &a);
     reply_entry(req, rc, &a, tk);
 }
 
@@ -418,7 +431,7 @@ static void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
     uint32_t m = (mode & 07777) | S_IFDIR, uid, gid;
     int rc = check_name(name);
     if (!rc) rc = new_owner(cm, req, parent, &m, &uid, &gid);
-    if (!rc) rc = mc_mkdir(&cm->meta, parent, name, m, uid, gid, &a);
+    if (!rc) rc = mc_mkdir(&cm->meta, parent, name, m, uid, gid, new_umask(cm, req), &a);
     reply_entry(req, rc, &a, tk);
 }
 
@@ -604,7 +617,8 @@ static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
     int rc = check_name(name);
     if (!rc) rc = new_owner(cm, req, parent, &m, &uid, &gid);
     if (!rc)
-        rc = mc_create(&cm->meta, parent, name, m, uid, gid, (uint32_t)(fi->flags & O_EXCL), &a);
+        rc = mc_create(&cm->meta, parent, name, m, uid, gid, (uint32_t)(fi->flags & O_EXCL),
+                       new_umask(cm, req), &a);
     if (!rc) rc = open_handle(cm, &a, fi, NULL, 0, 1);
     if (rc) {
         fuse_reply_err(req, -rc);
@@ -730,11 +744,26 @@ static void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
     fuse_reply_err(req, -rc);
 }
 
+/* An open directory is an open of its inode for meta (a read-only open: counted in the
+ * leader's memory, no record), so that removed or replaced by rename it stays, with nlink 0,
+ * until releasedir. fh 1: meta counts this open. */
 static void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-    (void)ino;
-    fi->fh = 0;
-    fuse_reply_open(req, fi);
+    struct cm *cm = CM(req);
+    struct cairn_attr a;
+    uint32_t n = 0;
+    int rc = mc_open_file(&cm->meta, ino, O_RDONLY, &a, NULL, 0, &n);
+    if (!rc && !S_ISDIR(a.mode)) {
+        release_meta(cm, ino, 0);
+        rc = -ENOTDIR;
+    }
+    if (rc) {
+        fuse_reply_err(req, -rc);
+        return;
+    }
+    dirc_note(cm, &a); /* for setgid inheritance of what is made in it */
+    fi->fh = 1;
+    if (fuse_reply_open(req, fi) == -ENOENT) release_meta(cm, ino, 0); /* interrupted */
 }
 
 /* Append f to a growing page of regular files; on ENOMEM the page just stays shorter (the
@@ -871,9 +900,10 @@ static void fs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 
 static void fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-    (void)ino;
-    (void)fi;
-    fuse_reply_err(req, 0);
+    struct cm *cm = CM(req);
+    int told = fi->fh == 1;
+    fuse_reply_err(req, 0); /* req is gone after this */
+    if (told) release_meta(cm, ino, 0);
 }
 
 static void fs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
@@ -951,11 +981,13 @@ static size_t virtual_xattr(struct cm *cm, const char *name, char *out, size_t c
     return strlen(out);
 }
 
-/* POSIX ACLs are not supported: refusing them (rather than storing them as opaque xattrs,
- * which the kernel would not apply) makes cp -a, tar and rsync fall back to chmod. */
-static int is_posix_acl(const char *name)
+/* POSIX ACLs are kept by the meta service, which validates them and keeps the mode in step.
+ * When the kernel does not enforce them (no FUSE_CAP_POSIX_ACL, or -o noacl) they are refused
+ * rather than stored as opaque xattrs nobody applies: cp -a, tar and rsync then fall back to
+ * chmod. */
+static int acl_refused(struct cm *cm, const char *name)
 {
-    return strncmp(name, "system.posix_acl_", 17) == 0;
+    return !cm->posix_acl && strncmp(name, "system.posix_acl_", 17) == 0;
 }
 
 static void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
@@ -963,7 +995,7 @@ static void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 {
     struct cm *cm = CM(req);
     int rc = 0;
-    if (is_posix_acl(name))
+    if (acl_refused(cm, name))
         rc = -EOPNOTSUPP;
     else if (is_meta_xattr(name))
         rc = -EPERM;
@@ -1006,8 +1038,8 @@ static void reply_xattr_value(fuse_req_t req, int rc, struct rpc_reply *rep, siz
 static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
     struct cm *cm = CM(req);
-    if (strlen(name) > CAIRN_XATTR_NAME_MAX || is_posix_acl(name)) {
-        fuse_reply_err(req, is_posix_acl(name) ? EOPNOTSUPP : ERANGE);
+    if (strlen(name) > CAIRN_XATTR_NAME_MAX || acl_refused(cm, name)) {
+        fuse_reply_err(req, acl_refused(cm, name) ? EOPNOTSUPP : ERANGE);
         return;
     }
     if (is_meta_xattr(name)) {

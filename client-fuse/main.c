@@ -45,6 +45,7 @@ struct mount_opts {
     int max_threads;
     int dir_prefetch;
     int read_pieces;
+    int acl;
     char atime[CONF_STR_MAX];
     char http[CONF_STR_MAX];
     char log_level[CONF_STR_MAX];
@@ -76,6 +77,9 @@ static const struct conf_opt mount_tab[] = {
      "1: prefetch the next files of a directory read in listing order (tar, rsync, cp -r)"},
     {"read_pieces", CONF_INT, "1", O(read_pieces),
      "pieces a read of 256K or more is split into, read from the copies at once (1..8)"},
+    {"acl", CONF_INT, "1", O(acl),
+     "1: POSIX ACLs (getfacl, setfacl; default ACLs inherited), enforced by the kernel; 0: "
+     "refused, as on a file system without them (also -o acl, -o noacl)"},
     {"atime", CONF_STR, "relatime", O(atime),
      "relatime: a read moves the access time when it is not later than the modification or "
      "change time, or a day old; strictatime: every read; noatime: never. Sent lazily, once a "
@@ -154,6 +158,10 @@ static int apply_opts(struct args *a, const char *list)
         if (!*o || ignored_opt(o)) continue;
         if (at_mode_parse(o) >= 0 || !strcmp(o, "atime")) { /* the mount(8) words */
             snprintf(a->mo.atime, sizeof(a->mo.atime), "%s", strcmp(o, "atime") ? o : "relatime");
+            continue;
+        }
+        if (!strcmp(o, "acl") || !strcmp(o, "noacl")) { /* the mount(8) words */
+            a->mo.acl = !strcmp(o, "acl");
             continue;
         }
         if (!strcmp(o, "noallow_other")) {
@@ -306,6 +314,7 @@ static int cfg_from_opts(const struct mount_opts *mo, struct cm_cfg *cfg)
         fprintf(stderr, "cairn-mount: atime=%s: relatime, strictatime or noatime\n", mo->atime);
         return -EINVAL;
     }
+    cfg->no_acl = mo->acl == 0;
     cfg->kernel_readahead = mo->kernel_readahead;
     cfg->cache_size = mo->cache_size;
     cfg->mem_cache_size = mo->mem_cache_size;

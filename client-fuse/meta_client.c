@@ -419,8 +419,14 @@ int mc_setattr(struct mc *m, uint64_t ino, const struct mc_setattr *s, struct ca
     return call_attr(m, MSG_SETATTR, &b, a);
 }
 
+/* The optional trailing umask of MKNOD, MKDIR and CREATE (proto.h). */
+static void put_umask(struct wbuf *b, int umask)
+{
+    if (umask != MC_NO_UMASK) wbuf_put_u32(b, (uint32_t)umask & 0777u);
+}
+
 int mc_mknod(struct mc *m, uint64_t parent, const char *name, uint32_t mode, uint64_t rdev,
-             uint32_t uid, uint32_t gid, struct cairn_attr *a)
+             uint32_t uid, uint32_t gid, int umask, struct cairn_attr *a)
 {
     struct wbuf b;
     wbuf_init(&b);
@@ -430,11 +436,12 @@ int mc_mknod(struct mc *m, uint64_t parent, const char *name, uint32_t mode, uin
     wbuf_put_u64(&b, rdev);
     wbuf_put_u32(&b, uid);
     wbuf_put_u32(&b, gid);
+    put_umask(&b, umask);
     return call_attr(m, MSG_MKNOD, &b, a);
 }
 
 int mc_mkdir(struct mc *m, uint64_t parent, const char *name, uint32_t mode, uint32_t uid,
-             uint32_t gid, struct cairn_attr *a)
+             uint32_t gid, int umask, struct cairn_attr *a)
 {
     struct wbuf b;
     wbuf_init(&b);
@@ -443,6 +450,7 @@ int mc_mkdir(struct mc *m, uint64_t parent, const char *name, uint32_t mode, uin
     wbuf_put_u32(&b, mode);
     wbuf_put_u32(&b, uid);
     wbuf_put_u32(&b, gid);
+    put_umask(&b, umask);
     return call_attr(m, MSG_MKDIR, &b, a);
 }
 
@@ -593,7 +601,7 @@ int mc_removexattr(struct mc *m, uint64_t ino, const char *name)
 }
 
 int mc_create(struct mc *m, uint64_t parent, const char *name, uint32_t mode, uint32_t uid,
-              uint32_t gid, uint32_t flags, struct cairn_attr *a)
+              uint32_t gid, uint32_t flags, int umask, struct cairn_attr *a)
 {
     struct wbuf b;
     wbuf_init(&b);
@@ -604,6 +612,7 @@ int mc_create(struct mc *m, uint64_t parent, const char *name, uint32_t mode, ui
     wbuf_put_u32(&b, gid);
     wbuf_put_u32(&b, flags);
     wbuf_put_u64(&b, mc_session(m));
+    put_umask(&b, umask);
     return call_attr(m, MSG_CREATE, &b, a);
 }
 

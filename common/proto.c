@@ -110,7 +110,7 @@ const char *proto_type_name(uint16_t type)
                 N(CS_BAD_CHUNK) N(CS_CHUNK_EVENT) N(CHK_READ) N(CHK_WRITE) N(CHK_TRUNCATE)
                     N(CHK_DELETE) N(CHK_FSYNC) N(CHK_INFO) N(CHK_SETVER) N(SET_COPIES) N(FILEINFO)
                         N(HEALTH) N(CS_DRAIN) N(CS_REPLICATED) N(META_STATUS) N(META_ADD)
-                            N(META_REMOVE) N(META_WHOAMI) N(CHK_STATS) N(CHK_SEEK)
+                            N(META_REMOVE) N(META_WHOAMI) N(CHK_STATS) N(CHK_SEEK) N(FSCK)
 #undef N
     }
     return "?";

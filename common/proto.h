@@ -81,9 +81,13 @@ enum proto_type {
     /* u64 ino, u32 valid (SETATTR_*), u32 mode, u32 uid, u32 gid, u64 size,
      * i64 atime_s, u32 atime_ns, i64 mtime_s, u32 mtime_ns -> attr */
     MSG_SETATTR = 12,
-    /* u64 parent, str name, u32 mode (with type bits), u64 rdev, u32 uid, u32 gid -> attr */
+    /* u64 parent, str name, u32 mode (with type bits), u64 rdev, u32 uid, u32 gid
+     * [, u32 umask] -> attr
+     * With the optional umask the meta service applies it, unless the parent directory has a
+     * default POSIX ACL, which then decides the mode (and is inherited); without it the mode
+     * is taken as given (the same for MKDIR and CREATE). */
     MSG_MKNOD = 13,
-    /* u64 parent, str name, u32 mode, u32 uid, u32 gid -> attr */
+    /* u64 parent, str name, u32 mode, u32 uid, u32 gid [, u32 umask] -> attr */
     MSG_MKDIR = 14,
     /* u64 parent, str name -> (empty) */
     MSG_UNLINK = 15,
@@ -116,10 +120,12 @@ enum proto_type {
     /* u64 ino, str name -> (empty) ; -ENODATA if absent */
     MSG_REMOVEXATTR = 26,
     /* u64 parent, str name, u32 mode, u32 uid, u32 gid, u32 flags (O_EXCL honoured),
-     * u64 session -> attr    (creates a regular file and opens it for the session) */
+     * u64 session [, u32 umask] -> attr  (creates a regular file and opens it for the session) */
     MSG_CREATE = 27,
     /* u64 ino, u32 flags (O_ACCMODE, O_TRUNC), u64 session
-     *   -> attr, u32 n, n x chunkinfo (the first chunks of the file, for small files) */
+     *   -> attr, u32 n, n x chunkinfo (the first chunks of the file, for small files).
+     * Also a client's opendir (flags O_RDONLY, no chunks): an open directory that is then
+     * removed or replaced stays (nlink 0) until its RELEASE, as an open file does. */
     MSG_OPEN = 28,
     /* u64 ino, u64 session -> (empty) */
     MSG_RELEASE = 29,
@@ -178,6 +184,50 @@ enum proto_type {
     /* u64 server_id, u8 on (1 drain, 0 undrain) -> (empty); -ENOENT unknown server.
      * A draining server gets no new chunks; its copies are made elsewhere, then dropped. */
     MSG_CS_DRAIN = 43,
+    /* The namespace check of `cairn fsck`, leader only, in bounded slices: every request does
+     * at most `max` items of work (inodes, entries or chunks) and says where to go on, so a
+     * long check never holds the meta service's one thread for long. u8 op first:
+     *
+     * FSCK_OP_SCAN: u8 phase (FSCK_PH_*), u64 pos, str name, u32 max (0 or > 4096: 4096),
+     *   u8 flags (FSCK_F_REPAIR)
+     *   -> u8 next_phase (0 = the scan is over), u64 next_pos, str next_name,
+     *      u32 scanned (items this slice visited), u64 total (inodes + entries + chunks
+     *      now: the progress bar's end), u64 unref_seen (copies of unknown chunks the chunk
+     *      servers reported since the leader started),
+     *      u32 ni, ni x { u64 ino, u32 mode, u32 nlink, u8 open },
+     *      u32 ne, ne x { u64 parent, u64 child, u8 child_is_dir },
+     *      u32 np, np x problem
+     *   A scan starts at phase FSCK_PH_INODES, pos 0, name "" and sends back what the reply
+     *   names until next_phase is 0. INODES lists every inode (pos: the last inode number
+     *   done); ENTRIES lists every directory entry whose inode exists and reports the others
+     *   as FSCK_P_DANGLING (pos, name: the last entry done); CHUNKS reports chunks with no
+     *   valid copy on a live server (FSCK_P_MISSING) or fewer valid copies than their file's
+     *   goal (FSCK_P_UNDER; pos: the last chunk id done; -EAGAIN while a new leader still
+     *   learns where chunks are: ask again); UNREF reports copies the chunk servers hold of
+     *   chunks no file references (FSCK_P_UNREF; they are queued for deletion when seen).
+     *   The link counts are the caller's to add up (from the inodes and entries listed),
+     *   then to confirm with FSCK_OP_LINKS.
+     *   With FSCK_F_REPAIR, dangling entries are removed and under-replicated chunks queued
+     *   for repair at once; a problem's `fixed` says it was done.
+     *   problem: u8 kind (FSCK_P_*), u8 fixed, u64 ino, u64 parent, u64 chunk_id,
+     *            u64 index, u32 have, u32 want, str name
+     *     DANGLING: parent, name, ino = the missing inode.
+     *     MISSING, UNDER: ino, index (of the chunk in the file), chunk_id, have = valid
+     *       copies, want = the file's goal.
+     *     UNREF: chunk_id, index = the version, parent = the chunk server's id, fixed = 1
+     *       (its deletion is queued), have = 1 while the deletion still waits to be sent.
+     * FSCK_OP_LINKS: u8 flags (FSCK_F_REPAIR), u32 n (<= 256), n x u64 ino
+     *   -> u32 n, n x { u64 ino, u8 exists, u32 mode, u32 nlink, u32 entries, u32 subdirs,
+     *                  u8 open, u8 fixed, str path }
+     *   Counts, in one consistent read of the whole namespace, the entries pointing at each
+     *   inode and (directories) its subdirectories; path is one path of the inode ("" when no
+     *   entry points at it). A link count is right when nlink = entries (not a directory) or
+     *   2 + subdirs (a directory). With FSCK_F_REPAIR a wrong link count of an inode that
+     *   some entry points at is set right (a record); an inode no entry points at is never
+     *   changed. With FSCK_F_PATHS instead, only exists, mode, nlink, open and path are
+     *   filled (entries and subdirs 0), without the pass over the namespace: paths of the
+     *   files and directories a scan reported. */
+    MSG_FSCK = 48,
     /* --- admin -> any meta replica: the Raft group ---------------------------------- */
     /* (empty) -> u64 self_id, u8 self_state (META_ST_*), u64 leader_id (0 = none known),
      *            str leader_addr, u64 term, u64 commit_index, u64 applied_index,
@@ -319,6 +369,22 @@ enum proto_type {
 };
 
 #define CHK_READ_EXACT 1u
+
+/* MSG_FSCK */
+enum fsck_op { FSCK_OP_SCAN = 1, FSCK_OP_LINKS = 2 };
+enum fsck_phase { FSCK_PH_INODES = 1, FSCK_PH_ENTRIES = 2, FSCK_PH_CHUNKS = 3, FSCK_PH_UNREF = 4 };
+enum fsck_problem {
+    FSCK_P_MISSING = 1,  /* a chunk without a valid copy on a live server */
+    FSCK_P_UNDER = 2,    /* fewer valid copies than the file's goal */
+    FSCK_P_UNREF = 3,    /* a copy of a chunk no file references */
+    FSCK_P_DANGLING = 4, /* a directory entry whose inode does not exist */
+    FSCK_P_NLINK = 5,    /* a link count that does not match the entries (the client's finding) */
+    FSCK_P_ORPHAN = 6    /* an inode no entry points at, not open (the client's finding) */
+};
+#define FSCK_F_REPAIR 1u
+#define FSCK_F_PATHS 2u
+#define FSCK_SLICE_MAX 4096u
+#define FSCK_LINKS_MAX 256u
 #define LOOKUP_CHUNKS 1u
 
 /* Copies per file (the replication goal). */

@@ -213,6 +213,13 @@ int meta_handle_cs(struct meta *m, struct evsrv_conn *conn, const struct wire_hd
  * sent here (payload built in out); returns 0 or -EBADMSG. */
 int meta_handle_admin(struct meta *m, struct evsrv_conn *conn, const struct wire_hdr *h,
                       struct rcur *r, struct wbuf *out);
+/* fsck.c: MSG_FSCK (cairn fsck), called by meta_handle_admin; the same contract, and
+ * EVSRV_DEFER when a repair must wait until a record may be written. */
+int meta_fsck(struct meta *m, struct evsrv_conn *conn, const struct wire_hdr *h, struct rcur *r,
+              struct wbuf *out);
+/* A chunk server holds a copy of a chunk no file references (its deletion was queued):
+ * remembered for fsck's report (the last ones, a few minutes). */
+void fsck_note_unref(uint64_t server_id, uint64_t chunk_id, uint32_t version);
 
 /* meta_http.c: start the HTTP server of cfg.http on the loop's base with every route:
  * /metrics (meta_metrics.c) and the status page (status_page.c). 0 or -errno (logged). */

@@ -15,10 +15,11 @@
 struct mstore;
 
 enum mop_type {
-    MOP_MKNOD = 1,     /* parent, name, mode (any type but dir/symlink), rdev, uid, gid */
-    MOP_MKDIR,         /* parent, name, mode, uid, gid */
+    MOP_MKNOD = 1,     /* parent, name, mode (any type but dir/symlink), rdev, uid, gid,
+                        * valid (MOP_UMASK_SET) */
+    MOP_MKDIR,         /* parent, name, mode, uid, gid, valid (MOP_UMASK_SET) */
     MOP_SYMLINK,       /* parent, name, target, uid, gid */
-    MOP_CREATE,        /* MKNOD of a regular file + OPEN for session; flags & O_EXCL */
+    MOP_CREATE,        /* MKNOD of a regular file + OPEN for session; flags & O_EXCL; valid */
     MOP_LINK,          /* ino, parent, name */
     MOP_UNLINK,        /* parent, name */
     MOP_RMDIR,         /* parent, name */
@@ -40,7 +41,9 @@ enum mop_type {
                         * of the group; a no-op on a formatted store */
     MOP_MEMBER_ID,     /* size = a Raft member id given out: never given again */
     MOP_CS_DRAIN,      /* index = chunk server id, flags = 1 drain / 0 undrain */
-    MOP_LAST = MOP_CS_DRAIN
+    MOP_FSCK_FIX,      /* cairn fsck --repair: flags = MOP_FSCK_DANGLING (parent, name, ino)
+                        * or MOP_FSCK_NLINK (ino, size = link count); mstore_fsck.h */
+    MOP_LAST = MOP_FSCK_FIX
 };
 
 /* MOP_CHUNK_LEASE of an existing chunk. The record keeps, besides the new version, the oldest
@@ -49,6 +52,12 @@ enum mop_type {
  * version: then prev becomes the current version (members still older missed a write);
  * otherwise the lease before wrote nothing anywhere we know of, and prev stays where it was. */
 #define MOP_LEASE_CUR_KNOWN 1u
+
+/* MKNOD, MKDIR, CREATE: valid = MOP_UMASK_SET | the caller's umask (0777 bits) when the
+ * client left the umask to the meta service (its kernel does not apply it, for POSIX ACLs):
+ * applied unless the parent directory has a default ACL, which decides the mode instead.
+ * Without MOP_UMASK_SET (older clients, older records) the mode is taken as given. */
+#define MOP_UMASK_SET 0x80000000u
 
 struct mop {
     uint16_t type;
@@ -67,7 +76,7 @@ struct mop {
     uint64_t size;
     uint64_t rdev;
     uint32_t mode, uid, gid;
-    uint32_t valid; /* SETATTR_* */
+    uint32_t valid; /* SETATTR_*; MKNOD/MKDIR/CREATE: MOP_UMASK_SET | umask */
     uint32_t flags;
     int64_t atime_s, mtime_s;
     uint32_t atime_ns, mtime_ns;

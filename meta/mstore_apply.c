@@ -31,6 +31,7 @@ static const mst_apply_fn mst_ops[] = {
     [MOP_FORMAT] = mst_apply_format,
     [MOP_MEMBER_ID] = mst_apply_member_id,
     [MOP_CS_DRAIN] = mst_apply_cs_drain,
+    [MOP_FSCK_FIX] = mst_apply_fsck_fix,
 };
 
 /* Keep the leader's in-memory counters at or above what the store has handed out, so a

@@ -1,6 +1,13 @@
 /* mstore_dir.c - directory entries: the dirent and dirseq databases, lookup, readdir (a
  * cursor range scan by sequence number, so cookies stay valid across inserts and deletes),
- * readlink, and the namespace operations mknod, mkdir, symlink, link, unlink and rmdir. */
+ * readlink, and the namespace operations mknod, mkdir, symlink, link, unlink and rmdir.
+ *
+ * Readdir positions: an entry's sequence number is given once, when its name appears in the
+ * directory (the directory's next_seq), and kept until the name goes. A rename inside one
+ * directory keeps the moving entry's sequence under its new name, and RENAME_EXCHANGE keeps
+ * both names where they are (only the inodes swap), so a listing in progress never meets an
+ * entry a second time, and a cookie (sequence + 1) resumes at the same place from any open of
+ * the directory, at any later time, on every replica. */
 #include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -50,20 +57,16 @@ int mst_dir_get(struct mtx *x, uint64_t dir, struct mst_inode *r)
     return S_ISDIR(r->mode) ? 0 : -ENOTDIR;
 }
 
-int mst_dirent_add(struct mtx *x, uint64_t parent, const char *name, uint64_t child, uint32_t mode)
+/* Write both records of entry (parent, name) -> child at readdir position seq. */
+static int dirent_put(struct mtx *x, uint64_t parent, const char *name, uint64_t child,
+                      uint32_t mode, uint64_t seq)
 {
-    struct mst_inode d;
-    int rc = mst_dir_get(x, parent, &d);
-    if (rc) return rc;
-    uint64_t seq = d.next_seq++;
-    rc = mst_inode_put(x->txn, x->s, parent, &d);
-    if (rc) return rc;
     uint8_t k[8 + CAIRN_NAME_MAX], v[20];
     size_t kl = dirent_key(k, parent, name);
     le_put64(v, child);
     le_put32(v + 8, mode);
     le_put64(v + 12, seq);
-    rc = mst_put(x->txn, x->s->dirent, k, kl, v, 20);
+    int rc = mst_put(x->txn, x->s->dirent, k, kl, v, 20);
     if (rc) return rc;
     uint8_t sk[16], sv[12 + CAIRN_NAME_MAX];
     size_t n = strlen(name);
@@ -72,8 +75,39 @@ int mst_dirent_add(struct mtx *x, uint64_t parent, const char *name, uint64_t ch
     le_put64(sv, child);
     le_put32(sv + 8, mode);
     memcpy(sv + 12, name, n);
-    rc = mst_put(x->txn, x->s->dirseq, sk, 16, sv, 12 + n);
+    return mst_put(x->txn, x->s->dirseq, sk, 16, sv, 12 + n);
+}
+
+int mst_dirent_add(struct mtx *x, uint64_t parent, const char *name, uint64_t child, uint32_t mode)
+{
+    struct mst_inode d;
+    int rc = mst_dir_get(x, parent, &d);
+    if (rc) return rc;
+    uint64_t seq = d.next_seq++;
+    rc = mst_inode_put(x->txn, x->s, parent, &d);
+    if (!rc) rc = dirent_put(x, parent, name, child, mode, seq);
     return rc ? rc : mst_rstat_entry_add(x, parent, child, mode);
+}
+
+int mst_dirent_rename(struct mtx *x, uint64_t parent, const char *from, const char *to)
+{
+    uint64_t child, seq;
+    uint32_t mode;
+    int rc = dirent_read(x->txn, x->s, parent, from, &child, &mode, &seq);
+    if (rc) return rc;
+    uint8_t k[8 + CAIRN_NAME_MAX];
+    rc = mst_del(x->txn, x->s->dirent, k, dirent_key(k, parent, from));
+    /* the same names of the same inodes in the same directory: the totals do not change */
+    return rc ? rc : dirent_put(x, parent, to, child, mode, seq);
+}
+
+int mst_dirent_set_child(struct mtx *x, uint64_t parent, const char *name, uint64_t child,
+                         uint32_t mode)
+{
+    uint64_t old, seq;
+    uint32_t omode;
+    int rc = dirent_read(x->txn, x->s, parent, name, &old, &omode, &seq);
+    return rc ? rc : dirent_put(x, parent, name, child, mode, seq);
 }
 
 int mst_dirent_del(struct mtx *x, uint64_t parent, const char *name)
@@ -143,8 +177,13 @@ static int make_node(struct mtx *x, uint32_t mode, uint64_t rdev)
     const struct mop *op = x->op;
     int rc = new_entry_check(x, op->parent, op->name);
     if (rc) return rc;
+    struct mst_acl_new acl; /* the parent's default ACL, or the umask, decide the mode */
+    rc = mst_acl_new_prepare(x, op->parent, &mode, &acl);
+    if (rc) return rc;
     struct mst_inode r;
     rc = mst_inode_new(x, mode, op->uid, op->gid, rdev, op->parent, &r);
+    if (!rc) rc = mst_acl_new_store(x, op->new_ino, &r, &acl);
+    mst_acl_new_free(&acl);
     if (!rc) rc = mst_dirent_add(x, op->parent, op->name, op->new_ino, mode);
     if (!rc) rc = mst_dir_touch(x, op->parent, S_ISDIR(mode) ? 1 : 0);
     if (!rc && x->res) mst_inode_attr(op->new_ino, &r, &x->res->attr);

@@ -259,7 +259,11 @@ int mst_apply_setattr(struct mtx *x)
         if (!rc && x->res) mst_inode_attr(op->ino, &r, &x->res->attr);
         return rc;
     }
-    if (v & SETATTR_MODE) r.mode = (r.mode & S_IFMT) | (op->mode & 07777);
+    if (v & SETATTR_MODE) {
+        r.mode = (r.mode & S_IFMT) | (op->mode & 07777);
+        rc = mst_acl_chmod_inode(x, op->ino, r.mode); /* the access ACL follows the mode */
+        if (rc) return rc;
+    }
     if (v & (SETATTR_UID | SETATTR_GID)) {
         if (v & SETATTR_UID) r.uid = op->uid;
         if (v & SETATTR_GID) r.gid = op->gid;

@@ -5,7 +5,8 @@
  * Layout (all integer keys big-endian so LMDB orders them numerically; values little-endian):
  *   inode   ino                  -> inode record (struct mst_inode, version byte first)
  *   dirent  parent, name         -> child ino u64, mode u32, seq u64
- *   dirseq  parent, seq          -> child ino u64, mode u32, name bytes
+ *   dirseq  parent, seq          -> child ino u64, mode u32, name bytes (seq: the readdir
+ *                                   position, fixed while the name stays; mstore_dir.c)
  *   symlink ino                  -> target bytes
  *   xattr   ino, name            -> value bytes
  *   chunk   ino, index           -> chunk id u64, version u32, allocated bytes u64 (older
@@ -132,6 +133,12 @@ int mst_dirent_get(MDB_txn *t, struct mstore *s, uint64_t parent, const char *na
                    uint32_t *mode);
 int mst_dirent_add(struct mtx *x, uint64_t parent, const char *name, uint64_t child, uint32_t mode);
 int mst_dirent_del(struct mtx *x, uint64_t parent, const char *name);
+/* Rename entry from to to (absent) inside parent, keeping its readdir position. */
+int mst_dirent_rename(struct mtx *x, uint64_t parent, const char *from, const char *to);
+/* Point the existing entry (parent, name) at child, keeping its readdir position. The
+ * recursive totals are the caller's (mst_rstat_entry_del/add). */
+int mst_dirent_set_child(struct mtx *x, uint64_t parent, const char *name, uint64_t child,
+                         uint32_t mode);
 int mst_dir_get(struct mtx *x, uint64_t dir, struct mst_inode *r);
 int mst_dir_is_empty(MDB_txn *t, struct mstore *s, uint64_t dir);
 /* Parent: nlink += dnlink, mtime = ctime = now. */
@@ -149,6 +156,34 @@ int mst_apply_rename(struct mtx *x);
 int mst_xattr_drop_all(struct mtx *x, uint64_t ino);
 int mst_apply_setxattr(struct mtx *x);
 int mst_apply_removexattr(struct mtx *x);
+/* The stored value of one xattr (valid until the next write in t): 0 or -ENOENT. */
+int mst_xattr_get_raw(MDB_txn *t, struct mstore *s, uint64_t ino, const char *name, MDB_val *v);
+/* Store / delete one xattr, nothing else (no ctime, no MST_INO_XATTRS): the caller keeps the
+ * inode record right. Delete returns -ENOENT when there was none. */
+int mst_xattr_put_raw(struct mtx *x, uint64_t ino, const char *name, const void *v, size_t len);
+int mst_xattr_del_raw(struct mtx *x, uint64_t ino, const char *name);
+
+/* mstore_acl.c: POSIX ACLs inside records (the encoding and rules: mstore_acl.h) */
+struct mst_acl;
+/* setxattr of an ACL (kind 1 access, 2 default; mst_acl_kind) on r, the inode of op->ino:
+ * validates op->data (-EINVAL), -EACCES for a default ACL on a non-directory, -EOPNOTSUPP on
+ * a symlink; an access ACL sets r's rwx bits and puts r (the caller then sets ctime and the
+ * xattr flag). */
+int mst_acl_set(struct mtx *x, struct mst_inode *r, int kind);
+/* chmod of ino to mode: its access ACL, if any, follows. */
+int mst_acl_chmod_inode(struct mtx *x, uint64_t ino, uint32_t mode);
+/* The ACLs a new node gets from its parent's default ACL (NULL: none). */
+struct mst_acl_new {
+    struct mst_acl *access, *dflt;
+};
+/* Before creating a node of *mode (with type bits) in parent: with a default ACL on parent,
+ * *mode is limited by it and n filled; without, the umask of the record (op->valid, see
+ * MOP_UMASK_SET) is applied. Symlinks get neither. Free n with mst_acl_new_free. */
+int mst_acl_new_prepare(struct mtx *x, uint64_t parent, uint32_t *mode, struct mst_acl_new *n);
+/* After the inode ino (record r, already put) exists: store n's ACLs and mark r (put again). */
+int mst_acl_new_store(struct mtx *x, uint64_t ino, struct mst_inode *r,
+                      const struct mst_acl_new *n);
+void mst_acl_new_free(struct mst_acl_new *n);
 
 /* mstore_chunk.c */
 /* Free every chunk of ino with index >= first (reported through x->freed). */
@@ -173,6 +208,8 @@ int mst_format(struct mstore *s, MDB_txn *t, uint64_t epoch, uint64_t chunk_size
 int mst_apply_format(struct mtx *x);
 int mst_apply_member_id(struct mtx *x);
 int mst_apply_cs_drain(struct mtx *x);
+/* mstore_fsck.c */
+int mst_apply_fsck_fix(struct mtx *x);
 
 /* mstore_rstat.c: recursive directory totals */
 struct mst_rdelta {

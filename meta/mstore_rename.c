@@ -1,6 +1,8 @@
 /* mstore_rename.c - MOP_RENAME: moves, replacing a file or an empty directory,
  * RENAME_NOREPLACE, RENAME_EXCHANGE, and the refusal to move a directory into its own
- * subtree (walking up the parent links kept in directory inode records). */
+ * subtree (walking up the parent links kept in directory inode records). Readdir positions:
+ * a move inside one directory keeps the entry's sequence, an exchange keeps both names in
+ * place; only a move to another directory gives a new position there (mstore_dir.c). */
 #include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -46,10 +48,13 @@ static int rename_exchange(struct mtx *x, uint64_t a, uint32_t amode, uint64_t b
         rc = is_ancestor(x, b, op->parent);
         if (rc) return rc < 0 ? rc : -EINVAL;
     }
-    rc = mst_dirent_del(x, op->parent, op->name);
-    if (!rc) rc = mst_dirent_del(x, op->parent2, op->name2);
-    if (!rc) rc = mst_dirent_add(x, op->parent, op->name, b, bmode);
-    if (!rc) rc = mst_dirent_add(x, op->parent2, op->name2, a, amode);
+    /* both names stay where they are in their directories' listings: only inodes swap */
+    rc = mst_rstat_entry_del(x, op->parent, a, amode);
+    if (!rc) rc = mst_rstat_entry_del(x, op->parent2, b, bmode);
+    if (!rc) rc = mst_dirent_set_child(x, op->parent, op->name, b, bmode);
+    if (!rc) rc = mst_dirent_set_child(x, op->parent2, op->name2, a, amode);
+    if (!rc) rc = mst_rstat_entry_add(x, op->parent, b, bmode);
+    if (!rc) rc = mst_rstat_entry_add(x, op->parent2, a, amode);
     int d = (S_ISDIR(amode) ? 1 : 0) - (S_ISDIR(bmode) ? 1 : 0);
     if (op->parent == op->parent2) d = 0;
     if (!rc) rc = mst_dir_touch(x, op->parent, -d);
@@ -82,8 +87,12 @@ static int rename_move(struct mtx *x, uint64_t a, uint32_t amode, int have_b, ui
         if (rc) return rc;
     }
     int d = S_ISDIR(amode) && op->parent != op->parent2 ? 1 : 0;
-    rc = mst_dirent_del(x, op->parent, op->name);
-    if (!rc) rc = mst_dirent_add(x, op->parent2, op->name2, a, amode);
+    if (op->parent == op->parent2) { /* same directory: the entry keeps its position */
+        rc = mst_dirent_rename(x, op->parent, op->name, op->name2);
+    } else { /* new in the target: a listing of it in progress may or may not show it */
+        rc = mst_dirent_del(x, op->parent, op->name);
+        if (!rc) rc = mst_dirent_add(x, op->parent2, op->name2, a, amode);
+    }
     if (!rc) rc = mst_dir_touch(x, op->parent, -d);
     if (!rc) rc = mst_dir_touch(x, op->parent2, d);
     if (!rc) rc = set_parent(x, a, op->parent2);
@@ -103,6 +112,7 @@ int mst_apply_rename(struct mtx *x)
     rc = mst_dir_get(x, op->parent, &d);
     if (!rc) rc = mst_dir_get(x, op->parent2, &d);
     if (rc) return rc;
+    if (d.nlink == 0) return -ENOENT; /* a removed directory still open takes no new names */
     uint64_t a, b = 0;
     uint32_t amode, bmode = 0;
     rc = mst_dirent_get(x->txn, x->s, op->parent, op->name, &a, &amode);

@@ -130,7 +130,12 @@ int mst_apply_create(struct mtx *x)
     if (d.nlink == 0) return -ENOENT;
     struct mst_inode r;
     uint32_t fmode = S_IFREG | (op->mode & 07777);
+    struct mst_acl_new acl; /* the parent's default ACL, or the umask, decide the mode */
+    rc = mst_acl_new_prepare(x, op->parent, &fmode, &acl);
+    if (rc) return rc;
     rc = mst_inode_new(x, fmode, op->uid, op->gid, 0, op->parent, &r);
+    if (!rc) rc = mst_acl_new_store(x, op->new_ino, &r, &acl);
+    mst_acl_new_free(&acl);
     if (!rc) rc = mst_dirent_add(x, op->parent, op->name, op->new_ino, fmode);
     if (!rc) rc = mst_dir_touch(x, op->parent, 0);
     if (!rc) rc = open_record(x, op->new_ino);

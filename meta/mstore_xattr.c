@@ -1,5 +1,7 @@
 /* mstore_xattr.c - extended attributes: the xattr database ((ino, name) -> value), get, list,
- * set with XATTR_CREATE / XATTR_REPLACE, remove, and dropping all of an inode's; the virtual
+ * set with XATTR_CREATE / XATTR_REPLACE, remove, and dropping all of an inode's. The POSIX ACL
+ * names (system.posix_acl_*) are stored here too, but set through mstore_acl.c, which
+ * validates them and keeps the mode in step. The virtual
  * names CAIRN_DIR_XATTR_PREFIX* (directory totals, mstore_rstat.c) are answered, never
  * stored: setting or removing them is -EPERM. Set and
  * remove keep the inode's MST_INO_XATTRS flag (mstore_int.h) equal to "the db holds a key of
@@ -7,6 +9,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "mstore_acl.h"
 #include "mstore_int.h"
 
 #define MST_XATTR_CREATE 1u
@@ -120,6 +123,30 @@ static int del_one(void *arg, MDB_cursor *c, MDB_val *k)
     return mst_err(mdb_cursor_del(c, 0));
 }
 
+int mst_xattr_get_raw(MDB_txn *t, struct mstore *s, uint64_t ino, const char *name, MDB_val *v)
+{
+    uint8_t k[8 + CAIRN_XATTR_NAME_MAX];
+    size_t kl;
+    int rc = xattr_key(k, ino, name, &kl);
+    return rc ? rc : mst_get(t, s->xattr, k, kl, v);
+}
+
+int mst_xattr_put_raw(struct mtx *x, uint64_t ino, const char *name, const void *v, size_t len)
+{
+    uint8_t k[8 + CAIRN_XATTR_NAME_MAX];
+    size_t kl;
+    int rc = xattr_key(k, ino, name, &kl);
+    return rc ? rc : mst_put(x->txn, x->s->xattr, k, kl, v, len);
+}
+
+int mst_xattr_del_raw(struct mtx *x, uint64_t ino, const char *name)
+{
+    uint8_t k[8 + CAIRN_XATTR_NAME_MAX];
+    size_t kl;
+    int rc = xattr_key(k, ino, name, &kl);
+    return rc ? rc : mst_del(x->txn, x->s->xattr, k, kl);
+}
+
 int mst_xattr_drop_all(struct mtx *x, uint64_t ino)
 {
     /* Deleting at the cursor moves it to the next record; MDB_NEXT after a delete in LMDB
@@ -163,6 +190,13 @@ int mst_apply_setxattr(struct mtx *x)
     if (rc && rc != -ENOENT) return rc;
     if (rc == 0 && (op->flags & MST_XATTR_CREATE)) return -EEXIST;
     if (rc == -ENOENT && (op->flags & MST_XATTR_REPLACE)) return -ENODATA;
+    int acl = mst_acl_kind(op->name);
+    if (acl) {
+        rc = mst_acl_set(x, &r, acl);
+        if (rc) return rc;
+        rc = xattr_any(x->txn, x->s, op->ino);
+        return rc < 0 ? rc : touch_ctime(x, rc);
+    }
     static const uint8_t empty;
     rc = mst_put(x->txn, x->s->xattr, k, kl, op->data_len ? op->data : &empty, op->data_len);
     return rc ? rc : touch_ctime(x, 1);
@@ -179,7 +213,9 @@ int mst_apply_removexattr(struct mtx *x)
     if (rc == -ENOENT) {
         struct mst_inode r;
         rc = mst_inode_get(x->txn, x->s, x->op->ino, &r);
-        return rc ? rc : -ENODATA;
+        if (rc) return rc;
+        /* as on Linux's own file systems, removing an ACL that is not there succeeds */
+        return mst_acl_kind(x->op->name) ? 0 : -ENODATA;
     }
     if (rc) return rc;
     rc = xattr_any(x->txn, x->s, x->op->ino);

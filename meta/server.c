@@ -602,6 +602,13 @@ static int do_setattr(struct req *q)
     return finish_attr_op(q, &op, 0);
 }
 
+/* The optional trailing umask of MKNOD, MKDIR and CREATE (proto.h): the meta store applies
+ * it unless the parent has a default ACL (MOP_UMASK_SET). */
+static void get_umask(struct req *q, struct mop *op)
+{
+    if (!q->r.err && q->r.left >= 4) op->valid = MOP_UMASK_SET | (rcur_u32(&q->r) & 0777u);
+}
+
 static int do_mknod(struct req *q)
 {
     struct mop op = {.type = MOP_MKNOD};
@@ -611,6 +618,7 @@ static int do_mknod(struct req *q)
     op.rdev = rcur_u64(&q->r);
     op.uid = rcur_u32(&q->r);
     op.gid = rcur_u32(&q->r);
+    get_umask(q, &op);
     return finish_attr_op(q, &op, nrc);
 }
 
@@ -622,6 +630,7 @@ static int do_mkdir(struct req *q)
     op.mode = rcur_u32(&q->r);
     op.uid = rcur_u32(&q->r);
     op.gid = rcur_u32(&q->r);
+    get_umask(q, &op);
     return finish_attr_op(q, &op, nrc);
 }
 
@@ -661,6 +670,7 @@ static int do_create(struct req *q)
     op.gid = rcur_u32(&q->r);
     op.flags = rcur_u32(&q->r);
     op.session = rcur_u64(&q->r);
+    get_umask(q, &op);
     return finish_attr_op(q, &op, nrc);
 }
 
@@ -711,7 +721,7 @@ static int do_unlink_rmdir(struct req *q, uint16_t type)
     int nrc;
     if (get_parent_name(q, &op.parent, op.name, &nrc)) return -EBADMSG;
     if (rcur_done(&q->r)) return -EBADMSG;
-    if (!nrc && type == MOP_UNLINK) keep_open_inode(q->m, op.parent, op.name);
+    if (!nrc) keep_open_inode(q->m, op.parent, op.name); /* a file, or an open directory */
     struct mop_result res = {0};
     reply(q, nrc ? nrc : meta_apply(q->m, &op, &res));
     return 0;
@@ -863,6 +873,7 @@ static int dispatch(struct req *q)
     case MSG_FILEINFO:
     case MSG_HEALTH:
     case MSG_CS_DRAIN:
+    case MSG_FSCK:
         return meta_handle_admin(q->m, q->conn, q->h, &q->r, &q->out);
     case MSG_ATIME:
         return meta_handle_atime(q->m, q->conn, q->h, &q->r);
@@ -879,16 +890,16 @@ static int dispatch(struct req *q)
     }
 }
 
-/* Whether a request of this type applies a record (it waits while a batch is in the log). */
-/* Whether an OPEN is read-only on a linked regular file, or a RELEASE of such an open:
- * then it is counted in memory and writes no record. */
+/* Whether an OPEN is read-only on a linked regular file or directory (a client's opendir),
+ * or a RELEASE of such an open: then it is counted in memory and writes no record. */
 static int soft_open_req(struct meta *m, uint16_t type, const uint8_t *p, uint32_t len)
 {
     if (type == MSG_OPEN && len >= 20) {
         uint32_t flags = le_get32(p + 8);
         if ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC)) return 0;
         struct cairn_attr a;
-        return mstore_getattr(m->store, le_get64(p), &a) == 0 && S_ISREG(a.mode) && a.nlink > 0;
+        return mstore_getattr(m->store, le_get64(p), &a) == 0 &&
+               (S_ISREG(a.mode) || S_ISDIR(a.mode)) && a.nlink > 0;
     }
     if (type == MSG_RELEASE && len >= 16) return soft_open_has(le_get64(p + 8), le_get64(p));
     return 0;
@@ -905,7 +916,7 @@ static int opens_data(struct meta *m, const uint8_t *payload, uint32_t len)
 {
     struct cairn_attr a;
     if (len < 8) return 0;
-    return mstore_getattr(m->store, le_get64(payload), &a) == 0 && a.size > 0;
+    return mstore_getattr(m->store, le_get64(payload), &a) == 0 && S_ISREG(a.mode) && a.size > 0;
 }
 
 static int handle_req(struct evsrv_conn *conn, const struct wire_hdr *h, const uint8_t *payload,

@@ -194,6 +194,8 @@ int meta_handle_admin(struct meta *m, struct evsrv_conn *conn, const struct wire
         return health(m, conn, h, r, out);
     case MSG_CS_DRAIN:
         return cs_drain(m, conn, h, r, out);
+    case MSG_FSCK:
+        return meta_fsck(m, conn, h, r, out);
     default:
         return -EBADMSG;
     }

@@ -83,6 +83,7 @@ static int learn_copy(struct meta *m, int slot, uint64_t chunk, uint32_t ver)
     uint32_t cur = 0;
     int rc = mstore_chunk_version(m->store, chunk, &cur);
     if (rc == -ENOENT || (rc == 0 && ver > cur)) {
+        if (rc == -ENOENT) fsck_note_unref(m->reg.srv[slot].id, chunk, ver);
         csr_queue_delete(&m->reg, slot, chunk, ver);
         return 0;
     }

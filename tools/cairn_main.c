@@ -13,9 +13,9 @@ static const struct {
     const char *name;
     int (*run)(const struct cli *c);
 } commands[] = {
-    {"copies", cmd_copies}, {"fileinfo", cmd_fileinfo}, {"health", cmd_health},
-    {"cs", cmd_cs},         {"meta", cmd_meta},         {"warmup", cmd_warmup},
-    {"status", cmd_status}, {"top", cmd_top},           {"du", cmd_du},
+    {"copies", cmd_copies}, {"fileinfo", cmd_fileinfo}, {"health", cmd_health}, {"cs", cmd_cs},
+    {"meta", cmd_meta},     {"warmup", cmd_warmup},     {"status", cmd_status}, {"top", cmd_top},
+    {"du", cmd_du},         {"fsck", cmd_fsck},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -32,9 +32,11 @@ static void usage(FILE *out)
         "       cairn du [-b] PATH...                bytes, files and directories below paths\n"
         "       cairn health [PATH]                  chunk servers, chunk counts, repairs\n"
         "       cairn cs list [PATH]                 the chunk servers: state, space, chunks\n"
-        "       cairn cs drain|undrain ID            move every copy off a chunk server, or stop\n"
+        "       cairn cs drain|undrain ID [--wait]   move every copy off a chunk server, or stop\n"
         "       cairn cs stats ADDR                  a chunk server's counters and timings\n"
         "       cairn warmup PATH...                 read files through the mount into its caches\n"
+        "       cairn fsck [PATH] [--repair]         check the namespace against the chunk "
+        "servers\n"
         "       cairn meta status                    the meta replicas: leader, roles, lag\n"
         "       cairn meta add ADDR                  add a started replica (join=); prints its id\n"
         "       cairn meta remove ID                 take a replica out of the group\n"
@@ -42,11 +44,11 @@ static void usage(FILE *out)
         "                             [--meta-port P] [--copies N] [--zones A,B,...]\n"
         "                             [--mount-opts OPTS] [--meta-opt K=V] [--cs-opt K=V]\n"
         "       cairn local stop DIR\n"
-        "       cairn local status DIR\n"
+        "       cairn local status DIR [--json]\n"
         "       cairn SOURCE MNT [-o OPTS]           mount helper: cairn-mount MNT -o "
         "meta=SOURCE,OPTS\n"
         "       cairn help\n"
-        "options of copies, du, fileinfo, health, cs, meta:\n"
+        "options of copies, du, fileinfo, health, cs, meta, fsck:\n"
         "  --meta ADDR[,ADDR...]  the meta service replicas (default: $CAIRN_META, the mount's\n"
         "                         user.cairn.meta xattr, 127.0.0.1:9520); requests follow\n"
         "                         the replicas' answers to the leader\n"
@@ -54,7 +56,11 @@ static void usage(FILE *out)
         "  -r, --recursive        copies: every file and directory below each directory\n"
         "  -v, --verbose          copies N: print each path set\n"
         "  -b, --bytes            du: exact byte counts instead of human sizes\n"
-        "exit status: 0 ok, 1 an operation failed (meta status: no leader), 2 bad usage.\n"
+        "  --repair               fsck: fix what is safe (dangling entries, link counts; queue\n"
+        "                         under-replicated chunks for repair now)\n"
+        "  --wait                 cs drain: wait until the server holds no copy, with progress\n"
+        "exit status: 0 ok, 1 an operation failed (meta status: no leader; fsck: a problem was\n"
+        "found, fixed or not), 2 bad usage.\n"
         "See cairn(1).\n",
         out);
 }
@@ -103,6 +109,10 @@ static int parse(int argc, char **argv, struct cli *c, char **pos)
             c->recursive = 1;
         } else if (strcmp(a, "--verbose") == 0) {
             c->verbose = 1;
+        } else if (strcmp(a, "--repair") == 0) {
+            c->repair = 1;
+        } else if (strcmp(a, "--wait") == 0) {
+            c->wait = 1;
         } else if (strcmp(a, "--bytes") == 0) {
             c->bytes = 1;
         } else if (a[1] != '-' && strspn(a + 1, "rvhb") == strlen(a + 1)) {
@@ -131,6 +141,14 @@ static int parse(int argc, char **argv, struct cli *c, char **pos)
     }
     if (c->bytes && strcmp(c->cmd, "du") != 0) {
         cli_err("-b is an option of du only");
+        return CLI_USAGE;
+    }
+    if (c->repair && strcmp(c->cmd, "fsck") != 0) {
+        cli_err("--repair is an option of fsck only");
+        return CLI_USAGE;
+    }
+    if (c->wait && strcmp(c->cmd, "cs") != 0) {
+        cli_err("--wait is an option of cs drain only");
         return CLI_USAGE;
     }
     return CLI_OK;

@@ -23,6 +23,8 @@ struct cli {
     int bytes;        /* -b, --bytes (du): exact byte counts */
     int interval;     /* --interval S (top) */
     int count;        /* --count N (top) */
+    int repair;       /* --repair (fsck) */
+    int wait;         /* --wait (cs drain) */
     const char *cmd;  /* "copies", "fileinfo", ... */
     int argc;         /* the arguments after the command */
     char **argv;
@@ -43,6 +45,18 @@ const char *cli_cs_state_name(uint8_t state);   /* CS_STATE_*: "up", "down", "dr
 const char *cli_meta_state_name(uint8_t state);
 const char *cli_meta_role_name(uint8_t role);
 
+/* cli_paths.c: one path of a PATH... command. On success it printed its result (text, or
+ * one element of the JSON array when j is not NULL) and returns 0; on failure it prints
+ * nothing, puts the reason in why and returns a negative errno. */
+struct json;
+#define CLI_WHY_LEN 612
+typedef int (*cli_path_fn)(const struct cli *c, const char *path, struct json *j, char *why,
+                           size_t len);
+/* Run fn on every path of c->argv, reporting failures as "cairn: NAME: PATH: WHY"; with --json
+ * the output is { KEY: [...], "errors": N }. CLI_OK, CLI_FAIL if any path failed, CLI_USAGE
+ * without a path. */
+int cli_for_each_path(const struct cli *c, const char *name, const char *key, cli_path_fn fn);
+
 int cmd_copies(const struct cli *c);
 int cmd_du(const struct cli *c);
 int cmd_fileinfo(const struct cli *c);
@@ -52,5 +66,6 @@ int cmd_meta(const struct cli *c);
 int cmd_warmup(const struct cli *c);
 int cmd_status(const struct cli *c);
 int cmd_top(const struct cli *c);
+int cmd_fsck(const struct cli *c);
 
 #endif

@@ -4,7 +4,8 @@
  * The inode is stat(2)'s st_ino on the mount; GETATTR reads the effective copies, SET_COPIES
  * sets them (0 = inherit the default again) and answers the new attributes. -r walks each
  * directory with nftw on the client (pre-order, so a directory is set before its children;
- * symlinks are neither followed nor set; other mounts below are not entered). */
+ * symlinks are neither followed nor set; other mounts below are not entered). Setting with -r
+ * (and without -v, which prints every path) shows how many paths are done (progress.h). */
 #include <errno.h>
 #include <ftw.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 #include "cli.h"
 #include "cli_meta.h"
 #include "json_out.h"
+#include "progress.h"
 
 struct copies_run {
     const struct cli *c;
@@ -23,6 +25,9 @@ struct copies_run {
     struct json j;      /* with --json */
     struct cli_meta *m; /* connection of the PATH argument being walked */
     unsigned long errors;
+    struct progress prog; /* -r N without -v: paths set so far (nothing else is printed) */
+    int show_progress;
+    uint64_t walked;
 };
 
 /* nftw passes no user pointer: the run being walked (one at a time). */
@@ -39,6 +44,7 @@ static const char *type_name(mode_t mode)
 static void report(struct copies_run *r, const char *path, int rc, const char *why)
 {
     r->errors++;
+    if (r->show_progress) progress_clear(&r->prog);
     cli_err("copies: %s: %s", path, why);
     if (!r->c->json) return;
     json_obj_begin(&r->j, NULL);
@@ -111,6 +117,7 @@ static int walk_cb(const char *path, const struct stat *st, int type, struct FTW
         break;
     }
     copies_one(r, path, st);
+    if (r->show_progress) progress_update(&r->prog, ++r->walked, 0);
     return cli_meta_unreachable(r->m) ? 1 : 0; /* nothing more can work */
 }
 
@@ -128,10 +135,14 @@ static void copies_path(struct copies_run *r, const char *path)
         return;
     }
     walk_run = r;
+    r->show_progress = r->set && !r->c->verbose;
+    r->walked = 0;
+    if (r->show_progress) progress_init(&r->prog, stderr, "copies", "paths set");
     if (nftw(path, walk_cb, 32, FTW_PHYS | FTW_MOUNT) < 0) {
         int e = errno;
         report(r, path, -e, strerror(e));
     }
+    if (r->show_progress) progress_end(&r->prog);
     walk_run = NULL;
 }
 

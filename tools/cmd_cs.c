@@ -1,21 +1,26 @@
 /* cmd_cs.c - `cairn cs list` (the chunk servers, from MSG_HEALTH), `cairn cs drain ID` and
  * `cairn cs undrain ID`: MSG_CS_DRAIN for one chunk server,
  * named by its id in hex as `cairn health` prints it (with or without 0x), through the meta
- * service; `cairn cs stats ADDR`: MSG_CHK_STATS straight to the chunk server at ADDR, its
+ * service (drain --wait then follows the server's copies in MSG_HEALTH down to none, with a
+ * progress bar); `cairn cs stats ADDR`: MSG_CHK_STATS straight to the chunk server at ADDR, its
  * counters and timings ("name value" lines, checked and printed as they come). */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli.h"
 #include "cli_meta.h"
 #include "cmd_health.h"
 #include "json_out.h"
+#include "progress.h"
 #include "rpc.h"
 
 #define CS_STATS_MAX 65535 /* the reply is one str */
+#define DRAIN_POLL_MS 1000
+#define DRAIN_STALL_MS (10 * 60 * 1000) /* --wait gives up after this long without progress */
 
 /* "0x1f", "001f" -> id; -EINVAL unless 1..16 hex digits. */
 static int parse_id(const char *s, uint64_t *id)
@@ -107,6 +112,66 @@ static int cs_stats(const struct cli *c)
     return CLI_OK;
 }
 
+/* The copies server id holds, from MSG_HEALTH: 0 or -errno (-ENOENT: not listed). */
+static int drain_left(struct cli_meta *m, uint64_t id, uint64_t *chunks, uint8_t *state)
+{
+    struct rpc_reply rep;
+    int rc = cli_meta_call(m, MSG_HEALTH, NULL, &rep);
+    if (rc) return rc;
+    struct hl_report h;
+    rc = hl_decode(&h, rep.payload.data, rep.payload.len);
+    rpc_reply_free(&rep);
+    if (rc) return rc;
+    rc = -ENOENT;
+    for (uint32_t i = 0; i < h.nservers; i++)
+        if (h.servers[i].id == id) {
+            *chunks = h.servers[i].chunks;
+            *state = h.servers[i].state;
+            rc = 0;
+        }
+    hl_free(&h);
+    return rc;
+}
+
+/* cs drain --wait: poll until the server holds no copy, with progress on stderr. */
+static int drain_wait(struct cli_meta *m, uint64_t id)
+{
+    struct progress p;
+    progress_init(&p, stderr, "drain", "copies moved");
+    uint64_t first = 0, last = UINT64_MAX, still_ms = 0;
+    for (;;) {
+        uint64_t left = 0;
+        uint8_t state = 0;
+        int rc = drain_left(m, id, &left, &state);
+        if (rc) {
+            progress_end(&p);
+            cli_err("cs drain: %016" PRIx64 ": %s", id,
+                    rc == -ENOENT ? "the server is no longer known" : cli_meta_why(m));
+            return CLI_FAIL;
+        }
+        if (left > first) first = left;
+        progress_update(&p, first - left, first);
+        if (left == 0) break;
+        if (state != CS_STATE_DRAINING && state != CS_STATE_DOWN) {
+            progress_end(&p);
+            cli_err("cs drain: %016" PRIx64 ": no longer draining (undrained?)", id);
+            return CLI_FAIL;
+        }
+        still_ms = left < last ? 0 : still_ms + DRAIN_POLL_MS;
+        last = left < last ? left : last;
+        if (still_ms >= DRAIN_STALL_MS) {
+            progress_end(&p);
+            cli_err("cs drain: %016" PRIx64 ": %" PRIu64 " copies left, none moved in %d minutes",
+                    id, left, DRAIN_STALL_MS / 60000);
+            return CLI_FAIL;
+        }
+        struct timespec ts = {DRAIN_POLL_MS / 1000, (long)(DRAIN_POLL_MS % 1000) * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    progress_end(&p);
+    return CLI_OK;
+}
+
 /* cairn cs list [PATH]: the server table of MSG_HEALTH. */
 static int cs_list(const struct cli *c)
 {
@@ -137,10 +202,15 @@ int cmd_cs(const struct cli *c)
     if (c->argc == 2 && strcmp(c->argv[0], "stats") == 0) return cs_stats(c);
     if ((c->argc == 1 || c->argc == 2) && strcmp(c->argv[0], "list") == 0) return cs_list(c);
     if (c->argc != 2 || (strcmp(c->argv[0], "drain") && strcmp(c->argv[0], "undrain"))) {
-        cli_err("usage: cairn cs list [PATH], cairn cs drain|undrain ID, or cairn cs stats ADDR");
+        cli_err("usage: cairn cs list [PATH], cairn cs drain|undrain ID [--wait], or cairn cs "
+                "stats ADDR");
         return CLI_USAGE;
     }
     on = strcmp(c->argv[0], "drain") == 0;
+    if (c->wait && !on) {
+        cli_err("cs undrain: --wait is for drain only");
+        return CLI_USAGE;
+    }
     if (parse_id(c->argv[1], &id)) {
         cli_err("cs %s: '%s' is not a chunk server id (hex, as cairn health prints it)", c->argv[0],
                 c->argv[1]);
@@ -170,18 +240,22 @@ int cmd_cs(const struct cli *c)
         return CLI_FAIL;
     }
     rpc_reply_free(&rep);
+    if (on && c->wait && drain_wait(m, id) != CLI_OK) return CLI_FAIL;
     if (c->json) {
         struct json j;
         json_init(&j, stdout);
         json_obj_begin(&j, NULL);
         json_hex64(&j, "server", id);
         json_bool(&j, "draining", on);
+        if (c->wait) json_bool(&j, "drained", 1);
         json_obj_end(&j);
         json_finish(&j);
     } else {
         printf("chunk server %016" PRIx64 ": %s\n", id,
-               on ? "draining (its copies are made elsewhere, then dropped; see cairn health)"
-                  : "no longer draining");
+               !on ? "no longer draining"
+               : c->wait
+                   ? "drained (it holds no copy any more)"
+                   : "draining (its copies are made elsewhere, then dropped; see cairn health)");
     }
     return CLI_OK;
 }

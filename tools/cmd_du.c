@@ -122,50 +122,27 @@ static void du_print(const struct cli *c, const char *path, const struct du_tota
            t->files == 1 ? " " : "s", t->dirs, t->dirs == 1 ? " " : "s", path);
 }
 
+static int du_one(const struct cli *c, const char *path, struct json *j, char *why, size_t len)
+{
+    struct du_total t;
+    int rc = du_fetch(c, path, &t, why, len);
+    if (rc) return rc;
+    if (!j) {
+        du_print(c, path, &t);
+        return 0;
+    }
+    json_obj_begin(j, NULL);
+    json_str(j, "path", path);
+    json_u64(j, "ino", t.ino);
+    json_str(j, "type", t.is_dir ? "dir" : "file");
+    json_u64(j, "bytes", t.bytes);
+    json_u64(j, "files", t.files);
+    json_u64(j, "dirs", t.dirs);
+    json_obj_end(j);
+    return 0;
+}
+
 int cmd_du(const struct cli *c)
 {
-    if (c->argc < 1) {
-        cli_err("usage: cairn du [-b] [--json] PATH...");
-        return CLI_USAGE;
-    }
-    struct json j;
-    unsigned long errors = 0;
-    if (c->json) {
-        json_init(&j, stdout);
-        json_obj_begin(&j, NULL);
-        json_arr_begin(&j, "paths");
-    }
-    for (int i = 0; i < c->argc; i++) {
-        struct du_total t;
-        char why[CLI_ADDRS_LEN + 100];
-        int rc = du_fetch(c, c->argv[i], &t, why, sizeof(why));
-        if (rc) {
-            errors++;
-            cli_err("du: %s: %s", c->argv[i], why);
-        }
-        if (c->json) {
-            json_obj_begin(&j, NULL);
-            json_str(&j, "path", c->argv[i]);
-            if (rc) {
-                json_str(&j, "error", why);
-                json_i64(&j, "errno", -rc);
-            } else {
-                json_u64(&j, "ino", t.ino);
-                json_str(&j, "type", t.is_dir ? "dir" : "file");
-                json_u64(&j, "bytes", t.bytes);
-                json_u64(&j, "files", t.files);
-                json_u64(&j, "dirs", t.dirs);
-            }
-            json_obj_end(&j);
-        } else if (!rc) {
-            du_print(c, c->argv[i], &t);
-        }
-    }
-    if (c->json) {
-        json_arr_end(&j);
-        json_u64(&j, "errors", errors);
-        json_obj_end(&j);
-        json_finish(&j);
-    }
-    return errors ? CLI_FAIL : CLI_OK;
+    return cli_for_each_path(c, "du", "paths", du_one);
 }

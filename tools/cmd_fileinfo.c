@@ -215,46 +215,21 @@ static int fileinfo_fetch(const struct cli *c, const char *path, struct fi_file 
     return -E2BIG;
 }
 
+static int fileinfo_one(const struct cli *c, const char *path, struct json *j, char *why,
+                        size_t len)
+{
+    struct fi_file f;
+    fi_init(&f);
+    int rc = fileinfo_fetch(c, path, &f, why, len);
+    if (!rc && j)
+        fi_json(j, path, &f);
+    else if (!rc)
+        fi_print(stdout, path, &f);
+    fi_free(&f);
+    return rc;
+}
+
 int cmd_fileinfo(const struct cli *c)
 {
-    if (c->argc < 1) {
-        cli_err("usage: cairn fileinfo [--json] PATH...");
-        return CLI_USAGE;
-    }
-    struct json j;
-    unsigned long errors = 0;
-    if (c->json) {
-        json_init(&j, stdout);
-        json_obj_begin(&j, NULL);
-        json_arr_begin(&j, "files");
-    }
-    for (int i = 0; i < c->argc; i++) {
-        struct fi_file f;
-        char why[CLI_ADDRS_LEN + 100];
-        fi_init(&f);
-        int rc = fileinfo_fetch(c, c->argv[i], &f, why, sizeof(why));
-        if (rc) {
-            errors++;
-            cli_err("fileinfo: %s: %s", c->argv[i], why);
-            if (c->json) {
-                json_obj_begin(&j, NULL);
-                json_str(&j, "path", c->argv[i]);
-                json_str(&j, "error", why);
-                json_i64(&j, "errno", -rc);
-                json_obj_end(&j);
-            }
-        } else if (c->json) {
-            fi_json(&j, c->argv[i], &f);
-        } else {
-            fi_print(stdout, c->argv[i], &f);
-        }
-        fi_free(&f);
-    }
-    if (c->json) {
-        json_arr_end(&j);
-        json_u64(&j, "errors", errors);
-        json_obj_end(&j);
-        json_finish(&j);
-    }
-    return errors ? CLI_FAIL : CLI_OK;
+    return cli_for_each_path(c, "fileinfo", "files", fileinfo_one);
 }

@@ -18,10 +18,10 @@
 
 #include "cli.h"
 #include "json_out.h"
+#include "progress.h"
 
 #define WU_THREADS 4
 #define WU_BUF (1u << 20)
-#define WU_PLAIN_EVERY_MS 5000 /* a progress line this often when stderr is not a terminal */
 
 struct wu_file {
     char *path;
@@ -116,31 +116,6 @@ static uint64_t now_ms(void)
     return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
 }
 
-/* One progress report: a redrawn bar on a terminal, a plain line otherwise. */
-static void progress(struct wu *w, int tty, uint64_t t0, int final)
-{
-    pthread_mutex_lock(&w->mu);
-    size_t files = w->files_done;
-    uint64_t bytes = w->bytes_done;
-    pthread_mutex_unlock(&w->mu);
-    double secs = (double)(now_ms() - t0) / 1000.0;
-    double mibs = secs > 0 ? (double)bytes / 1048576.0 / secs : 0;
-    char a[32], b[32];
-    cli_size(bytes, a, sizeof(a));
-    cli_size(w->total_bytes, b, sizeof(b));
-    if (tty) {
-        int width = 30;
-        int fill = w->total_bytes ? (int)((double)bytes / (double)w->total_bytes * width) : width;
-        if (fill > width) fill = width;
-        fprintf(stderr, "\rwarmup [%.*s%*s] %zu/%zu files, %s of %s, %.0f MiB/s%s", fill,
-                "##############################", width - fill, "", files, w->n, a, b, mibs,
-                final ? "\n" : "");
-    } else {
-        fprintf(stderr, "warmup: %zu/%zu files, %s of %s, %.0f MiB/s\n", files, w->n, a, b, mibs);
-    }
-    fflush(stderr);
-}
-
 int cmd_warmup(const struct cli *c)
 {
     if (c->argc < 1) {
@@ -156,24 +131,23 @@ int cmd_warmup(const struct cli *c)
             w.failed++;
         }
     uint64_t t0 = now_ms();
-    int tty = isatty(2) && !c->json;
     pthread_t th[WU_THREADS];
     int nth = 0;
     for (int i = 0; i < WU_THREADS; i++)
         if (pthread_create(&th[nth], NULL, reader, &w) == 0) nth++;
     if (nth == 0) reader(&w);
-    uint64_t last = now_ms();
+    struct progress p;
+    progress_init(&p, stderr, "warmup", "files");
+    p.off = c->json;
     for (;;) {
         pthread_mutex_lock(&w.mu);
-        int done = w.files_done == w.n;
+        size_t done = w.files_done;
         pthread_mutex_unlock(&w.mu);
-        if (done) break;
+        if (done == w.n) break;
         usleep(200 * 1000);
-        if (tty || now_ms() - last >= WU_PLAIN_EVERY_MS) {
-            if (!c->json) progress(&w, tty, t0, 0);
-            last = now_ms();
-        }
+        progress_update(&p, done, w.n);
     }
+    progress_end(&p);
     for (int i = 0; i < nth; i++)
         pthread_join(th[i], NULL);
     double secs = (double)(now_ms() - t0) / 1000.0;
@@ -188,7 +162,6 @@ int cmd_warmup(const struct cli *c)
         json_obj_end(&j);
         json_finish(&j);
     } else {
-        progress(&w, tty, t0, 1);
         char a[32];
         printf("warmup: %zu files, %s read in %.1f s%s\n", w.n,
                cli_size(w.bytes_done, a, sizeof(a)), secs, w.failed ? ", some failed" : "");

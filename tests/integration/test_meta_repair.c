@@ -350,6 +350,9 @@ static void health(uint64_t c[5], int *complete)
     *complete = rcur_u8(&r);
     rcur_u32(&r);
     rcur_u32(&r);
+    rcur_u64(&r); /* inodes, file bytes, sessions */
+    rcur_u64(&r);
+    rcur_u32(&r);
     ck_assert_int_eq(rcur_done(&r), 0);
     rpc_reply_free(&rep);
 }

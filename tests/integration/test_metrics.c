@@ -221,7 +221,7 @@ END_TEST
  * asserted, so a failed check leaves nothing running. */
 START_TEST(local_status_urls)
 {
-    char dir[256], cairn[512], out[4096], status[4096], why[2048] = "";
+    char dir[256], cairn[512], out[4096], status[4096], why[2048] = "", js[512] = "";
     ck_assert_int_eq(h_mkdtemp("metrics-local", dir, sizeof(dir)), 0);
     h_prog("cairn", cairn, sizeof(cairn));
     uint16_t mport = h_free_port();
@@ -247,6 +247,13 @@ START_TEST(local_status_urls)
             }
             sscanf(l, "status page: %127s", page);
         }
+        /* the same as one JSON document */
+        h_run(60, js, sizeof(js),
+              "'%s' local status '%s/c' --json | python3 -c 'import json, sys; d = "
+              "json.load(sys.stdin); "
+              "print(d[\"healthy\"], d[\"status_page\"], len(d[\"daemons\"]), "
+              "sum(1 for x in d[\"daemons\"] if x[\"metrics\"]))'",
+              cairn, dir);
     }
     char stop[2048];
     int src = h_run(120, stop, sizeof(stop), "'%s' local stop '%s/c'", cairn, dir);
@@ -258,6 +265,9 @@ START_TEST(local_status_urls)
     char want[160];
     snprintf(want, sizeof(want), "%.*s/", (int)(strlen(meta_http) - strlen("/metrics")), meta_http);
     ck_assert_msg(!strcmp(page, want), "status page URL '%s', want '%s':\n%s", page, want, status);
+    char want_js[256];
+    snprintf(want_js, sizeof(want_js), "True %s 4 4", want);
+    ck_assert_msg(!strcmp(js, want_js), "local status --json says '%s', want '%s'", js, want_js);
     ck_assert_msg(src == 0, "cairn local stop failed:\n%s", stop);
     h_sh(30, "rm -rf '%s'", dir);
 }

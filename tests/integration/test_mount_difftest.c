@@ -7,6 +7,8 @@
  * The calls: create (O_EXCL/O_TRUNC), write at random offsets (some across the 64 MiB chunk
  * boundary, some O_APPEND), read, truncate, rename (plain, RENAME_NOREPLACE, RENAME_EXCHANGE),
  * link, unlink, mkdir, rmdir, symlink, readlink, setxattr/getxattr/removexattr, chmod, stat,
+ * POSIX ACLs (access and default ACLs set, read back and removed as raw xattrs, so new nodes
+ * inherit default ACLs and chmod moves masks on both sides),
  * readdir, and calls on descriptors kept open across the others (write, read, ftruncate,
  * fstat, close) so unlinked and renamed open files are covered. Paths are drawn from a small
  * set of names (d1..d3 for folders, f1..f4 for files) up to three levels deep, so most calls hit
@@ -67,6 +69,8 @@ enum op_kind {
     OP_FD_STAT,
     OP_FD_CLOSE,
     OP_FD_FSYNC,
+    OP_SETACL,
+    OP_GETACL,
     OP_COUNT
 };
 
@@ -74,12 +78,12 @@ static const char *const op_names[OP_COUNT] = {
     "create",      "write",   "read",     "truncate", "rename",   "link",     "unlink",
     "mkdir",       "rmdir",   "symlink",  "readlink", "setxattr", "getxattr", "removexattr",
     "listxattr",   "chmod",   "stat",     "readdir",  "fd_open",  "fd_write", "fd_read",
-    "fd_truncate", "fd_stat", "fd_close", "fd_fsync",
+    "fd_truncate", "fd_stat", "fd_close", "fd_fsync", "setacl",   "getacl",
 };
 
 /* relative weights of the kinds */
 static const int op_weight[OP_COUNT] = {
-    10, 14, 6, 5, 8, 4, 6, 5, 4, 2, 1, 4, 2, 2, 1, 3, 4, 2, 8, 6, 3, 2, 2, 2, 1,
+    10, 14, 6, 5, 8, 4, 6, 5, 4, 2, 1, 4, 2, 2, 1, 3, 4, 2, 8, 6, 3, 2, 2, 2, 1, 3, 2,
 };
 
 struct op {
@@ -161,6 +165,8 @@ static void gen_op(struct hfs_rng *r, uint64_t idx, struct op *o)
     else if (k == OP_RENAME || k == OP_STAT || k == OP_CHMOD || k == OP_SETXATTR ||
              k == OP_GETXATTR || k == OP_REMOVEXATTR || k == OP_LISTXATTR)
         dir = hfs_rng_below(r, 10) < 3;
+    else if (k == OP_SETACL || k == OP_GETACL)
+        dir = hfs_rng_below(r, 2) == 0;
     rand_path(r, dir, o->a, sizeof(o->a));
     rand_path(r, dir, o->b, sizeof(o->b));
     o->seed = idx + 1;
@@ -201,6 +207,12 @@ static void gen_op(struct hfs_rng *r, uint64_t idx, struct op *o)
         o->len = hfs_rng_below(r, 101);
         break;
     }
+    case OP_SETACL: /* ACL_* below */
+    case OP_GETACL: /* 0 access, 1 default */
+        o->flags = (int)hfs_rng_below(r, o->kind == OP_SETACL ? 6 : 2);
+        /* mostly the top level, which exists more often (ACLs set there are inherited below) */
+        if (hfs_rng_below(r, 3)) o->a[2] = '\0';
+        break;
     case OP_SYMLINK:
         if (hfs_rng_below(r, 3) == 0) {
             memmove(o->b + 3, o->b, strlen(o->b) + 1); /* paths are short: room to spare */
@@ -217,6 +229,58 @@ static int op_describe(const struct op *o, char *out, size_t len)
     return snprintf(out, len, "%s a=%s b=%s off=%lld len=%zu flags=0x%x mode=0%o slot=%d x=%s",
                     op_names[o->kind], o->a, o->b, (long long)o->off, o->len, o->flags, o->mode,
                     o->slot, o->xname);
+}
+
+/* ---- POSIX ACLs as raw xattrs -------------------------------------------------------------- */
+
+#define ACL_ACCESS "system.posix_acl_access"
+#define ACL_DEFAULT "system.posix_acl_default"
+enum {
+    ACL_SET_FULL,
+    ACL_SET_MINIMAL,
+    ACL_SET_DEFAULT,
+    ACL_SET_DEFAULT_MINIMAL,
+    ACL_RM_ACCESS,
+    ACL_RM_DEFAULT
+};
+
+/* The xattr encoding of an ACL: named entries (a user and a group, with a mask) when named,
+ * else just the owner, group and other; permissions drawn from bits. Returns the length. */
+static size_t acl_build(uint8_t *b, int named, uint64_t bits)
+{
+    static const uint16_t tags_named[] = {0x01, 0x02, 0x04, 0x08, 0x10, 0x20},
+                          tags_min[] = {0x01, 0x04, 0x20};
+    static const uint32_t ids_named[] = {~0u, 1001, ~0u, 2001, ~0u, ~0u};
+    const uint16_t *tags = named ? tags_named : tags_min;
+    size_t n = named ? 6 : 3;
+    memset(b, 0, 4 + 8 * n);
+    b[0] = 2;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t *p = b + 4 + 8 * i;
+        uint32_t id = named ? ids_named[i] : ~0u;
+        p[0] = (uint8_t)tags[i];
+        p[2] = (uint8_t)((bits >> (3 * i)) & 7);
+        for (int k = 0; k < 4; k++)
+            p[4 + k] = (uint8_t)(id >> (8 * k));
+    }
+    return 4 + 8 * n;
+}
+
+static long acl_op(const char *path, int what, uint64_t bits)
+{
+    uint8_t b[64];
+    switch (what) {
+    case ACL_SET_FULL:
+    case ACL_SET_MINIMAL:
+        return setxattr(path, ACL_ACCESS, b, acl_build(b, what == ACL_SET_FULL, bits), 0);
+    case ACL_SET_DEFAULT:
+    case ACL_SET_DEFAULT_MINIMAL:
+        return setxattr(path, ACL_DEFAULT, b, acl_build(b, what == ACL_SET_DEFAULT, bits), 0);
+    case ACL_RM_ACCESS:
+        return removexattr(path, ACL_ACCESS);
+    default:
+        return removexattr(path, ACL_DEFAULT);
+    }
 }
 
 /* ---- running an operation on one side ------------------------------------------------------- */
@@ -421,6 +485,13 @@ static void run_op(struct side *s, const struct op *o, struct res *r)
             break;
         }
         set_ret(r, fsync(s->fd[o->slot]));
+        break;
+    case OP_SETACL:
+        set_ret(r, acl_op(a, o->flags, hfs_mix64(o->seed)));
+        break;
+    case OP_GETACL:
+        set_ret(r, getxattr(a, o->flags ? ACL_DEFAULT : ACL_ACCESS, r->data, 4096));
+        if (r->ret > 0) r->dlen = (size_t)r->ret;
         break;
     case OP_COUNT:
         break;
