@@ -327,7 +327,7 @@ START_TEST(two_mounts)
     ck_assert_msg(locker_recv(&b, 5000, &r) == 0, "the waiter was not woken within 5 s");
     ck_assert_int_eq(r.err, 0);
     printf("two_mounts: a waiter got the lock %d ms after its release\n", (int)(hfs_now_ms() - t0));
-    ck_assert_int_lt(hfs_now_ms() - t0, 2000);
+    ck_assert_int_lt(hfs_now_ms() - t0, 3000);
 
     /* an interrupted waiter gets EINTR and holds nothing afterwards */
     locker_send(&c, 'w', 0, F_WRLCK, 0, 1, 1);
@@ -388,7 +388,9 @@ START_TEST(two_mounts)
                   8 * SESSION_TIMEOUT_S);
     printf("two_mounts: the stopped mount's lock went after %d ms (session_timeout %d s)\n", took,
            SESSION_TIMEOUT_S);
-    ck_assert_int_ge(took, (SESSION_TIMEOUT_S - 1) * 1000); /* by the expiry, not before */
+    /* by the expiry (the last keepalive came at most a third of the timeout before the stop),
+     * not before */
+    ck_assert_int_ge(took, (SESSION_TIMEOUT_S - 2) * 1000);
     ck_assert_int_eq(took_flock, 0);
     locker_kill(&e, SIGKILL);
     locker_kill(&b, SIGKILL);
