@@ -508,6 +508,7 @@ struct cm {
     struct dcache *dcache;   /* the local disk cache (dcache.h); NULL without cache_dir */
     struct ma_queue *notify; /* opens and releases told after the fact (meta_async.c) */
     struct at_queue *atime;  /* reads noted for access times (atime.c) */
+    struct lk_table *locks;  /* the locks this mount holds (locks.c) */
     struct fuse_session *se; /* for cache invalidations sent to the kernel */
     int posix_acl;           /* the kernel enforces POSIX ACLs (FUSE_CAP_POSIX_ACL) */
     int dont_mask;           /* the kernel leaves the umask to us (FUSE_CAP_DONT_MASK) */
@@ -652,6 +653,34 @@ void ma_drain(struct ma_queue *q);
 /* Queue a RELEASE of ino after the opens queued before it (waits for room). 0 or
  * -ESHUTDOWN at unmount (the session's close releases it). */
 int ma_release(struct ma_queue *q, uint64_t ino);
+
+/* ---- locks.c: flock and POSIX locks across clients (prefix lk_) ------------------------------
+ * Every lock is the meta leader's to grant (MSG_LOCK); the table keeps what this mount holds,
+ * for releases at close and reclaims after a failover (see locks.c). Thread safe. */
+struct ls_lock;
+struct lk_table;
+/* A table and its thread that reclaims the locks after a change of meta leader. NULL: ENOMEM. */
+struct lk_table *lk_new(struct mc *meta);
+/* Stop and free (the locks still held go with the session's close). NULL is ignored. */
+void lk_free(struct lk_table *t);
+/* Whether the request waiting for a lock was interrupted (fuse_req_interrupted). */
+typedef int (*lk_intr_fn)(void *arg);
+/* Set or release want (ino, owner, kind, type, range, pid; tag: the open file it comes
+ * through; session is filled in here). wait: until granted (polling, see locks.c) or intr
+ * says the caller was interrupted (-EINTR). 0, -EAGAIN (held by another owner, without wait),
+ * -EINTR, -ENOLCK (no answer: grace too long, no memory), -EIO. */
+int lk_set(struct lk_table *t, const struct ls_lock *want, int wait, lk_intr_fn intr, void *arg);
+/* F_GETLK: 1 with the first conflicting lock in *out (pid 0 when another mount holds it), 0
+ * when want could be set, or -errno. */
+int lk_test(struct lk_table *t, const struct ls_lock *want, struct ls_lock *out);
+/* FUSE FLUSH: a descriptor of owner closed: release owner's POSIX locks on ino (a round trip
+ * only when it holds some). */
+void lk_flush(struct lk_table *t, uint64_t ino, uint64_t owner);
+/* FUSE RELEASE of the open file tag: release the locks taken through it (OFD, flock; and the
+ * POSIX locks of owners last seen using it), and flock_owner's flock (0: none). */
+void lk_release(struct lk_table *t, uint64_t ino, uint64_t tag, uint64_t flock_owner);
+/* Whether this mount holds a lock on ino. */
+int lk_ino_locked(struct lk_table *t, uint64_t ino);
 
 /* ---- kernel_tune.c (prefix kt_) ----------------------------------------------------------- */
 /* Once the mount at mnt has answered the kernel's INIT (a thread waits for it), set the

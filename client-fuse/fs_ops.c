@@ -8,11 +8,13 @@
 #define FUSE_USE_VERSION 312
 
 #include <errno.h>
+#include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <time.h>
@@ -21,6 +23,7 @@
 #include "client.h"
 #include "cstats.h"
 #include "dcache.h"
+#include "lockset.h"
 #include "log.h"
 #include "net.h"
 #include "wire.h"
@@ -273,6 +276,8 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
     conn->want |= want & conn->capable;
     cm->posix_acl = (conn->want & FUSE_CAP_POSIX_ACL) != 0;
     cm->dont_mask = cm->posix_acl && (conn->want & FUSE_CAP_DONT_MASK) != 0;
+    /* locks across clients: every flock and fcntl lock goes to the meta leader (locks.c) */
+    conn->want |= (unsigned)(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS) & conn->capable;
     conn->max_write = CAIRN_IO_MAX;
     conn->max_read = CAIRN_IO_MAX;
     conn->max_readahead = CAIRN_IO_MAX;
@@ -542,10 +547,10 @@ static int open_handle(struct cm *cm, const struct cairn_attr *a, struct fuse_fi
         at_note(cm->atime, a->ino);
     }
     /* a read-only handle has nothing to write out at close: the kernel skips FLUSH
-     * (FOPEN_NOFLUSH, Linux 5.16), one request less per file a data loader reads. (Should
-     * POSIX locks come, their release at close rides on FLUSH: handles with locks must
-     * keep it.) */
-    fi->noflush = !h->writable;
+     * (FOPEN_NOFLUSH, Linux 5.16), one request less per file a data loader reads. POSIX
+     * locks are released at close by FLUSH, so a file with locks here keeps it; a lock taken
+     * through a handle opened before goes at its RELEASE instead (lk_release) */
+    fi->noflush = !h->writable && !lk_ino_locked(cm->locks, a->ino);
     fi->fh = (uintptr_t)h;
     return 0;
 }
@@ -567,6 +572,10 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         st_add(ST_OPENS_TOLD_AFTER, 1);
     } else
         rc = mc_open_file(&cm->meta, ino, flags, &a, ci, CM_LOCATE_BATCH, &n);
+    /* the inode is gone: the kernel's name for it is stale (another mount removed or replaced
+     * it within entry_timeout). ESTALE has the kernel look the name up again and retry the
+     * open (as NFS does), so an O_CREAT open creates instead of failing (sqlite's journal) */
+    if (rc == -ENOENT) rc = -ESTALE;
     if (!rc) ist_xa_note_attr(cm->inodes, &a, xa_ttl_ms(cm), tk); /* for killpriv on write */
     if (!rc && !S_ISREG(a.mode)) rc = S_ISDIR(a.mode) ? -EISDIR : 0;
     if (!rc) rc = open_handle(cm, &a, fi, ci, n, 0);
@@ -684,6 +693,7 @@ static void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     (void)ino;
     struct fh *h = FH(fi);
     int rc = h ? wp_flush(CM(req), h->s, 0) : 0;
+    lk_flush(CM(req)->locks, (uint64_t)ino, fi->lock_owner); /* POSIX: a close releases */
     fuse_reply_err(req, -rc);
 }
 
@@ -696,6 +706,7 @@ static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
     struct fh *h = FH(fi);
     st_add(ST_FUSE_RELEASES, 1);
     int read_only = h && !h->writable;
+    uint64_t tag = (uint64_t)(uintptr_t)h;
     if (h) {
         struct inode_st *s = h->s;
         /* the end of the last write session of this mount makes the data durable on the
@@ -718,6 +729,8 @@ static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
         ist_put(cm->inodes, s);
         free(h);
     }
+    /* OFD and flock locks of this open file go with it (after its data is written out) */
+    lk_release(cm->locks, (uint64_t)ino, tag, fi->flock_release ? fi->lock_owner : 0);
     fuse_reply_err(req, 0); /* req is gone after this */
     release_meta(cm, ino, read_only);
 }
@@ -1160,6 +1173,147 @@ static void fs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
         fuse_reply_lseek(req, (off_t)res);
 }
 
+/* ---- locks across clients (locks.c) ------------------------------------------------------- */
+
+static int req_interrupted(void *arg)
+{
+    return fuse_req_interrupted((fuse_req_t)arg);
+}
+
+/* Locks order what other mounts see, as NFS does: what this mount wrote under a lock is on
+ * the chunk servers and committed before the lock goes (lock_release_prep), and a lock
+ * granted here drops what this mount and its kernel cached of the file (pages, attributes,
+ * chunk locations), so reads under the lock see what the last holder wrote
+ * (lock_granted). */
+static int lock_release_prep(struct cm *cm, uint64_t ino)
+{
+    struct inode_st *s = ist_find(cm->inodes, ino);
+    if (!s) return 0;
+    int rc = wp_flush(cm, s, 0);
+    ist_put(cm->inodes, s);
+    return rc;
+}
+
+static void lock_granted(struct cm *cm, uint64_t ino)
+{
+    struct inode_st *s = ist_find(cm->inodes, ino);
+    if (s) {
+        /* this mount's write leases may be older than another mount's writes since: written
+         * out and made durable, they are dropped (the next write here takes a new one), so
+         * reads go to the current version */
+        int rc = wp_flush(cm, s, 1);
+        if (rc)
+            LOG_WARN("fuse", "inode %" PRIu64 ": writing out at a lock: %s", ino, strerror(-rc));
+        struct cairn_attr a;
+        int have = mc_getattr(&cm->meta, ino, &a) == 0;
+        pthread_mutex_lock(&s->mu);
+        rc_drop_ino(cm->cache, ino);
+        if (s->dlen == 0 && s->wq_n == 0) {
+            size_t k = 0;
+            for (size_t i = 0; i < s->nleases; i++)
+                if (s->leases[i].unsynced || s->leases[i].alloc_dirty)
+                    s->leases[k++] = s->leases[i];
+            s->nleases = k;
+        }
+        size_t j = 0; /* forget cached locations, except those of chunks leased here */
+        for (size_t i = 0; i < s->nchunks; i++)
+            if (ist_lease_find(s, s->chunks[i].index)) s->chunks[j++] = s->chunks[i];
+        s->nchunks = j;
+        s->have_open_attr = 0; /* no disk cache for it until the next open */
+        if (have) {
+            s->size_meta = a.size;
+            if (s->dlen == 0 && s->wq_n == 0 && !s->need_commit) s->size_local = a.size;
+        }
+        pthread_mutex_unlock(&s->mu);
+        ist_put(cm->inodes, s);
+    }
+    if (cm->se) fuse_lowlevel_notify_inval_inode(cm->se, (fuse_ino_t)ino, 0, 0);
+}
+
+/* Set or release want (fs_setlk, fs_flock) with the ordering above. */
+static int lock_apply(fuse_req_t req, struct ls_lock *want, int wait)
+{
+    struct cm *cm = CM(req);
+    if (want->type == LS_UN) {
+        int rc = lock_release_prep(cm, want->ino);
+        if (rc)
+            LOG_WARN("fuse", "inode %" PRIu64 ": writing out before an unlock: %s", want->ino,
+                     strerror(-rc));
+        return lk_set(cm->locks, want, 0, NULL, NULL);
+    }
+    int rc = lk_set(cm->locks, want, wait, req_interrupted, req);
+    if (!rc) lock_granted(cm, want->ino);
+    return rc;
+}
+
+/* A struct flock from FUSE (l_len 0: to the end of the file) as a POSIX lock of fi's owner. */
+static int posix_want(fuse_ino_t ino, struct fuse_file_info *fi, const struct flock *fl,
+                      struct ls_lock *l)
+{
+    memset(l, 0, sizeof(*l));
+    l->ino = (uint64_t)ino;
+    l->owner = fi->lock_owner;
+    l->kind = LS_POSIX;
+    l->type = fl->l_type == F_RDLCK ? LS_RD : fl->l_type == F_WRLCK ? LS_WR : LS_UN;
+    if (fl->l_type != F_RDLCK && fl->l_type != F_WRLCK && fl->l_type != F_UNLCK) return -EINVAL;
+    if (fl->l_start < 0 || fl->l_len < 0) return -EINVAL;
+    l->start = (uint64_t)fl->l_start;
+    l->end = fl->l_len == 0 ? LS_EOF : (uint64_t)fl->l_start + (uint64_t)fl->l_len - 1;
+    l->pid = fl->l_pid > 0 ? (uint32_t)fl->l_pid : 0;
+    l->tag = (uint64_t)fi->fh;
+    return 0;
+}
+
+static void fs_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct flock *lock)
+{
+    struct ls_lock want, held;
+    int rc = posix_want(ino, fi, lock, &want);
+    if (!rc) rc = lk_test(CM(req)->locks, &want, &held);
+    if (rc < 0) {
+        fuse_reply_err(req, -rc);
+        return;
+    }
+    if (rc == 1) {
+        lock->l_type = held.type == LS_WR ? F_WRLCK : F_RDLCK;
+        lock->l_whence = SEEK_SET;
+        lock->l_start = (off_t)held.start;
+        lock->l_len = held.end >= (uint64_t)INT64_MAX ? 0 : (off_t)(held.end - held.start + 1);
+        lock->l_pid = (pid_t)held.pid; /* 0: held through another mount */
+    } else {
+        lock->l_type = F_UNLCK;
+    }
+    fuse_reply_lock(req, lock);
+}
+
+static void fs_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct flock *lock,
+                     int sleep)
+{
+    struct ls_lock want;
+    int rc = posix_want(ino, fi, lock, &want);
+    if (!rc) rc = lock_apply(req, &want, sleep);
+    fuse_reply_err(req, -rc);
+}
+
+static void fs_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int op)
+{
+    struct ls_lock want = {.ino = (uint64_t)ino,
+                           .owner = fi->lock_owner,
+                           .kind = LS_FLOCK,
+                           .end = LS_EOF,
+                           .tag = (uint64_t)fi->fh};
+    int how = op & ~LOCK_NB, rc = 0;
+    if (how == LOCK_SH)
+        want.type = LS_RD;
+    else if (how == LOCK_EX)
+        want.type = LS_WR;
+    else if (how == LOCK_UN)
+        want.type = LS_UN;
+    else
+        rc = -EINVAL;
+    if (!rc) rc = lock_apply(req, &want, !(op & LOCK_NB));
+    fuse_reply_err(req, rc == -EAGAIN ? EWOULDBLOCK : -rc);
+}
+
 const struct fuse_lowlevel_ops fs_ops = {
     .init = fs_init,
     .lookup = fs_lookup,
@@ -1195,4 +1349,7 @@ const struct fuse_lowlevel_ops fs_ops = {
     .access = fs_access,
     .fallocate = fs_fallocate,
     .lseek = fs_lseek,
+    .getlk = fs_getlk,
+    .setlk = fs_setlk,
+    .flock = fs_flock,
 };

@@ -347,6 +347,7 @@ static int cm_start(struct cm *cm)
     if (cm->cfg.dir_prefetch && !(cm->scans = ds_new())) return -ENOMEM;
     if (!(cm->notify = ma_new(&cm->meta))) return -ENOMEM;
     if (!(cm->atime = at_new(&cm->meta, cm->cfg.atime_mode))) return -ENOMEM;
+    if (!(cm->locks = lk_new(&cm->meta))) return -ENOMEM;
     return 0;
 }
 
@@ -355,6 +356,7 @@ static void cm_stop(struct cm *cm)
     rp_prefetcher_free(cm->pf);
     ma_free(cm->notify);
     at_free(cm->atime);
+    lk_free(cm->locks);
     mc_close(&cm->meta);
     cc_pool_free(cm->cc);
     rc_free(cm->cache);

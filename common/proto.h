@@ -41,6 +41,9 @@
  * (an election is running: wait ~100 ms and ask again, any replica). Not an errno: never
  * shown to applications. */
 #define CAIRN_ENOTLEADER 1001
+/* A new meta leader is in its lock grace period (MSG_LOCK): only reclaims are served; ask
+ * again shortly. Not an errno: never shown to applications. */
+#define CAIRN_EGRACE 1002
 
 /* Exactly-once mutations across a failover. A request whose type has MSG_F_SEQ set carries,
  * after its own fields, a 24-byte trailer { u64 session, u64 seq, u64 acked_below } (the
@@ -285,6 +288,34 @@ enum proto_type {
      *   -> (empty). The end of a replication order. */
     MSG_CS_REPLICATED = 55,
 
+    /* --- client -> meta: locks across clients (meta/locks.c) ------------------------- */
+    /* Locks are the leader's soft state (never in the log): owned by (session, owner), owner
+     * being the kernel's lock owner as FUSE gives it. kind and type are lockset.h's LS_*;
+     * [start, end] is inclusive (end LS_EOF: to the end of the file); a flock ignores it.
+     * After an election the new leader starts a grace period (when the store has sessions):
+     * for LOCK_GRACE_MS only reclaims (LOCK_F_RECLAIM) and releases are served; anything
+     * else is answered -CAIRN_EGRACE (ask again ~100 ms later). */
+    /* u64 session, u64 ino, u64 owner, u8 kind, u8 type, u64 start, u64 end, u32 pid,
+     * u8 flags (LOCK_F_*) -> u64 epoch
+     * Sets (type LS_RD/LS_WR) or releases (LS_UN) the range for the owner, atomically as
+     * fcntl(F_SETLK) does; never waits. -EAGAIN: another owner holds a conflicting lock;
+     * -ENOENT: no such session (it expired: its locks are gone); -EINVAL: bad kind, type or
+     * range. epoch names this leadership: a mount that sees it change reclaims its locks. */
+    MSG_LOCK = 56,
+    /* u64 session, u64 ino, u64 owner, u8 kind, u8 type, u64 start, u64 end
+     *   -> u8 type (LS_UN: nothing conflicts), u64 start, u64 end, u32 pid, u64 session
+     * The first lock of another owner that would conflict (F_GETLK). pid is the holder's as
+     * its kernel gave it, or 0 when another session (mount) holds it: a pid of another
+     * machine means nothing here. */
+    MSG_LOCK_TEST = 57,
+    /* u64 session, u64 ino, u64 owner, u8 kinds (bit 1 << LS_POSIX, 1 << LS_FLOCK)
+     *   -> (empty). Releases every lock of the owner on ino of those kinds (a close: FUSE
+     *   FLUSH and RELEASE). Served during the grace period too. */
+    MSG_LOCK_DROP = 58,
+    /* u64 session -> u64 epoch, u32 grace_ms_left. What a mount holding locks asks every
+     * LOCK_POLL_MS to notice a new leader (a new epoch) and reclaim its locks in time. */
+    MSG_LOCK_EPOCH = 59,
+
     /* --- anyone -> chunk server ----------------------------------------------------- */
     /* u64 chunk_id, u32 version, u32 offset, u32 length (<= CAIRN_IO_MAX), [u8 flags]
      *   -> u32 data_offset (block aligned, <= offset), u32 chunk_length, u32 nblocks,
@@ -426,6 +457,10 @@ enum cs_health_state { CS_STATE_UP = 0, CS_STATE_DOWN = 1, CS_STATE_DRAINING = 2
 #define ATIME_STRICT 1u        /* MSG_ATIME flags: every read counts (strictatime) */
 #define ATIME_BATCH_MAX 1024u  /* inodes in one MSG_ATIME */
 #define ATIME_RELATIME_S 86400 /* relatime: an atime this old is updated on the next read */
+
+#define LOCK_F_RECLAIM 1u  /* MSG_LOCK: a lock held before a failover, granted in the grace */
+#define LOCK_GRACE_MS 5000 /* a new leader's lock grace period */
+#define LOCK_POLL_MS 500   /* a mount holding locks asks MSG_LOCK_EPOCH this often */
 
 #define COMMIT_SET_SIZE 1u /* set size exactly (ftruncate semantics, frees chunks) */
 

@@ -273,6 +273,16 @@ void soft_open_drop_session(uint64_t session);
 void soft_open_clear(void);
 uint64_t soft_open_count(void);
 
+/* locks.c: flock and POSIX locks across clients, the leader's soft state (see there).
+ * MSG_LOCK, LOCK_TEST, LOCK_DROP, LOCK_EPOCH (reply sent here; 0 or -EBADMSG). */
+int meta_handle_locks(struct meta *m, struct evsrv_conn *conn, const struct wire_hdr *h,
+                      struct rcur *r, struct wbuf *out);
+/* This replica started (a new epoch, maybe a grace period) or stopped leading (forget all). */
+void locks_leader_changed(struct meta *m, int leading);
+/* A session closed or expired: release its locks. */
+void locks_drop_session(uint64_t session);
+uint64_t locks_count(void);
+
 /* store_sync.c: flush the store once a second on a thread of its own (fsync = true);
  * meta_store_lock guards replacing m->store against it. */
 int meta_store_sync_start(struct meta *m);

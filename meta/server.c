@@ -143,6 +143,7 @@ void meta_batch_lost(struct meta *m)
 void meta_leader_changed(struct meta *m, int leading)
 {
     soft_open_clear(); /* a new leader knows none; a former one must forget its own */
+    locks_leader_changed(m, leading); /* the same for locks, which mounts then reclaim */
     if (!leading) {
         if (mstore_batch_active(m->store)) meta_batch_lost(m);
     } else {
@@ -232,6 +233,7 @@ static int do_session_simple(struct req *q, uint16_t type)
     if (!rc && type == MOP_SESSION_CLOSE) {
         soft_open_drop_session(op.session);
         client_stats_drop(op.session);
+        locks_drop_session(op.session);
     }
     reply(q, rc);
     return 0;
@@ -878,6 +880,11 @@ static int dispatch(struct req *q)
     case MSG_CLIENT_STATS:
     case MSG_TOP:
         return meta_handle_top(q->m, q->conn, q->h, &q->r, &q->out);
+    case MSG_LOCK: /* soft state: not mutations (no record, no batch to wait for) */
+    case MSG_LOCK_TEST:
+    case MSG_LOCK_DROP:
+    case MSG_LOCK_EPOCH:
+        return meta_handle_locks(q->m, q->conn, q->h, &q->r, &q->out);
     default:
         return -2; /* not a client message */
     }

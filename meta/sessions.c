@@ -1,7 +1,7 @@
 /* sessions.c - expiry of client sessions: a session not seen (keepalive or open) for
  * session_timeout seconds is closed, which releases its open files and purges the orphans
- * (unlinked while open) it was the last to hold. A restart of the meta service gives every
- * recorded session a fresh grace period, counted from the start. */
+ * (unlinked while open) it was the last to hold, and its locks (locks.c). A restart of the meta
+ * service gives every recorded session a fresh grace period, counted from the start. */
 #include <inttypes.h>
 #include <stdlib.h>
 #include <time.h>
@@ -37,7 +37,10 @@ void meta_sessions_expire(struct meta *m)
         struct mop op = {.type = MOP_SESSION_CLOSE, .session = x.ids[i]};
         struct mop_result res = {0};
         int rc = meta_apply(m, &op, &res);
-        if (!rc) soft_open_drop_session(x.ids[i]);
+        if (!rc) {
+            soft_open_drop_session(x.ids[i]);
+            locks_drop_session(x.ids[i]);
+        }
         LOG_INFO("session", "session %" PRIu64 " expired (no keepalive for %d s)%s", x.ids[i],
                  m->cfg.session_timeout, rc ? ": close failed" : "");
     }
