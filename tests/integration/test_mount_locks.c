@@ -533,8 +533,8 @@ START_TEST(sqlite_two_mounts)
     write_text(p, CHECK_PY);
     snprintf(p, sizeof(p), "%s/sq", g->c.mnt[0]);
     ck_assert_int_eq(mkdir(p, 0755), 0);
-    sqlite_round(g, "rollback", 10);
-    sqlite_round(g, "wal", 10);
+    sqlite_round(g, "rollback", 30); /* a minute of writers in all */
+    sqlite_round(g, "wal", 30);
     hraft_stop(g);
 }
 END_TEST
