@@ -444,6 +444,7 @@ static void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 static void fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
+    ma_drain(CM(req)->notify); /* opens of the directory made here are known before */
     int rc = mc_rmdir(&CM(req)->meta, parent, name);
     fuse_reply_err(req, -rc);
 }
@@ -747,9 +748,21 @@ static void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 /* An open directory is an open of its inode for meta (a read-only open: counted in the
  * leader's memory, no record), so that removed or replaced by rename it stays, with nlink 0,
  * until releasedir. fh 1: meta counts this open. */
+/* fi->fh of an open directory: how meta was told of the open */
+#define DIR_TOLD 1   /* with an OPEN of its own, before the reply */
+#define DIR_QUEUED 2 /* through the queue of opens told after the fact (meta_async.c) */
+
 static void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     struct cm *cm = CM(req);
+    /* meta counts the open, so that an rmdir or a rename over the directory keeps it until it
+     * is closed; told off the path, as a read-only open of a file is: `ls` and a directory
+     * walk cost no request for it, and a listing closed within MA_HOLD_MS is never told */
+    if (ma_open(cm->notify, ino, O_RDONLY) == 0) {
+        fi->fh = DIR_QUEUED;
+        if (fuse_reply_open(req, fi) == -ENOENT) release_meta(cm, ino, 1); /* interrupted */
+        return;
+    }
     struct cairn_attr a;
     uint32_t n = 0;
     int rc = mc_open_file(&cm->meta, ino, O_RDONLY, &a, NULL, 0, &n);
@@ -762,7 +775,7 @@ static void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
         return;
     }
     dirc_note(cm, &a); /* for setgid inheritance of what is made in it */
-    fi->fh = 1;
+    fi->fh = DIR_TOLD;
     if (fuse_reply_open(req, fi) == -ENOENT) release_meta(cm, ino, 0); /* interrupted */
 }
 
@@ -901,9 +914,9 @@ static void fs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 static void fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     struct cm *cm = CM(req);
-    int told = fi->fh == 1;
+    uint64_t how = fi->fh;
     fuse_reply_err(req, 0); /* req is gone after this */
-    if (told) release_meta(cm, ino, 0);
+    if (how == DIR_TOLD || how == DIR_QUEUED) release_meta(cm, ino, how == DIR_QUEUED);
 }
 
 static void fs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)

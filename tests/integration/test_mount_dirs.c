@@ -365,6 +365,9 @@ static void open_dir_case(int open_k, int op_k, int by_rename, int drop)
     struct stat sb;
     HFS_OK(fstat(fd, &sb));
     uint64_t ino = sb.st_ino;
+    /* an open is told to meta a few ms after it is made (as a read-only open of a file,
+     * meta_async.c): another mount's change protects it from then on */
+    if (open_k != op_k) hfs_sleep_ms(100);
     snprintf(v, sizeof(v), "%s/victim", base_op);
     snprintf(other, sizeof(other), "%s/other", base_op);
     if (by_rename)
