@@ -190,27 +190,34 @@ static int do_write(struct cs_conn *c, struct rcur *r, struct wbuf *out)
     return rc;
 }
 
+/* Send a chain request on to chain[0]: its fixed fields as they came (the first nfixed bytes
+ * of the payload) and the rest of the chain. Returns chain_submit's status (0 with n == 0:
+ * nothing to send). */
+static int chain_forward(uint16_t type, const uint8_t *fixed, size_t nfixed, uint8_t n,
+                         char chain[][CAIRN_ADDR_MAX + 1], struct rpc_call **call)
+{
+    if (n == 0) return 0;
+    struct wbuf fwd;
+    wbuf_init(&fwd);
+    wbuf_put_raw(&fwd, fixed, nfixed);
+    put_chain(&fwd, n, chain);
+    int sub = fwd.err ? fwd.err : chain_submit(type, &fwd, NULL, 0, chain[0], call);
+    wbuf_free(&fwd);
+    return sub;
+}
+
 static int do_truncate(struct cs_conn *c, struct rcur *r, struct wbuf *out)
 {
     char chain[CAIRN_MAX_CHAIN][CAIRN_ADDR_MAX + 1];
+    const uint8_t *fixed = r->p;
     uint64_t id = rcur_u64(r);
     uint32_t ver = rcur_u32(r), prev = rcur_u32(r), len = rcur_u32(r);
+    size_t nfixed = (size_t)(r->p - fixed);
     uint8_t n;
     int rc = get_chain(r, &n, chain);
     if (rc || rcur_done(r)) return rc ? rc : -EBADMSG;
     struct rpc_call *call = NULL;
-    int sub = 0;
-    if (n > 0) {
-        struct wbuf fwd;
-        wbuf_init(&fwd);
-        wbuf_put_u64(&fwd, id);
-        wbuf_put_u32(&fwd, ver);
-        wbuf_put_u32(&fwd, prev);
-        wbuf_put_u32(&fwd, len);
-        put_chain(&fwd, n, chain);
-        sub = fwd.err ? fwd.err : chain_submit(MSG_CHK_TRUNCATE, &fwd, NULL, 0, chain[0], &call);
-        wbuf_free(&fwd);
-    }
+    int sub = chain_forward(MSG_CHK_TRUNCATE, fixed, nfixed, n, chain, &call);
     rc = cstore_truncate(&c->s->store, id, ver, prev, len);
     if (!rc) conn_dirty(c, id, ver);
     struct chain_res res = {.ok = 1, .err = 0};
@@ -222,26 +229,15 @@ static int do_truncate(struct cs_conn *c, struct rcur *r, struct wbuf *out)
 static int do_falloc(struct cs_conn *c, struct rcur *r, struct wbuf *out)
 {
     char chain[CAIRN_MAX_CHAIN][CAIRN_ADDR_MAX + 1];
+    const uint8_t *fixed = r->p;
     uint64_t id = rcur_u64(r);
     uint32_t ver = rcur_u32(r), prev = rcur_u32(r), off = rcur_u32(r), len = rcur_u32(r);
     uint8_t mode = rcur_u8(r), n;
+    size_t nfixed = (size_t)(r->p - fixed);
     int rc = get_chain(r, &n, chain);
     if (rc || rcur_done(r)) return rc ? rc : -EBADMSG;
     struct rpc_call *call = NULL;
-    int sub = 0;
-    if (n > 0) {
-        struct wbuf fwd;
-        wbuf_init(&fwd);
-        wbuf_put_u64(&fwd, id);
-        wbuf_put_u32(&fwd, ver);
-        wbuf_put_u32(&fwd, prev);
-        wbuf_put_u32(&fwd, off);
-        wbuf_put_u32(&fwd, len);
-        wbuf_put_u8(&fwd, mode);
-        put_chain(&fwd, n, chain);
-        sub = fwd.err ? fwd.err : chain_submit(MSG_CHK_FALLOC, &fwd, NULL, 0, chain[0], &call);
-        wbuf_free(&fwd);
-    }
+    int sub = chain_forward(MSG_CHK_FALLOC, fixed, nfixed, n, chain, &call);
     uint32_t clen = 0;
     rc = cstore_falloc(&c->s->store, id, ver, prev, off, len, mode, &clen);
     if (rc)

@@ -483,7 +483,11 @@ void cc_write(struct cc_pool *p, const struct chunk_info *ci, uint32_t off, cons
     cc_write_finish(&call, deadline, r);
 }
 
-void cc_truncate(struct cc_pool *p, const struct chunk_info *ci, uint32_t length, struct cc_wres *r)
+/* A request that goes down the chain of copies (CHK_TRUNCATE, CHK_FALLOC) to the first copy:
+ * chunk id, version, previous version, the fields of more, then the rest of the chain; waited
+ * for. write_layout: the reply is laid out as CHK_WRITE's. learn: note the servers' ids. */
+static void chain_request(struct cc_pool *p, const struct chunk_info *ci, uint16_t type,
+                          const struct wbuf *more, int write_layout, int learn, struct cc_wres *r)
 {
     memset(r, 0, sizeof(*r));
     if (ci->nloc == 0) {
@@ -496,25 +500,35 @@ void cc_truncate(struct cc_pool *p, const struct chunk_info *ci, uint32_t length
         r->status = -ENOMEM;
         return;
     }
+    if (learn) learn_ids(p, ci);
     struct wbuf b;
     wbuf_init(&b);
     wbuf_put_u64(&b, ci->chunk_id);
     wbuf_put_u32(&b, ci->version);
     wbuf_put_u32(&b, ci->prev_version);
-    wbuf_put_u32(&b, length);
+    wbuf_put_raw(&b, more->data, more->len);
+    if (more->err) b.err = more->err;
     put_chain_tail(&b, ci);
     uint64_t deadline = net_now_ms() + (uint64_t)p->io_timeout_ms;
     struct cc_call call = {0};
-    int rc =
-        b.err ? b.err : rpc_submit(c, MSG_CHK_TRUNCATE, b.data, b.len, NULL, 0, deadline, &call.k);
+    int rc = b.err ? b.err : rpc_submit(c, type, b.data, b.len, NULL, 0, deadline, &call.k);
     wbuf_free(&b);
     if (rc) {
         submit_failed(srv, rc);
         r->status = rc;
     } else {
         call_begin(&call, srv);
-        wait_chain(&call, deadline, 0, r);
+        wait_chain(&call, deadline, write_layout, r);
     }
+}
+
+void cc_truncate(struct cc_pool *p, const struct chunk_info *ci, uint32_t length, struct cc_wres *r)
+{
+    struct wbuf more;
+    wbuf_init(&more);
+    wbuf_put_u32(&more, length);
+    chain_request(p, ci, MSG_CHK_TRUNCATE, &more, 0, 0, r);
+    wbuf_free(&more);
     if (r->status || r->chain_err)
         LOG_WARN("write", "truncate chunk %016" PRIx64 " v%u: %s (chain %u ok, %s)", ci->chunk_id,
                  ci->version, strerror(-r->status), r->chain_ok, strerror(-r->chain_err));
@@ -523,39 +537,13 @@ void cc_truncate(struct cc_pool *p, const struct chunk_info *ci, uint32_t length
 void cc_falloc(struct cc_pool *p, const struct chunk_info *ci, uint32_t off, uint32_t len,
                uint8_t mode, struct cc_wres *r)
 {
-    memset(r, 0, sizeof(*r));
-    if (ci->nloc == 0) {
-        r->status = -ENOSPC;
-        return;
-    }
-    struct cc_server *srv = NULL;
-    struct rpc_conn *c = conn_for(p, ci->loc[0].addr, &srv);
-    if (!c) {
-        r->status = -ENOMEM;
-        return;
-    }
-    learn_ids(p, ci);
-    struct wbuf b;
-    wbuf_init(&b);
-    wbuf_put_u64(&b, ci->chunk_id);
-    wbuf_put_u32(&b, ci->version);
-    wbuf_put_u32(&b, ci->prev_version);
-    wbuf_put_u32(&b, off);
-    wbuf_put_u32(&b, len);
-    wbuf_put_u8(&b, mode);
-    put_chain_tail(&b, ci);
-    uint64_t deadline = net_now_ms() + (uint64_t)p->io_timeout_ms;
-    struct cc_call call = {0};
-    int rc =
-        b.err ? b.err : rpc_submit(c, MSG_CHK_FALLOC, b.data, b.len, NULL, 0, deadline, &call.k);
-    wbuf_free(&b);
-    if (rc) {
-        submit_failed(srv, rc);
-        r->status = rc;
-    } else {
-        call_begin(&call, srv);
-        wait_chain(&call, deadline, 1, r); /* the reply has CHK_WRITE's layout */
-    }
+    struct wbuf more;
+    wbuf_init(&more);
+    wbuf_put_u32(&more, off);
+    wbuf_put_u32(&more, len);
+    wbuf_put_u8(&more, mode);
+    chain_request(p, ci, MSG_CHK_FALLOC, &more, 1, 1, r); /* the reply: CHK_WRITE's layout */
+    wbuf_free(&more);
     if (r->status || r->chain_err)
         LOG_WARN("write",
                  "fallocate chunk %016" PRIx64 " v%u mode %u [%u, +%u): %s (chain %u ok, %s)",
