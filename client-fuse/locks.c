@@ -51,6 +51,21 @@ static void sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
+/* Send b (freed here) as a request of type whose reply is the leader's lock epoch (u64). */
+static int call_epoch(struct lk_table *t, uint16_t type, struct wbuf *b, uint64_t *epoch)
+{
+    struct rpc_reply rep;
+    int rc = mc_call(t->meta, type, b, &rep);
+    wbuf_free(b);
+    if (rc) return rc;
+    struct rcur c;
+    rcur_init(&c, rep.payload.data, rep.payload.len);
+    *epoch = rcur_u64(&c);
+    rc = c.err ? -EIO : 0;
+    rpc_reply_free(&rep);
+    return rc;
+}
+
 /* MSG_LOCK of l (l->session filled in); *epoch gets the leader's. 0 or -errno (-EAGAIN:
  * conflict, -CAIRN_EGRACE: wait for the grace to end). */
 static int send_lock(struct lk_table *t, const struct ls_lock *l, uint8_t flags, uint64_t *epoch)
@@ -66,16 +81,7 @@ static int send_lock(struct lk_table *t, const struct ls_lock *l, uint8_t flags,
     wbuf_put_u64(&b, l->end);
     wbuf_put_u32(&b, l->pid);
     wbuf_put_u8(&b, flags);
-    struct rpc_reply rep;
-    int rc = mc_call(t->meta, MSG_LOCK, &b, &rep);
-    wbuf_free(&b);
-    if (rc) return rc;
-    struct rcur c;
-    rcur_init(&c, rep.payload.data, rep.payload.len);
-    *epoch = rcur_u64(&c);
-    rc = c.err ? -EIO : 0;
-    rpc_reply_free(&rep);
-    return rc;
+    return call_epoch(t, MSG_LOCK, &b, epoch);
 }
 
 static int send_drop(struct lk_table *t, uint64_t session, uint64_t ino, uint64_t owner,
@@ -161,16 +167,7 @@ static int ask_epoch(struct lk_table *t, uint64_t *epoch)
     struct wbuf b;
     wbuf_init(&b);
     wbuf_put_u64(&b, mc_session(t->meta));
-    struct rpc_reply rep;
-    int rc = mc_call(t->meta, MSG_LOCK_EPOCH, &b, &rep);
-    wbuf_free(&b);
-    if (rc) return rc;
-    struct rcur c;
-    rcur_init(&c, rep.payload.data, rep.payload.len);
-    *epoch = rcur_u64(&c);
-    rc = c.err ? -EIO : 0;
-    rpc_reply_free(&rep);
-    return rc;
+    return call_epoch(t, MSG_LOCK_EPOCH, &b, epoch);
 }
 
 static void *poll_main(void *arg)
