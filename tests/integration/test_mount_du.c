@@ -185,6 +185,9 @@ int main(void)
     tcase_add_test(tc, du_text_and_errors);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
+    /* in this process: the meta restarted by du_text_and_errors must be the one
+     * hfs_env_stop stops (a forked test's new pid would be lost with it) */
+    srunner_set_fork_status(sr, CK_NOFORK);
     srunner_run_all(sr, CK_ENV);
     int nf = srunner_ntests_failed(sr);
     srunner_free(sr);
