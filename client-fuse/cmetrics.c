@@ -24,7 +24,6 @@ static void counter_of(struct wbuf *b, const char *name, const char *help, enum 
     prom_counter(b, name, help, st_get(id));
 }
 
-
 static void write_fuse(struct wbuf *b)
 {
     static const struct {

@@ -89,7 +89,6 @@ static void on_reply(void *arg, uint16_t type, int status)
     if (status < 0) count_error(type, -status);
 }
 
-
 static void err_name(int err, char *out, size_t len)
 {
     const char *n = err == CAIRN_ENOTLEADER ? "ENOTLEADER" : strerrorname_np(err);

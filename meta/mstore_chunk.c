@@ -278,13 +278,8 @@ int mstore_chunk_scan(struct mstore *s, uint64_t after, uint32_t max, mstore_chu
     MDB_txn *t;
     MDB_cursor *c;
     *next = 0;
-    int rc = mst_rtxn(s, &t);
+    int rc = mst_rcursor(s, s->chunkid, &t, &c);
     if (rc) return rc;
-    rc = mst_err(mdb_cursor_open(t, s->chunkid, &c));
-    if (rc) {
-        mdb_txn_abort(t);
-        return rc;
-    }
     uint8_t k[8];
     be_put64(k, after + 1);
     MDB_val key = {8, k}, val;
@@ -325,13 +320,8 @@ int mstore_chunk_list(struct mstore *s, uint64_t ino, uint64_t first, uint32_t c
 {
     MDB_txn *t;
     MDB_cursor *c;
-    int rc = mst_rtxn(s, &t);
+    int rc = mst_rcursor(s, s->chunk, &t, &c);
     if (rc) return rc;
-    rc = mst_err(mdb_cursor_open(t, s->chunk, &c));
-    if (rc) {
-        mdb_txn_abort(t);
-        return rc;
-    }
     uint8_t k[16];
     ck_key(k, ino, first);
     MDB_val key = {16, k}, val;

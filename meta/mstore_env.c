@@ -94,6 +94,15 @@ int mst_rtxn(struct mstore *s, MDB_txn **t)
     return mst_err(mdb_txn_begin(s->env, NULL, MDB_RDONLY, t));
 }
 
+int mst_rcursor(struct mstore *s, MDB_dbi db, MDB_txn **t, MDB_cursor **c)
+{
+    int rc = mst_rtxn(s, t);
+    if (rc) return rc;
+    rc = mst_err(mdb_cursor_open(*t, db, c));
+    if (rc) mdb_txn_abort(*t);
+    return rc;
+}
+
 int mst_format(struct mstore *s, MDB_txn *t, uint64_t epoch, uint64_t chunk_size)
 {
     struct timespec now = {.tv_sec = (time_t)epoch};

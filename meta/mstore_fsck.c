@@ -35,13 +35,8 @@ int mstore_fsck_inodes(struct mstore *s, uint64_t after, uint32_t max, mstore_fs
     MDB_cursor *c;
     *next = 0;
     if (after == UINT64_MAX) return 0;
-    int rc = mst_rtxn(s, &t);
+    int rc = mst_rcursor(s, s->inode, &t, &c);
     if (rc) return rc;
-    rc = mst_err(mdb_cursor_open(t, s->inode, &c));
-    if (rc) {
-        mdb_txn_abort(t);
-        return rc;
-    }
     uint8_t k[8];
     be_put64(k, after + 1);
     MDB_val key = {8, k}, val;
@@ -79,13 +74,8 @@ int mstore_fsck_entries(struct mstore *s, uint64_t parent, const char *name, uin
     *next_parent = parent;
     snprintf(next_name, CAIRN_NAME_MAX + 1, "%s", name);
     size_t nl = strnlen(name, CAIRN_NAME_MAX);
-    int rc = mst_rtxn(s, &t);
+    int rc = mst_rcursor(s, s->dirent, &t, &c);
     if (rc) return rc;
-    rc = mst_err(mdb_cursor_open(t, s->dirent, &c));
-    if (rc) {
-        mdb_txn_abort(t);
-        return rc;
-    }
     uint8_t k[8 + CAIRN_NAME_MAX];
     be_put64(k, parent);
     memcpy(k + 8, name, nl);

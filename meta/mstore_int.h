@@ -107,6 +107,9 @@ int mst_counter_add(MDB_txn *t, struct mstore *s, const char *name, int64_t delt
 /* Raise a counter to at least v. */
 int mst_counter_raise(MDB_txn *t, struct mstore *s, const char *name, uint64_t v);
 int mst_rtxn(struct mstore *s, MDB_txn **t);
+/* A read transaction and a cursor on db in it (nothing is left open on failure). The caller
+ * closes the cursor and aborts the transaction. */
+int mst_rcursor(struct mstore *s, MDB_dbi db, MDB_txn **t, MDB_cursor **c);
 
 /* mstore_inode.c */
 int mst_inode_get(MDB_txn *t, struct mstore *s, uint64_t ino, struct mst_inode *r);
