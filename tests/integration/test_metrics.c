@@ -211,6 +211,28 @@ START_TEST(daemons_serve_metrics)
                   "chunk read latency");
     ck_assert_msg(value_of(path, "cairn_mount_meta_calls_total{op=\"lookup\"}") >= 1,
                   "meta lookups");
+
+    /* bad HTTP input to every server: an error status, and each keeps serving */
+    for (int i = 0; i < NCS + 2; i++) {
+        char out[600];
+        int rc = h_run(30, out, sizeof(out),
+                       "set -e; u=http://127.0.0.1:%u; "
+                       "head -c 200000 /dev/urandom | curl -s -o /dev/null -w '%%{http_code} ' "
+                       "--max-time 10 -X POST --data-binary @- $u/metrics; "
+                       "curl -s -o /dev/null -w '%%{http_code} ' --max-time 10 "
+                       "\"$u/metrics?$(head -c 20000 /dev/zero | tr '\\0' a)\"; "
+                       "curl -s -o /dev/null -w '%%{http_code} ' --max-time 10 $u/nothing; "
+                       "printf 'GARBAGE\\r\\n\\r\\n' | timeout 5 python3 -c "
+                       "'import socket,sys; s=socket.create_connection((\"127.0.0.1\",%u)); "
+                       "s.sendall(sys.stdin.buffer.read()); s.recv(100)'; "
+                       "curl -s -o /dev/null -w '%%{http_code}' --max-time 10 $u/metrics",
+                       port[i], port[i]);
+        ck_assert_msg(rc == 0, "port %u: exit %d: %s", port[i], rc, out);
+        int post, longq, none, after;
+        ck_assert_msg(sscanf(out, "%d %d %d %d", &post, &longq, &none, &after) == 4, "%s", out);
+        ck_assert_msg(post >= 400 && longq >= 400 && none == 404, "port %u: %s", port[i], out);
+        ck_assert_msg(after == 200, "port %u: /metrics after bad requests: %s", port[i], out);
+    }
     h_cluster_stop(hr_c);
 }
 END_TEST
