@@ -316,6 +316,17 @@ enum proto_type {
      * LOCK_POLL_MS to notice a new leader (a new epoch) and reclaim its locks in time. */
     MSG_LOCK_EPOCH = 59,
 
+    /* --- meta replica -> meta replica: snapshots outside libraft (meta/snap_xfer.h) ---- */
+    /* u64 need (a Raft index) -> u64 id, u64 size, u64 applied
+     * Answered by every replica whose store has applied at least need: a compacted copy of
+     * its store, zstd-compressed (snap_zstd.c), size bytes long, holding index applied
+     * (>= need). -EAGAIN: the copy is being made (ask again in ~100 ms); -ESTALE: this
+     * replica's store is behind need (ask another). */
+    MSG_SNAP_OPEN = 60,
+    /* u64 id, u64 offset, u32 length (<= SNAP_READ_MAX) -> bytes (short only at the end)
+     * A piece of the copy MSG_SNAP_OPEN named. -ENOENT: that copy is gone (open again). */
+    MSG_SNAP_READ = 61,
+
     /* --- anyone -> chunk server ----------------------------------------------------- */
     /* u64 chunk_id, u32 version, u32 offset, u32 length (<= CAIRN_IO_MAX), [u8 flags]
      *   -> u32 data_offset (block aligned, <= offset), u32 chunk_length, u32 nblocks,

@@ -18,6 +18,7 @@
 #include "httpd.h"
 #include "log.h"
 #include "meta.h"
+#include "snap_xfer.h"
 #include "mraft.h"
 #include "net.h"
 
@@ -111,6 +112,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         repair_rescan(m); /* their chunks are short */
     meta_sessions_expire(m);
     pin_store(m);
+    snap_serve_tick(m);
 }
 
 static void on_flush(evutil_socket_t fd, short what, void *arg)
@@ -316,6 +318,7 @@ static int serve(struct meta *m, int dfd)
     if (mstore_batch_active(m->store)) mstore_batch_abort(m->store);
     status = 0;
 out_raft:
+    snap_serve_stop();
     meta_store_sync_stop();
     mraft_stop(m);
     mstore_sync(m->store);

@@ -42,7 +42,7 @@ int mraft_addr_to_client(const char *raft, char *out, size_t len)
 }
 
 /* Split a comma-separated list into at most max addresses; -EINVAL on a bad one. */
-static int split_list(const char *list, char out[][CAIRN_ADDR_MAX + 1], int max)
+int mraft_split_list(const char *list, char out[][CAIRN_ADDR_MAX + 1], int max)
 {
     int n = 0;
     const char *p = list;
@@ -475,7 +475,7 @@ static void on_join(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct mraft *r = arg;
     char list[MRAFT_MAX_PEERS][CAIRN_ADDR_MAX + 1];
-    int n = split_list(r->m->cfg.join, list, MRAFT_MAX_PEERS);
+    int n = mraft_split_list(r->m->cfg.join, list, MRAFT_MAX_PEERS);
     struct rpc_opts o = {.connect_timeout_ms = 300, .call_timeout_ms = 1000, .connect_attempts = 1};
     uint64_t id = 0;
     for (int i = 0; i < n && !id; i++) {
@@ -525,7 +525,7 @@ int mraft_start(struct meta *m)
         return -EINVAL;
     }
     char peers[MRAFT_MAX_PEERS][CAIRN_ADDR_MAX + 1];
-    int npeers = split_list(c->peers, peers, MRAFT_MAX_PEERS);
+    int npeers = mraft_split_list(c->peers, peers, MRAFT_MAX_PEERS);
     if (npeers < 0) {
         fprintf(stderr, "cairn-meta: bad peers list '%s' (HOST:PORT,...)\n", c->peers);
         return -EINVAL;

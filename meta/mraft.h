@@ -8,7 +8,7 @@
  * requests come (group commit, replies held), appends its records as one log entry, and
  * commits the transaction with the entry's index when the group has committed the entry;
  * losing leadership first aborts it. Followers apply entries from the log. Snapshots are
- * compacted LMDB copies compressed with zstd (mraft_snap.c).
+ * references to the store; its data travels outside libraft (snap_xfer.h).
  *
  * Addresses: a replica's client address is `listen` (HOST:PORT); its Raft address is
  * HOST:PORT+1. Members' ids are 1, 2, 3... in the order of `peers`; `cairn meta add` gives

@@ -55,9 +55,13 @@ struct mraft {
     uint64_t read_barrier_ms;
     struct mraft_change *change; /* at most one membership change at a time */
     struct raft_apply *format_req;
+    /* how a snapshot's data is fetched (snap_fetch; a test's own in the unit tests) */
+    int (*fetch)(struct mraft *r, uint64_t need, const char *dest);
 };
 
 /* mraft.c */
+/* Split a comma-separated list into at most max addresses; -EINVAL on a bad one. */
+int mraft_split_list(const char *list, char out[][CAIRN_ADDR_MAX + 1], int max);
 /* Run libuv's ready work soon (from libevent; never inside a libuv callback directly). */
 void mraft_kick(struct mraft *r);
 /* mraft_fsm.c: fill r->fsm with the state machine callbacks, serving raft rp */

@@ -15,6 +15,7 @@
 
 #include "log.h"
 #include "meta.h"
+#include "snap_xfer.h"
 #include "mraft_int.h"
 #include "net.h"
 
@@ -924,6 +925,8 @@ static int handle_req(struct evsrv_conn *conn, const struct wire_hdr *h, const u
 {
     struct meta *m = arg;
     uint16_t type = (uint16_t)(h->type & ~MSG_F_SEQ);
+    if (type == MSG_SNAP_OPEN || type == MSG_SNAP_READ) /* any replica lends its store */
+        return snap_serve_handle(m, conn, h, payload);
     if (type >= MSG_META_STATUS && type <= MSG_META_WHOAMI) {
         struct rcur r;
         rcur_init(&r, payload, h->length);

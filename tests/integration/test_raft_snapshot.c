@@ -11,9 +11,18 @@
  *   behind a stopped follower), the three LMDB stores hold the same records, database by
  *   database (mdb_dump; only each replica's own applied index may differ).
  *
+ * - big_store_sent_in_bounded_memory: a follower is killed, then 1,600 directories each get
+ *   a 60,000-byte xattr of random bytes (a store of about 100 MB that does not compress).
+ *   Snapshots are references to the store (meta/snap_xfer.h): the follower, started again,
+ *   fetches a copy in 1 MiB pieces. Sampled every 10 ms meanwhile, neither the leader's nor
+ *   the follower's anonymous memory (RssAnon) grows by more than 40 MiB (a snapshot held in
+ *   memory would be the whole compressed store), and the three stores compare equal. The
+ *   longest mutation of the fill (snapshots are taken every 64 entries) is printed.
+ *
  * Requests go over the wire (harness_raft's client, which follows the leader); no chunk
  * servers or mounts are needed. */
 #include <check.h>
+#include <pthread.h>
 #include <dirent.h>
 #include <errno.h>
 #include <signal.h>
@@ -186,6 +195,8 @@ START_TEST(follower_catches_up_from_snapshot)
     ck_assert_msg(hraft_log_count(g, f, "store restored from a snapshot") > restored,
                   "follower %d caught up without restoring a snapshot (see %s)", f + 1,
                   g->r[f].log);
+    /* the data came from another replica's store, not in libraft's message */
+    ck_assert_int_ge(hraft_log_count(g, f, "fetching a copy of the store"), 1);
 
     /* it follows the log again after the snapshot */
     for (int k = 0; k < 20; k++) {
@@ -208,10 +219,135 @@ START_TEST(follower_catches_up_from_snapshot)
 }
 END_TEST
 
+/* ---- a store that does not fit a message ------------------------------------------------------
+ */
+
+#define BIG_DIRS 1600
+#define RSS_GROWTH_MAX (40ull << 20)
+
+static uint64_t rss_anon(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    unsigned long long kb = 0;
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "RssAnon: %llu kB", &kb) == 1) break;
+    if (f) fclose(f);
+    return kb << 10;
+}
+
+struct sampler {
+    pid_t pid[2];
+    uint64_t peak[2];
+    volatile int stop;
+};
+
+static void *sample_main(void *arg)
+{
+    struct sampler *s = arg;
+    while (!s->stop) {
+        for (int i = 0; i < 2; i++) {
+            uint64_t v = rss_anon(s->pid[i]);
+            if (v > s->peak[i]) s->peak[i] = v;
+        }
+        hraft_sleep_ms(10);
+    }
+    return NULL;
+}
+
+static void setxattr_random(uint64_t ino, uint64_t seed)
+{
+    static uint8_t v[HRAFT_BIG_XATTR];
+    uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
+    for (size_t i = 0; i + 8 <= sizeof(v); i += 8) { /* xorshift: bytes zstd cannot shrink */
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        memcpy(v + i, &x, 8);
+    }
+    struct wbuf b;
+    wbuf_init(&b);
+    wbuf_put_u64(&b, ino);
+    wbuf_put_str(&b, "user.rand", 9);
+    wbuf_put_bytes(&b, v, sizeof(v));
+    wbuf_put_u32(&b, 0);
+    must(MSG_SETXATTR, &b, "setxattr");
+}
+
+START_TEST(big_store_sent_in_bounded_memory)
+{
+    struct hraft_group *g = hraft_g;
+    char why[4096];
+    int rc = hraft_init(g, hraft_root, "big", 3, OPTS, 0, why, sizeof(why));
+    ck_assert_msg(rc == 0, "group: %s", why);
+    ck_assert_int_eq(hraft_start_all(g), 0);
+    int lead = hraft_wait_leader(g, 0, 15000);
+    ck_assert_msg(lead >= 0, "no leader within 15 s (logs in %s)", g->c.dir);
+    ck_assert_int_eq(hraft_client_open(&cl, g, 10000), 0);
+    uint64_t top = mkdir_ino(CAIRN_ROOT_INO, "top");
+    int f = (lead + 1) % 3;
+    ck_assert_int_eq(hraft_kill(g, f, SIGKILL), 0);
+
+    uint64_t t1 = hraft_now_ms(), worst = 0;
+    for (int k = 0; k < BIG_DIRS; k++) {
+        char name[32];
+        snprintf(name, sizeof(name), "b%04d", k);
+        uint64_t t = hraft_now_ms();
+        uint64_t ino = mkdir_ino(top, name);
+        setxattr_random(ino, (uint64_t)k);
+        if (hraft_now_ms() - t > worst) worst = hraft_now_ms() - t;
+    }
+    fprintf(stderr,
+            "big_store_sent_in_bounded_memory: %d directories with 60000 random bytes each in "
+            "%.1f s; the longest mkdir+setxattr took %llu ms\n",
+            BIG_DIRS, (double)(hraft_now_ms() - t1) / 1000.0, (unsigned long long)worst);
+    lead = hraft_wait_leader(g, 0, 15000);
+    ck_assert_int_ge(lead, 0);
+    ck_assert_int_ge(hraft_log_count(g, lead, "snapshot at index"), 1);
+
+    int restored = hraft_log_count(g, f, "store restored from a snapshot");
+    uint64_t base_lead = rss_anon(g->r[lead].pid);
+    ck_assert_int_eq(hraft_start(g, f), 0);
+    struct sampler smp = {.pid = {g->r[lead].pid, g->r[f].pid}};
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, sample_main, &smp), 0);
+    uint64_t t2 = hraft_now_ms();
+    rc = hraft_wait_quiet(g, lead, 0, 60000, why, sizeof(why));
+    smp.stop = 1;
+    pthread_join(th, NULL);
+    ck_assert_msg(rc == 0, "the restarted follower did not catch up in 60 s: %s (its log %s)", why,
+                  g->r[f].log);
+    fprintf(stderr,
+            "  follower %d caught up in %.1f s; RssAnon: leader %llu MiB before, peak %llu MiB; "
+            "follower peak %llu MiB\n",
+            f + 1, (double)(hraft_now_ms() - t2) / 1000.0, (unsigned long long)(base_lead >> 20),
+            (unsigned long long)(smp.peak[0] >> 20), (unsigned long long)(smp.peak[1] >> 20));
+    ck_assert_msg(hraft_log_count(g, f, "store restored from a snapshot") > restored,
+                  "follower %d caught up without restoring a snapshot (see %s)", f + 1,
+                  g->r[f].log);
+    ck_assert_int_ge(hraft_log_count(g, f, "fetching a copy of the store"), 1);
+    ck_assert_int_ge(hraft_log_count(g, lead, "store copied for another replica"), 1);
+    ck_assert_msg(smp.peak[0] < base_lead + RSS_GROWTH_MAX,
+                  "the leader's anonymous memory grew from %llu to %llu bytes while it sent the "
+                  "store",
+                  (unsigned long long)base_lead, (unsigned long long)smp.peak[0]);
+    ck_assert_msg(smp.peak[1] < RSS_GROWTH_MAX + (16ull << 20),
+                  "the follower's anonymous memory reached %llu bytes while it installed the "
+                  "store",
+                  (unsigned long long)smp.peak[1]);
+    hraft_client_close(&cl);
+    rc = hraft_stop_and_compare(g, lead, 7u, why, sizeof(why));
+    ck_assert_msg(rc == 0, "%s", why);
+    hraft_stop(g);
+}
+END_TEST
+
 int main(void)
 {
     const struct h_test tests[] = {
         {"follower_catches_up_from_snapshot", follower_catches_up_from_snapshot},
+        {"big_store_sent_in_bounded_memory", big_store_sent_in_bounded_memory},
     };
     return hraft_main("rsnap", "raft_snapshot", tests, sizeof(tests) / sizeof(tests[0]), 120, NULL);
 }

@@ -5,8 +5,12 @@
  * the same state (same inode numbers), that a replica cut off catches up when the network
  * heals, that a new leader's numbers never collide with what was applied, that an entry the
  * store already holds is not applied twice, and that a replica that missed entries the log
- * no longer has catches up from a snapshot (a compacted, zstd-compressed LMDB copy). */
+ * no longer has catches up from a snapshot. A snapshot is a reference to the store; the copy
+ * a restore needs comes here from the replica whose store is furthest ahead, in this process
+ * (the daemons fetch it over the network: snap_fetch.c, covered by test_raft_snapshot). A
+ * snapshot of the older kind (a whole compressed store in the buffer) still restores. */
 #include <check.h>
+#include <fcntl.h>
 #include <raft.h>
 #include <raft/fixture.h>
 #include <stdio.h>
@@ -17,6 +21,7 @@
 
 #include "meta.h"
 #include "mraft_int.h"
+#include "snap_xfer.h"
 #include "unit_main.h"
 
 #define N 3
@@ -32,8 +37,44 @@ static void open_store(int i)
     ck_assert_int_eq(mstore_open(g_m[i].cfg.data_dir, &so, &g_m[i].store), 0);
 }
 
+static int g_fetches; /* snapshot copies fetched */
+
+/* The in-process stand-in for snap_fetch: a compacted copy of the store furthest ahead,
+ * through the compressed form the daemons send. */
+static int fetch_from_best(struct mraft *r, uint64_t need, const char *dest)
+{
+    int best = -1;
+    for (int i = 0; i < N; i++)
+        if (&g_r[i] != r && g_m[i].store &&
+            (best < 0 || mstore_applied(g_m[i].store) > mstore_applied(g_m[best].store)))
+            best = i;
+    if (best < 0 || mstore_applied(g_m[best].store) < need) return -ESTALE;
+    FILE *raw = tmpfile(), *z = tmpfile();
+    ck_assert_ptr_nonnull(raw);
+    ck_assert_ptr_nonnull(z);
+    int rc = mstore_copy_fd(g_m[best].store, fileno(raw));
+    if (!rc) rc = snapz_compress_fd(fileno(raw), fileno(z));
+    int out = open(dest, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    ck_assert_int_ge(out, 0);
+    struct snapz_dec *d = snapz_dec_new(out);
+    ck_assert_ptr_nonnull(d);
+    uint8_t piece[4096 + 17]; /* odd pieces: the header and frames split anywhere */
+    ssize_t got;
+    lseek(fileno(z), 0, SEEK_SET);
+    while (!rc && (got = read(fileno(z), piece, sizeof(piece))) > 0)
+        rc = snapz_dec_feed(d, piece, (size_t)got);
+    int frc = snapz_dec_finish(d);
+    if (!rc) rc = frc;
+    close(out);
+    fclose(raw);
+    fclose(z);
+    g_fetches++;
+    return rc;
+}
+
 static void setup(void)
 {
+    g_fetches = 0;
     snprintf(g_dir, sizeof(g_dir), "/tmp/cairn-unit-raft-XXXXXX");
     ck_assert_ptr_nonnull(mkdtemp(g_dir));
     ck_assert_int_eq(raft_fixture_initialize(&F), 0);
@@ -48,6 +89,7 @@ static void setup(void)
         open_store(i);
         g_r[i].m = &g_m[i];
         mraft_fsm_init(&g_r[i], NULL);
+        g_r[i].fetch = fetch_from_best;
         ck_assert_int_eq(raft_fixture_grow(&F, &g_r[i].fsm), 0);
         g_r[i].rp = raft_fixture_get(&F, (unsigned)i);
     }
@@ -247,6 +289,49 @@ START_TEST(test_replica_catches_up_from_a_snapshot)
         snprintf(prefix, sizeof(prefix), "r%d_", round);
         assert_same(prefix, 3);
     }
+    ck_assert_int_ge(g_fetches, 1); /* it came from another store, not from the log */
+}
+END_TEST
+
+/* A snapshot of the older kind: the whole store, compressed, in libraft's buffer. */
+START_TEST(test_whole_store_snapshot_still_restores)
+{
+    raft_fixture_elect(&F, 0);
+    format(0);
+    raft_index idx = mkdirs(0, "w", 4);
+    ck_assert(raft_fixture_step_until_applied(&F, 0, idx, 5000));
+    FILE *raw = tmpfile(), *z = tmpfile();
+    ck_assert_int_eq(mstore_copy_fd(g_m[0].store, fileno(raw)), 0);
+    ck_assert_int_eq(snapz_compress_fd(fileno(raw), fileno(z)), 0);
+    long len = lseek(fileno(z), 0, SEEK_END);
+    struct raft_buffer buf = {.base = raft_malloc((size_t)len), .len = (size_t)len};
+    ck_assert_int_eq(pread(fileno(z), buf.base, (size_t)len, 0), len);
+    fclose(raw);
+    fclose(z);
+    /* a fresh replica 3 of its own (not in the group) restores it */
+    struct meta m3 = {0};
+    struct mraft r3 = {0};
+    snprintf(m3.cfg.data_dir, sizeof(m3.cfg.data_dir), "%s/fresh", g_dir);
+    m3.cfg.map_size = 64ull << 20;
+    m3.cfg.chunk_size = 1 << 20;
+    ck_assert_int_eq(mkdir(m3.cfg.data_dir, 0700), 0);
+    struct mstore_opts so = {.no_sync = 1, .no_format = 1, .map_size = 64ull << 20};
+    ck_assert_int_eq(mstore_open(m3.cfg.data_dir, &so, &m3.store), 0);
+    r3.m = &m3;
+    mraft_fsm_init(&r3, raft_fixture_get(&F, 0));
+    ck_assert_int_eq(r3.fsm.restore(&r3.fsm, &buf), 0);
+    struct cairn_attr a;
+    ck_assert_int_eq(mstore_lookup(m3.store, CAIRN_ROOT_INO, "w3", &a), 0);
+    ck_assert_uint_eq(a.ino, ino_of(0, "w3"));
+    ck_assert_uint_eq(mstore_applied(m3.store), idx);
+    /* a cut-short one is refused, and the store is left as it was */
+    struct raft_buffer bad = {.base = raft_malloc(64), .len = 64};
+    memset(bad.base, 0, 64);
+    le_put32(bad.base, SNAP_MAGIC);
+    ck_assert_int_ne(r3.fsm.restore(&r3.fsm, &bad), 0);
+    raft_free(bad.base);
+    ck_assert_uint_eq(mstore_applied(m3.store), idx);
+    mstore_close(m3.store);
 }
 END_TEST
 
@@ -261,6 +346,7 @@ static Suite *suite(void)
     tcase_add_test(t, test_new_leader_numbers_follow_what_was_applied);
     tcase_add_test(t, test_entry_already_in_store_is_skipped);
     tcase_add_test(t, test_replica_catches_up_from_a_snapshot);
+    tcase_add_test(t, test_whole_store_snapshot_still_restores);
     suite_add_tcase(s, t);
     return s;
 }
