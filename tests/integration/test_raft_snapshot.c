@@ -16,7 +16,8 @@
  *   Snapshots are references to the store (meta/snap_xfer.h): the follower, started again,
  *   fetches a copy in 1 MiB pieces. Sampled every 10 ms meanwhile, neither the leader's nor
  *   the follower's anonymous memory (RssAnon) grows by more than 40 MiB (a snapshot held in
- *   memory would be the whole compressed store), and the three stores compare equal. The
+ *   memory would be the whole compressed store; not checked under ASan, whose quarantine
+ *   keeps freed memory), and the three stores compare equal. The
  *   longest mutation of the fill (snapshots are taken every 64 entries) is printed.
  *
  * Requests go over the wire (harness_raft's client, which follows the leader); no chunk
@@ -328,6 +329,12 @@ START_TEST(big_store_sent_in_bounded_memory)
                   g->r[f].log);
     ck_assert_int_ge(hraft_log_count(g, f, "fetching a copy of the store"), 1);
     ck_assert_int_ge(hraft_log_count(g, lead, "store copied for another replica"), 1);
+#ifdef __SANITIZE_ADDRESS__
+    /* ASan's quarantine keeps freed memory (up to 256 MiB): the bound means nothing there */
+    fprintf(stderr, "  (memory not checked under ASan)\n");
+    smp.peak[0] = base_lead;
+    smp.peak[1] = 0;
+#endif
     ck_assert_msg(smp.peak[0] < base_lead + RSS_GROWTH_MAX,
                   "the leader's anonymous memory grew from %llu to %llu bytes while it sent the "
                   "store",
