@@ -227,6 +227,24 @@ int mst_acl_set(struct mtx *x, struct mst_inode *r, int kind)
     return rc;
 }
 
+int mstore_acl_access_unchanged(struct mstore *s, uint64_t ino, const void *value, size_t len)
+{
+    struct mst_acl *a = malloc(sizeof(*a));
+    MDB_txn *t = NULL;
+    struct mst_inode r;
+    MDB_val v;
+    int same = a && mst_acl_decode(value, len, a) == 0 && mst_rtxn(s, &t) == 0 &&
+               mst_inode_get(t, s, ino, &r) == 0 && !S_ISLNK(r.mode) &&
+               mst_xattr_get_raw(t, s, ino, MST_ACL_ACCESS, &v) == -ENOENT;
+    if (same) {
+        uint32_t mode = r.mode;
+        same = !mst_acl_equiv_mode(a, &mode) && mode == r.mode;
+    }
+    if (t) mdb_txn_abort(t);
+    free(a);
+    return same;
+}
+
 int mst_acl_chmod_inode(struct mtx *x, uint64_t ino, uint32_t mode)
 {
     struct mst_acl *a = malloc(sizeof(*a));

@@ -755,6 +755,10 @@ static int do_setxattr(struct req *q)
     op.flags = rcur_u32(&q->r);
     if (rcur_done(&q->r)) return -EBADMSG;
     if (!nrc && vl > CAIRN_XATTR_SIZE_MAX) nrc = -E2BIG;
+    if (!nrc && q->soft) { /* an access ACL that changes nothing (noop_setxattr_req) */
+        reply(q, 0);
+        return 0;
+    }
     op.data = v;
     op.data_len = (uint32_t)vl;
     struct mop_result res = {0};
@@ -906,6 +910,23 @@ static int soft_open_req(struct meta *m, uint16_t type, const uint8_t *p, uint32
     return 0;
 }
 
+/* Whether a SETXATTR sets an access ACL that changes nothing (mstore_acl_access_unchanged):
+ * then it is answered from committed state, like a read, with no record. */
+static int noop_setxattr_req(struct meta *m, uint16_t type, const uint8_t *p, uint32_t len)
+{
+    if (type != MSG_SETXATTR) return 0;
+    struct rcur c;
+    rcur_init(&c, p, len);
+    uint64_t ino = rcur_u64(&c);
+    char name[CAIRN_NAME_MAX + 1];
+    int nl = rcur_str(&c, name, CAIRN_NAME_MAX);
+    size_t vl = 0;
+    const uint8_t *v = rcur_bytes(&c, WIRE_MAX_PAYLOAD, &vl);
+    uint32_t flags = rcur_u32(&c);
+    if (rcur_done(&c) || nl < 0 || flags || strcmp(name, "system.posix_acl_access")) return 0;
+    return mstore_acl_access_unchanged(m->store, ino, v, vl);
+}
+
 static int mutates(uint16_t type)
 {
     return proto_numbered(type) || type == MSG_SESSION_OPEN || type == MSG_SESSION_KEEPALIVE ||
@@ -950,7 +971,8 @@ static int handle_req(struct evsrv_conn *conn, const struct wire_hdr *h, const u
         acked = le_get64(t + 16);
         hh.length -= MSG_SEQ_TRAILER;
     }
-    int soft = soft_open_req(m, type, payload, hh.length);
+    int soft = soft_open_req(m, type, payload, hh.length) ||
+               noop_setxattr_req(m, type, payload, hh.length);
     if (mutates(type) && !soft && !meta_can_apply(m)) return EVSRV_DEFER;
     /* a new leader hands out no locations (and refuses no lease for want of servers) before
      * the chunk servers have found it */

@@ -349,6 +349,52 @@ START_TEST(chmod_updates_mask)
 }
 END_TEST
 
+static void ctime_of(const char *p, struct timespec *ts)
+{
+    struct stat st;
+    ck_assert_msg(stat(p, &st) == 0, "%s: %s", p, strerror(errno));
+    *ts = st.st_ctim;
+}
+
+static int same_time(const struct timespec *a, const struct timespec *b)
+{
+    return a->tv_sec == b->tv_sec && a->tv_nsec == b->tv_nsec;
+}
+
+START_TEST(minimal_acl_changes_nothing)
+{
+    need();
+    char m[600], l[600];
+    dirs("minimal", m, sizeof(m), l, sizeof(l));
+    const char *where[2] = {m, l};
+    for (int i = 0; i < 2; i++)
+        run("cd '%s' && echo x > f && chmod 644 f", where[i]);
+    for (int i = 0; i < 2; i++) {
+        char p[800];
+        snprintf(p, sizeof(p), "%s/f", where[i]);
+        struct timespec t0, t1, t2;
+        ctime_of(p, &t0);
+        sleep_ms(20);
+        /* what cp -a sets on every file: the mode as it is, as an ACL (setfacl would not
+         * send it: it sees nothing changes) */
+        static const uint8_t acl644[28] = {2,    0,   0, 0, 1,   0,   6,   0,   255, 255,
+                                           255,  255, 4, 0, 4,   0,   255, 255, 255, 255,
+                                           0x20, 0,   4, 0, 255, 255, 255, 255};
+        ck_assert_msg(setxattr(p, "system.posix_acl_access", acl644, sizeof(acl644), 0) == 0,
+                      "%s: %s", p, strerror(errno));
+        ctime_of(p, &t1);
+        ck_assert_msg(same_time(&t0, &t1), "%s: a minimal ACL equal to the mode moved ctime", p);
+        ck_assert_int_eq(mode_of(p), 0644);
+        ck_assert_int_eq(has_xattr(p, "system.posix_acl_access"), 0);
+        sleep_ms(20);
+        run("setfacl -m u::rwx '%s'", p); /* minimal, another mode: a change */
+        ctime_of(p, &t2);
+        ck_assert_msg(!same_time(&t1, &t2), "%s: a mode change by ACL left ctime alone", p);
+        ck_assert_int_eq(mode_of(p), 0744);
+    }
+}
+END_TEST
+
 /* A local tree with ACLs (files, directories with default ACLs, named users and groups). */
 static void make_tree(const char *dir)
 {
@@ -539,6 +585,7 @@ int main(void)
     tcase_add_test(tc, acl_allows_and_denies);
     tcase_add_test(tc, default_acl_inherited);
     tcase_add_test(tc, chmod_updates_mask);
+    tcase_add_test(tc, minimal_acl_changes_nothing);
     tcase_add_test(tc, wire_umask_and_bad_acls);
     tcase_add_test(tc, noacl_refuses);
     suite_add_tcase(s, tc);
