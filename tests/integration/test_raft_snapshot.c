@@ -120,17 +120,25 @@ static void raft_files(int i, int *snaps, int *segs, unsigned long long *first, 
     closedir(d);
 }
 
-START_TEST(follower_catches_up_from_snapshot)
+/* Three replicas with OPTS, a leader and the client connected; returns the leader. */
+static int start_group(struct hraft_group *g, const char *tag)
 {
-    struct hraft_group *g = hraft_g;
     char why[4096];
-    uint64_t t0 = hraft_now_ms();
-    int rc = hraft_init(g, hraft_root, "snap", 3, OPTS, 0, why, sizeof(why));
+    int rc = hraft_init(g, hraft_root, tag, 3, OPTS, 0, why, sizeof(why));
     ck_assert_msg(rc == 0, "group: %s", why);
     ck_assert_int_eq(hraft_start_all(g), 0);
     int lead = hraft_wait_leader(g, 0, 15000);
     ck_assert_msg(lead >= 0, "no leader within 15 s (logs in %s)", g->c.dir);
     ck_assert_int_eq(hraft_client_open(&cl, g, 10000), 0);
+    return lead;
+}
+
+START_TEST(follower_catches_up_from_snapshot)
+{
+    struct hraft_group *g = hraft_g;
+    char why[4096];
+    uint64_t t0 = hraft_now_ms();
+    int rc, lead = start_group(g, "snap");
     uint64_t top = mkdir_ino(CAIRN_ROOT_INO, "top");
     for (int k = 0; k < 20; k++) {
         char name[32];
@@ -280,12 +288,7 @@ START_TEST(big_store_sent_in_bounded_memory)
 {
     struct hraft_group *g = hraft_g;
     char why[4096];
-    int rc = hraft_init(g, hraft_root, "big", 3, OPTS, 0, why, sizeof(why));
-    ck_assert_msg(rc == 0, "group: %s", why);
-    ck_assert_int_eq(hraft_start_all(g), 0);
-    int lead = hraft_wait_leader(g, 0, 15000);
-    ck_assert_msg(lead >= 0, "no leader within 15 s (logs in %s)", g->c.dir);
-    ck_assert_int_eq(hraft_client_open(&cl, g, 10000), 0);
+    int rc, lead = start_group(g, "big");
     uint64_t top = mkdir_ino(CAIRN_ROOT_INO, "top");
     int f = (lead + 1) % 3;
     ck_assert_int_eq(hraft_kill(g, f, SIGKILL), 0);
