@@ -150,6 +150,7 @@ static void watch(struct mraft *r)
         /* requests parked while no leader was known can now be redirected */
         event_active(r->resume_ev, EV_TIMEOUT, 0);
     }
+    mraft_watch_leader(r, leading ? "" : client);
     mraft_change_tick(r);
 }
 
@@ -588,6 +589,7 @@ void mraft_stop(struct meta *m)
     struct mraft *r = m->raft;
     if (!r) return;
     r->started = 0;
+    mraft_watch_stop(r);
     if (r->inited) {
         r->raft.data = r;
         raft_close(&r->raft, on_raft_closed);

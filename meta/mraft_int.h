@@ -57,6 +57,7 @@ struct mraft {
     struct raft_apply *format_req;
     /* how a snapshot's data is fetched (snap_fetch; a test's own in the unit tests) */
     int (*fetch)(struct mraft *r, uint64_t need, const char *dest);
+    struct leader_watch *lw; /* leader_watch.c */
 };
 
 /* mraft.c */
@@ -66,6 +67,12 @@ int mraft_split_list(const char *list, char out[][CAIRN_ADDR_MAX + 1], int max);
 void mraft_kick(struct mraft *r);
 /* mraft_fsm.c: fill r->fsm with the state machine callbacks, serving raft rp */
 void mraft_fsm_init(struct mraft *r, struct raft *rp);
+/* leader_watch.c: a follower watches the leader's client port (leader: its client address,
+ * "" when none is known or we lead) and hastens an election when the port refuses */
+void mraft_watch_leader(struct mraft *r, const char *leader);
+void mraft_watch_stop(struct mraft *r);
+/* The leader is known to be gone: let this follower's election start soon (by rank). */
+void mraft_hasten_election(struct mraft *r);
 /* mraft_admin.c */
 void mraft_change_tick(struct mraft *r);
 

@@ -7,6 +7,8 @@
  *   the time it was invoked, the time it completed and its outcome. The leader is killed with
  *   SIGKILL in the middle and started again on its data once a new leader serves; once it has
  *   caught up, the new leader is killed too, so that the first one is needed for a majority.
+ *   Each time a follower notices that the dead leader's port refuses connections (it then
+ *   holds the election at once, instead of after the election timeout).
  *   - Both writers carry on by themselves: no operation returns an error to them, and both get
  *     operations acknowledged after each kill (within 30 s; otherwise the operation a writer
  *     hangs in, its kernel stack and its mount's threads, through gdb, are reported).
@@ -514,6 +516,9 @@ START_TEST(leader_killed_under_load)
             }
         }
         killed[r] = lead;
+        int gone_before[3];
+        for (int i = 0; i < 3; i++)
+            gone_before[i] = hraft_log_count(g, i, "is gone (its port refuses)");
         ck_assert_int_eq(hraft_kill(g, lead, SIGKILL), 0);
         t_kill[r] = now_us();
         fprintf(stderr,
@@ -524,6 +529,14 @@ START_TEST(leader_killed_under_load)
         ck_assert_msg(lead >= 0, "no new leader within 15 s: [%s]", st);
         t_lead[r] = now_us();
         leader_after[r] = lead;
+        /* the new leader was elected because its port refused, not after a timeout: a
+         * follower's connection to the dead leader's port saw it go (leader_watch.c) */
+        int noticed = 0;
+        for (int i = 0; i < 3; i++)
+            if (i != killed[r])
+                noticed += hraft_log_count(g, i, "is gone (its port refuses)") - gone_before[i];
+        ck_assert_msg(noticed > 0, "no follower noticed that the leader's port refused (see %s)",
+                      g->r[lead].log);
         ck_assert_int_eq(hraft_start(g, killed[r]), 0); /* it rejoins as a follower under load */
 
         /* both writers resume on their own */
