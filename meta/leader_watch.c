@@ -2,12 +2,13 @@
  * waiting out an election timeout (1 s, randomized up to 2 s) after its last heartbeat.
  *
  * A follower keeps one idle TCP connection to the leader's client port. When that connection
- * ends it connects again: a refused connection means nothing listens there any more (the
- * process died or stopped; its host is up), and the follower then lets libraft start an
- * election soon: the first by id at once, the next 400 ms later (mraft_hasten_election). A
- * connection that ends for any other reason, or cannot be made for want of an answer (a cut
- * network), changes nothing: Raft's own timeout handles that. Timers decide only when an election
- * starts, never who wins, so a wrong guess costs an election, not safety. */
+ * ends it connects again: a refused connection, where one was made before, means nothing
+ * listens there any more (the process died or stopped; its host is up). The follower then
+ * lets libraft start an election soon: the first by id at once, the next 400 ms later
+ * (mraft_hasten_election). A connection that ends for any other reason, or cannot be made
+ * for want of an answer (a cut network), changes nothing: Raft's own timeout handles that.
+ * Timers decide only when an election starts, never who wins, so a wrong guess costs an
+ * election, not safety. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,7 @@ struct leader_watch {
     int stands_left;               /* elections started over while no leader is known */
     char addr[CAIRN_ADDR_MAX + 1]; /* the leader watched ("" = none) */
     int connected;                 /* the current connection was made */
+    int ever;                      /* a connection to this leader was made once */
 };
 
 static void watch_connect(struct leader_watch *w);
@@ -61,7 +63,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     (void)bev;
     struct leader_watch *w = arg;
     if (what & BEV_EVENT_CONNECTED) {
-        w->connected = 1;
+        w->connected = w->ever = 1;
         return;
     }
     int err = EVUTIL_SOCKET_ERROR();
@@ -69,7 +71,9 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     watch_close(w);
     if (was_connected) {
         watch_connect(w); /* ended: is anybody still listening? */
-    } else if ((what & BEV_EVENT_ERROR) && err == ECONNREFUSED) {
+    } else if ((what & BEV_EVENT_ERROR) && err == ECONNREFUSED && w->ever) {
+        /* (a port that never let us in says nothing about the process: a firewall's
+         * rejection, say; watching it would flap) */
         LOG_INFO("raft", "the leader at %s is gone (its port refuses): electing now", w->addr);
         mraft_hasten_election(w->r);
         w->addr[0] = '\0'; /* until a leader is known again */
@@ -128,6 +132,7 @@ void mraft_watch_leader(struct mraft *r, const char *leader)
     watch_close(w);
     evtimer_del(w->retry);
     snprintf(w->addr, sizeof(w->addr), "%s", leader);
+    w->ever = 0;
     watch_connect(w);
 }
 
