@@ -2,7 +2,7 @@
 # Installs the Debian 12 packages CairnFS needs to build and to run its tests. Run as root.
 set -e
 PKGS="build-essential pkg-config libfuse3-dev fuse3 libevent-dev liblmdb-dev lmdb-utils \
-libxxhash-dev libzstd-dev libraft-dev libuv1-dev iproute2 check clang libclang-rt-14-dev attr acl rsync git sqlite3 fio \
+libxxhash-dev libzstd-dev zstd libraft-dev libuv1-dev iproute2 check clang libclang-rt-14-dev attr acl rsync git sqlite3 fio \
 python3 util-linux procps prometheus chromium curl"
 missing=""
 for p in $PKGS; do

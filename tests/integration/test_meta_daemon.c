@@ -3,7 +3,10 @@
  * its error cases, a resumable readdir cookie over 2000 entries, xattrs, statfs, write leases,
  * chunk locations and commits with a real cairn-chunk, durability of every acknowledged change
  * across kill -9, malformed frames that close only their own connection, unknown request types
- * answered with -EOPNOTSUPP, and new chunks spread over three registered chunk servers.
+ * answered with -EOPNOTSUPP, new chunks spread over three registered chunk servers, and the
+ * snapshot messages (MSG_SNAP_OPEN / MSG_SNAP_READ): a copy of the store read back in pieces
+ * that decompresses to a store at the index asked for, and every bad request answered with
+ * its error while the daemon goes on serving.
  *
  * Each test runs in its own Check test case. The cluster record lives in shared memory and the
  * runner is a child subreaper, so when a test fails (Check _exits the test process) the
@@ -1327,6 +1330,90 @@ START_TEST(test_new_chunks_spread_over_servers)
 }
 END_TEST
 
+/* MSG_SNAP_READ of the copy id, at off, up to len bytes: the status; the bytes in *rep. */
+static int snap_read(uint64_t id, uint64_t off, uint32_t len, struct rpc_reply *rep)
+{
+    struct wbuf b;
+    wbuf_init(&b);
+    wbuf_put_u64(&b, id);
+    wbuf_put_u64(&b, off);
+    wbuf_put_u32(&b, len);
+    return hm_call(M, MSG_SNAP_READ, &b, rep);
+}
+
+START_TEST(test_snapshot_copy_lent)
+{
+    start_meta("metad-snap");
+    for (int i = 0; i < 20; i++) { /* something in the store */
+        char name[16];
+        snprintf(name, sizeof(name), "s%02d", i);
+        ck_assert_int_eq(m_mkdir(CAIRN_ROOT_INO, name, 0755, NULL), 0);
+    }
+    /* an index this store has not reached: ask another replica */
+    struct wbuf b;
+    wbuf_init(&b);
+    wbuf_put_u64(&b, UINT64_MAX);
+    ck_assert_int_eq(hm_call(M, MSG_SNAP_OPEN, &b, NULL), -ESTALE);
+    /* no copy by that id (none was made yet) */
+    ck_assert_int_eq(snap_read(12345, 0, 4096, NULL), -ENOENT);
+    /* a copy at least at index 1: made in the background (-EAGAIN meanwhile) */
+    struct rpc_reply rep;
+    int rc = -EAGAIN;
+    for (int i = 0; i < 200 && rc == -EAGAIN; i++) {
+        wbuf_init(&b);
+        wbuf_put_u64(&b, 1);
+        rc = hm_call(M, MSG_SNAP_OPEN, &b, &rep);
+        if (rc == -EAGAIN) usleep(50 * 1000);
+    }
+    ck_assert_int_eq(rc, 0);
+    struct rcur c;
+    rcur_init(&c, rep.payload.data, rep.payload.len);
+    uint64_t id = rcur_u64(&c), size = rcur_u64(&c), applied = rcur_u64(&c);
+    ck_assert_int_eq(rcur_done(&c), 0);
+    rpc_reply_free(&rep);
+    ck_assert_uint_ge(applied, 1);
+    ck_assert_uint_gt(size, 16);
+    /* read it in pieces of 1000 bytes into a file: "SNAP", a 16-byte header, then a zstd
+     * frame that decompresses to an LMDB store recording its applied index */
+    char dir[300];
+    snprintf(dir, sizeof(dir), "%s", C->dir);
+    char zpath[400];
+    snprintf(zpath, sizeof(zpath), "%s/copy.snap", dir);
+    FILE *z = fopen(zpath, "w");
+    ck_assert_ptr_nonnull(z);
+    for (uint64_t off = 0; off < size;) {
+        ck_assert_int_eq(snap_read(id, off, 1000, &rep), 0);
+        ck_assert_uint_gt(rep.payload.len, 0);
+        ck_assert_uint_le(rep.payload.len, 1000);
+        ck_assert_uint_eq(fwrite(rep.payload.data, 1, rep.payload.len, z), rep.payload.len);
+        off += rep.payload.len;
+        rpc_reply_free(&rep);
+    }
+    fclose(z);
+    ck_assert_int_eq(h_sh(30, "head -c 4 '%s' | grep -q SNAP", zpath), 0);
+    ck_assert_int_eq(h_sh(60, "tail -c +17 '%s' | zstd -dq > '%s/copy.mdb'", zpath, dir), 0);
+    ck_assert_msg(h_sh(60, "mdb_dump -n -s meta '%s/copy.mdb' | grep -q 6170706c696564", dir) == 0,
+                  "the copy is not a store with an applied index");
+    /* at the end: nothing; past it: an error; more than 1 MiB asked: 1 MiB at most */
+    ck_assert_int_eq(snap_read(id, size, 4096, &rep), 0);
+    ck_assert_uint_eq(rep.payload.len, 0);
+    rpc_reply_free(&rep);
+    ck_assert_int_eq(snap_read(id, size + 1, 4096, NULL), -EINVAL);
+    ck_assert_int_eq(snap_read(id, 0, UINT32_MAX, &rep), 0);
+    ck_assert_uint_le(rep.payload.len, 1u << 20); /* SNAP_READ_MAX */
+    rpc_reply_free(&rep);
+    /* truncated requests are malformed: the connection goes, the daemon stays */
+    wbuf_init(&b);
+    wbuf_put_u32(&b, 7);
+    struct rpc_reply r2;
+    int trc = rpc_call(M, MSG_SNAP_OPEN, b.data, b.len, NULL, 0, &r2);
+    wbuf_free(&b);
+    ck_assert_int_ne(trc, 0);
+    meta_still_serves("a truncated MSG_SNAP_OPEN");
+    stop_all();
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("meta_daemon");
@@ -1339,6 +1426,7 @@ static Suite *suite(void)
         {"kill9", test_acknowledged_state_survives_kill9},
         {"malformed", test_malformed_frames_close_only_their_connection},
         {"spread", test_new_chunks_spread_over_servers},
+        {"snapshot", test_snapshot_copy_lent},
     };
     for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
         /* one test per case, so the parent-side cleanup runs after each test */
