@@ -86,34 +86,67 @@ const char *proto_type_name(uint16_t type)
     switch (type & ~(0x8000u | MSG_F_SEQ)) {
 #define N(x)                                                                                       \
     case MSG_##x:                                                                                  \
-        return #x;
-        N(SESSION_OPEN)
-        N(SESSION_KEEPALIVE)
-        N(SESSION_CLOSE)
-        N(LOCK)
-        N(LOCK_TEST)
-        N(LOCK_DROP)
-        N(LOCK_EPOCH)
-        N(LOOKUP)
-        N(GETATTR)
-        N(SETATTR)
-        N(MKNOD)
-        N(MKDIR)
-        N(UNLINK)
-        N(RMDIR)
-        N(RENAME)
-        N(LINK)
-        N(SYMLINK)
-        N(READLINK)
-        N(READDIR)
-        N(STATFS)
-        N(SETXATTR)
-        N(GETXATTR) N(LISTXATTR) N(REMOVEXATTR) N(CREATE) N(OPEN) N(RELEASE) N(CHUNK_LOCATE)
-            N(CHUNK_LEASE) N(COMMIT) N(CS_REGISTER) N(CS_REPORT) N(CS_HEARTBEAT) N(CS_BAD_CHUNK)
-                N(CS_CHUNK_EVENT) N(CHK_READ) N(CHK_WRITE) N(CHK_TRUNCATE) N(CHK_DELETE)
-                    N(CHK_FSYNC) N(CHK_INFO) N(CHK_SETVER) N(SET_COPIES) N(FILEINFO) N(HEALTH)
-                        N(CS_DRAIN) N(CS_REPLICATED) N(META_STATUS) N(META_ADD) N(META_REMOVE)
-                            N(META_WHOAMI) N(CHK_STATS) N(CHK_SEEK) N(FSCK) N(CHK_FALLOC)
+        return #x
+        N(SESSION_OPEN);
+        N(SESSION_KEEPALIVE);
+        N(SESSION_CLOSE);
+        N(LOOKUP);
+        N(GETATTR);
+        N(SETATTR);
+        N(MKNOD);
+        N(MKDIR);
+        N(UNLINK);
+        N(RMDIR);
+        N(RENAME);
+        N(LINK);
+        N(SYMLINK);
+        N(READLINK);
+        N(READDIR);
+        N(STATFS);
+        N(SETXATTR);
+        N(GETXATTR);
+        N(LISTXATTR);
+        N(REMOVEXATTR);
+        N(CREATE);
+        N(OPEN);
+        N(RELEASE);
+        N(CHUNK_LOCATE);
+        N(CHUNK_LEASE);
+        N(COMMIT);
+        N(CLIENT_STATS);
+        N(ATIME);
+        N(SET_COPIES);
+        N(FILEINFO);
+        N(HEALTH);
+        N(CS_DRAIN);
+        N(FSCK);
+        N(META_STATUS);
+        N(META_ADD);
+        N(META_REMOVE);
+        N(META_WHOAMI);
+        N(TOP);
+        N(CS_REGISTER);
+        N(CS_REPORT);
+        N(CS_HEARTBEAT);
+        N(CS_BAD_CHUNK);
+        N(CS_CHUNK_EVENT);
+        N(CS_REPLICATED);
+        N(LOCK);
+        N(LOCK_TEST);
+        N(LOCK_DROP);
+        N(LOCK_EPOCH);
+        N(SNAP_OPEN);
+        N(SNAP_READ);
+        N(CHK_READ);
+        N(CHK_WRITE);
+        N(CHK_TRUNCATE);
+        N(CHK_DELETE);
+        N(CHK_FSYNC);
+        N(CHK_INFO);
+        N(CHK_SETVER);
+        N(CHK_STATS);
+        N(CHK_SEEK);
+        N(CHK_FALLOC);
 #undef N
     }
     return "?";

@@ -710,6 +710,14 @@ START_TEST(test_proto_type_names)
     ck_assert_str_eq(proto_type_name(MSG_LOOKUP | WIRE_REPLY_BIT), "LOOKUP");
     ck_assert_str_eq(proto_type_name(MSG_CHK_INFO), "CHK_INFO");
     ck_assert_str_eq(proto_type_name(MSG_CS_REGISTER), "CS_REGISTER");
+    /* every request type has its name (logs, and the client's per-type counters) */
+    for (unsigned t = 1; t < 128; t++) {
+        const char *n = proto_type_name((uint16_t)t);
+        if (strcmp(n, "?")) ck_assert_uint_gt(strlen(n), 1);
+    }
+    ck_assert_str_eq(proto_type_name(MSG_ATIME), "ATIME");
+    ck_assert_str_eq(proto_type_name(MSG_CLIENT_STATS), "CLIENT_STATS");
+    ck_assert_str_eq(proto_type_name(MSG_SNAP_READ), "SNAP_READ");
     ck_assert_str_eq(proto_type_name(0), "?");
     ck_assert_str_eq(proto_type_name(0x7fff), "?");
 }
