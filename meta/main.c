@@ -18,9 +18,9 @@
 #include "httpd.h"
 #include "log.h"
 #include "meta.h"
-#include "snap_xfer.h"
 #include "mraft.h"
 #include "net.h"
+#include "snap_xfer.h"
 
 #define O(f) offsetof(struct meta_cfg, f)
 static const struct conf_opt meta_opts[] = {

@@ -122,17 +122,12 @@ static int fsm_snapshot_finalize(struct raft_fsm *fsm, struct raft_buffer *bufs[
 /* A whole compressed store in one buffer (snapshots taken before references) into path. */
 static int decompress_to(const struct raft_buffer *buf, const char *path)
 {
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) return -errno;
-    struct snapz_dec *d = snapz_dec_new(fd);
-    int rc = d ? snapz_dec_feed(d, buf->base, buf->len) : -ENOMEM;
-    if (d) {
-        int frc = snapz_dec_finish(d);
-        if (!rc) rc = frc;
-    }
-    if (!rc && fsync(fd)) rc = -errno;
-    close(fd);
-    return rc;
+    struct snapz_dec *d;
+    int rc = snapz_dec_open(path, &d);
+    if (rc) return rc;
+    rc = snapz_dec_feed(d, buf->base, buf->len);
+    int crc = snapz_dec_close(d);
+    return rc ? rc : crc;
 }
 
 /* Replace the store with the file at tmp (which holds index snap_applied). */

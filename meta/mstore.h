@@ -37,11 +37,12 @@ uint64_t mstore_chunk_size(const struct mstore *s);
 
 /* --- reads -------------------------------------------------------------------------- */
 int mstore_getattr(struct mstore *s, uint64_t ino, struct cairn_attr *out);
-/* Whether setting the access ACL value (its xattr form) on ino would change nothing, in
- * committed state: ino holds no access ACL and value is a minimal ACL that says what the mode
+/* Whether setting the xattr name to value on ino would change nothing, in committed state:
+ * name is the access ACL, ino holds none and value is a minimal ACL that says what the mode
  * says (what `cp -a`, `rsync -A` and `tar --acls` set on every file). As on ext4 such a set
  * stores nothing and leaves ctime alone, so it needs no record. */
-int mstore_acl_access_unchanged(struct mstore *s, uint64_t ino, const void *value, size_t len);
+int mstore_acl_access_unchanged(struct mstore *s, uint64_t ino, const char *name, const void *value,
+                                size_t len);
 /* -ENOENT, -ENOTDIR (parent not a directory), -ENAMETOOLONG. */
 int mstore_lookup(struct mstore *s, uint64_t parent, const char *name, struct cairn_attr *out);
 int mstore_readlink(struct mstore *s, uint64_t ino, char *buf, size_t buflen);

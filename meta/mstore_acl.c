@@ -227,8 +227,10 @@ int mst_acl_set(struct mtx *x, struct mst_inode *r, int kind)
     return rc;
 }
 
-int mstore_acl_access_unchanged(struct mstore *s, uint64_t ino, const void *value, size_t len)
+int mstore_acl_access_unchanged(struct mstore *s, uint64_t ino, const char *name, const void *value,
+                                size_t len)
 {
+    if (mst_acl_kind(name) != 1) return 0;
     struct mst_acl *a = malloc(sizeof(*a));
     MDB_txn *t = NULL;
     struct mst_inode r;

@@ -15,9 +15,9 @@
 
 #include "log.h"
 #include "meta.h"
-#include "snap_xfer.h"
 #include "mraft_int.h"
 #include "net.h"
+#include "snap_xfer.h"
 
 #define READDIR_MAX_ENTRIES 4096u
 #define READDIR_MAX_BYTES (1u << 20)
@@ -923,8 +923,8 @@ static int noop_setxattr_req(struct meta *m, uint16_t type, const uint8_t *p, ui
     size_t vl = 0;
     const uint8_t *v = rcur_bytes(&c, WIRE_MAX_PAYLOAD, &vl);
     uint32_t flags = rcur_u32(&c);
-    if (rcur_done(&c) || nl < 0 || flags || strcmp(name, "system.posix_acl_access")) return 0;
-    return mstore_acl_access_unchanged(m->store, ino, v, vl);
+    if (rcur_done(&c) || nl < 0 || flags) return 0;
+    return mstore_acl_access_unchanged(m->store, ino, name, v, vl);
 }
 
 static int mutates(uint16_t type)

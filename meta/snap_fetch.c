@@ -2,7 +2,7 @@
  * store (snap_xfer.h): the leader first, then every other member it knows of (the Raft
  * configuration, `peers`, `join`). It asks MSG_SNAP_OPEN until the copy is made, reads it in
  * 1 MiB pieces and decompresses each into dest as it arrives, so memory stays bounded
- * whatever the store's size; dest is flushed before it is handed back. */
+ * whatever the store's size; dest is flushed before it is handed back (snapz_dec_close). */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -109,24 +109,18 @@ static int fetch_from(const char *addr, uint64_t need, const char *dest, uint64_
     int rc;
     while ((rc = open_copy(c, need, &id, &size, &applied)) == -EAGAIN && net_now_ms() < deadline)
         sleep_ms(100);
-    int fd = -1;
+    struct snapz_dec *d = NULL;
     if (!rc) {
         LOG_INFO("raft",
                  "fetching a copy of the store from %s: index %" PRIu64 ", %" PRIu64 " bytes", addr,
                  applied, size);
-        fd = open(dest, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        if (fd < 0) rc = -errno;
+        rc = snapz_dec_open(dest, &d);
     }
     if (!rc) {
-        struct snapz_dec *d = snapz_dec_new(fd);
-        rc = d ? read_copy(c, id, size, d) : -ENOMEM;
-        if (d) {
-            int frc = snapz_dec_finish(d);
-            if (!rc) rc = frc;
-        }
+        rc = read_copy(c, id, size, d);
+        int crc = snapz_dec_close(d);
+        if (!rc) rc = crc;
     }
-    if (!rc && fsync(fd)) rc = -errno;
-    if (fd >= 0) close(fd);
     rpc_conn_free(c);
     return rc;
 }

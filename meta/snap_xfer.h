@@ -29,13 +29,13 @@ struct wire_hdr;
 
 /* Write the header and in_fd's bytes (from its start) compressed to out_fd. 0 or -errno. */
 int snapz_compress_fd(int in_fd, int out_fd);
-/* A streaming decompressor writing to out_fd: feed the compressed form in pieces of any size,
- * then finish (-EBADMSG when it is not one or was cut short). Memory: zstd's window plus
- * one output buffer. */
+/* A streaming decompressor into the file path (created or truncated): feed the compressed
+ * form in pieces of any size, then close, which flushes the file to disk and frees d; -EBADMSG
+ * when it was not one or was cut short. Memory: zstd's window plus one output buffer. */
 struct snapz_dec;
-struct snapz_dec *snapz_dec_new(int out_fd);
+int snapz_dec_open(const char *path, struct snapz_dec **out);
 int snapz_dec_feed(struct snapz_dec *d, const void *p, size_t n);
-int snapz_dec_finish(struct snapz_dec *d); /* also frees d */
+int snapz_dec_close(struct snapz_dec *d);
 /* The applied index an LMDB data file records (opened read-only on its own). */
 int snapz_peek_applied(const char *file, uint64_t *applied);
 

@@ -2,6 +2,7 @@
  * written from a file descriptor and read back in pieces, in bounded memory; and reading the
  * applied index a store file records. */
 #include <errno.h>
+#include <fcntl.h>
 #include <lmdb.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,22 +72,26 @@ struct snapz_dec {
     int err;
 };
 
-struct snapz_dec *snapz_dec_new(int out_fd)
+int snapz_dec_open(const char *path, struct snapz_dec **out)
 {
+    *out = NULL;
     struct snapz_dec *d = calloc(1, sizeof(*d));
-    if (!d) return NULL;
-    d->fd = out_fd;
+    if (!d) return -ENOMEM;
+    d->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     d->z = ZSTD_createDCtx();
     d->cap = ZSTD_DStreamOutSize();
     d->out = malloc(d->cap);
     d->left = 1;
-    if (!d->z || !d->out) {
+    int rc = d->fd < 0 ? -errno : !d->z || !d->out ? -ENOMEM : 0;
+    if (rc) {
+        if (d->fd >= 0) close(d->fd);
         ZSTD_freeDCtx(d->z);
         free(d->out);
         free(d);
-        return NULL;
+        return rc;
     }
-    return d;
+    *out = d;
+    return 0;
 }
 
 int snapz_dec_feed(struct snapz_dec *d, const void *p, size_t n)
@@ -111,10 +116,12 @@ int snapz_dec_feed(struct snapz_dec *d, const void *p, size_t n)
     return d->err;
 }
 
-int snapz_dec_finish(struct snapz_dec *d)
+int snapz_dec_close(struct snapz_dec *d)
 {
     int rc = d->err;
     if (!rc && (d->hdr_len < SNAP_HDR || d->left != 0)) rc = -EBADMSG; /* cut short */
+    if (!rc && fsync(d->fd)) rc = -errno;
+    close(d->fd);
     ZSTD_freeDCtx(d->z);
     free(d->out);
     free(d);

@@ -54,18 +54,15 @@ static int fetch_from_best(struct mraft *r, uint64_t need, const char *dest)
     ck_assert_ptr_nonnull(z);
     int rc = mstore_copy_fd(g_m[best].store, fileno(raw));
     if (!rc) rc = snapz_compress_fd(fileno(raw), fileno(z));
-    int out = open(dest, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    ck_assert_int_ge(out, 0);
-    struct snapz_dec *d = snapz_dec_new(out);
-    ck_assert_ptr_nonnull(d);
+    struct snapz_dec *d;
+    ck_assert_int_eq(snapz_dec_open(dest, &d), 0);
     uint8_t piece[4096 + 17]; /* odd pieces: the header and frames split anywhere */
     ssize_t got;
     lseek(fileno(z), 0, SEEK_SET);
     while (!rc && (got = read(fileno(z), piece, sizeof(piece))) > 0)
         rc = snapz_dec_feed(d, piece, (size_t)got);
-    int frc = snapz_dec_finish(d);
-    if (!rc) rc = frc;
-    close(out);
+    int crc = snapz_dec_close(d);
+    if (!rc) rc = crc;
     fclose(raw);
     fclose(z);
     g_fetches++;
