@@ -11,6 +11,9 @@
  *   behind a stopped follower), the three LMDB stores hold the same records, database by
  *   database (mdb_dump; only each replica's own applied index may differ).
  *
+ * - lost_store_fetched_at_start: a follower's data.mdb is deleted while it is down; its Raft
+ *   folder still holds a snapshot reference, so at start it fetches a copy of another
+ *   replica's store, catches up, and the three stores compare equal.
  * - big_store_sent_in_bounded_memory: a follower is killed, then 1,600 directories each get
  *   a 60,000-byte xattr of random bytes (a store of about 100 MB that does not compress).
  *   Snapshots are references to the store (meta/snap_xfer.h): the follower, started again,
@@ -228,6 +231,45 @@ START_TEST(follower_catches_up_from_snapshot)
 }
 END_TEST
 
+/* A follower whose store is lost (its data.mdb deleted) while its Raft folder keeps a
+ * snapshot reference and the log after it: at start libraft restores that snapshot, the
+ * store is behind it, and the replica fetches a copy of another replica's store before it
+ * serves (the case of a crash in the middle of a restore). */
+START_TEST(lost_store_fetched_at_start)
+{
+    struct hraft_group *g = hraft_g;
+    char why[4096];
+    int rc, lead = start_group(g, "lost");
+    uint64_t top = mkdir_ino(CAIRN_ROOT_INO, "top");
+    for (int k = 0; k < 200; k++) { /* past snapshot_entries on every replica */
+        char name[32];
+        snprintf(name, sizeof(name), "d%03d", k);
+        mkdir_at(top, name);
+    }
+    int f = (lead + 1) % 3;
+    rc = hraft_wait_quiet(g, lead, 0, 20000, why, sizeof(why));
+    ck_assert_msg(rc == 0, "not quiet: %s", why);
+    ck_assert_int_ge(hraft_log_count(g, f, "snapshot at index"), 1);
+    ck_assert_int_eq(hraft_kill(g, f, SIGKILL), 0);
+    ck_assert_int_eq(h_sh(30, "rm -f '%s/data.mdb' '%s/lock.mdb'", g->r[f].dir, g->r[f].dir), 0);
+    ck_assert_int_eq(hraft_start(g, f), 0);
+    rc = hraft_wait_quiet(g, lead, 0, 30000, why, sizeof(why));
+    ck_assert_msg(rc == 0, "the follower whose store was lost did not catch up: %s (its log %s)",
+                  why, g->r[f].log);
+    ck_assert_int_ge(hraft_log_count(g, f, "fetching a copy of the store"), 1);
+    ck_assert_int_ge(hraft_log_count(g, f, "store restored from a snapshot"), 1);
+    mkdir_at(top, "after");
+    lead = hraft_wait_leader(g, 0, 15000);
+    ck_assert_int_ge(lead, 0);
+    rc = hraft_wait_quiet(g, lead, 0, 20000, why, sizeof(why)); /* every replica has "after" */
+    ck_assert_msg(rc == 0, "not quiet: %s", why);
+    hraft_client_close(&cl);
+    rc = hraft_stop_and_compare(g, lead, 7u, why, sizeof(why));
+    ck_assert_msg(rc == 0, "%s", why);
+    hraft_stop(g);
+}
+END_TEST
+
 /* ---- a store that does not fit a message ------------------------------------------------------
  */
 
@@ -357,6 +399,7 @@ int main(void)
 {
     const struct h_test tests[] = {
         {"follower_catches_up_from_snapshot", follower_catches_up_from_snapshot},
+        {"lost_store_fetched_at_start", lost_store_fetched_at_start},
         {"big_store_sent_in_bounded_memory", big_store_sent_in_bounded_memory},
     };
     return hraft_main("rsnap", "raft_snapshot", tests, sizeof(tests) / sizeof(tests[0]), 120, NULL);
