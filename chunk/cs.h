@@ -36,6 +36,7 @@ struct cs_cfg {
     int read_threads;        /* read workers (cs_reads.c) */
     int conn_reads;          /* CHK_READs of one connection in flight at most */
     int keep_page_cache;     /* leave the data served in the page cache */
+    int local_reads;         /* tell clients on this machine where the chunk files are */
 };
 
 #define CS_BADQ 256
@@ -175,6 +176,10 @@ void cs_stat_add(uint64_t *counter, uint64_t v);
 void cs_stats_read_begin(struct cs_state *s);
 void cs_stats_read_end(struct cs_state *s);
 int cs_stats_put(struct cs_state *s, struct wbuf *out);
+
+/* cs_local.c: the MSG_CHK_LOCAL reply (boot id, data folders in service) into out;
+ * -EOPNOTSUPP when local_reads is off or the boot id cannot be read. */
+int cs_local_put(struct cs_state *s, struct wbuf *out);
 
 /* cs_stats.c: the name of counted request type t ("read", "write"... "other"). */
 const char *cs_stats_type_name(int t);

@@ -293,6 +293,9 @@ static int handle(struct cs_conn *c, uint16_t type, struct rcur *r, struct wbuf 
     case MSG_CHK_STATS:
         if (rcur_done(r)) return -EBADMSG;
         return cs_stats_put(c->s, out);
+    case MSG_CHK_LOCAL:
+        if (rcur_done(r)) return -EBADMSG;
+        return cs_local_put(c->s, out);
     case MSG_CHK_SEEK: {
         id = rcur_u64(r);
         ver = rcur_u32(r);

@@ -119,8 +119,7 @@ void cs_unlock(struct cstore *cs, uint64_t id)
 
 void cs_chunk_path(struct cstore *cs, int d, uint64_t id, uint32_t ver, char *out, size_t len)
 {
-    snprintf(out, len, "%s/%02x/%016" PRIx64 "_%u.chk", cs->dirs[d].path, (unsigned)(id & 0xff), id,
-             ver);
+    chunkfile_path(cs->dirs[d].path, id, ver, out, len);
 }
 
 int cs_parse_name(const char *name, uint64_t *id, uint32_t *ver)
@@ -266,13 +265,14 @@ static int cf_load(struct cstore *cs, int d, uint64_t id, uint32_t ver, struct c
         cf_free(f);
         return cs_dir_err(cs, d, rc);
     }
-    if (n != sizeof(h) || le_get64(h) != CSTORE_MAGIC || le_get64(h + 8) != id) {
+    struct chunkfile_hdr hd;
+    if (n != sizeof(h) || chunkfile_hdr_get(h, &hd) || hd.id != id) {
         LOG_ERR("cstore", "chunk %016" PRIx64 " v%u: bad header in %s", id, ver, f->path);
         cf_free(f);
         return -EUCLEAN;
     }
-    f->len = le_get32(h + 20);
-    f->flags = le_get32(h + 24);
+    f->len = hd.length;
+    f->flags = hd.flags;
     if (f->len > cs->chunk_size) {
         cf_free(f);
         return -EUCLEAN;
@@ -313,12 +313,9 @@ int cf_store_hdr(struct chunkf *f, uint32_t b0, uint32_t b1)
     size_t n = CSTORE_HDR_SIZE + (size_t)b1 * 8;
     uint8_t *h = calloc(1, n);
     if (!h) return -ENOMEM;
-    le_put64(h, CSTORE_MAGIC);
-    le_put64(h + 8, f->id);
-    le_put32(h + 16, f->ver);
-    le_put32(h + 20, f->len);
-    le_put32(h + 24, f->flags);
-    le_put32(h + 28, CKSUM_BLOCK);
+    struct chunkfile_hdr hd = {
+        .id = f->id, .version = f->ver, .length = f->len, .flags = f->flags, .block = CKSUM_BLOCK};
+    chunkfile_hdr_put(h, &hd);
     for (uint32_t i = b0; i < b1; i++)
         le_put64(h + CSTORE_HDR_SIZE + 8 * i, f->cks[i]);
     /* header fields, then the changed checksum range */
@@ -485,6 +482,16 @@ static int cs_move(struct cstore *cs, int d, uint64_t id, uint32_t from, uint32_
     cs_chunk_path(cs, d, id, from, a, sizeof(a));
     cs_chunk_path(cs, d, id, to, b, sizeof(b));
     if (rename(a, b) != 0) return cs_dir_err(cs, d, -errno);
+    /* the header's version follows the name: a client reading the file in place (chunkfile.h)
+     * then sees that it moved on, even through a file it opened under the old name; a crash
+     * before this write leaves the older version there, which such a reader refuses */
+    uint8_t v[4];
+    le_put32(v, to);
+    int fd = f ? f->fd : open(b, O_WRONLY | O_CLOEXEC);
+    if (fd >= 0 && pwrite(fd, v, sizeof(v), CHUNKFILE_VERSION_OFF) != (ssize_t)sizeof(v))
+        LOG_WARN("cstore", "chunk %016" PRIx64 " v%u: header version not updated: %s", id, to,
+                 strerror(errno));
+    if (fd >= 0 && !f) close(fd);
     if (f) {
         f->ver = to;
         memcpy(f->path, b, sizeof(f->path));

@@ -30,13 +30,15 @@
 #include <pthread.h>
 #include <time.h>
 
-#define CSTORE_MAGIC 0x4b4e484343524143ull /* "CARCCHNK" */
-#define CSTORE_HDR_SIZE 64
-#define CSTORE_DATA_OFF (64u * 1024u)
+#include "chunkfile.h"
+
+#define CSTORE_MAGIC CHUNKFILE_MAGIC
+#define CSTORE_HDR_SIZE CHUNKFILE_HDR_SIZE
+#define CSTORE_DATA_OFF CHUNKFILE_DATA_OFF
 #define CSTORE_MAX_DIRS 16
 #define CSTORE_MAX_CHUNK_SIZE (512ull << 20) /* header area holds at most 8190 checksums */
 #define CSTORE_LOCKS 256
-#define CSTORE_FLAG_BAD 1u
+#define CSTORE_FLAG_BAD CHUNKFILE_FLAG_BAD
 #define CSTORE_OPEN_DEFAULT 512 /* chunk files kept open (cstore_set_open_max) */
 
 struct cstore_dir {

@@ -53,6 +53,9 @@ static const struct conf_opt cs_opts[] = {
     {"keep_page_cache", CONF_BOOL, "0", O(keep_page_cache),
      "keep the data served in the page cache (default: drop it after each read, since the "
      "clients cache what they read)"},
+    {"local_reads", CONF_BOOL, "1", O(local_reads),
+     "tell clients on this machine where the chunk files are, so that they read them in place "
+     "(MSG_CHK_LOCAL; they still check every block against its checksum)"},
     {NULL, 0, NULL, 0, NULL},
 };
 

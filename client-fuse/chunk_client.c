@@ -244,8 +244,7 @@ void cc_avoid(struct cc_pool *p, const char *addr, uint64_t id)
     pthread_mutex_unlock(&p->mu);
 }
 
-/* Whether addr failed (timeout, refused, reset) within the last CM_AVOID_MS. */
-static int avoided(struct cc_pool *p, const char *addr)
+int cc_avoided(struct cc_pool *p, const char *addr)
 {
     pthread_mutex_lock(&p->mu);
     struct cc_server *s = server_find(p, addr);
@@ -318,6 +317,24 @@ int cc_read_finish(struct cc_call *call, uint64_t deadline, uint32_t off, uint32
     return rc;
 }
 
+int cc_request(struct cc_pool *p, const char *addr, uint16_t type, const void *req, size_t len,
+               struct rpc_reply *rep)
+{
+    struct cc_server *srv = NULL;
+    struct rpc_conn *c = conn_for(p, addr, &srv);
+    if (!c) return -ENOMEM;
+    uint64_t deadline = net_now_ms() + (uint64_t)p->io_timeout_ms;
+    struct rpc_call *k;
+    int rc = rpc_submit(c, type, req, len, NULL, 0, deadline, &k);
+    if (!rc) rc = rpc_wait(k, deadline, rep);
+    submit_failed(srv, rc);
+    if (!rc && rep->status < 0) {
+        rc = rep->status;
+        rpc_reply_free(rep);
+    }
+    return rc;
+}
+
 int cc_seek(struct cc_pool *p, const struct chunk_info *ci, uint32_t off, int whence, uint32_t *out)
 {
     if (ci->nloc == 0) return -ENOENT;
@@ -330,22 +347,16 @@ int cc_seek(struct cc_pool *p, const struct chunk_info *ci, uint32_t off, int wh
     req[16] = (uint8_t)whence;
     int rc = -EIO;
     for (int r = 0; r < ci->nloc && r < CAIRN_MAX_LOCS; r++) {
-        struct rpc_conn *c = conn_for(p, ci->loc[order[r]].addr, NULL);
-        if (!c) return -ENOMEM;
-        uint64_t deadline = net_now_ms() + (uint64_t)p->io_timeout_ms;
-        struct rpc_call *k;
         struct rpc_reply rep;
-        rc = rpc_submit(c, MSG_CHK_SEEK, req, sizeof(req), NULL, 0, deadline, &k);
-        if (!rc) rc = rpc_wait(k, deadline, &rep);
-        if (rc) continue;
-        rc = rep.status;
-        if (!rc) {
+        rc = cc_request(p, ci->loc[order[r]].addr, MSG_CHK_SEEK, req, sizeof(req), &rep);
+        if (rc == -ENOMEM) return rc;
+        if (rc == 0) {
             struct rcur cur;
             rcur_init(&cur, rep.payload.data, rep.payload.len);
             *out = rcur_u32(&cur);
             if (rcur_done(&cur)) rc = -EBADMSG;
+            rpc_reply_free(&rep);
         }
-        rpc_reply_free(&rep);
         if (rc == 0 || rc == -ENXIO) return rc;
     }
     return rc;
@@ -608,7 +619,7 @@ int cc_fsync(struct cc_pool *p, const struct chunk_info *ci, int *res)
      * attempts per chunk otherwise), unless every member did */
     int skip[CAIRN_MAX_LOCS], nskip = 0;
     for (int i = 0; i < n; i++)
-        nskip += skip[i] = avoided(p, ci->loc[i].addr);
+        nskip += skip[i] = cc_avoided(p, ci->loc[i].addr);
     if (nskip == n) memset(skip, 0, sizeof(skip));
     for (int i = 0; i < n; i++) {
         struct cc_server *srv = NULL;

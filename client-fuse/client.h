@@ -50,6 +50,7 @@ struct cm_cfg {
     int max_threads;
     int dir_prefetch; /* prefetch the next files of a directory read in listing order */
     int read_pieces;  /* pieces a large read is split into (rp_piece_size) */
+    int local_reads;  /* read the chunk files of servers on this machine in place */
     int atime_mode;   /* AT_MODE_* */
     int no_acl;       /* -o noacl: POSIX ACLs refused (not asked of the kernel) */
 };
@@ -297,6 +298,14 @@ int cc_read_finish(struct cc_call *call, uint64_t deadline, uint32_t off, uint32
  * replica's error. */
 int cc_seek(struct cc_pool *p, const struct chunk_info *ci, uint32_t off, int whence,
             uint32_t *out);
+/* One request of type to the server at addr, waited for within the pool's io_timeout: 0 with
+ * *rep (the caller frees it with rpc_reply_free), or the transport error or the server's
+ * status (nothing to free). A transport failure marks the server avoided. */
+struct rpc_reply;
+int cc_request(struct cc_pool *p, const char *addr, uint16_t type, const void *req, size_t len,
+               struct rpc_reply *rep);
+/* Whether addr failed (timeout, refused, reset) within the last CM_AVOID_MS. */
+int cc_avoided(struct cc_pool *p, const char *addr);
 /* Read a piece trying every replica of ci in the order cc_order gives. */
 int cc_read(struct cc_pool *p, const struct chunk_info *ci, uint32_t off, uint32_t len,
             uint8_t *out);
@@ -506,6 +515,7 @@ struct cm {
     struct kv_table *kview;
     struct ds_table *scans;  /* NULL: no prefetch for directory scans (dir_prefetch=0) */
     struct dcache *dcache;   /* the local disk cache (dcache.h); NULL without cache_dir */
+    struct lr *local;        /* reads in place (local_read.c); NULL with local_reads=0 */
     struct ma_queue *notify; /* opens and releases told after the fact (meta_async.c) */
     struct at_queue *atime;  /* reads noted for access times (atime.c) */
     struct lk_table *locks;  /* the locks this mount holds (locks.c) */
@@ -513,6 +523,22 @@ struct cm {
     int posix_acl;           /* the kernel enforces POSIX ACLs (FUSE_CAP_POSIX_ACL) */
     int dont_mask;           /* the kernel leaves the umask to us (FUSE_CAP_DONT_MASK) */
 };
+
+/* ---- local_read.c: chunk files of servers on this machine, read in place (prefix lr_) ------ */
+struct lr;
+/* NULL when the kernel's boot id cannot be read (then nothing is read in place). */
+struct lr *lr_new(struct cc_pool *cc);
+void lr_free(struct lr *l);
+/* [off, off+len) of chunk ci into out (zeros past the chunk's length), read in place from the
+ * copy of a local server and checked against its block checksums: 0; -EAGAIN when no copy is
+ * local (or none opens); another negative errno when the local copy could not serve it (another
+ * version, a bad block, a write at work). On anything but 0 the caller reads from a server. */
+int lr_read(struct lr *l, const struct chunk_info *ci, uint32_t off, uint32_t len, uint8_t *out);
+/* The read of lr_read from the open chunk file fd (chunkfile.h): [off, off+len) of chunk id at
+ * exactly version into out, every block checked. 0; -ESTALE when the file holds another version,
+ * carries a bad mark or was deleted; -EUCLEAN (CAIRN_ECORRUPT) for a block that fails its
+ * checksum or a damaged header; another negative errno from the disk. */
+int lr_read_file(int fd, uint64_t id, uint32_t version, uint32_t off, uint32_t len, uint8_t *out);
 
 /* ---- kview.c: attributes the kernel holds (prefix kv_) -------------------------------------- */
 struct kv_table;

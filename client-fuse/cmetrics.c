@@ -85,6 +85,13 @@ static void write_meta(struct wbuf *b)
 static void write_data(struct wbuf *b, struct cm *cm)
 {
     counter_of(b, "cairn_mount_chunk_reads_total", "Reads sent to chunk servers.", ST_CHUNK_READS);
+    counter_of(b, "cairn_mount_local_reads_total",
+               "Pieces read in place from the chunk files of servers on this machine.",
+               ST_LOCAL_READS);
+    counter_of(b, "cairn_mount_local_read_bytes_total", "Bytes read in place.",
+               ST_LOCAL_READ_BYTES);
+    counter_of(b, "cairn_mount_local_read_fails_total",
+               "Reads in place that failed and went to a chunk server.", ST_LOCAL_READ_FAILS);
     counter_of(b, "cairn_mount_chunk_read_bytes_total", "Bytes read from chunk servers.",
                ST_CHUNK_READ_BYTES);
     prom_family(b, "cairn_mount_chunk_read_duration_seconds", "histogram",

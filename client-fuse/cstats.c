@@ -35,6 +35,10 @@ static const char *const names[ST_NIDS] = {
     [ST_DISK_CACHE_MISS_BYTES] = "disk_cache_miss_bytes",
     [ST_FUSE_WRITES] = "fuse_writes",
     [ST_FUSE_WRITE_BYTES] = "fuse_write_bytes",
+    [ST_LOCAL_READS] = "local_reads",
+    [ST_LOCAL_READ_BYTES] = "local_read_bytes",
+    [ST_LOCAL_READ_US] = "local_read_us",
+    [ST_LOCAL_READ_FAILS] = "local_read_fails",
 };
 
 void st_add(enum st_id id, uint64_t v)

@@ -32,6 +32,10 @@ enum st_id {
     ST_DISK_CACHE_MISS_BYTES,
     ST_FUSE_WRITES,      /* FUSE WRITE requests answered */
     ST_FUSE_WRITE_BYTES, /* bytes the kernel wrote */
+    ST_LOCAL_READS,      /* pieces read in place from a local server's chunk file */
+    ST_LOCAL_READ_BYTES,
+    ST_LOCAL_READ_US,
+    ST_LOCAL_READ_FAILS, /* reads in place that failed and went to a server */
     ST_NIDS
 };
 

@@ -45,6 +45,7 @@ struct mount_opts {
     int max_threads;
     int dir_prefetch;
     int read_pieces;
+    int local_reads;
     int acl;
     char atime[CONF_STR_MAX];
     char http[CONF_STR_MAX];
@@ -75,6 +76,9 @@ static const struct conf_opt mount_tab[] = {
     {"max_threads", CONF_INT, "64", O(max_threads), "most threads serving FUSE requests"},
     {"dir_prefetch", CONF_INT, "1", O(dir_prefetch),
      "1: prefetch the next files of a directory read in listing order (tar, rsync, cp -r)"},
+    {"local_reads", CONF_BOOL, "1", O(local_reads),
+     "read the chunk files of chunk servers on this machine in place (checked against their "
+     "checksums), not through the server"},
     {"read_pieces", CONF_INT, "1", O(read_pieces),
      "pieces a read of 256K or more is split into, read from the copies at once (1..8)"},
     {"acl", CONF_INT, "1", O(acl),
@@ -327,6 +331,7 @@ static int cfg_from_opts(const struct mount_opts *mo, struct cm_cfg *cfg)
         return -EINVAL;
     }
     cfg->read_pieces = mo->read_pieces;
+    cfg->local_reads = mo->local_reads;
     return 0;
 bad_timeout:
     fprintf(stderr, "cairn-mount: bad entry_timeout, attr_timeout or negative_timeout\n");
@@ -344,6 +349,8 @@ static int cm_start(struct cm *cm)
     cm->kview = kv_new();
     if (!cm->cc || !cm->inodes || !cm->cache || !cm->kview) return -ENOMEM;
     cm->pf = rp_prefetcher_new(cm, CM_PREFETCH_THREADS);
+    if (cm->cfg.local_reads && !(cm->local = lr_new(cm->cc)))
+        LOG_WARN("local", "no boot id: chunk files are read through their servers");
     if (cm->cfg.dir_prefetch && !(cm->scans = ds_new())) return -ENOMEM;
     if (!(cm->notify = ma_new(&cm->meta))) return -ENOMEM;
     if (!(cm->atime = at_new(&cm->meta, cm->cfg.atime_mode))) return -ENOMEM;
@@ -358,6 +365,7 @@ static void cm_stop(struct cm *cm)
     at_free(cm->atime);
     lk_free(cm->locks);
     mc_close(&cm->meta);
+    lr_free(cm->local);
     cc_pool_free(cm->cc);
     rc_free(cm->cache);
     ist_free(cm->inodes);

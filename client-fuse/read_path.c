@@ -1,5 +1,7 @@
 /* read_path.c - reading file data: split a range at chunk boundaries into pieces of at most
- * CAIRN_IO_MAX, send the pieces to chunk servers in parallel (each to the replica with the
+ * CAIRN_IO_MAX, serve each from the disk cache or, for a copy on a server of this machine, in
+ * place from its chunk file (local_read.c), and send the others to chunk servers in parallel
+ * (each to the replica with the
  * fewest of this client's requests in flight, ties round robin, servers that recently timed
  * out or refused last: cc_order; then the other replicas on an error or a bad checksum, the
  * chunk located again when none could serve), read holes and bytes past a chunk's end as zeros, and
@@ -131,7 +133,18 @@ static int dc_piece(struct cm *cm, const struct chunk_info *ci, const struct rp_
     return 0;
 }
 
-/* Read [off, off+len) of the file (inside its size) from chunk servers into out. */
+/* Send piece p of chunk ci to the copy cc_order puts first (order filled for the fail-over);
+ * chosen one piece at a time, so the pieces submitted so far count as load. */
+static void submit_piece(struct cm *cm, const struct chunk_info *ci, const struct rp_piece *p,
+                         int *order, uint64_t deadline, struct cc_call *call, int *sub)
+{
+    cc_order(cm->cc, ci, order);
+    *sub = cc_read_submit(cm->cc, ci->loc[order[0]].addr, ci->chunk_id, ci->version, p->off, p->len,
+                          deadline, call);
+}
+
+/* Read [off, off+len) of the file (inside its size) into out: from the disk cache, in place from
+ * a local server's chunk file, or from chunk servers. */
 static int fetch(struct cm *cm, struct inode_st *s, uint64_t off, uint64_t len, uint8_t *out)
 {
     uint64_t csz = cm->meta.chunk_size;
@@ -145,7 +158,7 @@ static int fetch(struct cm *cm, struct inode_st *s, uint64_t off, uint64_t len, 
         int present;
         int order[CAIRN_MAX_LOCS];
         int sub;
-        int cached; /* served by the disk cache */
+        int cached; /* served without a server: by the disk cache or read in place */
         struct cc_call call;
     } stack_st[8], *st;
     st = max <= 8 ? (void *)stack_st : calloc((size_t)max, sizeof(*st));
@@ -175,10 +188,17 @@ static int fetch(struct cm *cm, struct inode_st *s, uint64_t off, uint64_t len, 
             st[i].cached = 1;
             continue;
         }
-        /* chosen one piece at a time, so the pieces submitted so far count as load */
-        cc_order(cm->cc, &st[i].ci, st[i].order);
-        st[i].sub = cc_read_submit(cm->cc, st[i].ci.loc[st[i].order[0]].addr, st[i].ci.chunk_id,
-                                   st[i].ci.version, p[i].off, p[i].len, deadline, &st[i].call);
+        if (cm->local) {
+            st[i].cached = -1; /* read in place below, once the others are on their way */
+            continue;
+        }
+        submit_piece(cm, &st[i].ci, &p[i], st[i].order, deadline, &st[i].call, &st[i].sub);
+    }
+    for (int i = 0; i < n; i++) {
+        if (st[i].cached != -1) continue;
+        st[i].cached = lr_read(cm->local, &st[i].ci, p[i].off, p[i].len, out + p[i].buf_off) == 0;
+        if (!st[i].cached)
+            submit_piece(cm, &st[i].ci, &p[i], st[i].order, deadline, &st[i].call, &st[i].sub);
     }
     for (int i = 0; i < n; i++) {
         uint8_t *dst = out + p[i].buf_off;

@@ -147,6 +147,7 @@ const char *proto_type_name(uint16_t type)
         N(CHK_STATS);
         N(CHK_SEEK);
         N(CHK_FALLOC);
+        N(CHK_LOCAL);
 #undef N
     }
     return "?";

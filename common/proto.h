@@ -398,6 +398,14 @@ enum proto_type {
      * partial block at an edge of a punch or zero range fails its checksum (nothing changed).
      * A data folder that cannot punch holes gets zeros written instead. */
     MSG_CHK_FALLOC = 79,
+    /* (empty) -> str boot_id, u32 pid, u64 pid namespace inode, u8 ndirs,
+     *            ndirs x (str path, u64 st_dev, u64 st_ino)
+     * What a client on the same machine needs to read this server's chunk files in place
+     * (client-fuse/local_read.c): the kernel's boot id (/proc/sys/kernel/random/boot_id), the
+     * server's pid in its pid namespace (so that a client in the same one can watch it die),
+     * and every data folder in service with its device and inode, so that the client can tell
+     * that it sees the very same folders. -EOPNOTSUPP when the server's local_reads is off. */
+    MSG_CHK_LOCAL = 80,
 };
 
 #define CHK_FALLOC_RESERVE 0u

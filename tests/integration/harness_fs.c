@@ -849,3 +849,26 @@ int hfs_wait_chunks(struct h_cluster *c, const char *const *paths, int npaths, u
         hfs_sleep_ms(500);
     }
 }
+
+long long hfs_mount_stat(const char *path, const char *name)
+{
+    char buf[8192];
+    ssize_t n = getxattr(path, "user.cairn.stats", buf, sizeof(buf) - 1);
+    if (n < 0) return -1;
+    buf[n] = '\0';
+    size_t nl = strlen(name);
+    for (char *l = buf; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+        if (!strncmp(l, name, nl) && l[nl] == ' ') return atoll(l + nl + 1);
+    return -1;
+}
+
+long long hfs_wait_stat(const char *path, const char *name, long long want)
+{
+    long long v = -1;
+    for (int i = 0; i < 200; i++) {
+        v = hfs_mount_stat(path, name);
+        if (v >= want) break;
+        usleep(50 * 1000);
+    }
+    return v;
+}

@@ -82,6 +82,14 @@ int hfs_read_file(const char *path, void *buf, size_t cap, size_t *len);
  * the first difference (described in why), or -errno on an error walking a tree. */
 int hfs_tree_compare(const char *a, const char *b, unsigned flags, char *why, size_t wlen);
 
+/* ---- the mount's counters ------------------------------------------------------------------ */
+
+/* One counter of the mount's user.cairn.stats read at path (any file or folder of the mount),
+ * or -1 when absent. */
+long long hfs_mount_stat(const char *path, const char *name);
+/* Wait (at most 10 s) until that counter reaches at least want; returns the last value. */
+long long hfs_wait_stat(const char *path, const char *name, long long want);
+
 /* ---- pattern files ----------------------------------------------------------------------------
  */
 

@@ -10,6 +10,7 @@
  * keep_page_cache is set. */
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -156,6 +157,22 @@ START_TEST(test_extend_and_shrink)
 }
 END_TEST
 
+/* The version the header of id's chunk file holds, and in *name_ver the one in its name: a
+ * client reading the file in place (chunkfile.h) trusts the header's. */
+static uint32_t hdr_version(uint64_t id, uint32_t *name_ver)
+{
+    char path[700];
+    ck_assert_int_eq(cstore_path(&cs, id, path, sizeof(path), name_ver), 0);
+    int fd = open(path, O_RDONLY);
+    ck_assert_int_ge(fd, 0);
+    uint8_t h[CHUNKFILE_HDR_SIZE];
+    ck_assert_int_eq(pread(fd, h, sizeof(h), 0), (ssize_t)sizeof(h));
+    close(fd);
+    struct chunkfile_hdr hd;
+    ck_assert_int_eq(chunkfile_hdr_get(h, &hd), 0);
+    return hd.version;
+}
+
 START_TEST(test_version_move_and_stale)
 {
     uint32_t len, got, ver;
@@ -174,6 +191,8 @@ START_TEST(test_version_move_and_stale)
     /* a holder that missed an empty lease (held 3, prev 4) moves on to the new version */
     ck_assert_int_eq(cstore_write(&cs, 5, 5, 4, 0, "x", 1, 0, &len), 0);
     ck_assert_int_eq(cstore_info(&cs, 5, &ver, &len), 0);
+    ck_assert_uint_eq(ver, 5);
+    ck_assert_uint_eq(hdr_version(5, &ver), 5); /* the header follows each move */
     ck_assert_uint_eq(ver, 5);
     ck_assert_int_eq(cstore_write(&cs, 5, 4, 3, 0, "x", 1, 0, &len), -ESTALE);
     ck_assert_int_eq(cstore_write(&cs, 6, 2, 1, 0, "x", 1, 0, &len), -ENOENT);
@@ -354,6 +373,7 @@ START_TEST(test_read_after_change_sees_it)
     ck_assert_mem_eq(b, "new", 3);
     ck_assert_int_eq(cstore_info(&cs, 1, &ver, &len), 0);
     ck_assert_uint_eq(ver, 5);
+    ck_assert_uint_eq(hdr_version(1, &ver), 5); /* written through the open file */
     ck_assert_int_eq(cstore_write(&cs, 1, 5, 5, 1, "EW", 2, 1, &len), 0);
     ck_assert_int_eq(rdx(1, 5, 1, 0, 3, b, &got), 0);
     ck_assert_mem_eq(b, "nEW", 3);

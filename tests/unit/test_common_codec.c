@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cksum.h"
+#include "chunkfile.h"
 #include "codec.h"
 #include "conf.h"
 #include "proto.h"
@@ -704,6 +705,36 @@ START_TEST(test_chunk_info_long_address_refused)
 }
 END_TEST
 
+START_TEST(test_chunkfile_header_and_name)
+{
+    /* the layout the chunk store writes and local reads read: magic, id, version at
+     * CHUNKFILE_VERSION_OFF, length, flags, block size, little endian */
+    struct chunkfile_hdr a = {.id = 0x1122334455667788ull,
+                              .version = 7,
+                              .length = 123456,
+                              .flags = CHUNKFILE_FLAG_BAD,
+                              .block = 65536};
+    uint8_t h[CHUNKFILE_HDR_SIZE];
+    memset(h, 0xee, sizeof(h));
+    chunkfile_hdr_put(h, &a);
+    ck_assert_mem_eq(h, "CARCCHNK", 8);
+    ck_assert_int_eq(h[CHUNKFILE_VERSION_OFF], 7);
+    ck_assert_int_eq(h[CHUNKFILE_HDR_SIZE - 1], 0);
+    struct chunkfile_hdr b;
+    ck_assert_int_eq(chunkfile_hdr_get(h, &b), 0);
+    ck_assert_uint_eq(b.id, a.id);
+    ck_assert_uint_eq(b.version, 7);
+    ck_assert_uint_eq(b.length, 123456);
+    ck_assert_uint_eq(b.flags, CHUNKFILE_FLAG_BAD);
+    ck_assert_uint_eq(b.block, 65536);
+    h[3] ^= 1;
+    ck_assert_int_eq(chunkfile_hdr_get(h, &b), -EUCLEAN);
+    char path[128];
+    chunkfile_path("/d", 0xab01ull, 3, path, sizeof(path));
+    ck_assert_str_eq(path, "/d/01/000000000000ab01_3.chk");
+}
+END_TEST
+
 START_TEST(test_proto_type_names)
 {
     ck_assert_str_eq(proto_type_name(MSG_LOOKUP), "LOOKUP");
@@ -937,6 +968,7 @@ static Suite *suite(void)
     tcase_add_test(t, test_chunk_info_too_many_locs_refused);
     tcase_add_test(t, test_chunk_info_long_address_refused);
     tcase_add_test(t, test_proto_type_names);
+    tcase_add_test(t, test_chunkfile_header_and_name);
     suite_add_tcase(s, t);
 
     t = tcase_create("conf");
