@@ -574,9 +574,16 @@ struct rp_ra {
     uint64_t next_off; /* where a sequential reader reads next */
     uint64_t window;   /* current read-ahead bytes (0 = off) */
     uint64_t done_to;  /* prefetch issued up to here */
+    unsigned streak;   /* reads in a row that followed on */
 };
-/* Account a read of [off, off+len); grows the window on sequential access (doubling from
- * CM_RA_MIN up to max), resets it to 0 on random access. Returns the window. */
+/* Reads in a row that must follow on before the window opens: a shuffled reader of records
+ * lands next to its last one now and then (1 in 40 for 128 records a file), and the kernel's own
+ * read-ahead (kernel_readahead) covers the start of a sequential one anyway. */
+#define RP_RA_STREAK 3
+/* Account a read of [off, off+len); once RP_RA_STREAK reads in a row followed on (within one
+ * request of where the last ended, either way: the kernel's async reads overtake each other),
+ * grows the window (doubling from CM_RA_MIN up to max); a read elsewhere resets it to 0.
+ * Returns the window. */
 uint64_t rp_ra_update(struct rp_ra *ra, uint64_t off, uint64_t len, uint64_t max);
 
 struct rp_prefetcher *rp_prefetcher_new(struct cm *cm, int nthreads);

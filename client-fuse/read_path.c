@@ -50,7 +50,10 @@ uint64_t rp_ra_update(struct rp_ra *ra, uint64_t off, uint64_t len, uint64_t max
     uint64_t lo = ra->next_off > CAIRN_IO_MAX ? ra->next_off - CAIRN_IO_MAX : 0;
     int seq = off >= lo && off <= ra->next_off + CAIRN_IO_MAX;
     if (seq) {
-        if (ra->window == 0)
+        if (ra->streak < RP_RA_STREAK) ra->streak++;
+        if (ra->streak < RP_RA_STREAK)
+            ; /* not yet: perhaps a shuffled reader's chance neighbour */
+        else if (ra->window == 0)
             ra->window = CM_RA_MIN;
         else if (ra->window < max)
             ra->window *= 2;
@@ -59,6 +62,7 @@ uint64_t rp_ra_update(struct rp_ra *ra, uint64_t off, uint64_t len, uint64_t max
     } else {
         ra->window = 0;
         ra->done_to = 0;
+        ra->streak = 1; /* this read starts the next run */
         ra->next_off = off + len;
     }
     return ra->window;

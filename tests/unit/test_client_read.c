@@ -65,6 +65,9 @@ START_TEST(readahead_grows_on_sequential_and_resets_on_random)
 {
     struct rp_ra ra = {0};
     uint64_t max = 16 * MiB, off = 0, w;
+    /* the first reads in order do not open it yet */
+    for (int i = 1; i < RP_RA_STREAK; i++, off += 128 << 10)
+        ck_assert_uint_eq(rp_ra_update(&ra, off, 128 << 10, max), 0);
     w = rp_ra_update(&ra, off, 128 << 10, max);
     ck_assert_uint_eq(w, CM_RA_MIN);
     uint64_t expect = CM_RA_MIN;
@@ -80,9 +83,23 @@ START_TEST(readahead_grows_on_sequential_and_resets_on_random)
     ck_assert_uint_eq(w, 0);
     w = rp_ra_update(&ra, 10 * MiB, 4096, max);
     ck_assert_uint_eq(w, 0);
-    /* and reopens when reads follow on */
+    /* and reopens when reads follow on: the read at 10 MiB began the run */
     w = rp_ra_update(&ra, 10 * MiB + 4096, 4096, max);
+    ck_assert_uint_eq(w, RP_RA_STREAK > 2 ? 0 : CM_RA_MIN);
+    w = rp_ra_update(&ra, 10 * MiB + 8192, 4096, max);
     ck_assert_uint_eq(w, CM_RA_MIN);
+}
+END_TEST
+
+START_TEST(readahead_stays_shut_for_shuffled_records)
+{
+    /* 1 MiB records of 128 MiB files in a shuffled order: a chance neighbour now and then
+     * (here every other read lands next to the last one) never opens the window */
+    struct rp_ra ra = {0};
+    uint64_t max = 16 * MiB;
+    uint64_t recs[] = {50, 51, 7, 6, 90, 91, 20, 100, 101, 3, 64, 63};
+    for (size_t i = 0; i < sizeof(recs) / sizeof(recs[0]); i++)
+        ck_assert_uint_eq(rp_ra_update(&ra, recs[i] * MiB, MiB, max), 0);
 }
 END_TEST
 
@@ -92,7 +109,8 @@ START_TEST(readahead_tolerates_reordered_async_reads)
     uint64_t max = 16 * MiB;
     rp_ra_update(&ra, 0, 128 << 10, max);
     rp_ra_update(&ra, 256 << 10, 128 << 10, max); /* overtook its neighbour */
-    uint64_t w = rp_ra_update(&ra, 128 << 10, 128 << 10, max);
+    rp_ra_update(&ra, 128 << 10, 128 << 10, max);
+    uint64_t w = rp_ra_update(&ra, 384 << 10, 128 << 10, max);
     ck_assert_uint_gt(w, 0);
 }
 END_TEST
@@ -195,6 +213,7 @@ Suite *suite(void)
     tcase_add_test(t, split_reports_short_array);
     tcase_add_test(t, readahead_grows_on_sequential_and_resets_on_random);
     tcase_add_test(t, readahead_tolerates_reordered_async_reads);
+    tcase_add_test(t, readahead_stays_shut_for_shuffled_records);
     tcase_add_test(t, verify_accepts_good_reply_and_zero_fills_past_end);
     tcase_add_test(t, verify_catches_a_corrupted_block);
     tcase_add_test(t, verify_refuses_malformed_replies);
