@@ -80,20 +80,6 @@ static int split_dirs(char *s, char **out, int max)
     return n ? n : -EINVAL;
 }
 
-/* Raise the limit of open files to its ceiling: every connection and every open chunk
- * (open_chunks) takes one. Returns the limit. */
-static long raise_nofile(void)
-{
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return 1024;
-    if (rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-        getrlimit(RLIMIT_NOFILE, &rl);
-    }
-    return rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > (1L << 30) ? 1L << 30 : (long)rl.rlim_cur;
-}
-
 /* Copy src into dst (size n); -ENAMETOOLONG when it does not fit. */
 static int copy_str(char *dst, size_t n, const char *src)
 {
@@ -169,7 +155,7 @@ int main(int argc, char **argv)
         return 1;
     }
     /* connections, open chunks, and some for everything else (meta, chain, scrubber) */
-    long nofile = raise_nofile(), spare = nofile - s->cfg.max_conns - 256;
+    long nofile = daemon_raise_nofile(), spare = nofile - s->cfg.max_conns - 256;
     if (s->cfg.open_chunks > spare) {
         int n = spare > 0 ? (int)spare : 0;
         fprintf(stderr, "cairn-chunk: open file limit %ld: open_chunks lowered to %d\n", nofile, n);

@@ -645,8 +645,9 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     struct cm *cm = CM(req);
     struct fh *h = FH(fi);
     if (size > CAIRN_IO_MAX * 4) size = CAIRN_IO_MAX * 4;
-    uint8_t *buf = malloc(size ? size : 1);
-    if (!buf) {
+    /* page aligned: a read in place goes around the page cache straight into it */
+    uint8_t *buf = NULL;
+    if (posix_memalign((void **)&buf, 4096, size ? size : 1) != 0) {
         fuse_reply_err(req, ENOMEM);
         return;
     }

@@ -23,10 +23,13 @@
  * there yet. Files written before the header's version followed renames fail this way and are
  * read through their server.
  *
- * Up to LR_FDS chunk files stay open (LRU), so that a data set read again after the page cache
- * was dropped costs no path walk; an open file whose link count fell to zero (deleted, or a
- * copy replaced) is dropped and opened again. Like the servers, a read of whole blocks drops
- * them from the page cache afterwards: the kernel's cache of the mount keeps what was read.
+ * Up to LR_FDS chunk files stay open (LRU; at most half the limit of open files, which the
+ * mount raises to its ceiling), so that a data set read again after the page cache was dropped
+ * costs no path walk; an open file whose link count fell to zero (deleted, or a copy replaced)
+ * is dropped and opened again, and one unread for LR_IDLE_MS is closed by a sweeper thread, so
+ * that a chunk the server deleted does not keep its disk space for long. Like the servers, a
+ * read of whole blocks drops them from the page cache afterwards: the kernel's cache of the
+ * mount keeps what was read.
  * Thread safe: one mutex for the tables; reads run outside it on referenced files. */
 #include <errno.h>
 #include <fcntl.h>
@@ -38,17 +41,22 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "chunkfile.h"
 #include "cksum.h"
 #include "client.h"
 #include "cstats.h"
+#include "daemon.h"
 #include "log.h"
 #include "net.h"
 #include "rpc.h"
 
-#define LR_FDS 4096
+#define LR_FDS 8192      /* chunk files kept open at most (and half the limit of open files) */
+#define LR_IDLE_MS 30000 /* a file unread this long is closed (a deleted chunk frees its space) */
+#define LR_SWEEP_MS 5000
+#define LR_PAGE 4096 /* O_DIRECT reads: whole pages into a page-aligned buffer */
 #define LR_BUCKETS 8192
 #define LR_RETRY_MS 30000
 #define LR_CHECK_MS 20 /* how stale our knowledge that a local server runs may be */
@@ -75,8 +83,10 @@ struct lr_file {
     uint64_t id;
     uint32_t version;
     int fd;
-    int refs;   /* the table's own (while listed) plus one per read in progress */
-    int listed; /* in the hash table and the LRU list */
+    int dfd;       /* the same file opened O_DIRECT for whole-page data reads, or -1 */
+    int refs;      /* the table's own (while listed) plus one per read in progress */
+    uint64_t used; /* net_now_ms() of the last read */
+    int listed;    /* in the hash table and the LRU list */
 };
 
 struct lr {
@@ -88,6 +98,10 @@ struct lr {
     struct lr_file *buckets[LR_BUCKETS];
     struct lr_file *head, *tail;
     int nfiles;
+    int max_files; /* LR_FDS, or less when the limit of open files is low */
+    pthread_t sweeper;
+    pthread_cond_t wake;
+    int stop, sweeping;
 };
 
 /* ---- which servers are local -------------------------------------------------------------- */
@@ -252,6 +266,7 @@ static void file_unref(struct lr_file *f)
 {
     if (--f->refs == 0) {
         close(f->fd);
+        if (f->dfd >= 0) close(f->dfd);
         free(f);
     }
 }
@@ -277,6 +292,7 @@ static struct lr_file *file_find(struct lr *l, uint64_t id, uint32_t version)
         if (f->id == id && f->version == version) {
             lru_unlink(l, f);
             lru_push(l, f);
+            f->used = net_now_ms();
             f->refs++;
             return f;
         }
@@ -305,17 +321,24 @@ static struct lr_file *file_open(struct lr *l, const struct chunk_info *ci)
         close(fd);
         return NULL;
     }
+    f->dfd = -1;
+    /* data read around the page cache: nothing cached twice, nothing to drop afterwards (not
+     * every file system takes O_DIRECT: tmpfs refuses it, and then the page cache it is) */
+    f->dfd = open(path, O_RDONLY | O_CLOEXEC | O_NOATIME | O_DIRECT);
+    if (f->dfd < 0) f->dfd = open(path, O_RDONLY | O_CLOEXEC | O_DIRECT);
     f->srv = srv;
     f->id = ci->chunk_id;
     f->version = ci->version;
     f->fd = fd;
     f->refs = 2; /* the table's and the caller's */
+    f->used = net_now_ms();
     f->listed = 1;
     pthread_mutex_lock(&l->mu);
     struct lr_file *other = file_find(l, f->id, f->version);
     if (other) { /* another reader opened it meanwhile: use theirs */
         pthread_mutex_unlock(&l->mu);
         close(fd);
+        if (f->dfd >= 0) close(f->dfd);
         free(f);
         return other;
     }
@@ -324,7 +347,7 @@ static struct lr_file *file_open(struct lr *l, const struct chunk_info *ci)
     l->buckets[b] = f;
     lru_push(l, f);
     l->nfiles++;
-    while (l->nfiles > LR_FDS && l->tail && l->tail != f)
+    while (l->nfiles > l->max_files && l->tail && l->tail != f)
         file_unlist(l, l->tail);
     pthread_mutex_unlock(&l->mu);
     return f;
@@ -333,7 +356,9 @@ static struct lr_file *file_open(struct lr *l, const struct chunk_info *ci)
 /* ---- one read in place -------------------------------------------------------------------- */
 
 /* Read the fixed header, waiting for the disk only if it must: when the header is not in the
- * page cache, the data's read is started first so that both wait for the disk together. */
+ * page cache, the data's read is started first (into the page cache) so that both wait for the
+ * disk together. 0 when the header was cached, 1 when the data's read was started, or a
+ * negative errno. */
 static int read_header(int fd, uint64_t data_from, uint64_t data_len, uint8_t *h)
 {
     struct iovec v = {h, CHUNKFILE_HDR_SIZE};
@@ -342,18 +367,20 @@ static int read_header(int fd, uint64_t data_from, uint64_t data_len, uint8_t *h
     posix_fadvise(fd, (off_t)(CHUNKFILE_DATA_OFF + data_from), (off_t)data_len,
                   POSIX_FADV_WILLNEED);
     n = pread(fd, h, CHUNKFILE_HDR_SIZE, 0);
-    return n == CHUNKFILE_HDR_SIZE ? 0 : n < 0 ? -errno : -EUCLEAN;
+    return n == CHUNKFILE_HDR_SIZE ? 1 : n < 0 ? -errno : -EUCLEAN;
 }
 
-int lr_read_file(int fd, uint64_t id, uint32_t version, uint32_t off, uint32_t len, uint8_t *out)
+int lr_read_file(int fd, int dfd, uint64_t id, uint32_t version, uint32_t off, uint32_t len,
+                 uint8_t *out)
 {
     const uint32_t B = CKSUM_BLOCK;
     struct stat sb;
     if (fstat(fd, &sb) != 0) return -errno;
     if (sb.st_nlink == 0) return -ESTALE; /* deleted or replaced since it was opened */
     uint8_t h[CHUNKFILE_HDR_SIZE];
-    int rc = read_header(fd, off / B * B, len + B, h);
-    if (rc) return rc;
+    int started = read_header(fd, off / B * B, len + B, h);
+    if (started < 0) return started;
+    int rc;
     struct chunkfile_hdr hd;
     if (chunkfile_hdr_get(h, &hd) || hd.id != id || hd.block != B) return -EUCLEAN;
     if (hd.version != version || (hd.flags & CHUNKFILE_FLAG_BAD)) return -ESTALE;
@@ -369,11 +396,20 @@ int lr_read_file(int fd, uint64_t id, uint32_t version, uint32_t off, uint32_t l
     if (nb > sizeof(raw) / 8) return -EINVAL;
     ssize_t n = pread(fd, raw, (size_t)nb * 8, CHUNKFILE_HDR_SIZE + (off_t)b0 * 8);
     if (n != (ssize_t)nb * 8) return n < 0 ? -errno : -EUCLEAN;
-    /* whole blocks from the start of out: read straight into it */
+    /* whole blocks from the start of out: read straight into it, the whole pages around the
+     * page cache when out is page aligned and dfd is there */
     int direct = off == dstart && dend - dstart <= len;
     uint8_t *buf = direct ? out : malloc(dend - dstart);
     if (!buf) return -ENOMEM;
-    n = pread(fd, buf, dend - dstart, (off_t)CHUNKFILE_DATA_OFF + dstart);
+    size_t around = direct && !started && dfd >= 0 && (uintptr_t)out % LR_PAGE == 0
+                        ? (dend - dstart) / LR_PAGE * LR_PAGE
+                        : 0;
+    n = around ? pread(dfd, buf, around, (off_t)CHUNKFILE_DATA_OFF + dstart) : 0;
+    if (n == (ssize_t)around && around < dend - dstart) {
+        ssize_t t = pread(fd, buf + around, dend - dstart - around,
+                          (off_t)CHUNKFILE_DATA_OFF + dstart + (off_t)around);
+        n = t < 0 ? t : n + t;
+    }
     rc = n < 0 ? -errno : 0;
     if (!rc && n < (ssize_t)(dend - dstart)) memset(buf + n, 0, dend - dstart - (size_t)n);
     for (uint32_t b = 0; b < nb && !rc; b++) {
@@ -391,7 +427,7 @@ int lr_read_file(int fd, uint64_t id, uint32_t version, uint32_t off, uint32_t l
         (again.flags & CHUNKFILE_FLAG_BAD))
         return -ESTALE;
     memset(out + (end - off), 0, len - (end - off));
-    if (off == dstart && (end == dend || end == clen))
+    if (!around && off == dstart && (end == dend || end == clen))
         posix_fadvise(fd, (off_t)CHUNKFILE_DATA_OFF + dstart, dend - dstart, POSIX_FADV_DONTNEED);
     return 0;
 }
@@ -410,7 +446,7 @@ int lr_read(struct lr *l, const struct chunk_info *ci, uint32_t off, uint32_t le
     }
     pthread_mutex_unlock(&l->mu);
     if (!f && !(f = file_open(l, ci))) return -EAGAIN;
-    int rc = lr_read_file(f->fd, ci->chunk_id, ci->version, off, len, out);
+    int rc = lr_read_file(f->fd, f->dfd, ci->chunk_id, ci->version, off, len, out);
     pthread_mutex_lock(&l->mu);
     if (rc) file_unlist(l, f); /* opened afresh next time */
     file_unref(f);
@@ -427,6 +463,25 @@ int lr_read(struct lr *l, const struct chunk_info *ci, uint32_t off, uint32_t le
     return 0;
 }
 
+/* Close the files nobody read for LR_IDLE_MS, every LR_SWEEP_MS: an open file of a chunk the
+ * server deleted would hold its disk space. */
+static void *sweep_main(void *arg)
+{
+    struct lr *l = arg;
+    pthread_mutex_lock(&l->mu);
+    while (!l->stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_sec += LR_SWEEP_MS / 1000;
+        pthread_cond_timedwait(&l->wake, &l->mu, &ts);
+        uint64_t now = net_now_ms();
+        while (l->tail && now - l->tail->used > LR_IDLE_MS)
+            file_unlist(l, l->tail);
+    }
+    pthread_mutex_unlock(&l->mu);
+    return NULL;
+}
+
 struct lr *lr_new(struct cc_pool *cc)
 {
     struct lr *l = calloc(1, sizeof(*l));
@@ -441,8 +496,16 @@ struct lr *lr_new(struct cc_pool *cc)
         return NULL;
     }
     l->pidns = (uint64_t)ns.st_ino;
+    long nofile = daemon_raise_nofile();
+    l->max_files = nofile / 3 < LR_FDS ? (int)(nofile / 3) : LR_FDS; /* two fds a file */
     pthread_mutex_init(&l->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&l->wake, &ca);
+    pthread_condattr_destroy(&ca);
     l->cc = cc;
+    l->sweeping = pthread_create(&l->sweeper, NULL, sweep_main, l) == 0;
     return l;
 }
 
@@ -450,9 +513,15 @@ void lr_free(struct lr *l)
 {
     if (!l) return;
     pthread_mutex_lock(&l->mu);
+    l->stop = 1;
+    pthread_cond_signal(&l->wake);
+    pthread_mutex_unlock(&l->mu);
+    if (l->sweeping) pthread_join(l->sweeper, NULL);
+    pthread_mutex_lock(&l->mu);
     while (l->head)
         file_unlist(l, l->head);
     pthread_mutex_unlock(&l->mu);
+    pthread_cond_destroy(&l->wake);
     for (struct lr_server *s = l->servers, *n; s; s = n) {
         n = s->next;
         if (s->pidfd >= 0) close(s->pidfd);

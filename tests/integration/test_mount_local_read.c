@@ -10,6 +10,8 @@
  * - never stale: a file rewritten through another mount (a new chunk version: the server
  *   renames the file and updates its header while the reader keeps it open) reads back new,
  *   and so does one appended to;
+ * - a file deleted through another mount: the reader lets go of its chunk files within a
+ *   minute, so their disk space is not held;
  * - local_reads=0 on the mount: every read goes to a chunk server.
  * The tests run in one process (CK_NOFORK): a failed one leaves its mount to the cleanup. */
 #include <check.h>
@@ -131,6 +133,35 @@ START_TEST(rewritten_never_stale)
 }
 END_TEST
 
+/* Chunk files of pid's that are open but deleted. */
+static int deleted_chunk_fds(pid_t pid)
+{
+    char out[4096];
+    int rc =
+        h_run(10, out, sizeof(out), "ls -l /proc/%d/fd | grep -c '\\.chk (deleted)'", (int)pid);
+    return rc < 0 ? -1 : atoi(out);
+}
+
+START_TEST(deleted_chunks_let_go)
+{
+    need();
+    char p0[600], p1[600];
+    at(p0, sizeof(p0), mnt0, "", "gone");
+    at(p1, sizeof(p1), mnt1, "", "gone");
+    ck_assert_int_eq(hfs_write_pattern_file(p0, 50, 3 * MiB, 1), 0);
+    verify(p1, 50, 3 * MiB); /* the reader keeps the chunk file open */
+    ck_assert_int_eq(unlink(p0), 0);
+    /* the servers delete the chunk files; the reader closes them once unread for a while
+     * (LR_IDLE_MS, 30 s), so their space is not held for long */
+    int n = -1;
+    for (int i = 0; i < 60 && n != 0; i++) {
+        sleep(1);
+        n = deleted_chunk_fds(C.mount_pid[1]);
+    }
+    ck_assert_int_eq(n, 0);
+}
+END_TEST
+
 START_TEST(off_on_the_mount)
 {
     need();
@@ -165,10 +196,11 @@ int main(void)
     if (!ready) fprintf(stderr, "test_mount_local_read: setup failed: %s\n", why);
     Suite *s = suite_create("mount_local_read");
     TCase *tc = tcase_create("local_read");
-    tcase_set_timeout(tc, 120);
+    tcase_set_timeout(tc, 180);
     tcase_add_test(tc, reads_in_place);
     tcase_add_test(tc, flipped_byte_is_caught);
     tcase_add_test(tc, rewritten_never_stale);
+    tcase_add_test(tc, deleted_chunks_let_go);
     tcase_add_test(tc, off_on_the_mount);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
