@@ -129,6 +129,15 @@ START_TEST(top_shows_live_rates)
     pthread_t th;
     ck_assert_int_eq(pthread_create(&th, NULL, writer_main, &w), 0);
     char out[4096], args[600], py[800];
+    /* a mount reports every CLIENT_STATS_S (2 s) from its start: wait (15 s at most, a loaded
+     * machine) until the meta service has heard from this one, so both of top's samples do */
+    snprintf(args, sizeof(args), "top --json --interval 1 %s", mnt);
+    snprintf(py, sizeof(py), "print(len([x for x in d['mounts'] if x['label'].endswith(':%s')]))",
+             mnt);
+    for (int i = 0; i < 15 && !(h_cairn_py(hr_c, py, out, sizeof(out), "%s", args) == 0 &&
+                                strcmp(out, "1") == 0);
+         i++)
+        ;
     snprintf(args, sizeof(args), "top --json --interval 2 %s", mnt);
     snprintf(py, sizeof(py),
              "m = [x for x in d['mounts'] if x['label'].endswith(':%s')]\n"
