@@ -48,6 +48,16 @@ static void at(char *out, size_t len, const char *root, const char *dir, const c
     snprintf(out, len, "%s/%s/%s", root, dir, name);
 }
 
+/* Write file name of the pattern of seed through the writer's mount and read it back through
+ * the reader's, which then holds its chunk files open; the two paths into p0 and p1. */
+static void written_then_read(const char *name, uint64_t seed, off_t size, char *p0, char *p1)
+{
+    at(p0, 600, mnt0, "", name);
+    at(p1, 600, mnt1, "", name);
+    ck_assert_int_eq(hfs_write_pattern_file(p0, seed, size, 1), 0);
+    verify(p1, seed, size);
+}
+
 START_TEST(reads_in_place)
 {
     need();
@@ -110,10 +120,7 @@ START_TEST(rewritten_never_stale)
 {
     need();
     char p0[600], p1[600];
-    at(p0, sizeof(p0), mnt0, "", "rewrite");
-    at(p1, sizeof(p1), mnt1, "", "rewrite");
-    ck_assert_int_eq(hfs_write_pattern_file(p0, 30, 2 * MiB, 1), 0);
-    verify(p1, 30, 2 * MiB); /* the reader now holds the chunk file open */
+    written_then_read("rewrite", 30, 2 * MiB, p0, p1);
     long long local = hfs_mount_stat(mnt1, "local_reads");
     for (uint64_t seed = 31; seed < 34; seed++) {
         ck_assert_int_eq(hfs_write_pattern_file(p0, seed, 2 * MiB, 1), 0);
@@ -146,10 +153,7 @@ START_TEST(deleted_chunks_let_go)
 {
     need();
     char p0[600], p1[600];
-    at(p0, sizeof(p0), mnt0, "", "gone");
-    at(p1, sizeof(p1), mnt1, "", "gone");
-    ck_assert_int_eq(hfs_write_pattern_file(p0, 50, 3 * MiB, 1), 0);
-    verify(p1, 50, 3 * MiB); /* the reader keeps the chunk file open */
+    written_then_read("gone", 50, 3 * MiB, p0, p1);
     ck_assert_int_eq(unlink(p0), 0);
     /* the servers delete the chunk files; the reader closes them once unread for a while
      * (LR_IDLE_MS, 30 s), so their space is not held for long */
