@@ -13,29 +13,13 @@
 #include <unistd.h>
 
 #include "cs.h"
-
-#define BOOT_ID_PATH "/proc/sys/kernel/random/boot_id"
-
-/* The boot id (36 characters) into out (at least 64 bytes); its length or a negative errno. */
-static int boot_id(char *out)
-{
-    int fd = open(BOOT_ID_PATH, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return -errno;
-    ssize_t n = read(fd, out, 63);
-    int err = errno;
-    close(fd);
-    if (n <= 0) return n < 0 ? -err : -EIO;
-    while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == ' '))
-        n--;
-    out[n] = 0;
-    return n > 0 ? (int)n : -EIO;
-}
+#include "daemon.h"
 
 int cs_local_put(struct cs_state *s, struct wbuf *out)
 {
     if (!s->cfg.local_reads) return -EOPNOTSUPP;
     char id[64];
-    int n = boot_id(id);
+    int n = daemon_boot_id(id, sizeof(id));
     if (n < 0) return -EOPNOTSUPP;
     struct cstore *st = &s->store;
     struct {

@@ -106,19 +106,6 @@ struct lr {
 
 /* ---- which servers are local -------------------------------------------------------------- */
 
-static int read_boot_id(char *out, size_t cap)
-{
-    int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return -errno;
-    ssize_t n = read(fd, out, cap - 1);
-    close(fd);
-    if (n <= 0) return -EIO;
-    while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == ' '))
-        n--;
-    out[n] = 0;
-    return n > 0 ? 0 : -EIO;
-}
-
 /* Decode a MSG_CHK_LOCAL reply into srv's folders: 1 when they are ours to read, 0 if not. */
 static int judge_reply(const struct lr *l, struct lr_server *srv, const struct rpc_reply *rep)
 {
@@ -486,7 +473,7 @@ struct lr *lr_new(struct cc_pool *cc)
 {
     struct lr *l = calloc(1, sizeof(*l));
     if (!l) return NULL;
-    if (read_boot_id(l->boot_id, sizeof(l->boot_id)) != 0) {
+    if (daemon_boot_id(l->boot_id, sizeof(l->boot_id)) < 0) {
         free(l); /* no boot id: no way to tell a local server */
         return NULL;
     }

@@ -64,3 +64,17 @@ long daemon_raise_nofile(void)
     }
     return rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > (1L << 30) ? 1L << 30 : (long)rl.rlim_cur;
 }
+
+int daemon_boot_id(char *out, size_t cap)
+{
+    int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -errno;
+    ssize_t n = read(fd, out, cap - 1);
+    int err = errno;
+    close(fd);
+    if (n <= 0) return n < 0 ? -err : -EIO;
+    while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == ' '))
+        n--;
+    out[n] = 0;
+    return n > 0 ? (int)n : -EIO;
+}

@@ -4,6 +4,8 @@
 #ifndef CAIRN_DAEMON_H
 #define CAIRN_DAEMON_H
 
+#include <stddef.h>
+
 /* Fork; the parent waits for daemon_done() of the child and exits with its status. In the
  * child, returns 0 with *fd_out the pipe to pass to daemon_done. */
 int daemon_start(int *fd_out);
@@ -14,6 +16,10 @@ void daemon_done(int fd, int status, int keep_stderr);
 /* Raise the limit of open files to its ceiling (every connection, open chunk file and chunk file
  * read in place takes one). Returns the limit now. */
 long daemon_raise_nofile(void);
+/* The kernel's boot id (/proc/sys/kernel/random/boot_id, 36 characters) into out (cap bytes,
+ * NUL-terminated): its length, or a negative errno. Two processes with the same one run on the
+ * same kernel (local reads, client-fuse/local_read.c and chunk/cs_local.c). */
+int daemon_boot_id(char *out, size_t cap);
 /* Write the current pid to path. 0 or -errno. */
 int pidfile_write(const char *path);
 
