@@ -536,12 +536,12 @@ void lr_free(struct lr *l);
 int lr_read(struct lr *l, const struct chunk_info *ci, uint32_t off, uint32_t len, uint8_t *out);
 /* The read of lr_read from the open chunk file fd (chunkfile.h; dfd: the same file opened
  * O_DIRECT, or -1): [off, off+len) of chunk id at exactly version into out, every block checked.
- * A range of whole blocks from the start of a page-aligned out is read through dfd (whole
- * pages) and leaves the page cache as it was, when the file's header is in the page cache;
- * other reads go through the page cache (a cold header and the data are read together) and
- * drop the whole blocks they read from it. 0; -ESTALE when the file holds another version,
- * carries a bad mark or was deleted; -EUCLEAN (CAIRN_ECORRUPT) for a block that fails its
- * checksum or a damaged header; another negative errno from the disk. */
+ * A range that starts a block, into a page-aligned out, is read through dfd before the header
+ * and checksums (read last, so that they vouch for it) and leaves the data out of the page
+ * cache; other reads go through the page cache (header, checksums, data, header again) and drop
+ * the whole blocks they read from it. 0; -ESTALE when the file holds another version, carries a
+ * bad mark or was deleted; -EUCLEAN (CAIRN_ECORRUPT) for a block that fails its checksum, a
+ * damaged header or a file shorter than its header says; another negative errno from the disk. */
 int lr_read_file(int fd, int dfd, uint64_t id, uint32_t version, uint32_t off, uint32_t len,
                  uint8_t *out);
 

@@ -14,22 +14,23 @@
  * A read in place opens DIR/XX/<id>_<version>.chk (chunkfile.h) read-only, checks its fixed
  * header (magic, id, exactly the version asked for, no bad mark) and every block read against
  * the checksums stored in the file, and fills bytes past the chunk's length with zeros, as a
- * CHK_READ reply would be; the header is read again afterwards, so a chunk that moved to a
- * newer version while we read (the server renames it, then updates the header's version) is
- * refused. Anything else (no such file, another version, a checksum that does not match, a
- * block half written by a writer at work) is a failure: the caller reads from a chunk server,
- * which serializes with writers and reports bad blocks. Since the data is written before the
- * header that describes it, a header read before the data never vouches for data that is not
- * there yet. Files written before the header's version followed renames fail this way and are
- * read through their server.
+ * CHK_READ reply would be. A range that starts a block is read data first, O_DIRECT, while the
+ * header's pages come into the page cache, and the header is read last: the server moving a
+ * chunk to a newer version renames it and updates the header's version before any block of the
+ * new version is written, so a header read after the data that still holds our version
+ * vouches for it. Other reads go through the page cache, header first and again afterwards.
+ * Anything else (no such file, another version, a checksum that does not match, a block half
+ * written by a writer at work) is a failure: the caller reads from a chunk server, which
+ * serializes with writers and reports bad blocks. Files written before the header's version
+ * followed renames fail this way and are read through their server.
  *
  * Up to LR_FDS chunk files stay open (LRU; at most half the limit of open files, which the
  * mount raises to its ceiling), so that a data set read again after the page cache was dropped
  * costs no path walk; an open file whose link count fell to zero (deleted, or a copy replaced)
  * is dropped and opened again, and one unread for LR_IDLE_MS is closed by a sweeper thread, so
- * that a chunk the server deleted does not keep its disk space for long. Like the servers, a
- * read of whole blocks drops them from the page cache afterwards: the kernel's cache of the
- * mount keeps what was read.
+ * that a chunk the server deleted does not keep its disk space for long. Data read through the
+ * page cache is dropped from it afterwards, as the servers do: the kernel's cache of the mount
+ * keeps what was read.
  * Thread safe: one mutex for the tables; reads run outside it on referenced files. */
 #include <errno.h>
 #include <fcntl.h>
@@ -342,32 +343,25 @@ static struct lr_file *file_open(struct lr *l, const struct chunk_info *ci)
 
 /* ---- one read in place -------------------------------------------------------------------- */
 
-/* Read the fixed header, waiting for the disk only if it must: when the header is not in the
- * page cache, the data's read is started first (into the page cache) so that both wait for the
- * disk together. 0 when the header was cached, 1 when the data's read was started, or a
- * negative errno. */
-static int read_header(int fd, uint64_t data_from, uint64_t data_len, uint8_t *h)
-{
-    struct iovec v = {h, CHUNKFILE_HDR_SIZE};
-    ssize_t n = preadv2(fd, &v, 1, 0, RWF_NOWAIT);
-    if (n == CHUNKFILE_HDR_SIZE) return 0;
-    posix_fadvise(fd, (off_t)(CHUNKFILE_DATA_OFF + data_from), (off_t)data_len,
-                  POSIX_FADV_WILLNEED);
-    n = pread(fd, h, CHUNKFILE_HDR_SIZE, 0);
-    return n == CHUNKFILE_HDR_SIZE ? 1 : n < 0 ? -errno : -EUCLEAN;
-}
-
-int lr_read_file(int fd, int dfd, uint64_t id, uint32_t version, uint32_t off, uint32_t len,
-                 uint8_t *out)
+/* The buffered read: the fixed header first (waiting for the disk only if it must: when the
+ * header is not in the page cache, the data's read is started first, into the page cache, so
+ * that both wait for the disk together), then the checksums and the data, then the header again
+ * (a writer that moved the chunk on meanwhile may have written blocks and their checksums
+ * between our reads of the two); whole blocks read are dropped from the page cache afterwards.
+ * For reads the direct one does not take: a range that does not start a block, an out that is
+ * not page aligned, a file system without O_DIRECT. */
+static int read_buffered(int fd, uint64_t id, uint32_t version, uint32_t off, uint32_t len,
+                         uint8_t *out)
 {
     const uint32_t B = CKSUM_BLOCK;
-    struct stat sb;
-    if (fstat(fd, &sb) != 0) return -errno;
-    if (sb.st_nlink == 0) return -ESTALE; /* deleted or replaced since it was opened */
     uint8_t h[CHUNKFILE_HDR_SIZE];
-    int started = read_header(fd, off / B * B, len + B, h);
-    if (started < 0) return started;
-    int rc;
+    struct iovec v = {h, sizeof(h)};
+    if (preadv2(fd, &v, 1, 0, RWF_NOWAIT) != (ssize_t)sizeof(h)) {
+        posix_fadvise(fd, (off_t)CHUNKFILE_DATA_OFF + off / B * B, (off_t)len + B,
+                      POSIX_FADV_WILLNEED);
+        ssize_t n = pread(fd, h, sizeof(h), 0);
+        if (n != (ssize_t)sizeof(h)) return n < 0 ? -errno : -EUCLEAN;
+    }
     struct chunkfile_hdr hd;
     if (chunkfile_hdr_get(h, &hd) || hd.id != id || hd.block != B) return -EUCLEAN;
     if (hd.version != version || (hd.flags & CHUNKFILE_FLAG_BAD)) return -ESTALE;
@@ -383,40 +377,104 @@ int lr_read_file(int fd, int dfd, uint64_t id, uint32_t version, uint32_t off, u
     if (nb > sizeof(raw) / 8) return -EINVAL;
     ssize_t n = pread(fd, raw, (size_t)nb * 8, CHUNKFILE_HDR_SIZE + (off_t)b0 * 8);
     if (n != (ssize_t)nb * 8) return n < 0 ? -errno : -EUCLEAN;
-    /* whole blocks from the start of out: read straight into it, the whole pages around the
-     * page cache when out is page aligned and dfd is there */
-    int direct = off == dstart && dend - dstart <= len;
-    uint8_t *buf = direct ? out : malloc(dend - dstart);
+    /* whole blocks from the start of out are read straight into it */
+    int into_out = off == dstart && dend - dstart <= len;
+    uint8_t *buf = into_out ? out : malloc(dend - dstart);
     if (!buf) return -ENOMEM;
-    size_t around = direct && !started && dfd >= 0 && (uintptr_t)out % LR_PAGE == 0
-                        ? (dend - dstart) / LR_PAGE * LR_PAGE
-                        : 0;
-    n = around ? pread(dfd, buf, around, (off_t)CHUNKFILE_DATA_OFF + dstart) : 0;
-    if (n == (ssize_t)around && around < dend - dstart) {
-        ssize_t t = pread(fd, buf + around, dend - dstart - around,
-                          (off_t)CHUNKFILE_DATA_OFF + dstart + (off_t)around);
-        n = t < 0 ? t : n + t;
-    }
-    rc = n < 0 ? -errno : 0;
+    n = pread(fd, buf, dend - dstart, (off_t)CHUNKFILE_DATA_OFF + dstart);
+    int rc = n < 0 ? -errno : 0;
     if (!rc && n < (ssize_t)(dend - dstart)) memset(buf + n, 0, dend - dstart - (size_t)n);
     for (uint32_t b = 0; b < nb && !rc; b++) {
         uint32_t valid = dend - (dstart + b * B) < B ? dend - (dstart + b * B) : B;
         if (cksum_xxh3(buf + (size_t)b * B, valid) != le_get64(raw + 8 * b)) rc = -CAIRN_ECORRUPT;
     }
-    if (!rc && !direct) memcpy(out, buf + (off - dstart), end - off);
-    if (!direct) free(buf);
+    if (!rc && !into_out) memcpy(out, buf + (off - dstart), end - off);
+    if (!into_out) free(buf);
     if (rc) return rc;
-    /* still the version asked for: a writer that moved the chunk on meanwhile may have written
-     * blocks and their checksums between our reads of the two */
-    if (pread(fd, h, CHUNKFILE_HDR_SIZE, 0) != CHUNKFILE_HDR_SIZE) return -EIO;
+    if (pread(fd, h, sizeof(h), 0) != (ssize_t)sizeof(h)) return -EIO;
     struct chunkfile_hdr again;
     if (chunkfile_hdr_get(h, &again) || again.version != version ||
         (again.flags & CHUNKFILE_FLAG_BAD))
         return -ESTALE;
     memset(out + (end - off), 0, len - (end - off));
-    if (!around && off == dstart && (end == dend || end == clen))
+    if (off == dstart && (end == dend || end == clen))
         posix_fadvise(fd, (off_t)CHUNKFILE_DATA_OFF + dstart, dend - dstart, POSIX_FADV_DONTNEED);
     return 0;
+}
+
+/* [pos, pos+len) of the O_DIRECT file dfd into the page-aligned out: the whole pages straight
+ * in, a last part page through a page of our own (O_DIRECT reads whole pages). The bytes read,
+ * fewer at the end of the file, or -errno. */
+static ssize_t pread_direct(int dfd, uint8_t *out, uint32_t len, off_t pos)
+{
+    uint32_t whole = len / LR_PAGE * LR_PAGE;
+    ssize_t n = whole ? pread(dfd, out, whole, pos) : 0;
+    if (n < 0) return -errno;
+    if ((uint32_t)n < whole || whole == len) return n;
+    _Alignas(LR_PAGE) uint8_t page[LR_PAGE];
+    ssize_t t = pread(dfd, page, LR_PAGE, pos + whole);
+    if (t < 0) return -errno;
+    uint32_t part = len - whole < (uint32_t)t ? len - whole : (uint32_t)t;
+    memcpy(out + whole, page, part);
+    return (ssize_t)whole + part;
+}
+
+#define LR_BUFFERED 1 /* read_direct's answer for a read it cannot take */
+
+/* The direct read, for a range that starts a block into a page-aligned out: the data first,
+ * around the page cache (nothing cached twice, nothing to drop afterwards), while the pages of
+ * the header and checksums are read into the page cache (so a cold file costs one wait for
+ * the disk), then the checksums, then the header, read last: a writer moving the chunk on
+ * writes the new version into the header before any block of it, so a header that still holds
+ * our version vouches for the checksums and data read before it, and the checksums for the
+ * data. LR_BUFFERED when the range ends inside a block short of the chunk's length (the rest
+ * of that block is needed to check it) or the file system refuses O_DIRECT. */
+static int read_direct(int fd, int dfd, uint64_t id, uint32_t version, uint32_t off, uint32_t len,
+                       uint8_t *out)
+{
+    const uint32_t B = CKSUM_BLOCK;
+    uint32_t b0 = off / B, nb = (uint32_t)(((uint64_t)off + len + B - 1) / B) - b0;
+    uint8_t raw[8 * (CAIRN_IO_MAX / CKSUM_BLOCK + 2)];
+    if (nb > sizeof(raw) / 8) return LR_BUFFERED;
+    posix_fadvise(fd, 0, CHUNKFILE_HDR_SIZE + 8 * ((off_t)b0 + nb), POSIX_FADV_WILLNEED);
+    ssize_t got = pread_direct(dfd, out, len, (off_t)CHUNKFILE_DATA_OFF + off);
+    if (got == -EINVAL) return LR_BUFFERED;
+    if (got < 0) return (int)got;
+    ssize_t n = pread(fd, raw, (size_t)nb * 8, CHUNKFILE_HDR_SIZE + (off_t)b0 * 8);
+    if (n != (ssize_t)nb * 8) return n < 0 ? -errno : -EUCLEAN;
+    uint8_t h[CHUNKFILE_HDR_SIZE];
+    n = pread(fd, h, sizeof(h), 0);
+    if (n != (ssize_t)sizeof(h)) return n < 0 ? -errno : -EUCLEAN;
+    struct chunkfile_hdr hd;
+    if (chunkfile_hdr_get(h, &hd) || hd.id != id || hd.block != B) return -EUCLEAN;
+    if (hd.version != version || (hd.flags & CHUNKFILE_FLAG_BAD)) return -ESTALE;
+    uint32_t clen = hd.length;
+    if (off >= clen || len == 0) {
+        memset(out, 0, len);
+        return 0;
+    }
+    uint32_t end = (uint64_t)off + len < clen ? off + len : clen;
+    if (end % B && end < clen) return LR_BUFFERED;
+    if ((uint64_t)got < end - off) return -EUCLEAN; /* the file is shorter than its header says */
+    for (uint32_t b = 0; off + b * B < end; b++) {
+        uint32_t valid = end - (off + b * B) < B ? end - (off + b * B) : B;
+        if (cksum_xxh3(out + (size_t)b * B, valid) != le_get64(raw + 8 * b)) return -CAIRN_ECORRUPT;
+    }
+    memset(out + (end - off), 0, len - (end - off));
+    return 0;
+}
+
+int lr_read_file(int fd, int dfd, uint64_t id, uint32_t version, uint32_t off, uint32_t len,
+                 uint8_t *out)
+{
+    struct stat sb;
+    if (fstat(fd, &sb) != 0) return -errno;
+    if (sb.st_nlink == 0) return -ESTALE; /* deleted or replaced since it was opened */
+    if (dfd >= 0 && off % CKSUM_BLOCK == 0 && (uintptr_t)out % LR_PAGE == 0) {
+        int rc = read_direct(fd, dfd, id, version, off, len, out);
+        if (rc != LR_BUFFERED) return rc;
+    }
+    return read_buffered(fd, id, version, off, len, out);
 }
 
 int lr_read(struct lr *l, const struct chunk_info *ci, uint32_t off, uint32_t len, uint8_t *out)
