@@ -75,6 +75,7 @@ struct dcache {
     int inflight_dropped;          /* dc_drop_old came for it: do not index it */
     uint64_t gen_base, next_gen;   /* next_gen: the writer's only */
     int write_failing;             /* a write error was logged and none succeeded since */
+    int no_direct;                 /* the folder refused O_DIRECT: read through the page cache */
     pthread_t writer, scanner;
     int have_writer, have_scanner;
     struct dc_stats st; /* counters (atomic adds); bytes_used, entries, limit unused */
@@ -374,17 +375,33 @@ static int read_blocks(int fd, const struct dc_hdr *h, uint32_t off, uint32_t le
  * -EAGAIN (could not try: no fd or memory; the entry may be fine), -EUCLEAN. */
 /* read_entry for a range that starts the data and ends on a block boundary or at its end
  * (a whole segment, a whole small file): the header and the data in one preadv, so a cold
- * entry costs one disk read, not two. */
+ * entry costs one disk read, not two. Into a page-aligned out it goes around the page cache
+ * (O_DIRECT: whole pages straight into out, a last part page through a page of our own), so
+ * that what the kernel caches for the mount is not cached a second time for its entry file;
+ * a folder that refuses O_DIRECT (tmpfs) is read through the page cache from then on. */
 static int read_entry_head(struct dcache *c, const char *name, const struct dc_ent *snap,
                            uint32_t len, uint8_t *out)
 {
-    int fd = openat(c->rootfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    const int flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK;
+    int direct = (uintptr_t)out % DC_PAGE == 0 && !__atomic_load_n(&c->no_direct, __ATOMIC_RELAXED);
+    int fd = openat(c->rootfd, name, flags | (direct ? O_DIRECT : 0));
+    if (fd < 0 && direct && errno == EINVAL) {
+        __atomic_store_n(&c->no_direct, 1, __ATOMIC_RELAXED);
+        direct = 0;
+        fd = openat(c->rootfd, name, flags);
+    }
     if (fd < 0) return errno == ENOENT ? -ENOENT : errno == ELOOP ? -EUCLEAN : -EAGAIN;
-    uint8_t hb[DC_DATA_OFF];
-    struct iovec iov[2] = {{hb, sizeof(hb)}, {out, len}};
-    ssize_t n = preadv(fd, iov, 2, 0);
+    _Alignas(DC_PAGE) uint8_t hb[DC_DATA_OFF], tail[DC_PAGE];
+    uint32_t whole = direct ? len / DC_PAGE * DC_PAGE : len;
+    struct iovec iov[3] = {{hb, sizeof(hb)}, {out, whole}, {tail, DC_PAGE}};
+    ssize_t n = preadv(fd, iov, whole < len ? 3 : 2, 0);
+    int err = n < 0 ? errno : 0;
     close(fd);
-    if (n < 0) return errno == EIO ? -EUCLEAN : -EAGAIN;
+    if (n < 0) return err == EIO ? -EUCLEAN : -EAGAIN;
+    if (whole < len && n > (ssize_t)(sizeof(hb) + whole))
+        memcpy(out + whole, tail,
+               (size_t)n - sizeof(hb) - whole < len - whole ? (size_t)n - sizeof(hb) - whole
+                                                            : len - whole);
     struct dc_hdr h;
     if ((size_t)n != sizeof(hb) + len || hdr_decode(hb, &h) || h.id != snap->id ||
         h.ver != snap->ver || h.seg_off != snap->seg_off || h.tag != snap->tag ||

@@ -27,7 +27,8 @@
 #define MB (1u << 20)
 
 static char root[64];
-static uint8_t seg_a[SEG], seg_b[SEG], out[SEG];
+static uint8_t seg_a[SEG], seg_b[SEG];
+static _Alignas(4096) uint8_t out[SEG + 4096]; /* page aligned: whole entries go O_DIRECT */
 
 static uint64_t charge(uint32_t len)
 {
@@ -242,6 +243,35 @@ START_TEST(flipped_byte_is_caught_once_then_the_entry_is_gone)
     ck_assert_int_eq(dc_read(c, 2, 1, 0, 5, 0, 10, out), -ENOENT);
     ck_assert_uint_eq(stats(c).corrupt, 2);
     assert_empty(c, dir);
+    dc_close(c);
+}
+END_TEST
+
+/* Whole entries (the header and data in one read) into a page-aligned buffer (O_DIRECT, the
+ * last part page through a page of the cache's own) and into one that is not (through the page
+ * cache): the same bytes, and a flipped last byte caught either way. */
+START_TEST(whole_entries_verify_in_either_buffer)
+{
+    const char *dir;
+    struct dcache *c = open_case("unaligned", 1, &dir);
+    const uint32_t short_len = 300000;
+    fill(seg_b, short_len, 2);
+    dc_put(c, 7, 3, 0, 99, seg_a, SEG);
+    dc_put(c, 7, 3, SEG, 99, seg_b, short_len);
+    dc_flush(c);
+    uint8_t *u = out + (_i ? 8 : 0);
+    ck_assert_int_eq(dc_read(c, 7, 3, 0, 99, 0, SEG - 4096, u), (int)(SEG - 4096));
+    ck_assert_mem_eq(u, seg_a, SEG - 4096);
+    ck_assert_int_eq(dc_read(c, 7, 3, SEG, 99, 0, short_len, u), (int)short_len);
+    ck_assert_mem_eq(u, seg_b, short_len);
+    struct walk w = walk(dir, NULL);
+    ck_assert_int_eq(w.n, 2);
+    flip_byte(w.path, DC_DATA_OFF + 299999); /* the last byte of one of the two */
+    int bad = 0;
+    bad += dc_read(c, 7, 3, 0, 99, 0, SEG, u) == -EUCLEAN;
+    bad += dc_read(c, 7, 3, SEG, 99, 0, short_len, u) == -EUCLEAN;
+    ck_assert_int_eq(bad, 1);
+    ck_assert_uint_eq(stats(c).corrupt, 1);
     dc_close(c);
 }
 END_TEST
@@ -613,6 +643,7 @@ Suite *suite(void)
     tcase_add_test(t, other_version_tag_or_key_is_a_miss);
     tcase_add_test(t, put_of_an_existing_key_replaces_it);
     tcase_add_test(t, flipped_byte_is_caught_once_then_the_entry_is_gone);
+    tcase_add_loop_test(t, whole_entries_verify_in_either_buffer, 0, 2);
     tcase_add_test(t, limit_holds_on_disk_and_least_recent_go_first);
     tcase_add_test(t, reopen_finds_the_entries_again);
     tcase_add_test(t, scan_removes_what_does_not_parse);
