@@ -402,19 +402,18 @@ static int read_buffered(int fd, uint64_t id, uint32_t version, uint32_t off, ui
     return 0;
 }
 
-/* [pos, pos+len) of the O_DIRECT file dfd into the page-aligned out: the whole pages straight
- * in, a last part page through a page of our own (O_DIRECT reads whole pages). The bytes read,
- * fewer at the end of the file, or -errno. */
+/* [pos, pos+len) of the O_DIRECT file dfd into the page-aligned out, in one read (one wait for
+ * the disk): the whole pages straight in, a last part page through a page of our own (O_DIRECT
+ * reads whole pages). The bytes read, fewer at the end of the file, or -errno. */
 static ssize_t pread_direct(int dfd, uint8_t *out, uint32_t len, off_t pos)
 {
     uint32_t whole = len / LR_PAGE * LR_PAGE;
-    ssize_t n = whole ? pread(dfd, out, whole, pos) : 0;
-    if (n < 0) return -errno;
-    if ((uint32_t)n < whole || whole == len) return n;
     _Alignas(LR_PAGE) uint8_t page[LR_PAGE];
-    ssize_t t = pread(dfd, page, LR_PAGE, pos + whole);
-    if (t < 0) return -errno;
-    uint32_t part = len - whole < (uint32_t)t ? len - whole : (uint32_t)t;
+    struct iovec v[2] = {{out, whole}, {page, LR_PAGE}};
+    ssize_t n = preadv(dfd, v, whole < len ? 2 : 1, pos);
+    if (n < 0) return -errno;
+    if ((uint32_t)n <= whole) return n;
+    uint32_t part = (uint32_t)n - whole < len - whole ? (uint32_t)n - whole : len - whole;
     memcpy(out + whole, page, part);
     return (ssize_t)whole + part;
 }

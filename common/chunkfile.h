@@ -7,7 +7,9 @@
  * id, u32 version, u32 length, u32 flags, u32 block size) followed by one u64 xxh3 per 64 KiB
  * block of data (cksum.h); the data starts at CHUNKFILE_DATA_OFF. The data is always written
  * before the header that describes it, and the header's version follows the file's name when
- * the chunk moves to a new version (a rename, then the version field). */
+ * the chunk moves to a new version (a rename, then the version field), before any block of
+ * the new version is written: a reader that finds its version in the header after reading the
+ * data knows the data was that version's (client-fuse/local_read.c relies on it). */
 #ifndef CAIRN_CHUNKFILE_H
 #define CAIRN_CHUNKFILE_H
 #include <stddef.h>
