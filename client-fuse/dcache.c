@@ -27,6 +27,7 @@
 #include "cksum.h"
 #include "codec.h"
 #include "dcache.h"
+#include "dcache_index.h"
 #include "log.h"
 #include "proto.h"
 
@@ -71,6 +72,8 @@ struct dcache {
     struct dc_job *qhead, **qtail;
     uint64_t qbytes; /* data bytes of the queued jobs and of the one being written */
     int writing, scanning, stopping;
+    int known_all; /* every entry file in the folder is indexed: the scan went through it all,
+                    * or the index file of a clean close was loaded (dc_close then writes one) */
     const struct dc_job *inflight; /* the job the writer is writing */
     int inflight_dropped;          /* dc_drop_old came for it: do not index it */
     uint64_t gen_base, next_gen;   /* next_gen: the writer's only */
@@ -307,6 +310,8 @@ static int hdr_open(int dirfd, const char *name, struct dc_hdr *h, struct stat *
     if (ra_len)
         posix_fadvise(fd, DC_DATA_OFF + ra_off / CKSUM_BLOCK * CKSUM_BLOCK,
                       ra_len + ra_off % CKSUM_BLOCK + CKSUM_BLOCK, POSIX_FADV_WILLNEED);
+    else /* the header alone (the scan): no read-ahead into the data */
+        posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM);
     uint8_t b[DC_HDR_LEN];
     int rc = 0;
     if (fstat(fd, st) < 0) rc = -errno;
@@ -661,6 +666,7 @@ static void *scan_main(void *arg)
     }
     pthread_mutex_lock(&c->mu);
     c->scanning = 0;
+    c->known_all = !stopping(c);
     pthread_cond_broadcast(&c->idle_cv);
     pthread_mutex_unlock(&c->mu);
     LOG_INFO("dcache",
@@ -747,6 +753,70 @@ static int open_dir(struct dcache *c, const char *dir, char *why, size_t whylen)
     return 0;
 }
 
+/* Index the entries of the index file a clean close left (dcache_index.h), oldest first, and
+ * evict down to the limit (it may be smaller than the last mount's). The number indexed, or a
+ * negative errno when there is no usable index file (then the folder is scanned). */
+static int load_index(struct dcache *c)
+{
+    struct dci_rec *r;
+    size_t n;
+    int rc = dci_load(c->rootfd, &r, &n);
+    if (rc) {
+        if (rc != -ENOENT)
+            LOG_WARN("dcache", "%s: index file not used (%s): scanning the folder", c->dir,
+                     strerror(-rc));
+        return rc;
+    }
+    struct dc_ent *gone = NULL;
+    int indexed = 0;
+    pthread_mutex_lock(&c->mu);
+    for (size_t i = 0; i < n; i++) {
+        /* what a mount can have written, and each key once */
+        if (r[i].len == 0 || r[i].len > CAIRN_IO_MAX || r[i].seg_off % CAIRN_IO_MAX ||
+            r[i].gen >= c->gen_base || find(c, r[i].id, r[i].ver, r[i].seg_off))
+            continue;
+        struct dc_ent *e = calloc(1, sizeof(*e));
+        if (!e) break;
+        *e = (struct dc_ent){.id = r[i].id,
+                             .tag = r[i].tag,
+                             .gen = r[i].gen,
+                             .ver = r[i].ver,
+                             .seg_off = r[i].seg_off,
+                             .len = r[i].len};
+        link_ent(c, e, 1);
+        indexed++;
+    }
+    evict(c, &gone);
+    c->known_all = 1;
+    pthread_mutex_unlock(&c->mu);
+    remove_files(c, gone);
+    free(r);
+    count(&c->st.loaded, (uint64_t)indexed);
+    LOG_INFO("dcache", "%s: %d entries of the last mount taken from its index file", c->dir,
+             indexed);
+    return indexed;
+}
+
+/* At a clean close of a folder whose every entry is indexed: the index file for the next
+ * mount, least recently used first. */
+static void save_index(struct dcache *c)
+{
+    struct dci_rec *r = calloc(c->nent ? c->nent : 1, sizeof(*r));
+    size_t n = 0;
+    for (struct dc_ent *e = c->lru.prev; r && e != &c->lru && n < c->nent; e = e->prev)
+        r[n++] = (struct dci_rec){.id = e->id,
+                                  .tag = e->tag,
+                                  .gen = e->gen,
+                                  .ver = e->ver,
+                                  .seg_off = e->seg_off,
+                                  .len = e->len};
+    int rc = r ? dci_write(c->rootfd, r, n) : -ENOMEM;
+    free(r);
+    if (rc)
+        LOG_WARN("dcache", "%s: no index file written (%s): the next mount scans the folder",
+                 c->dir, strerror(-rc));
+}
+
 struct dcache *dc_open(const char *dir, uint64_t limit, char *why, size_t whylen)
 {
     if (limit < (uint64_t)DC_DATA_OFF + CAIRN_IO_MAX) {
@@ -771,11 +841,11 @@ struct dcache *dc_open(const char *dir, uint64_t limit, char *why, size_t whylen
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&c->mu, NULL);
     if (open_dir(c, dir, why, whylen)) goto err;
-    c->scanning = 1;
+    c->scanning = load_index(c) < 0;
     if (pthread_create(&c->writer, NULL, writer_main, c)) goto err_thread;
     c->have_writer = 1;
-    if (pthread_create(&c->scanner, NULL, scan_main, c)) goto err_thread;
-    c->have_scanner = 1;
+    if (c->scanning && pthread_create(&c->scanner, NULL, scan_main, c)) goto err_thread;
+    c->have_scanner = c->scanning;
     LOG_INFO("dcache", "%s: disk cache of %" PRIu64 " bytes", dir, limit);
     return c;
 err_thread:
@@ -795,6 +865,7 @@ void dc_close(struct dcache *c)
     pthread_mutex_unlock(&c->mu);
     if (c->have_scanner) pthread_join(c->scanner, NULL);
     if (c->have_writer) pthread_join(c->writer, NULL);
+    if (c->known_all && c->have_writer) save_index(c);
     for (struct dc_ent *e = c->lru.next; e != &c->lru;) {
         struct dc_ent *n = e->next;
         free(e);
@@ -937,7 +1008,7 @@ void dc_drop_old(struct dcache *c, uint64_t id, uint32_t ver)
     }
 }
 
-_Static_assert(sizeof(struct dc_stats) == 13 * sizeof(uint64_t), "dc_stats is all u64");
+_Static_assert(sizeof(struct dc_stats) == 14 * sizeof(uint64_t), "dc_stats is all u64");
 
 void dc_get_stats(struct dcache *c, struct dc_stats *s)
 {

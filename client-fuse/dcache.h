@@ -63,21 +63,25 @@ struct dc_stats {
     uint64_t bytes_used;    /* sum of the charges of the entries (and of the one being written) */
     uint64_t entries;       /* entries in the index */
     uint64_t limit;         /* the limit given to dc_open */
+    uint64_t loaded;        /* entries dc_open took from the index file of a clean close */
 };
 
 /* Open the cache in dir (created with its missing parents, mode 0700, as are the subfolders)
  * keeping at most limit bytes of entries (charged as said above). The entries of an earlier
- * mount are indexed by a background scan (dc_flush waits for it); while it runs they are misses.
- * The scan removes what does not parse or verify (a file with a foreign name, a bad header, a
- * size that does not match, a leftover tmp- file) from the subfolders; other files in dir are
- * left alone. Starts the writer thread.
+ * mount that closed cleanly are indexed at once from the index file it left (dcache_index.h);
+ * otherwise (a crash, a damaged index) by a background scan (dc_flush waits for it), and while
+ * it runs they are misses. The scan removes what does not parse or verify (a file with a
+ * foreign name, a bad header, a size that does not match, a leftover tmp- file) from the
+ * subfolders; other files in dir are left alone. Starts the writer thread.
  * Returns the cache (the caller frees it with dc_close) or NULL with the reason in why (at most
  * whylen bytes): limit smaller than one full entry (DC_DATA_OFF + CAIRN_IO_MAX), dir cannot be
  * created or is not a writable folder, another mount uses it, no memory or threads. */
 struct dcache *dc_open(const char *dir, uint64_t limit, char *why, size_t whylen);
 
 /* Stop the scan and the writer (a write under way is finished; queued puts are dropped and
- * counted in put_dropped), free everything. The files stay for the next mount. NULL is a no-op.
+ * counted in put_dropped), write the index file when every entry file is indexed (the scan had
+ * finished, or the index was loaded), free everything. The files stay for the next mount. NULL
+ * is a no-op.
  * No other call on c may run or follow. */
 void dc_close(struct dcache *c);
 

@@ -1,7 +1,8 @@
 /* test_client_dcache.c - the client's local disk cache (client-fuse/dcache.c) on real files:
  * segments read back whole and in pieces, misses for another version, tag or key, a flipped
  * byte is caught once and the entry is gone, the limit holds on disk with the least recently
- * used entries evicted, a new dc_open finds the entries again and removes what does not parse,
+ * used entries evicted, a new dc_open finds the entries again (from the index file a clean close
+ * left, or by a scan when there is none or it is damaged) and the scan removes what does not parse,
  * dc_drop_old, a full file system (a 2 MiB tmpfs) costs only the puts that do not fit, and
  * readers, puts and drops from several threads never see wrong bytes.
  * Every test works in its own folder under one mkdtemp folder that the parent removes. */
@@ -381,6 +382,10 @@ START_TEST(scan_removes_what_does_not_parse)
     ck_assert_ptr_nonnull(f);
     fclose(f);
     ck_assert_int_eq(walk(dir, NULL).n, 8);
+    /* as after a crash: no index file, so the folder is scanned */
+    char idx[512];
+    snprintf(idx, sizeof(idx), "%s/index", dir);
+    ck_assert_int_eq(unlink(idx), 0);
 
     c = open_ok(dir, 64ull * MB);
     dc_flush(c);
@@ -395,6 +400,79 @@ START_TEST(scan_removes_what_does_not_parse)
     snprintf(p, sizeof(p), "%s/07/folder", dir);
     ck_assert_int_eq(access(p, F_OK), 0);
     dc_close(c);
+}
+END_TEST
+
+/* A clean close leaves an index file; the next open takes its entries at once (no scan: a
+ * foreign file in a subfolder stays), in their order of use (a smaller limit evicts the least
+ * recently used), and removes the file; an entry whose file went away meanwhile is a miss. */
+START_TEST(clean_close_leaves_an_index_the_next_open_takes)
+{
+    const char *dir;
+    struct dcache *c = open_case("index", 11, &dir);
+    for (uint64_t id = 1; id <= 3; id++)
+        dc_put(c, id, 1, 0, 5, seg_a, SEG);
+    dc_flush(c);
+    read_eq(c, 1, 1, 0, 5, 0, 100, seg_a); /* 2 is now the least recently used */
+    dc_close(c);
+    char idx[512], junk[512];
+    snprintf(idx, sizeof(idx), "%s/index", dir);
+    ck_assert_int_eq(access(idx, F_OK), 0);
+    snprintf(junk, sizeof(junk), "%s/07/hello", dir);
+    FILE *f = fopen(junk, "w");
+    ck_assert_ptr_nonnull(f);
+    fclose(f);
+
+    c = open_ok(dir, 2 * charge(SEG));
+    struct dc_stats s = stats(c);
+    ck_assert_uint_eq(s.loaded, 3);
+    ck_assert_uint_eq(s.entries, 2);
+    ck_assert_uint_eq(s.evicted, 1);
+    ck_assert_uint_eq(s.bytes_used, 2 * charge(SEG));
+    ck_assert_int_eq(access(idx, F_OK), -1); /* used once */
+    ck_assert_int_eq(access(junk, F_OK), 0); /* no scan ran */
+    ck_assert_int_eq(dc_has(c, 2, 1, 0, 5), 0);
+    ck_assert_int_eq(walk(dir, "0000000000000002-").n, 0);
+    read_eq(c, 1, 1, 0, 5, 0, SEG, seg_a);
+    read_eq(c, 3, 1, 0, 5, 0, SEG, seg_a);
+    dc_close(c);
+
+    /* an entry file removed while no mount ran: a miss, and no longer indexed */
+    struct walk w = walk(dir, "0000000000000003-");
+    ck_assert_int_eq(w.n, 1);
+    ck_assert_int_eq(unlink(w.path), 0);
+    c = open_ok(dir, 64ull * MB);
+    ck_assert_uint_eq(stats(c).loaded, 2);
+    ck_assert_int_eq(dc_read(c, 3, 1, 0, 5, 0, SEG, out), -ENOENT);
+    ck_assert_uint_eq(stats(c).entries, 1);
+    read_eq(c, 1, 1, 0, 5, 0, SEG, seg_a);
+    dc_close(c);
+}
+END_TEST
+
+/* An index file that does not verify is removed and the folder scanned: nothing is lost. */
+START_TEST(damaged_index_falls_back_to_the_scan)
+{
+    const char *dir;
+    struct dcache *c = open_case("index_bad", 12, &dir);
+    for (uint64_t id = 1; id <= 3; id++)
+        dc_put(c, id, 1, 0, 5, seg_a, 100000);
+    dc_flush(c);
+    dc_close(c);
+    char idx[512];
+    snprintf(idx, sizeof(idx), "%s/index", dir);
+    flip_byte(idx, 30); /* inside the first record */
+    c = open_ok(dir, 64ull * MB);
+    dc_flush(c); /* the scan has ended */
+    struct dc_stats s = stats(c);
+    ck_assert_uint_eq(s.loaded, 0);
+    ck_assert_uint_eq(s.entries, 3);
+    ck_assert_int_eq(access(idx, F_OK), -1);
+    for (uint64_t id = 1; id <= 3; id++)
+        read_eq(c, id, 1, 0, 5, 0, 100000, seg_a);
+    dc_close(c);
+    /* the scan went through the whole folder: this close writes an index again */
+    ck_assert_int_eq(access(idx, F_OK), 0);
 }
 END_TEST
 
@@ -646,6 +724,8 @@ Suite *suite(void)
     tcase_add_loop_test(t, whole_entries_verify_in_either_buffer, 0, 2);
     tcase_add_test(t, limit_holds_on_disk_and_least_recent_go_first);
     tcase_add_test(t, reopen_finds_the_entries_again);
+    tcase_add_test(t, clean_close_leaves_an_index_the_next_open_takes);
+    tcase_add_test(t, damaged_index_falls_back_to_the_scan);
     tcase_add_test(t, scan_removes_what_does_not_parse);
     tcase_add_test(t, drop_old_removes_other_versions_of_the_chunk);
     tcase_add_test(t, bad_arguments_are_refused);
