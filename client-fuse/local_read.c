@@ -343,6 +343,25 @@ static struct lr_file *file_open(struct lr *l, const struct chunk_info *ci)
 
 /* ---- one read in place -------------------------------------------------------------------- */
 
+/* Judge the fixed header h of a chunk file we mean to read at version: 0 with its data length
+ * in *clen; -EUCLEAN (not the chunk, or not our block size); -ESTALE (another version, or
+ * a bad mark). */
+static int judge_header(const uint8_t *h, uint64_t id, uint32_t version, uint32_t *clen)
+{
+    struct chunkfile_hdr hd;
+    if (chunkfile_hdr_get(h, &hd) || hd.id != id || hd.block != CKSUM_BLOCK) return -EUCLEAN;
+    if (hd.version != version || (hd.flags & CHUNKFILE_FLAG_BAD)) return -ESTALE;
+    *clen = hd.length;
+    return 0;
+}
+
+/* The stored checksums of blocks [b0, b0+nb) into raw (8 bytes each): 0 or a negative errno. */
+static int read_cksums(int fd, uint8_t *raw, uint32_t b0, uint32_t nb)
+{
+    ssize_t n = pread(fd, raw, (size_t)nb * 8, CHUNKFILE_HDR_SIZE + (off_t)b0 * 8);
+    return n == (ssize_t)nb * 8 ? 0 : n < 0 ? -errno : -EUCLEAN;
+}
+
 /* The buffered read: the fixed header first (waiting for the disk only if it must: when the
  * header is not in the page cache, the data's read is started first, into the page cache, so
  * that both wait for the disk together), then the checksums and the data, then the header again
@@ -362,10 +381,9 @@ static int read_buffered(int fd, uint64_t id, uint32_t version, uint32_t off, ui
         ssize_t n = pread(fd, h, sizeof(h), 0);
         if (n != (ssize_t)sizeof(h)) return n < 0 ? -errno : -EUCLEAN;
     }
-    struct chunkfile_hdr hd;
-    if (chunkfile_hdr_get(h, &hd) || hd.id != id || hd.block != B) return -EUCLEAN;
-    if (hd.version != version || (hd.flags & CHUNKFILE_FLAG_BAD)) return -ESTALE;
-    uint32_t clen = hd.length;
+    uint32_t clen;
+    int rc = judge_header(h, id, version, &clen);
+    if (rc) return rc;
     if (off >= clen || len == 0) {
         memset(out, 0, len);
         return 0;
@@ -375,14 +393,13 @@ static int read_buffered(int fd, uint64_t id, uint32_t version, uint32_t off, ui
     uint32_t dstart = b0 * B, dend = (b1 + 1) * B < clen ? (b1 + 1) * B : clen;
     uint8_t raw[8 * (CAIRN_IO_MAX / CKSUM_BLOCK + 2)];
     if (nb > sizeof(raw) / 8) return -EINVAL;
-    ssize_t n = pread(fd, raw, (size_t)nb * 8, CHUNKFILE_HDR_SIZE + (off_t)b0 * 8);
-    if (n != (ssize_t)nb * 8) return n < 0 ? -errno : -EUCLEAN;
+    if ((rc = read_cksums(fd, raw, b0, nb))) return rc;
     /* whole blocks from the start of out are read straight into it */
     int into_out = off == dstart && dend - dstart <= len;
     uint8_t *buf = into_out ? out : malloc(dend - dstart);
     if (!buf) return -ENOMEM;
-    n = pread(fd, buf, dend - dstart, (off_t)CHUNKFILE_DATA_OFF + dstart);
-    int rc = n < 0 ? -errno : 0;
+    ssize_t n = pread(fd, buf, dend - dstart, (off_t)CHUNKFILE_DATA_OFF + dstart);
+    rc = n < 0 ? -errno : 0;
     if (!rc && n < (ssize_t)(dend - dstart)) memset(buf + n, 0, dend - dstart - (size_t)n);
     for (uint32_t b = 0; b < nb && !rc; b++) {
         uint32_t valid = dend - (dstart + b * B) < B ? dend - (dstart + b * B) : B;
@@ -392,10 +409,8 @@ static int read_buffered(int fd, uint64_t id, uint32_t version, uint32_t off, ui
     if (!into_out) free(buf);
     if (rc) return rc;
     if (pread(fd, h, sizeof(h), 0) != (ssize_t)sizeof(h)) return -EIO;
-    struct chunkfile_hdr again;
-    if (chunkfile_hdr_get(h, &again) || again.version != version ||
-        (again.flags & CHUNKFILE_FLAG_BAD))
-        return -ESTALE;
+    uint32_t clen_again;
+    if (judge_header(h, id, version, &clen_again)) return -ESTALE;
     memset(out + (end - off), 0, len - (end - off));
     if (off == dstart && (end == dend || end == clen))
         posix_fadvise(fd, (off_t)CHUNKFILE_DATA_OFF + dstart, dend - dstart, POSIX_FADV_DONTNEED);
@@ -439,15 +454,13 @@ static int read_direct(int fd, int dfd, uint64_t id, uint32_t version, uint32_t 
     ssize_t got = pread_direct(dfd, out, len, (off_t)CHUNKFILE_DATA_OFF + off);
     if (got == -EINVAL) return LR_BUFFERED;
     if (got < 0) return (int)got;
-    ssize_t n = pread(fd, raw, (size_t)nb * 8, CHUNKFILE_HDR_SIZE + (off_t)b0 * 8);
-    if (n != (ssize_t)nb * 8) return n < 0 ? -errno : -EUCLEAN;
+    int rc = read_cksums(fd, raw, b0, nb);
+    if (rc) return rc;
     uint8_t h[CHUNKFILE_HDR_SIZE];
-    n = pread(fd, h, sizeof(h), 0);
+    ssize_t n = pread(fd, h, sizeof(h), 0);
     if (n != (ssize_t)sizeof(h)) return n < 0 ? -errno : -EUCLEAN;
-    struct chunkfile_hdr hd;
-    if (chunkfile_hdr_get(h, &hd) || hd.id != id || hd.block != B) return -EUCLEAN;
-    if (hd.version != version || (hd.flags & CHUNKFILE_FLAG_BAD)) return -ESTALE;
-    uint32_t clen = hd.length;
+    uint32_t clen;
+    if ((rc = judge_header(h, id, version, &clen))) return rc;
     if (off >= clen || len == 0) {
         memset(out, 0, len);
         return 0;

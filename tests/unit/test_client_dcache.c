@@ -346,14 +346,23 @@ START_TEST(reopen_finds_the_entries_again)
 }
 END_TEST
 
-START_TEST(scan_removes_what_does_not_parse)
+/* A cache folder for the test `name` that a mount closed holding chunks 1, 2 and 3 (version
+ * 1, segment 0, tag) of 100,000 bytes of seg_a (filled from seed); its path. */
+static const char *three_entries_closed(const char *name, uint64_t seed, uint64_t tag)
 {
     const char *dir;
-    struct dcache *c = open_case("scan", 9, &dir);
+    struct dcache *c = open_case(name, seed, &dir);
     for (uint64_t id = 1; id <= 3; id++)
-        dc_put(c, id, 1, 0, 1, seg_a, 100000);
+        dc_put(c, id, 1, 0, tag, seg_a, 100000);
     dc_flush(c);
     dc_close(c);
+    return dir;
+}
+
+START_TEST(scan_removes_what_does_not_parse)
+{
+    const char *dir = three_entries_closed("scan", 9, 1);
+    struct dcache *c;
     struct walk a = walk(dir, "0000000000000001-"), b = walk(dir, "0000000000000002-"),
                 k = walk(dir, "0000000000000003-");
     ck_assert_int_eq(a.n + b.n + k.n, 3);
@@ -453,16 +462,11 @@ END_TEST
 /* An index file that does not verify is removed and the folder scanned: nothing is lost. */
 START_TEST(damaged_index_falls_back_to_the_scan)
 {
-    const char *dir;
-    struct dcache *c = open_case("index_bad", 12, &dir);
-    for (uint64_t id = 1; id <= 3; id++)
-        dc_put(c, id, 1, 0, 5, seg_a, 100000);
-    dc_flush(c);
-    dc_close(c);
+    const char *dir = three_entries_closed("index_bad", 12, 5);
     char idx[512];
     snprintf(idx, sizeof(idx), "%s/index", dir);
     flip_byte(idx, 30); /* inside the first record */
-    c = open_ok(dir, 64ull * MB);
+    struct dcache *c = open_ok(dir, 64ull * MB);
     dc_flush(c); /* the scan has ended */
     struct dc_stats s = stats(c);
     ck_assert_uint_eq(s.loaded, 0);
