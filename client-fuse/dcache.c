@@ -28,6 +28,7 @@
 #include "codec.h"
 #include "dcache.h"
 #include "dcache_index.h"
+#include "fileio.h"
 #include "log.h"
 #include "proto.h"
 
@@ -229,36 +230,6 @@ static void drop_gen(struct dcache *c, const struct dc_ent *snap)
 
 /* ---- entry files ------------------------------------------------------------------------ */
 
-static int pread_all(int fd, void *buf, size_t n, off_t off)
-{
-    uint8_t *p = buf;
-    while (n) {
-        ssize_t r = pread(fd, p, n, off);
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0) return -errno;
-        if (r == 0) return -EIO; /* shorter than its header says */
-        p += r;
-        n -= (size_t)r;
-        off += r;
-    }
-    return 0;
-}
-
-static int pwrite_all(int fd, const void *buf, size_t n, off_t off)
-{
-    const uint8_t *p = buf;
-    while (n) {
-        ssize_t r = pwrite(fd, p, n, off);
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0) return -errno;
-        if (r == 0) return -EIO;
-        p += r;
-        n -= (size_t)r;
-        off += r;
-    }
-    return 0;
-}
-
 /* Fill the first DC_HDR_LEN bytes of h for job j (the rest of the header area stays zero). */
 static void hdr_encode(uint8_t *h, const struct dc_job *j)
 {
@@ -316,7 +287,7 @@ static int hdr_open(int dirfd, const char *name, struct dc_hdr *h, struct stat *
     int rc = 0;
     if (fstat(fd, st) < 0) rc = -errno;
     if (!rc && !S_ISREG(st->st_mode)) rc = -EUCLEAN;
-    if (!rc) rc = pread_all(fd, b, sizeof(b), 0);
+    if (!rc) rc = fio_pread_all(fd, b, sizeof(b), 0);
     if (rc == -EIO) rc = -EUCLEAN; /* short */
     if (!rc) rc = hdr_decode(b, h);
     if (!rc && (uint64_t)st->st_size != (uint64_t)DC_DATA_OFF + h->len) rc = -EUCLEAN;
@@ -353,7 +324,7 @@ static int read_blocks(int fd, const struct dc_hdr *h, uint32_t off, uint32_t le
             uint32_t k = b;
             while (k < last && blk_end(h, k + 1) <= end)
                 k++;
-            rc = pread_all(fd, out + (start - off), blk_end(h, k) - start, DC_DATA_OFF + start);
+            rc = fio_pread_all(fd, out + (start - off), blk_end(h, k) - start, DC_DATA_OFF + start);
             for (uint32_t i = b; i <= k && !rc; i++)
                 rc = verify(out + (i * CKSUM_BLOCK - off), blk_end(h, i) - i * CKSUM_BLOCK,
                             h->cks[i]);
@@ -364,7 +335,7 @@ static int read_blocks(int fd, const struct dc_hdr *h, uint32_t off, uint32_t le
             rc = -ENOMEM;
             break;
         }
-        rc = pread_all(fd, bounce, blk_end(h, b) - start, DC_DATA_OFF + start);
+        rc = fio_pread_all(fd, bounce, blk_end(h, b) - start, DC_DATA_OFF + start);
         if (!rc) rc = verify(bounce, blk_end(h, b) - start, h->cks[b]);
         if (!rc) {
             uint32_t lo = start > off ? start : off, hi = blk_end(h, b) < end ? blk_end(h, b) : end;
@@ -392,21 +363,13 @@ static int read_entry_head(struct dcache *c, const char *name, const struct dc_e
     int fd = openat(c->rootfd, name, flags | (direct ? O_DIRECT : 0));
     if (fd < 0 && direct && errno == EINVAL) {
         __atomic_store_n(&c->no_direct, 1, __ATOMIC_RELAXED);
-        direct = 0;
         fd = openat(c->rootfd, name, flags);
     }
     if (fd < 0) return errno == ENOENT ? -ENOENT : errno == ELOOP ? -EUCLEAN : -EAGAIN;
-    _Alignas(DC_PAGE) uint8_t hb[DC_DATA_OFF], tail[DC_PAGE];
-    uint32_t whole = direct ? len / DC_PAGE * DC_PAGE : len;
-    struct iovec iov[3] = {{hb, sizeof(hb)}, {out, whole}, {tail, DC_PAGE}};
-    ssize_t n = preadv(fd, iov, whole < len ? 3 : 2, 0);
-    int err = n < 0 ? errno : 0;
+    _Alignas(DC_PAGE) uint8_t hb[DC_DATA_OFF];
+    ssize_t n = fio_preadv_pages(fd, hb, sizeof(hb), out, len, 0);
     close(fd);
-    if (n < 0) return err == EIO ? -EUCLEAN : -EAGAIN;
-    if (whole < len && n > (ssize_t)(sizeof(hb) + whole))
-        memcpy(out + whole, tail,
-               (size_t)n - sizeof(hb) - whole < len - whole ? (size_t)n - sizeof(hb) - whole
-                                                            : len - whole);
+    if (n < 0) return n == -EIO ? -EUCLEAN : -EAGAIN;
     struct dc_hdr h;
     if ((size_t)n != sizeof(hb) + len || hdr_decode(hb, &h) || h.id != snap->id ||
         h.ver != snap->ver || h.seg_off != snap->seg_off || h.tag != snap->tag ||
@@ -450,8 +413,8 @@ static int write_file(struct dcache *c, const struct dc_job *j, const uint8_t *h
     ent_name(name, j->id, j->ver, j->seg_off, gen);
     int fd = openat(c->rootfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) return -errno;
-    int rc = pwrite_all(fd, hdr, DC_DATA_OFF, 0);
-    if (!rc) rc = pwrite_all(fd, j->data, j->len, DC_DATA_OFF);
+    int rc = fio_pwrite_all(fd, hdr, DC_DATA_OFF, 0);
+    if (!rc) rc = fio_pwrite_all(fd, j->data, j->len, DC_DATA_OFF);
     if (close(fd) < 0 && !rc) rc = -errno;
     if (!rc && renameat(c->rootfd, tmp, c->rootfd, name) < 0) rc = -errno;
     if (rc) unlinkat(c->rootfd, tmp, 0);

@@ -12,6 +12,7 @@
 
 #include "cksum.h"
 #include "codec.h"
+#include "fileio.h"
 
 #define DCI_MAGIC 0x3158444e52494143ull /* "CAIRNDX1" */
 #define DCI_FORMAT 1u
@@ -19,18 +20,6 @@
 #define DCI_REC 40
 #define DCI_NAME "index"
 #define DCI_TMP "index.tmp"
-
-static int write_all(int fd, const uint8_t *p, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) return w < 0 ? -errno : -EIO;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
 
 int dci_write(int rootfd, const struct dci_rec *recs, size_t n)
 {
@@ -53,7 +42,7 @@ int dci_write(int rootfd, const struct dci_rec *recs, size_t n)
     }
     le_put64(b + len - 8, cksum_xxh3(b, len - 8));
     int fd = openat(rootfd, DCI_TMP, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-    int rc = fd < 0 ? -errno : write_all(fd, b, len);
+    int rc = fd < 0 ? -errno : fio_write_all(fd, b, len);
     free(b);
     if (fd >= 0 && close(fd) < 0 && !rc) rc = -errno;
     if (!rc && renameat(rootfd, DCI_TMP, rootfd, DCI_NAME) < 0) rc = -errno;
@@ -98,17 +87,10 @@ int dci_load(int rootfd, struct dci_rec **recs, size_t *n)
                 (uint64_t)st.st_size > DCI_HEAD + (uint64_t)DCI_MAX_RECORDS * DCI_REC + 8))
         rc = -EUCLEAN;
     if (!rc && !(b = malloc((size_t)st.st_size + 1))) rc = -ENOMEM;
-    size_t got = 0;
-    while (!rc && got < (size_t)st.st_size) {
-        ssize_t r = pread(fd, b + got, (size_t)st.st_size - got, (off_t)got);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0)
-            rc = r < 0 ? -errno : -EUCLEAN;
-        else
-            got += (size_t)r;
-    }
+    if (!rc) rc = fio_pread_all(fd, b, (size_t)st.st_size, 0);
+    if (rc == -EIO) rc = -EUCLEAN; /* shorter than it was a moment ago */
     close(fd);
-    if (!rc) rc = decode(b, got, recs, n);
+    if (!rc) rc = decode(b, (size_t)st.st_size, recs, n);
     free(b);
     if (rc == -ENOMEM) return rc;
     /* used once: gone before anything else happens in the folder, and durably so, or the

@@ -50,6 +50,7 @@
 #include "client.h"
 #include "cstats.h"
 #include "daemon.h"
+#include "fileio.h"
 #include "log.h"
 #include "net.h"
 #include "rpc.h"
@@ -57,7 +58,7 @@
 #define LR_FDS 8192      /* chunk files kept open at most (and half the limit of open files) */
 #define LR_IDLE_MS 30000 /* a file unread this long is closed (a deleted chunk frees its space) */
 #define LR_SWEEP_MS 5000
-#define LR_PAGE 4096 /* O_DIRECT reads: whole pages into a page-aligned buffer */
+#define LR_PAGE FIO_PAGE /* O_DIRECT reads: into a page-aligned buffer */
 #define LR_BUCKETS 8192
 #define LR_RETRY_MS 30000
 #define LR_CHECK_MS 20 /* how stale our knowledge that a local server runs may be */
@@ -417,22 +418,6 @@ static int read_buffered(int fd, uint64_t id, uint32_t version, uint32_t off, ui
     return 0;
 }
 
-/* [pos, pos+len) of the O_DIRECT file dfd into the page-aligned out, in one read (one wait for
- * the disk): the whole pages straight in, a last part page through a page of our own (O_DIRECT
- * reads whole pages). The bytes read, fewer at the end of the file, or -errno. */
-static ssize_t pread_direct(int dfd, uint8_t *out, uint32_t len, off_t pos)
-{
-    uint32_t whole = len / LR_PAGE * LR_PAGE;
-    _Alignas(LR_PAGE) uint8_t page[LR_PAGE];
-    struct iovec v[2] = {{out, whole}, {page, LR_PAGE}};
-    ssize_t n = preadv(dfd, v, whole < len ? 2 : 1, pos);
-    if (n < 0) return -errno;
-    if ((uint32_t)n <= whole) return n;
-    uint32_t part = (uint32_t)n - whole < len - whole ? (uint32_t)n - whole : len - whole;
-    memcpy(out + whole, page, part);
-    return (ssize_t)whole + part;
-}
-
 #define LR_BUFFERED 1 /* read_direct's answer for a read it cannot take */
 
 /* The direct read, for a range that starts a block into a page-aligned out: the data first,
@@ -451,7 +436,7 @@ static int read_direct(int fd, int dfd, uint64_t id, uint32_t version, uint32_t 
     uint8_t raw[8 * (CAIRN_IO_MAX / CKSUM_BLOCK + 2)];
     if (nb > sizeof(raw) / 8) return LR_BUFFERED;
     posix_fadvise(fd, 0, CHUNKFILE_HDR_SIZE + 8 * ((off_t)b0 + nb), POSIX_FADV_WILLNEED);
-    ssize_t got = pread_direct(dfd, out, len, (off_t)CHUNKFILE_DATA_OFF + off);
+    ssize_t got = fio_preadv_pages(dfd, NULL, 0, out, len, (off_t)CHUNKFILE_DATA_OFF + off);
     if (got == -EINVAL) return LR_BUFFERED;
     if (got < 0) return (int)got;
     int rc = read_cksums(fd, raw, b0, nb);

@@ -11,28 +11,17 @@
 #include <zstd.h>
 
 #include "codec.h"
+#include "fileio.h"
 #include "snap_xfer.h"
 
 #define SNAPZ_IO (1u << 20)
-
-static int write_all(int fd, const uint8_t *p, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR) continue;
-        if (w < 0) return -errno;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
 
 int snapz_compress_fd(int in_fd, int out_fd)
 {
     uint8_t hdr[SNAP_HDR] = {0};
     le_put32(hdr, SNAP_MAGIC);
     le_put32(hdr + 4, 1);
-    int rc = write_all(out_fd, hdr, sizeof(hdr));
+    int rc = fio_write_all(out_fd, hdr, sizeof(hdr));
     ZSTD_CCtx *z = ZSTD_createCCtx();
     uint8_t *in = malloc(SNAPZ_IO), *zout = malloc(ZSTD_CStreamOutSize());
     if (!z || !in || !zout) rc = -ENOMEM;
@@ -51,7 +40,7 @@ int snapz_compress_fd(int in_fd, int out_fd)
             ZSTD_outBuffer ob = {zout, ZSTD_CStreamOutSize(), 0};
             size_t left = ZSTD_compressStream2(z, &ob, &ib, last ? ZSTD_e_end : ZSTD_e_continue);
             if (ZSTD_isError(left)) rc = -EIO;
-            if (!rc && ob.pos) rc = write_all(out_fd, zout, ob.pos);
+            if (!rc && ob.pos) rc = fio_write_all(out_fd, zout, ob.pos);
             done = last ? left == 0 : ib.pos == ib.size;
         }
     }
@@ -111,7 +100,7 @@ int snapz_dec_feed(struct snapz_dec *d, const void *p, size_t n)
         ZSTD_outBuffer ob = {d->out, d->cap, 0};
         d->left = ZSTD_decompressStream(d->z, &ob, &ib);
         if (ZSTD_isError(d->left)) d->err = -EBADMSG;
-        if (!d->err && ob.pos) d->err = write_all(d->fd, d->out, ob.pos);
+        if (!d->err && ob.pos) d->err = fio_write_all(d->fd, d->out, ob.pos);
     }
     return d->err;
 }
