@@ -982,13 +982,14 @@ static size_t virtual_xattr(struct cm *cm, const char *name, char *out, size_t c
                      "disk_cache_hits %llu\ndisk_cache_misses %llu\ndisk_cache_stale %llu\n"
                      "disk_cache_corrupt %llu\ndisk_cache_puts %llu\ndisk_cache_put_dropped %llu\n"
                      "disk_cache_write_errors %llu\ndisk_cache_evicted %llu\n"
-                     "disk_cache_bytes_used %llu\ndisk_cache_entries %llu\ndisk_cache_limit %llu\n",
+                     "disk_cache_bytes_used %llu\ndisk_cache_entries %llu\ndisk_cache_limit %llu\n"
+                     "disk_cache_loaded %llu\n",
                      (unsigned long long)d.hits, (unsigned long long)d.misses,
                      (unsigned long long)d.stale, (unsigned long long)d.corrupt,
                      (unsigned long long)d.put, (unsigned long long)d.put_dropped,
                      (unsigned long long)d.write_errors, (unsigned long long)d.evicted,
                      (unsigned long long)d.bytes_used, (unsigned long long)d.entries,
-                     (unsigned long long)d.limit);
+                     (unsigned long long)d.limit, (unsigned long long)d.loaded);
         return strlen(out);
     }
     snprintf(out, cap, "%s", cm->cfg.meta);

@@ -472,6 +472,12 @@ out_umount:
     fuse_session_unmount(se);
 out_sig:
     fuse_remove_signal_handlers(se);
+    /* unmounted: the rest is the mount's own orderly end (the session closed, the disk cache's
+     * writer stopped and its index written), which a stop request arriving now (umount then
+     * SIGTERM, as service managers do) must not cut short */
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
 out_se:
     fuse_session_destroy(se);
 out_cm:

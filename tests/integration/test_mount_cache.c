@@ -5,9 +5,10 @@
  *   appended to) reads back new through the caching mount, never the cached bytes;
  * - a flipped byte in a cache file on disk is caught, counted, and the data read from a chunk
  *   server instead;
- * - `cairn warmup`, then a remount (the cache is found again on disk) and a cold read of every
- *   file: every byte comes from the disk cache, no chunk server read at all (the mount's
- *   counters, user.cairn.stats);
+ * - `cairn warmup`, then a remount (the cache is found again on disk: from the index file the
+ *   clean unmount left) and a cold read of every file: every byte comes from the disk cache, no
+ *   chunk server read at all (the mount's counters, user.cairn.stats); then the mount is killed
+ *   (kill -9: no index file) and a new one finds the entries by its scan and serves them again;
  * - the files on disk stay under cache_size;
  * - a cache folder on a full tmpfs: reads still succeed, write errors are counted.
  * The tests run in one process (CK_NOFORK): a failed one leaves its mount to the cleanup. */
@@ -15,6 +16,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -184,19 +186,24 @@ START_TEST(warmup_then_epoch_from_cache)
     ck_assert_msg(strstr(out, "8 files"), "cairn warmup said: %s", out);
     ck_assert_int_ge(hfs_wait_stat(root, "disk_cache_entries", 2 * NFILES), 2 * NFILES);
 
-    /* a fresh client: nothing in memory, the cache found again on disk */
-    ck_assert_int_eq(h_remount(&E.c, k), k);
-    ck_assert_int_ge(hfs_wait_stat(root, "disk_cache_entries", 2 * NFILES), 2 * NFILES);
-    ck_assert_int_eq(h_drop_caches(), 0);
-    long long reads0 = hfs_mount_stat(root, "chunk_reads"),
-              hits0 = hfs_mount_stat(root, "disk_cache_hit_bytes");
-    for (int i = 0; i < NFILES; i++) {
-        snprintf(p, sizeof(p), "%s/warm/f%d", root, i);
-        verify(p, 100 + (uint64_t)i, size);
+    /* a fresh client after a clean unmount: nothing in memory, the cache taken from the index
+     * file at once; then one after a crash (no index file): the scan finds it */
+    for (int crash = 0; crash < 2; crash++) {
+        if (crash) ck_assert_int_ge(h_kill_wait(E.c.mount_pid[k], SIGKILL, 5000), 0);
+        ck_assert_int_eq(h_remount(&E.c, k), k);
+        ck_assert_int_eq(hfs_mount_stat(root, "disk_cache_loaded"), crash ? 0 : 2 * NFILES);
+        ck_assert_int_ge(hfs_wait_stat(root, "disk_cache_entries", 2 * NFILES), 2 * NFILES);
+        ck_assert_int_eq(h_drop_caches(), 0);
+        long long reads0 = hfs_mount_stat(root, "chunk_reads"),
+                  hits0 = hfs_mount_stat(root, "disk_cache_hit_bytes");
+        for (int i = 0; i < NFILES; i++) {
+            snprintf(p, sizeof(p), "%s/warm/f%d", root, i);
+            verify(p, 100 + (uint64_t)i, size);
+        }
+        ck_assert_int_eq(hfs_mount_stat(root, "chunk_reads"), reads0);
+        ck_assert_int_ge(hfs_mount_stat(root, "disk_cache_hit_bytes") - hits0,
+                         (long long)NFILES * size);
     }
-    ck_assert_int_eq(hfs_mount_stat(root, "chunk_reads"), reads0);
-    ck_assert_int_ge(hfs_mount_stat(root, "disk_cache_hit_bytes") - hits0,
-                     (long long)NFILES * size);
 }
 END_TEST
 
