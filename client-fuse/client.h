@@ -347,6 +347,13 @@ void cc_falloc(struct cc_pool *p, const struct chunk_info *ci, uint32_t off, uin
  * data too. Returns how many members synced. */
 int cc_fsync(struct cc_pool *p, const struct chunk_info *ci, int *res);
 
+/* ---- reply_buf.c: the buffer a READ is answered from (prefix rb_) ------------------------- */
+/* A page-aligned buffer of size bytes for answering one READ on this thread: the thread's own
+ * (a huge page) when it is big enough, else a fresh one; give it back with rb_put. NULL when
+ * out of memory. */
+uint8_t *rb_get(size_t size);
+void rb_put(uint8_t *buf);
+
 /* ---- rcache.c: bounded LRU cache of file segments (prefix rc_) ---------------------------- */
 struct rc_cache;
 struct rc_cache *rc_new(uint64_t limit_bytes);

@@ -646,8 +646,8 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     struct fh *h = FH(fi);
     if (size > CAIRN_IO_MAX * 4) size = CAIRN_IO_MAX * 4;
     /* page aligned: a read in place goes around the page cache straight into it */
-    uint8_t *buf = NULL;
-    if (posix_memalign((void **)&buf, 4096, size ? size : 1) != 0) {
+    uint8_t *buf = rb_get(size);
+    if (!buf) {
         fuse_reply_err(req, ENOMEM);
         return;
     }
@@ -662,7 +662,7 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         fuse_reply_err(req, -rc);
     else
         fuse_reply_buf(req, (const char *)buf, got);
-    free(buf);
+    rb_put(buf);
     st_add(ST_FUSE_READS, 1);
     st_add(ST_FUSE_READ_BYTES, rc ? 0 : got);
     uint64_t us = st_now_us() - t0;
