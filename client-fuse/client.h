@@ -363,6 +363,13 @@ void rc_free(struct rc_cache *c);
  * EOF copies less), or -ENOENT when absent. */
 int rc_read(struct rc_cache *c, uint64_t ino, uint64_t seg, uint32_t off, uint32_t len,
             uint8_t *out, int timeout_ms);
+/* Pin segment (ino, seg) when cached (waiting for one being loaded, up to timeout_ms): its
+ * bytes (*data, *len) stay valid, even if the segment is evicted or dropped meanwhile, until
+ * rc_unpin. NULL when absent or its load failed. */
+struct rc_ent;
+struct rc_ent *rc_pin(struct rc_cache *c, uint64_t ino, uint64_t seg, int timeout_ms,
+                      const uint8_t **data, uint32_t *len);
+void rc_unpin(struct rc_cache *c, struct rc_ent *e);
 /* Reserve a slot for loading (ino, seg): returns 1 with *e set if the caller must load it
  * (and then call rc_end_load exactly once), 0 if it is present or being loaded, -ENOSPC when
  * the cache is full of segments being loaded. */
@@ -609,6 +616,12 @@ void rp_prefetcher_free(struct rp_prefetcher *p);
 /* Read up to len bytes at off of the file into out; *got gets the bytes (short at EOF). */
 int rp_read(struct cm *cm, struct inode_st *s, struct rp_ra *ra, uint64_t off, size_t len,
             uint8_t *out, size_t *got);
+/* rp_read, but with may_pin set, a read that lies in one segment the read cache holds is not
+ * copied: *pin gets that segment pinned and *data points at the bytes; the caller replies from
+ * them, then calls rc_unpin(cm->cache, *pin). Otherwise *pin is NULL and *data is out. */
+int rp_read_pinned(struct cm *cm, struct inode_st *s, struct rp_ra *ra, uint64_t off, size_t len,
+                   uint8_t *out, const uint8_t **data, size_t *got, struct rc_ent **pin,
+                   int may_pin);
 /* Whether reads of s may use the disk cache (s->mu held): the file is as it was opened here
  * and nothing is being written to it through this mount; *tag gets the entry tag for its
  * attributes at open (a file changed since has another tag). */

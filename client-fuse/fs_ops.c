@@ -657,11 +657,14 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         h->atime_noted = 1;
         at_note(cm->atime, h->s->ino);
     }
-    int rc = rp_read(cm, h->s, &h->ra, (uint64_t)off, size, buf, &got);
+    const uint8_t *data;
+    struct rc_ent *pin;
+    int rc = rp_read_pinned(cm, h->s, &h->ra, (uint64_t)off, size, buf, &data, &got, &pin, 1);
     if (rc)
         fuse_reply_err(req, -rc);
     else
-        fuse_reply_buf(req, (const char *)buf, got);
+        fuse_reply_buf(req, (const char *)data, got);
+    if (pin) rc_unpin(cm->cache, pin);
     rb_put(buf);
     st_add(ST_FUSE_READS, 1);
     st_add(ST_FUSE_READ_BYTES, rc ? 0 : got);

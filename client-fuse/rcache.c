@@ -144,42 +144,60 @@ static int make_room(struct rc_cache *c, uint64_t need)
     return c->bytes + need > c->limit ? -ENOSPC : 0;
 }
 
-int rc_read(struct rc_cache *c, uint64_t ino, uint64_t seg, uint32_t off, uint32_t len,
-            uint8_t *out, int timeout_ms)
+struct rc_ent *rc_pin(struct rc_cache *c, uint64_t ino, uint64_t seg, int timeout_ms,
+                      const uint8_t **data, uint32_t *len)
 {
     pthread_mutex_lock(&c->mu);
     struct rc_ent *e = find(c, ino, seg);
     if (!e) {
         pthread_mutex_unlock(&c->mu);
-        return -ENOENT;
+        return NULL;
     }
+    e->waiters++; /* a pin holds the entry like a waiter: it is freed only after */
     if (e->state == RC_LOADING) {
         struct timespec ts;
         net_abstime_in(timeout_ms > 0 ? (uint64_t)timeout_ms : 0, &ts);
-        e->waiters++;
         while (e->state == RC_LOADING)
             if (pthread_cond_timedwait(&c->cv, &c->mu, &ts) == ETIMEDOUT) break;
-        e->waiters--;
     }
-    int rc;
-    if (e->state != RC_READY || e->dead) {
-        rc = -ENOENT;
-    } else {
-        uint32_t n = off >= e->len ? 0 : e->len - off;
-        if (n > len) n = len;
-        if (n) memcpy(out, e->data + off, n);
+    struct rc_ent *pinned = NULL;
+    if (e->state == RC_READY && !e->dead) {
         if (e->prefetched && !e->used) st_add(ST_PREFETCH_USED, 1);
         e->used = 1;
         lru_unlink(e);
         lru_front(c, e);
-        rc = (int)n;
+        *data = e->data;
+        *len = e->len;
+        pinned = e;
+    } else {
+        e->waiters--;
+        if (e->state == RC_FAILED && !e->dead) detach(c, e);
+        maybe_free(e);
     }
-    if (e->state == RC_FAILED && !e->dead) {
-        detach(c, e);
-    }
+    pthread_mutex_unlock(&c->mu);
+    return pinned;
+}
+
+void rc_unpin(struct rc_cache *c, struct rc_ent *e)
+{
+    pthread_mutex_lock(&c->mu);
+    e->waiters--;
     maybe_free(e);
     pthread_mutex_unlock(&c->mu);
-    return rc;
+}
+
+int rc_read(struct rc_cache *c, uint64_t ino, uint64_t seg, uint32_t off, uint32_t len,
+            uint8_t *out, int timeout_ms)
+{
+    const uint8_t *data;
+    uint32_t have;
+    struct rc_ent *e = rc_pin(c, ino, seg, timeout_ms, &data, &have);
+    if (!e) return -ENOENT;
+    uint32_t n = off >= have ? 0 : have - off;
+    if (n > len) n = len;
+    if (n) memcpy(out, data + off, n); /* outside the cache's mutex */
+    rc_unpin(c, e);
+    return (int)n;
 }
 
 int rc_begin_load(struct rc_cache *c, uint64_t ino, uint64_t seg, struct rc_ent **out)

@@ -289,6 +289,15 @@ struct rp_prefetcher {
     pthread_t th[16];
 };
 
+/* A buffer for a segment loaded into the read cache (freed by it): page aligned, so a read in
+ * place goes around the page cache into it rather than through it (a copy, and the chunk
+ * file's pages to drop again). NULL when out of memory. */
+static uint8_t *seg_buf(uint32_t len)
+{
+    void *b = NULL;
+    return posix_memalign(&b, 4096, len ? len : 1) == 0 ? b : NULL;
+}
+
 static void load_segment(struct cm *cm, struct inode_st *s, uint64_t seg, uint64_t size,
                          struct rc_ent *e)
 {
@@ -296,7 +305,7 @@ static void load_segment(struct cm *cm, struct inode_st *s, uint64_t seg, uint64
     uint64_t end = start + CM_SEG_SIZE;
     if (end > size) end = size;
     uint32_t len = end > start ? (uint32_t)(end - start) : 0;
-    uint8_t *buf = malloc(len ? len : 1);
+    uint8_t *buf = seg_buf(len);
     int rc = buf ? 0 : -ENOMEM;
     if (!rc && len) rc = fetch(cm, s, start, len, buf);
     if (rc) {
@@ -459,7 +468,38 @@ static void prefetch(struct cm *cm, struct inode_st *s, uint64_t seg, uint64_t s
 int rp_read(struct cm *cm, struct inode_st *s, struct rp_ra *ra, uint64_t off, size_t len,
             uint8_t *out, size_t *got)
 {
+    const uint8_t *data;
+    struct rc_ent *pin;
+    return rp_read_pinned(cm, s, ra, off, len, out, &data, got, &pin, 0);
+}
+
+/* Point *data at [pos, pos+part) of segment seg when the read cache holds all of it: *pin set,
+ * 1. Else 0. */
+static int pin_part(struct cm *cm, struct inode_st *s, uint64_t pos, uint64_t part,
+                    const uint8_t **data, struct rc_ent **pin)
+{
+    uint64_t seg = pos / CM_SEG_SIZE;
+    uint32_t soff = (uint32_t)(pos % CM_SEG_SIZE);
+    const uint8_t *d;
+    uint32_t have;
+    struct rc_ent *e = rc_pin(cm->cache, s->ino, seg, cm->cfg.io_timeout_s * 1000, &d, &have);
+    if (!e) return 0;
+    if (soff >= have || have - soff < part) {
+        rc_unpin(cm->cache, e);
+        return 0;
+    }
+    *data = d + soff;
+    *pin = e;
+    return 1;
+}
+
+int rp_read_pinned(struct cm *cm, struct inode_st *s, struct rp_ra *ra, uint64_t off, size_t len,
+                   uint8_t *out, const uint8_t **data, size_t *got, struct rc_ent **pin,
+                   int may_pin)
+{
     *got = 0;
+    *data = out;
+    *pin = NULL;
     pthread_mutex_lock(&s->mu);
     int rc = 0;
     rc = wp_readable_locked(cm, s, off, len);
@@ -485,6 +525,12 @@ int rp_read(struct cm *cm, struct inode_st *s, struct rp_ra *ra, uint64_t off, s
 
     int tmo = cm->cfg.io_timeout_s * 1000;
     uint64_t pos = off, end = off + len;
+    /* all of it in one cached segment: the reply goes out of the cache's buffer, uncopied */
+    if (may_pin && off / CM_SEG_SIZE == (end - 1) / CM_SEG_SIZE &&
+        pin_part(cm, s, off, len, data, pin)) {
+        st_add(ST_CACHE_HIT_BYTES, len);
+        pos = end;
+    }
     while (pos < end) {
         uint64_t seg = pos / CM_SEG_SIZE;
         uint32_t soff = (uint32_t)(pos % CM_SEG_SIZE);
@@ -509,7 +555,7 @@ int rp_read(struct cm *cm, struct inode_st *s, struct rp_ra *ra, uint64_t off, s
             uint64_t sstart = seg * CM_SEG_SIZE, send = sstart + CM_SEG_SIZE;
             if (send > size) send = size;
             uint32_t slen = (uint32_t)(send - sstart);
-            uint8_t *buf = malloc(slen);
+            uint8_t *buf = seg_buf(slen);
             rc = buf ? fetch(cm, s, sstart, slen, buf) : -ENOMEM;
             if (!rc) memcpy(dst, buf + soff, (size_t)part);
             if (rc) {
