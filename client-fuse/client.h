@@ -616,12 +616,12 @@ void rp_prefetcher_free(struct rp_prefetcher *p);
 /* Read up to len bytes at off of the file into out; *got gets the bytes (short at EOF). */
 int rp_read(struct cm *cm, struct inode_st *s, struct rp_ra *ra, uint64_t off, size_t len,
             uint8_t *out, size_t *got);
-/* rp_read, but with may_pin set, a read that lies in one segment the read cache holds is not
+/* rp_read, but with pin given, a read that lies in one segment the read cache holds is not
  * copied: *pin gets that segment pinned and *data points at the bytes; the caller replies from
- * them, then calls rc_unpin(cm->cache, *pin). Otherwise *pin is NULL and *data is out. */
+ * them, then calls rc_unpin(cm->cache, *pin). Otherwise *pin is NULL and *data is out. With pin
+ * NULL (data unused) it is rp_read. */
 int rp_read_pinned(struct cm *cm, struct inode_st *s, struct rp_ra *ra, uint64_t off, size_t len,
-                   uint8_t *out, const uint8_t **data, size_t *got, struct rc_ent **pin,
-                   int may_pin);
+                   uint8_t *out, const uint8_t **data, size_t *got, struct rc_ent **pin);
 /* Whether reads of s may use the disk cache (s->mu held): the file is as it was opened here
  * and nothing is being written to it through this mount; *tag gets the entry tag for its
  * attributes at open (a file changed since has another tag). */

@@ -659,7 +659,7 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     }
     const uint8_t *data;
     struct rc_ent *pin;
-    int rc = rp_read_pinned(cm, h->s, &h->ra, (uint64_t)off, size, buf, &data, &got, &pin, 1);
+    int rc = rp_read_pinned(cm, h->s, &h->ra, (uint64_t)off, size, buf, &data, &got, &pin);
     if (rc)
         fuse_reply_err(req, -rc);
     else

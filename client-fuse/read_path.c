@@ -468,9 +468,7 @@ static void prefetch(struct cm *cm, struct inode_st *s, uint64_t seg, uint64_t s
 int rp_read(struct cm *cm, struct inode_st *s, struct rp_ra *ra, uint64_t off, size_t len,
             uint8_t *out, size_t *got)
 {
-    const uint8_t *data;
-    struct rc_ent *pin;
-    return rp_read_pinned(cm, s, ra, off, len, out, &data, got, &pin, 0);
+    return rp_read_pinned(cm, s, ra, off, len, out, NULL, got, NULL);
 }
 
 /* Point *data at [pos, pos+part) of segment seg when the read cache holds all of it: *pin set,
@@ -494,12 +492,13 @@ static int pin_part(struct cm *cm, struct inode_st *s, uint64_t pos, uint64_t pa
 }
 
 int rp_read_pinned(struct cm *cm, struct inode_st *s, struct rp_ra *ra, uint64_t off, size_t len,
-                   uint8_t *out, const uint8_t **data, size_t *got, struct rc_ent **pin,
-                   int may_pin)
+                   uint8_t *out, const uint8_t **data, size_t *got, struct rc_ent **pin)
 {
     *got = 0;
-    *data = out;
-    *pin = NULL;
+    if (pin) {
+        *data = out;
+        *pin = NULL;
+    }
     pthread_mutex_lock(&s->mu);
     int rc = 0;
     rc = wp_readable_locked(cm, s, off, len);
@@ -526,7 +525,7 @@ int rp_read_pinned(struct cm *cm, struct inode_st *s, struct rp_ra *ra, uint64_t
     int tmo = cm->cfg.io_timeout_s * 1000;
     uint64_t pos = off, end = off + len;
     /* all of it in one cached segment: the reply goes out of the cache's buffer, uncopied */
-    if (may_pin && off / CM_SEG_SIZE == (end - 1) / CM_SEG_SIZE &&
+    if (pin && off / CM_SEG_SIZE == (end - 1) / CM_SEG_SIZE &&
         pin_part(cm, s, off, len, data, pin)) {
         st_add(ST_CACHE_HIT_BYTES, len);
         pos = end;
